@@ -1,0 +1,373 @@
+import COpenBLAS
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The BERT hyper-parameters, decoded from the model's own `config.json`.
+public struct BertConfig: Decodable, Sendable, Equatable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var intermediateSize: Int
+    public var maxPositionEmbeddings: Int
+    public var typeVocabSize: Int
+    public var layerNormEps: Float
+    public var hiddenAct: String
+    public var positionEmbeddingType: String?
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size"
+        case hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case intermediateSize = "intermediate_size"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case typeVocabSize = "type_vocab_size"
+        case layerNormEps = "layer_norm_eps"
+        case hiddenAct = "hidden_act"
+        case positionEmbeddingType = "position_embedding_type"
+    }
+
+    /// Width of one attention head.
+    public var headSize: Int { hiddenSize / numAttentionHeads }
+
+    /// Reads and checks `config.json`.
+    /// - Throws: `EmbedError` `.invalidConfig` when the file is unreadable, not a BERT config, or
+    ///   describes something this encoder does not implement (non-GELU activation, relative positions,
+    ///   a hidden size not divisible by the head count).
+    public static func load(from url: URL) throws -> BertConfig {
+        let config: BertConfig
+        do {
+            config = try JSONDecoder().decode(BertConfig.self, from: Data(contentsOf: url))
+        } catch {
+            throw EmbedError(code: .invalidConfig, message: "Cannot read the BERT config \(url.path).", cause: error)
+        }
+        func bad(_ what: String) -> EmbedError {
+            EmbedError(code: .invalidConfig, message: "The BERT config \(url.path) \(what).")
+        }
+        guard config.hiddenAct == "gelu" else { throw bad("has hidden_act \"\(config.hiddenAct)\"; only the exact erf \"gelu\" is supported") }
+        guard (config.positionEmbeddingType ?? "absolute") == "absolute" else {
+            throw bad("has position_embedding_type \"\(config.positionEmbeddingType!)\"; only \"absolute\" is supported")
+        }
+        guard config.hiddenSize > 0, config.numAttentionHeads > 0, config.hiddenSize % config.numAttentionHeads == 0 else {
+            throw bad("has hidden_size \(config.hiddenSize) not divisible by num_attention_heads \(config.numAttentionHeads)")
+        }
+        guard config.numHiddenLayers > 0, config.intermediateSize > 0, config.vocabSize > 0,
+              config.maxPositionEmbeddings > 0, config.typeVocabSize > 0 else {
+            throw bad("has a non-positive size")
+        }
+        return config
+    }
+}
+
+/// The checkpoint's tensor names (Hugging Face `BertModel` layout without the `bert.` prefix;
+/// `pooler.*` is not used because sentence embeddings mean-pool the last hidden state).
+enum BertWeightName {
+    static let wordEmbeddings = "embeddings.word_embeddings.weight"
+    static let positionEmbeddings = "embeddings.position_embeddings.weight"
+    static let tokenTypeEmbeddings = "embeddings.token_type_embeddings.weight"
+    static let embeddingNormWeight = "embeddings.LayerNorm.weight"
+    static let embeddingNormBias = "embeddings.LayerNorm.bias"
+
+    static func layer(_ i: Int, _ suffix: String) -> String { "encoder.layer.\(i).\(suffix)" }
+    static let query = "attention.self.query"
+    static let key = "attention.self.key"
+    static let value = "attention.self.value"
+    static let attentionOutput = "attention.output.dense"
+    static let attentionNorm = "attention.output.LayerNorm"
+    static let intermediate = "intermediate.dense"
+    static let output = "output.dense"
+    static let outputNorm = "output.LayerNorm"
+}
+
+/// Where each of one layer's parameters sits in the weight arena.
+struct BertLayerOffsets: Sendable {
+    var qkvWeight = 0          // [3H, H]: query, key, value rows stacked
+    var qkvBias = 0            // [3H]
+    var attentionOutWeight = 0 // [H, H]
+    var attentionOutBias = 0   // [H]
+    var attentionNormWeight = 0, attentionNormBias = 0
+    var intermediateWeight = 0 // [I, H]
+    var intermediateBias = 0   // [I]
+    var outputWeight = 0       // [H, I]
+    var outputBias = 0         // [H]
+    var outputNormWeight = 0, outputNormBias = 0
+}
+
+/// A BERT encoder (post-LayerNorm, exact GELU) with mean pooling and L2 normalisation, run on CPU
+/// with OpenBLAS. Immutable after loading, so one instance can serve concurrent callers; every call
+/// allocates its own scratch.
+public final class BertEncoder: Sendable {
+    /// The model's hyper-parameters.
+    public let config: BertConfig
+
+    /// All parameters in one contiguous buffer; the offsets below index into it.
+    private let arena: [Float]
+    private let wordEmbeddings: Int        // [V, H]
+    private let positionAndType: Int       // [P, H]: position embedding + token type 0 embedding
+    private let embeddingNormWeight: Int, embeddingNormBias: Int
+    private let layers: [BertLayerOffsets]
+
+    /// Loads the weights named by `BertWeightName` from a safetensors checkpoint.
+    /// - Throws: `EmbedError` `.missingTensor` or `.shapeMismatch` naming the tensor, or
+    ///   `.unsupportedDType`.
+    public init(config: BertConfig, weights file: SafeTensorsFile) throws {
+        self.config = config
+        let h = config.hiddenSize, inter = config.intermediateSize
+        var arena: [Float] = []
+
+        func load(_ name: String, _ shape: [Int]) throws -> [Float] {
+            let info = try file.info(name)
+            guard info.shape == shape else {
+                throw EmbedError(code: .shapeMismatch,
+                                 message: "Tensor \"\(name)\" in \(file.path) has shape \(info.shape); config.json implies \(shape).")
+            }
+            return try file.floats(name)
+        }
+        func append(_ values: [Float]) -> Int {
+            let offset = arena.count
+            arena.append(contentsOf: values)
+            return offset
+        }
+
+        wordEmbeddings = append(try load(BertWeightName.wordEmbeddings, [config.vocabSize, h]))
+        var positions = try load(BertWeightName.positionEmbeddings, [config.maxPositionEmbeddings, h])
+        let types = try load(BertWeightName.tokenTypeEmbeddings, [config.typeVocabSize, h])
+        // token_type_ids are all 0 for single sentences: fold row 0 into every position row.
+        for p in 0..<config.maxPositionEmbeddings {
+            for j in 0..<h { positions[p * h + j] += types[j] }
+        }
+        positionAndType = append(positions)
+        embeddingNormWeight = append(try load(BertWeightName.embeddingNormWeight, [h]))
+        embeddingNormBias = append(try load(BertWeightName.embeddingNormBias, [h]))
+
+        var layers: [BertLayerOffsets] = []
+        for i in 0..<config.numHiddenLayers {
+            func name(_ module: String, _ parameter: String) -> String {
+                BertWeightName.layer(i, module + "." + parameter)
+            }
+            var o = BertLayerOffsets()
+            o.qkvWeight = append(try load(name(BertWeightName.query, "weight"), [h, h]))
+            _ = append(try load(name(BertWeightName.key, "weight"), [h, h]))
+            _ = append(try load(name(BertWeightName.value, "weight"), [h, h]))
+            o.qkvBias = append(try load(name(BertWeightName.query, "bias"), [h]))
+            _ = append(try load(name(BertWeightName.key, "bias"), [h]))
+            _ = append(try load(name(BertWeightName.value, "bias"), [h]))
+            o.attentionOutWeight = append(try load(name(BertWeightName.attentionOutput, "weight"), [h, h]))
+            o.attentionOutBias = append(try load(name(BertWeightName.attentionOutput, "bias"), [h]))
+            o.attentionNormWeight = append(try load(name(BertWeightName.attentionNorm, "weight"), [h]))
+            o.attentionNormBias = append(try load(name(BertWeightName.attentionNorm, "bias"), [h]))
+            o.intermediateWeight = append(try load(name(BertWeightName.intermediate, "weight"), [inter, h]))
+            o.intermediateBias = append(try load(name(BertWeightName.intermediate, "bias"), [inter]))
+            o.outputWeight = append(try load(name(BertWeightName.output, "weight"), [h, inter]))
+            o.outputBias = append(try load(name(BertWeightName.output, "bias"), [h]))
+            o.outputNormWeight = append(try load(name(BertWeightName.outputNorm, "weight"), [h]))
+            o.outputNormBias = append(try load(name(BertWeightName.outputNorm, "bias"), [h]))
+            layers.append(o)
+        }
+        self.layers = layers
+        self.arena = arena
+    }
+
+    /// Scratch buffers for one forward pass over at most `tokens` packed tokens.
+    final class Workspace {
+        let capacity: Int, maxSequence: Int
+        let hidden, qkv, context, sum, intermediate, scores: UnsafeMutablePointer<Float>
+
+        init(tokens: Int, maxSequence: Int, config: BertConfig) {
+            capacity = tokens
+            self.maxSequence = maxSequence
+            let h = config.hiddenSize
+            hidden = .allocate(capacity: tokens * h)
+            qkv = .allocate(capacity: tokens * 3 * h)
+            context = .allocate(capacity: tokens * h)
+            sum = .allocate(capacity: tokens * h)
+            intermediate = .allocate(capacity: tokens * config.intermediateSize)
+            scores = .allocate(capacity: maxSequence * maxSequence)
+        }
+
+        deinit {
+            hidden.deallocate(); qkv.deallocate(); context.deallocate()
+            sum.deallocate(); intermediate.deallocate(); scores.deallocate()
+        }
+    }
+
+    /// Makes a workspace big enough for `tokens` packed tokens in sequences of at most `maxSequence`.
+    func makeWorkspace(tokens: Int, maxSequence: Int) -> Workspace {
+        Workspace(tokens: max(tokens, 1), maxSequence: max(maxSequence, 1), config: config)
+    }
+
+    /// Encodes sequences packed back to back (no padding: every operation but attention is per
+    /// token, and attention runs per sequence over its own tokens, which is exactly BERT with padded
+    /// keys masked out) and writes one mean-pooled, L2-normalised vector per sequence.
+    ///
+    /// - Parameters:
+    ///   - ids: Token ids of all sequences, concatenated; each id must be below `vocabSize`.
+    ///   - lengths: Length of each sequence (at least 1, at most `maxPositionEmbeddings`).
+    ///   - output: Receives `lengths.count * hiddenSize` floats.
+    ///   - workspace: Scratch with room for `ids.count` tokens and the longest sequence.
+    func encode(ids: UnsafeBufferPointer<Int32>, lengths: [Int], into output: UnsafeMutablePointer<Float>,
+                workspace ws: Workspace) {
+        let t = ids.count
+        precondition(t <= ws.capacity && lengths.reduce(0, +) == t)
+        let h = config.hiddenSize, inter = config.intermediateSize
+        let heads = config.numAttentionHeads, dh = config.headSize
+        let eps = config.layerNormEps
+
+        arena.withUnsafeBufferPointer { arenaBuffer in
+            let w = arenaBuffer.baseAddress!
+
+            // Embeddings: word + (position + type 0), then LayerNorm.
+            var row = 0
+            for length in lengths {
+                for p in 0..<length {
+                    let id = Int(ids[row])
+                    precondition(id >= 0 && id < config.vocabSize, "token id \(id) outside the vocabulary")
+                    let word = w + wordEmbeddings + id * h
+                    let position = w + positionAndType + p * h
+                    let out = ws.hidden + row * h
+                    for j in 0..<h { out[j] = word[j] + position[j] }
+                    row += 1
+                }
+            }
+            layerNorm(ws.hidden, rows: t, width: h, weight: w + embeddingNormWeight,
+                      bias: w + embeddingNormBias, eps: eps)
+
+            let scale = 1 / Float(dh).squareRoot()
+            for layer in layers {
+                // Q, K, V for every token in one GEMM: qkv = hidden · Wqkvᵀ + b.
+                fillRows(ws.qkv, rows: t, with: w + layer.qkvBias, width: 3 * h)
+                gemmTransB(m: t, n: 3 * h, k: h, a: ws.hidden, weight: w + layer.qkvWeight, c: ws.qkv)
+
+                // Attention, per sequence and head, over that sequence's own tokens only.
+                var start = 0
+                for length in lengths {
+                    for head in 0..<heads {
+                        let q = ws.qkv + start * 3 * h + head * dh
+                        let k = q + h
+                        let v = q + 2 * h
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                                    Int32(length), Int32(length), Int32(dh),
+                                    scale, q, Int32(3 * h), k, Int32(3 * h), 0, ws.scores, Int32(length))
+                        softmaxRows(ws.scores, rows: length, width: length)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                    Int32(length), Int32(dh), Int32(length),
+                                    1, ws.scores, Int32(length), v, Int32(3 * h),
+                                    0, ws.context + start * h + head * dh, Int32(h))
+                    }
+                    start += length
+                }
+
+                // Attention output: sum = hidden + b + context · Woᵀ; hidden = LayerNorm(sum).
+                addRows(ws.sum, ws.hidden, bias: w + layer.attentionOutBias, rows: t, width: h)
+                gemmTransB(m: t, n: h, k: h, a: ws.context, weight: w + layer.attentionOutWeight, c: ws.sum)
+                layerNorm(ws.sum, rows: t, width: h, weight: w + layer.attentionNormWeight,
+                          bias: w + layer.attentionNormBias, eps: eps)
+
+                // Feed-forward: GELU(sum · W1ᵀ + b1) · W2ᵀ + b2 + sum, then LayerNorm.
+                fillRows(ws.intermediate, rows: t, with: w + layer.intermediateBias, width: inter)
+                gemmTransB(m: t, n: inter, k: h, a: ws.sum, weight: w + layer.intermediateWeight, c: ws.intermediate)
+                gelu(ws.intermediate, count: t * inter)
+                addRows(ws.hidden, ws.sum, bias: w + layer.outputBias, rows: t, width: h)
+                gemmTransB(m: t, n: h, k: inter, a: ws.intermediate, weight: w + layer.outputWeight, c: ws.hidden)
+                layerNorm(ws.hidden, rows: t, width: h, weight: w + layer.outputNormWeight,
+                          bias: w + layer.outputNormBias, eps: eps)
+            }
+        }
+
+        // Mean over every token of each sequence ([CLS] and [SEP] included), then L2 normalise.
+        var start = 0
+        for (s, length) in lengths.enumerated() {
+            let out = output + s * h
+            out.initialize(repeating: 0, count: h)
+            for r in start..<(start + length) {
+                let src = ws.hidden + r * h
+                for j in 0..<h { out[j] += src[j] }
+            }
+            let inverse = 1 / Float(length)
+            var squares: Float = 0
+            for j in 0..<h {
+                out[j] *= inverse
+                squares += out[j] * out[j]
+            }
+            let norm = max(squares.squareRoot(), 1e-12)
+            for j in 0..<h { out[j] /= norm }
+            start += length
+        }
+    }
+}
+
+// MARK: - Kernels
+
+/// c[m, n] += a[m, k] · weight[n, k]ᵀ (PyTorch `Linear` weights are [out, in]).
+@inline(__always)
+private func gemmTransB(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                        c: UnsafeMutablePointer<Float>) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                1, a, Int32(k), weight, Int32(k), 1, c, Int32(n))
+}
+
+/// Copies `row` into each of `rows` rows of `out`.
+private func fillRows(_ out: UnsafeMutablePointer<Float>, rows: Int, with row: UnsafePointer<Float>, width: Int) {
+    for r in 0..<rows { (out + r * width).update(from: row, count: width) }
+}
+
+/// out[r, :] = input[r, :] + bias for each row.
+private func addRows(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                     rows: Int, width: Int) {
+    for r in 0..<rows {
+        let o = out + r * width, x = input + r * width
+        for j in 0..<width { o[j] = x[j] + bias[j] }
+    }
+}
+
+/// In-place LayerNorm over each row (biased variance, as PyTorch).
+private func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>, eps: Float) {
+    let n = Float(width)
+    for r in 0..<rows {
+        let row = x + r * width
+        var sum: Float = 0
+        for j in 0..<width { sum += row[j] }
+        let mean = sum / n
+        var squares: Float = 0
+        for j in 0..<width {
+            let d = row[j] - mean
+            squares += d * d
+        }
+        let inverseStd = 1 / (squares / n + eps).squareRoot()
+        for j in 0..<width { row[j] = (row[j] - mean) * inverseStd * weight[j] + bias[j] }
+    }
+}
+
+/// In-place numerically stable softmax over each row.
+private func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+    for r in 0..<rows {
+        let row = x + r * width
+        var maximum = -Float.infinity
+        for j in 0..<width { maximum = max(maximum, row[j]) }
+        var sum: Float = 0
+        for j in 0..<width {
+            let e = expf(row[j] - maximum)
+            row[j] = e
+            sum += e
+        }
+        let inverse = 1 / sum
+        for j in 0..<width { row[j] *= inverse }
+    }
+}
+
+/// In-place exact GELU: x · ½ · (1 + erf(x / √2)).
+private func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    let inverseRoot2: Float = 0.70710678118654752
+    for i in 0..<count {
+        let v = x[i]
+        x[i] = 0.5 * v * (1 + erff(v * inverseRoot2))
+    }
+}
