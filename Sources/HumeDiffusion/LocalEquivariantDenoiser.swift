@@ -1,0 +1,295 @@
+/// Which patch size the local denoiser uses at each noise level.
+public struct PatchSchedule: Sendable, Equatable {
+    /// Odd patch sizes from low to high noise.
+    public let patchSizes: [Int]
+    /// The ᾱ each entry belongs to (decreasing: low noise has ᾱ near 1).
+    public let alphaBars: [Double]
+
+    /// Creates a schedule from matching lists; a level uses the entry nearest in log SNR.
+    public init(patchSizes: [Int], alphaBars: [Double]) {
+        precondition(!patchSizes.isEmpty && patchSizes.count == alphaBars.count, "one ᾱ per patch size")
+        precondition(patchSizes.allSatisfy { $0 > 0 && $0 % 2 == 1 }, "patch sizes must be odd and positive")
+        self.patchSizes = patchSizes
+        self.alphaBars = alphaBars
+    }
+
+    /// One patch size at every noise level.
+    public static func fixed(_ size: Int) -> PatchSchedule {
+        PatchSchedule(patchSizes: [size], alphaBars: [0.5])
+    }
+
+    /// The prototype's schedule (DESIGN.md §8): about twice Kamb & Ganguli's CIFAR-10 sizes, anchored at
+    /// the 20 DDIM steps of the cosine schedule, t = 0.05, 0.10, …, 1.0 (low to high noise).
+    public static let prototype: PatchSchedule = {
+        let sizes = [3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7, 9, 9, 11, 13, 13, 15, 17, 25]
+        let schedule = CosineSchedule()
+        let alphaBars = (1...sizes.count).map { schedule.alphaBar(at: Double($0) / Double(sizes.count)) }
+        return PatchSchedule(patchSizes: sizes, alphaBars: alphaBars)
+    }()
+
+    /// The patch size for a noise level: the entry whose ᾱ is nearest in log SNR.
+    public func patchSize(for level: NoiseLevel) -> Int {
+        guard patchSizes.count > 1 else { return patchSizes[0] }
+        let target = min(max(level.logSNR, -40), 40)
+        var best = 0
+        var bestDistance = Double.infinity
+        for (i, a) in alphaBars.enumerated() {
+            let d = abs(NoiseLevel(alphaBar: a).logSNR - target)
+            if d < bestDistance { bestDistance = d; best = i }
+        }
+        return patchSizes[best]
+    }
+}
+
+/// Settings of the local (ELS) denoiser.
+public struct LocalDenoiserConfiguration: Sendable, Equatable {
+    /// Patch size per noise level.
+    public var patchSchedule: PatchSchedule
+    /// Source-patch centres lie within ±`window` pixels (Chebyshev) of the target pixel.
+    public var window: Int
+
+    /// Creates a configuration.
+    public init(patchSchedule: PatchSchedule = .prototype, window: Int = 2) {
+        self.patchSchedule = patchSchedule
+        self.window = window
+    }
+
+    /// The prototype's settings for a square image side: window ±2 at 32², ±4 at 64² (side / 16).
+    public static func prototype(imageSide: Int) -> LocalDenoiserConfiguration {
+        LocalDenoiserConfiguration(patchSchedule: .prototype, window: max(1, imageSide / 16))
+    }
+}
+
+/// The equivariant local score (ELS) machine of Kamb & Ganguli (2024), restricted to a window: for every
+/// target pixel p the output is the posterior mean of the centre pixel `yᵢ[q]` over neighbours i and
+/// source centres q with |q − p|∞ ≤ W, weighted by
+/// `softmax(logWeightᵢ − ‖patch_P(x_t, p) − √ᾱ·patch_P(yᵢ, q)‖² / (2(1−ᾱ)))`.
+///
+/// Borders: a patch is clipped to the image around the *target* pixel — patch pixels of x_t outside the
+/// image are excluded — so all candidates for one target compare the same set of pixels. The neighbour
+/// is read at the same offsets and replicate-padded where those fall outside it. Source centres q must
+/// lie inside the image (candidates with q outside are dropped; q = p always remains).
+///
+/// Cost does not grow with P: for each shift d and neighbour, the per-pixel squared difference
+/// `Σ_c (x_t[r] − √ᾱ·yᵢ[r+d])²` is box-filtered by prefix sums (horizontal within a row, then vertical),
+/// and an online max-subtracted softmax per target pixel accumulates over shifts. Neighbours are SIMD
+/// lanes (padded to a multiple of 8 with weight-zero lanes); all scratch is allocated at init.
+///
+/// Not thread-safe (owns scratch memory): use one instance per thread.
+public final class LocalEquivariantDenoiser: Denoiser {
+    /// The conditioning images.
+    public let conditioning: ConditioningSet
+    /// Patch schedule and window.
+    public let configuration: LocalDenoiserConfiguration
+    public var width: Int { conditioning.width }
+    public var height: Int { conditioning.height }
+
+    private let groups: Int                 // lanes / 8
+    private let paddedWidth: Int, paddedHeight: Int
+    private let neighbours: UnsafeMutablePointer<SIMD8<Float>>   // [(q*3 + c)*groups + g], unscaled
+    private let offsets: UnsafeMutablePointer<SIMD8<Float>>      // [g] log weights, -inf on padding lanes
+    private let scaledPadded: UnsafeMutablePointer<SIMD8<Float>> // [((row*paddedWidth + col)*3 + c)*groups + g]
+    private let rowPrefix: UnsafeMutablePointer<SIMD8<Float>>    // [(j+1)*groups + g]
+    private let columnPrefix: UnsafeMutablePointer<SIMD8<Float>> // [(row*width + col)*groups + g], rows 0…height
+    private let logits: UnsafeMutablePointer<SIMD8<Float>>       // [g]
+    private let runningMax: UnsafeMutablePointer<Float>          // [p]
+    private let runningSum: UnsafeMutablePointer<Float>          // [p]
+    private let runningMean: UnsafeMutablePointer<Float>         // [c*n + p]
+    private let scratchCounts: [Int]
+
+    /// Creates the denoiser; all scratch memory is allocated here.
+    /// - Throws: `.invalidArgument` if the window is negative.
+    public init(_ conditioning: ConditioningSet, configuration: LocalDenoiserConfiguration = LocalDenoiserConfiguration()) throws {
+        guard configuration.window >= 0 else {
+            throw DiffusionError(.invalidArgument, "window \(configuration.window) is not allowed; it must be 0 or more pixels")
+        }
+        self.conditioning = conditioning
+        self.configuration = configuration
+        let w = conditioning.width, h = conditioning.height, n = w * h
+        let k = conditioning.count
+        groups = (k + 7) / 8
+        paddedWidth = w + 2 * configuration.window
+        paddedHeight = h + 2 * configuration.window
+        let counts = [n * 3 * groups, groups, paddedWidth * paddedHeight * 3 * groups, (w + 1) * groups,
+                      (h + 1) * w * groups, groups]
+        scratchCounts = counts
+        neighbours = .allocate(capacity: counts[0])
+        offsets = .allocate(capacity: counts[1])
+        scaledPadded = .allocate(capacity: counts[2])
+        rowPrefix = .allocate(capacity: counts[3])
+        columnPrefix = .allocate(capacity: counts[4])
+        logits = .allocate(capacity: counts[5])
+        runningMax = .allocate(capacity: n)
+        runningSum = .allocate(capacity: n)
+        runningMean = .allocate(capacity: 3 * n)
+        neighbours.initialize(repeating: .zero, count: counts[0])
+        offsets.initialize(repeating: SIMD8(repeating: -.infinity), count: counts[1])
+        scaledPadded.initialize(repeating: .zero, count: counts[2])
+        rowPrefix.initialize(repeating: .zero, count: counts[3])
+        columnPrefix.initialize(repeating: .zero, count: counts[4])
+        logits.initialize(repeating: .zero, count: counts[5])
+        runningMax.initialize(repeating: 0, count: n)
+        runningSum.initialize(repeating: 0, count: n)
+        runningMean.initialize(repeating: 0, count: 3 * n)
+        for (i, image) in conditioning.images.enumerated() {
+            let g = i / 8, lane = i % 8
+            offsets[g][lane] = conditioning.logWeights[i]
+            for c in 0..<3 {
+                for q in 0..<n {
+                    neighbours[(q * 3 + c) * groups + g][lane] = image.pixels[c * n + q]
+                }
+            }
+        }
+    }
+
+    deinit {
+        for (pointer, count) in [(neighbours, scratchCounts[0]), (offsets, scratchCounts[1]),
+                                 (scaledPadded, scratchCounts[2]), (rowPrefix, scratchCounts[3]),
+                                 (columnPrefix, scratchCounts[4]), (logits, scratchCounts[5])] {
+            pointer.deinitialize(count: count)
+            pointer.deallocate()
+        }
+        runningMax.deallocate()
+        runningSum.deallocate()
+        runningMean.deallocate()
+    }
+
+    public func denoise(_ x: RGBImage, level: NoiseLevel, into output: inout RGBImage) throws {
+        try conditioning.checkSize(x, "noisy")
+        try conditioning.checkSize(output, "output")
+        let patch = configuration.patchSchedule.patchSize(for: level)
+        x.pixels.withUnsafeBufferPointer { xp in
+            output.pixels.withUnsafeMutableBufferPointer { op in
+                run(x: xp.baseAddress!, output: op.baseAddress!, alphaBar: level.alphaBar, patch: patch)
+            }
+        }
+    }
+
+    private func run(x: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, alphaBar: Double, patch: Int) {
+        let w = width, h = height, n = w * h, G = groups, R = configuration.window
+        let half = patch / 2
+        let s = Float(alphaBar.squareRoot())
+        let inverseTwoVariance = Float(1 / (2 * max(1 - alphaBar, 1e-12)))
+
+        // √ᾱ·y, replicate-padded by the window so every shifted read is in bounds.
+        let pw = paddedWidth
+        for row in 0..<paddedHeight {
+            let sy = min(max(row - R, 0), h - 1)
+            for col in 0..<pw {
+                let sx = min(max(col - R, 0), w - 1)
+                let src = (sy * w + sx) * 3 * G, dst = (row * pw + col) * 3 * G
+                for j in 0..<(3 * G) { scaledPadded[dst + j] = s * neighbours[src + j] }
+            }
+        }
+        for p in 0..<n { runningMax[p] = -.infinity; runningSum[p] = 0 }
+        for p in 0..<(3 * n) { runningMean[p] = 0 }
+
+        for dy in -R...R {
+            let py0 = max(0, -dy), py1 = min(h, h - dy)
+            if py0 >= py1 { continue }
+            for dx in -R...R {
+                let px0 = max(0, -dx), px1 = min(w, w - dx)
+                if px0 >= px1 { continue }
+                // Rows and columns of the squared-difference map that the targets' patches touch.
+                let r0 = max(py0 - half, 0), r1 = min(py1 + half, h)
+                let c0 = max(px0 - half, 0), c1 = min(px1 + half, w)
+                boxFilteredDistances(x: x, dx: dx, dy: dy, rows: r0..<r1, columns: c0..<c1,
+                                     targetColumns: px0..<px1, half: half)
+                accumulate(dx: dx, dy: dy, rows: py0..<py1, columns: px0..<px1, half: half,
+                           inverseTwoVariance: inverseTwoVariance)
+            }
+        }
+        for p in 0..<n {
+            let z = 1 / runningSum[p]
+            output[p] = runningMean[p] * z
+            output[n + p] = runningMean[n + p] * z
+            output[2 * n + p] = runningMean[2 * n + p] * z
+        }
+    }
+
+    /// Fills `columnPrefix` rows r0…r1 so that, for target column j, `columnPrefix[b] − columnPrefix[a]`
+    /// is the P×P clipped box sum of squared differences over rows a..<b.
+    @inline(__always)
+    private func boxFilteredDistances(x: UnsafePointer<Float>, dx: Int, dy: Int, rows: Range<Int>,
+                                      columns: Range<Int>, targetColumns: Range<Int>, half: Int) {
+        let w = width, h = height, n = w * h, G = groups, R = configuration.window, pw = paddedWidth
+        let c0 = columns.lowerBound, c1 = columns.upperBound
+        for j in targetColumns { for g in 0..<G { columnPrefix[(rows.lowerBound * w + j) * G + g] = .zero } }
+        for g in 0..<G { rowPrefix[g] = .zero }
+        for r in rows {
+            // Horizontal prefix sums of Σ_c (x − √ᾱ y_shifted)², lanes = neighbours.
+            let xRow = r * w
+            let yRow = (r + dy + R) * pw + dx + R
+            for j in c0..<c1 {
+                let x0 = SIMD8<Float>(repeating: x[xRow + j])
+                let x1 = SIMD8<Float>(repeating: x[n + xRow + j])
+                let x2 = SIMD8<Float>(repeating: x[2 * n + xRow + j])
+                let yb = (yRow + j) * 3 * G
+                let pj = (j - c0) * G, pj1 = pj + G
+                for g in 0..<G {
+                    let d0 = x0 - scaledPadded[yb + g]
+                    let d1 = x1 - scaledPadded[yb + G + g]
+                    let d2 = x2 - scaledPadded[yb + 2 * G + g]
+                    rowPrefix[pj1 + g] = rowPrefix[pj + g] + (d0 * d0 + d1 * d1 + d2 * d2)
+                }
+            }
+            // Horizontal box (clipped to the image), accumulated down the columns.
+            let above = r * w, below = (r + 1) * w
+            for j in targetColumns {
+                let hi = (min(j + half + 1, w) - c0) * G, lo = (max(j - half, 0) - c0) * G
+                for g in 0..<G {
+                    columnPrefix[(below + j) * G + g] = columnPrefix[(above + j) * G + g]
+                        + (rowPrefix[hi + g] - rowPrefix[lo + g])
+                }
+            }
+        }
+        _ = h
+    }
+
+    /// Online softmax update of every target pixel in the valid rectangle for one shift.
+    @inline(__always)
+    private func accumulate(dx: Int, dy: Int, rows: Range<Int>, columns: Range<Int>, half: Int,
+                            inverseTwoVariance: Float) {
+        let w = width, h = height, n = w * h, G = groups
+        let scale = SIMD8<Float>(repeating: inverseTwoVariance)
+        for py in rows {
+            let hiRow = min(py + half + 1, h) * w, loRow = max(py - half, 0) * w
+            let sourceRow = (py + dy) * w + dx
+            for px in columns {
+                var best = SIMD8<Float>(repeating: -.infinity)
+                for g in 0..<G {
+                    let box = columnPrefix[(hiRow + px) * G + g] - columnPrefix[(loRow + px) * G + g]
+                    let l = offsets[g] - box * scale
+                    logits[g] = l
+                    best = pointwiseMax(best, l)
+                }
+                let p = py * w + px
+                let batchMax = VectorMath.horizontalMax(best)
+                var m = runningMax[p]
+                if batchMax > m {
+                    let a = VectorMath.exp(m - batchMax)
+                    runningSum[p] *= a
+                    runningMean[p] *= a
+                    runningMean[n + p] *= a
+                    runningMean[2 * n + p] *= a
+                    runningMax[p] = batchMax
+                    m = batchMax
+                }
+                let mv = SIMD8<Float>(repeating: m)
+                let qb = (sourceRow + px) * 3 * G
+                var zs = SIMD8<Float>.zero, a0 = SIMD8<Float>.zero, a1 = SIMD8<Float>.zero, a2 = SIMD8<Float>.zero
+                for g in 0..<G {
+                    let wt = VectorMath.exp(logits[g] - mv)
+                    zs += wt
+                    a0 += wt * neighbours[qb + g]
+                    a1 += wt * neighbours[qb + G + g]
+                    a2 += wt * neighbours[qb + 2 * G + g]
+                }
+                runningSum[p] += VectorMath.horizontalSum(zs)
+                runningMean[p] += VectorMath.horizontalSum(a0)
+                runningMean[n + p] += VectorMath.horizontalSum(a1)
+                runningMean[2 * n + p] += VectorMath.horizontalSum(a2)
+            }
+        }
+    }
+}
