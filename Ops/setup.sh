@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what Hume needs on a Debian 12 machine. Idempotent: when everything is already present it
+# prints one line and takes well under a second; otherwise it runs `apt-get update` once and installs
+# only the missing packages. Runs as root (CI) or through sudo.
+set -euo pipefail
+
+# C libraries behind the bridges, the journal's SQLite, the database sources, and nginx for the
+# WebDAV upload tests. In Debian 12 the `nginx` package itself is built with http_dav_module;
+# nginx-light and nginx-core are only deprecated transitional packages that depend on it.
+packages=(
+    libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libcurl4-openssl-dev libfaiss-dev
+    libsqlite3-dev pkg-config sqlite3
+    python3-fonttools python3-pil fonts-noto-color-emoji unicode-cldr-core unicode-data
+    tuxpaint-stamps-default
+    nginx
+)
+
+if [[ $(id -u) -eq 0 ]]; then
+    as_root=()
+else
+    as_root=(sudo)
+fi
+
+# The example Python client needs pyzmq in the `python3` on PATH. A Debian-managed python3 gets it
+# from apt (it has no pip and refuses pip installs); any other python3 (pyenv, venv) gets it from pip.
+need_pyzmq_pip=false
+if ! python3 -c 'import zmq' >/dev/null 2>&1; then
+    if [[ $(python3 -c 'import sys; print(sys.prefix)') == /usr ]]; then
+        packages+=(python3-zmq)
+    else
+        need_pyzmq_pip=true
+    fi
+fi
+
+# dpkg-query prints one line per package it knows; anything not "installed" is missing.
+declare -A installed=()
+while read -r name status; do
+    [[ $status == installed ]] && installed[$name]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
+
+missing=()
+for package in "${packages[@]}"; do
+    [[ -n ${installed[$package]:-} ]] || missing+=("$package")
+done
+
+if ((${#missing[@]} > 0)); then
+    echo "setup: installing ${missing[*]}"
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if $need_pyzmq_pip; then
+    echo "setup: installing pyzmq with pip"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore pyzmq
+fi
+
+if ((${#missing[@]} == 0)) && ! $need_pyzmq_pip; then
+    echo "setup: all ${#packages[@]} packages and pyzmq are present"
+else
+    echo "setup: done"
+fi

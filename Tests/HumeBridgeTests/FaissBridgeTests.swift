@@ -1,0 +1,175 @@
+import CFaiss
+import Foundation
+import Testing
+
+@Suite("CFaiss bridge")
+struct FaissBridgeTests {
+    static let dimension = 16
+
+    /// `count` unit vectors from a fixed seed (SplitMix64), row-major.
+    static func unitVectors(count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        func next() -> Float {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Float(z >> 40) / Float(1 << 24) * 2 - 1
+        }
+        var vectors: [Float] = []
+        vectors.reserveCapacity(count * dimension)
+        for _ in 0..<count {
+            let row = (0..<dimension).map { _ in next() }
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            vectors += row.map { $0 / norm }
+        }
+        return vectors
+    }
+
+    static var lastError: String { String(cString: hume_faiss_last_error()) }
+
+    static func makeIndex(_ description: String) throws -> OpaquePointer {
+        var index: OpaquePointer?
+        let status = hume_faiss_index_factory(Int32(dimension), description, &index)
+        try #require(status == HUME_FAISS_OK, "\(lastError)")
+        return try #require(index)
+    }
+
+    static func search(_ index: OpaquePointer, _ queries: [Float], k: Int) throws -> (distances: [Float], labels: [Int64]) {
+        let n = queries.count / dimension
+        var distances = [Float](repeating: .nan, count: n * k)
+        var labels = [Int64](repeating: -2, count: n * k)
+        let status = hume_faiss_search(index, Int64(n), queries, Int64(k), &distances, &labels)
+        try #require(status == HUME_FAISS_OK, "\(lastError)")
+        return (distances, labels)
+    }
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("hume-faiss-\(UUID().uuidString).index").path
+    }
+
+    @Test("a flat inner-product index finds each stored vector as its own nearest neighbour")
+    func flatFindsItself() throws {
+        let vectors = Self.unitVectors(count: 100, seed: 1)
+        let index = try Self.makeIndex("Flat")
+        defer { hume_faiss_free(index) }
+        #expect(hume_faiss_dimension(index) == 16)
+        #expect(hume_faiss_is_trained(index) == 1)
+        #expect(hume_faiss_add(index, 100, vectors) == HUME_FAISS_OK)
+        #expect(hume_faiss_ntotal(index) == 100)
+
+        let (distances, labels) = try Self.search(index, vectors, k: 3)
+        for i in 0..<100 {
+            #expect(labels[i * 3] == Int64(i))
+            #expect(abs(distances[i * 3] - 1) < 1e-5, "inner product of a unit vector with itself")
+            #expect(distances[i * 3] >= distances[i * 3 + 1])
+            #expect(distances[i * 3 + 1] < 0.9999, "no other vector is identical")
+        }
+    }
+
+    @Test("writing an index to a file and reading it back gives the same search results")
+    func writeReadRoundTrip() throws {
+        let vectors = Self.unitVectors(count: 100, seed: 2)
+        let queries = Self.unitVectors(count: 10, seed: 3)
+        let index = try Self.makeIndex("Flat")
+        defer { hume_faiss_free(index) }
+        #expect(hume_faiss_add(index, 100, vectors) == HUME_FAISS_OK)
+        let before = try Self.search(index, queries, k: 5)
+
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(hume_faiss_write(index, path) == HUME_FAISS_OK, "\(Self.lastError)")
+
+        var read: OpaquePointer?
+        var usedMmap: Int32 = -1
+        #expect(hume_faiss_read(path, 1, &read, &usedMmap) == HUME_FAISS_OK, "\(Self.lastError)")
+        let copy = try #require(read)
+        defer { hume_faiss_free(copy) }
+        #expect(usedMmap == 0, "a flat index has no inverted lists to map")
+        #expect(hume_faiss_ntotal(copy) == 100)
+        #expect(hume_faiss_dimension(copy) == 16)
+        let after = try Self.search(copy, queries, k: 5)
+        #expect(after.labels == before.labels)
+        #expect(after.distances == before.distances)
+    }
+
+    @Test("an IVF index read back with mmap maps its lists and searches like the original")
+    func ivfMmapRoundTrip() throws {
+        let vectors = Self.unitVectors(count: 400, seed: 4)
+        let index = try Self.makeIndex("IVF4,Flat")
+        defer { hume_faiss_free(index) }
+        #expect(hume_faiss_is_trained(index) == 0)
+        #expect(hume_faiss_add(index, 400, vectors) == HUME_FAISS_FAISS_ERROR, "adding before training is refused")
+        #expect(Self.lastError.contains("not trained"))
+        #expect(hume_faiss_train(index, 400, vectors) == HUME_FAISS_OK, "\(Self.lastError)")
+        #expect(hume_faiss_add(index, 400, vectors) == HUME_FAISS_OK, "\(Self.lastError)")
+        #expect(hume_faiss_set_ivf_nprobe(index, 4) == HUME_FAISS_OK, "\(Self.lastError)")
+        let queries = Array(vectors.prefix(20 * Self.dimension))
+        let before = try Self.search(index, queries, k: 4)
+        #expect(before.labels.enumerated().filter { $0.offset % 4 == 0 }.map(\.element) == (0..<20).map { Int64($0) })
+
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(hume_faiss_write(index, path) == HUME_FAISS_OK, "\(Self.lastError)")
+        var read: OpaquePointer?
+        var usedMmap: Int32 = -1
+        #expect(hume_faiss_read(path, 1, &read, &usedMmap) == HUME_FAISS_OK, "\(Self.lastError)")
+        let mapped = try #require(read)
+        defer { hume_faiss_free(mapped) }
+        #expect(usedMmap == 1)
+        #expect(hume_faiss_set_ivf_nprobe(mapped, 4) == HUME_FAISS_OK, "\(Self.lastError)")
+        let after = try Self.search(mapped, queries, k: 4)
+        #expect(after.labels == before.labels)
+        #expect(after.distances == before.distances)
+    }
+
+    @Test("an HNSW index takes efSearch and still finds stored vectors")
+    func hnswEfSearch() throws {
+        let vectors = Self.unitVectors(count: 100, seed: 5)
+        let index = try Self.makeIndex("HNSW32")
+        defer { hume_faiss_free(index) }
+        #expect(hume_faiss_add(index, 100, vectors) == HUME_FAISS_OK)
+        #expect(hume_faiss_set_hnsw_ef_search(index, 64) == HUME_FAISS_OK, "\(Self.lastError)")
+        let (_, labels) = try Self.search(index, vectors, k: 1)
+        #expect(labels == (0..<100).map { Int64($0) })
+        #expect(hume_faiss_set_ivf_nprobe(index, 8) == HUME_FAISS_FAISS_ERROR, "nprobe does not apply to HNSW")
+        #expect(Self.lastError.contains("nprobe"))
+    }
+
+    @Test("a bad factory string returns an error that names it, not a crash")
+    func badFactoryString() {
+        var index: OpaquePointer?
+        let status = hume_faiss_index_factory(16, "NotAnIndex,Bogus", &index)
+        #expect(status == HUME_FAISS_FAISS_ERROR)
+        #expect(index == nil)
+        let message = Self.lastError
+        #expect(message.contains("NotAnIndex,Bogus"))
+        #expect(!message.contains(".cpp:"), "the message is the reason, without FAISS's source location")
+    }
+
+    @Test("invalid arguments are refused before reaching FAISS")
+    func invalidArguments() throws {
+        var index: OpaquePointer?
+        #expect(hume_faiss_index_factory(0, "Flat", &index) == HUME_FAISS_INVALID_ARGUMENT)
+        #expect(Self.lastError.contains("dimension"))
+        let flat = try Self.makeIndex("Flat")
+        defer { hume_faiss_free(flat) }
+        var distance: Float = 0
+        var label: Int64 = 0
+        let query = [Float](repeating: 0, count: Self.dimension)
+        #expect(hume_faiss_search(flat, 1, query, 0, &distance, &label) == HUME_FAISS_INVALID_ARGUMENT)
+        #expect(Self.lastError.contains("k must be positive"))
+        #expect(hume_faiss_set_hnsw_ef_search(flat, 16) == HUME_FAISS_FAISS_ERROR, "efSearch does not apply to Flat")
+        #expect(Self.lastError.contains("efSearch does not apply"))
+    }
+
+    @Test("reading a missing file returns an error, not a crash")
+    func readMissingFile() {
+        var index: OpaquePointer?
+        let status = hume_faiss_read("/nonexistent/hume.index", 1, &index, nil)
+        #expect(status == HUME_FAISS_FAISS_ERROR)
+        #expect(index == nil)
+        #expect(Self.lastError.contains("/nonexistent/hume.index"))
+    }
+}
