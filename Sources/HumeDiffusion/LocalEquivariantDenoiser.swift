@@ -71,7 +71,8 @@ public struct LocalDenoiserConfiguration: Sendable, Equatable {
 /// lie inside the image (candidates with q outside are dropped; q = p always remains).
 ///
 /// Cost does not grow with P: for each shift d and neighbour, the per-pixel squared difference
-/// `Σ_c (x_t[r] − √ᾱ·yᵢ[r+d])²` is box-filtered by prefix sums (horizontal within a row, then vertical),
+/// `Σ_c (x_t[r] − √ᾱ·yᵢ[r+d])²` is box-filtered by prefix sums (horizontal within a row, then vertical;
+/// accumulated in `Double`, since a `Float` prefix over a row loses the small distances of good matches),
 /// and an online max-subtracted softmax per target pixel accumulates over shifts. Neighbours are SIMD
 /// lanes (padded to a multiple of 8 with weight-zero lanes); all scratch is allocated at init.
 ///
@@ -89,8 +90,8 @@ public final class LocalEquivariantDenoiser: Denoiser {
     private let neighbours: UnsafeMutablePointer<SIMD8<Float>>   // [(q*3 + c)*groups + g], unscaled
     private let offsets: UnsafeMutablePointer<SIMD8<Float>>      // [g] log weights, -inf on padding lanes
     private let scaledPadded: UnsafeMutablePointer<SIMD8<Float>> // [((row*paddedWidth + col)*3 + c)*groups + g]
-    private let rowPrefix: UnsafeMutablePointer<SIMD8<Float>>    // [(j+1)*groups + g]
-    private let columnPrefix: UnsafeMutablePointer<SIMD8<Float>> // [(row*width + col)*groups + g], rows 0…height
+    private let rowPrefix: UnsafeMutablePointer<SIMD8<Double>>    // [(j+1)*groups + g]
+    private let columnPrefix: UnsafeMutablePointer<SIMD8<Double>> // [(row*width + col)*groups + g], rows 0…height
     private let logits: UnsafeMutablePointer<SIMD8<Float>>       // [g]
     private let runningMax: UnsafeMutablePointer<Float>          // [p]
     private let runningSum: UnsafeMutablePointer<Float>          // [p]
@@ -143,12 +144,12 @@ public final class LocalEquivariantDenoiser: Denoiser {
     }
 
     deinit {
-        for (pointer, count) in [(neighbours, scratchCounts[0]), (offsets, scratchCounts[1]),
-                                 (scaledPadded, scratchCounts[2]), (rowPrefix, scratchCounts[3]),
-                                 (columnPrefix, scratchCounts[4]), (logits, scratchCounts[5])] {
-            pointer.deinitialize(count: count)
-            pointer.deallocate()
-        }
+        neighbours.deinitialize(count: scratchCounts[0]); neighbours.deallocate()
+        offsets.deinitialize(count: scratchCounts[1]); offsets.deallocate()
+        scaledPadded.deinitialize(count: scratchCounts[2]); scaledPadded.deallocate()
+        rowPrefix.deinitialize(count: scratchCounts[3]); rowPrefix.deallocate()
+        columnPrefix.deinitialize(count: scratchCounts[4]); columnPrefix.deallocate()
+        logits.deinitialize(count: scratchCounts[5]); logits.deallocate()
         runningMax.deallocate()
         runningSum.deallocate()
         runningMean.deallocate()
@@ -230,7 +231,7 @@ public final class LocalEquivariantDenoiser: Denoiser {
                     let d0 = x0 - scaledPadded[yb + g]
                     let d1 = x1 - scaledPadded[yb + G + g]
                     let d2 = x2 - scaledPadded[yb + 2 * G + g]
-                    rowPrefix[pj1 + g] = rowPrefix[pj + g] + (d0 * d0 + d1 * d1 + d2 * d2)
+                    rowPrefix[pj1 + g] = rowPrefix[pj + g] + VectorMath.widen(d0 * d0 + d1 * d1 + d2 * d2)
                 }
             }
             // Horizontal box (clipped to the image), accumulated down the columns.
@@ -258,10 +259,10 @@ public final class LocalEquivariantDenoiser: Denoiser {
             for px in columns {
                 var best = SIMD8<Float>(repeating: -.infinity)
                 for g in 0..<G {
-                    let box = columnPrefix[(hiRow + px) * G + g] - columnPrefix[(loRow + px) * G + g]
+                    let box = VectorMath.narrow(columnPrefix[(hiRow + px) * G + g] - columnPrefix[(loRow + px) * G + g])
                     let l = offsets[g] - box * scale
                     logits[g] = l
-                    best = pointwiseMax(best, l)
+                    best = VectorMath.maximum(best, l)
                 }
                 let p = py * w + px
                 let batchMax = VectorMath.horizontalMax(best)

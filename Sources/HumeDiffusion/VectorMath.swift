@@ -10,15 +10,24 @@ enum VectorMath {
     /// Below this exp returns exactly 0 (the smallest normal float is e^-87.3).
     @usableFromInline static let expFloor: Float = -87
 
-    /// e^x lane-wise, relative error about 2e-7 for x in [-87, 88]; exactly 0 below -87.
-    @inline(__always) @usableFromInline
+    /// Lane-wise maximum (the stdlib's `pointwiseMax` is not inlined and costs a call per use).
+    @_transparent @usableFromInline
+    static func maximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+
+    /// Lane-wise minimum.
+    @_transparent @usableFromInline
+    static func minimum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
+
+    /// e^x lane-wise for x ≤ 88, relative error about 2e-7 for x ≥ -87. Inputs below -87 are clamped
+    /// (result e^-87 ≈ 1.6e-38 rather than 0), which is negligible next to the softmax's maximum weight 1.
+    @_transparent @usableFromInline
     static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = pointwiseMin(pointwiseMax(x, SIMD8(repeating: expFloor)), SIMD8(repeating: 88))
+        let floor = SIMD8<Float>(repeating: expFloor)
+        let xc = x.replacing(with: floor, where: x .< floor)
         let t = xc * log2e + roundMagic
         let n = t - roundMagic
         let r = (xc - n * ln2Hi) - n * ln2Lo          // |r| <= ln2/2
-        var p = SIMD8<Float>(repeating: 1.0 / 5040)
-        p = p * r + 1.0 / 720
+        var p = SIMD8<Float>(repeating: 1.0 / 720)
         p = p * r + 1.0 / 120
         p = p * r + 1.0 / 24
         p = p * r + 1.0 / 6
@@ -26,20 +35,18 @@ enum VectorMath {
         p = p * r + 1
         p = p * r + 1
         let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127
-        let scale = unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
-        return (p * scale).replacing(with: 0, where: x .< expFloor)
+        return p * unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
     }
 
     /// Scalar e^x by the same algorithm as the lane-wise version.
-    @inline(__always) @usableFromInline
+    @_transparent @usableFromInline
     static func exp(_ x: Float) -> Float {
         if !(x >= expFloor) { return 0 }
         let xc = min(x, 88)
         let t = xc * log2e + roundMagic
         let n = t - roundMagic
         let r = (xc - n * ln2Hi) - n * ln2Lo
-        var p: Float = 1.0 / 5040
-        p = p * r + 1.0 / 720
+        var p: Float = 1.0 / 720
         p = p * r + 1.0 / 120
         p = p * r + 1.0 / 24
         p = p * r + 1.0 / 6
@@ -50,16 +57,28 @@ enum VectorMath {
         return p * Float(bitPattern: UInt32(bitPattern: bits &<< 23))
     }
 
+    /// Float lanes to Double lanes.
+    @_transparent @usableFromInline
+    static func widen(_ v: SIMD8<Float>) -> SIMD8<Double> {
+        SIMD8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
+    }
+
+    /// Double lanes to Float lanes (rounded to nearest).
+    @_transparent @usableFromInline
+    static func narrow(_ v: SIMD8<Double>) -> SIMD8<Float> {
+        SIMD8(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+    }
+
     /// Largest lane, in a fixed order.
-    @inline(__always) @usableFromInline
+    @_transparent @usableFromInline
     static func horizontalMax(_ v: SIMD8<Float>) -> Float {
-        let a = pointwiseMax(v.lowHalf, v.highHalf)
-        let b = pointwiseMax(a.lowHalf, a.highHalf)
-        return max(b[0], b[1])
+        let l = v.lowHalf, h = v.highHalf
+        let a = l.replacing(with: h, where: l .< h)
+        return max(max(a[0], a[1]), max(a[2], a[3]))
     }
 
     /// Sum of lanes, in a fixed order (so results do not depend on the compiler's reassociation).
-    @inline(__always) @usableFromInline
+    @_transparent @usableFromInline
     static func horizontalSum(_ v: SIMD8<Float>) -> Float {
         let a = v.lowHalf + v.highHalf
         let b = a.lowHalf + a.highHalf

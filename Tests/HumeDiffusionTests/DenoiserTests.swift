@@ -23,6 +23,22 @@ struct LocalDenoiserTests {
         }
     }
 
+    @Test("at 32² with sticker-like neighbours the prefix sums keep float precision, down to the lowest noise level")
+    func precisionAtFullSize() throws {
+        let neighbours = (0..<3).map { stickerImage(side: 32, seed: 200 + UInt64($0)) }
+        let set = try ConditioningSet(neighbours)
+        let lowest = CosineSchedule().alphaBar(at: 0.05)
+        for (patch, alphaBar) in [(3, lowest), (5, 0.9), (11, 0.5)] {
+            let denoiser = try LocalEquivariantDenoiser(set, configuration: .init(patchSchedule: .fixed(patch), window: 2))
+            let x = noised(stickerImage(side: 32, seed: 250), alphaBar: alphaBar, seed: 3)
+            var fast = RGBImage(width: 32, height: 32)
+            try denoiser.denoise(x, level: NoiseLevel(alphaBar: alphaBar), into: &fast)
+            let slow = bruteForceLocalDenoise(x, set: set, alphaBar: alphaBar, patch: patch, window: 2)
+            let error = maxAbsDifference(fast, slow)
+            #expect(error < 1e-4, "P \(patch) ᾱ \(alphaBar): max error \(error)")
+        }
+    }
+
     @Test("with γ ≠ 1 and a background set, ELS still matches the direct definition (log-weight offsets)")
     func guidanceMatchesBruteForce() throws {
         let prompt = (0..<2).map { randomImage(width: 6, height: 6, seed: 300 + UInt64($0)) }
