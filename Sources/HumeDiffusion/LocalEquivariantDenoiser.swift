@@ -87,16 +87,19 @@ public final class LocalEquivariantDenoiser: Denoiser {
 
     private let groups: Int                 // lanes / 8
     private let paddedWidth: Int, paddedHeight: Int
-    private let neighbours: UnsafeMutablePointer<SIMD8<Float>>   // [(q*3 + c)*groups + g], unscaled
+    private let neighbours: UnsafeMutablePointer<SIMD8<Float>>   // [(q*3 + c)*groups + g], unscaled (source of the scaled copy)
     private let offsets: UnsafeMutablePointer<SIMD8<Float>>      // [g] log weights, -inf on padding lanes
     private let scaledPadded: UnsafeMutablePointer<SIMD8<Float>> // [((row*paddedWidth + col)*3 + c)*groups + g]
     private let rowPrefix: UnsafeMutablePointer<SIMD8<Double>>    // [(j+1)*groups + g]
-    private let columnPrefix: UnsafeMutablePointer<SIMD8<Double>> // [(row*width + col)*groups + g], rows 0…height
+    private let columnPrefix: UnsafeMutablePointer<SIMD8<Double>> // ring of P+1 rows: [(slot*width + col)*groups + g]
     private let logits: UnsafeMutablePointer<SIMD8<Float>>       // [g]
     private let runningMax: UnsafeMutablePointer<Float>          // [p]
     private let runningSum: UnsafeMutablePointer<Float>          // [p]
     private let runningMean: UnsafeMutablePointer<Float>         // [c*n + p]
     private let scratchCounts: [Int]
+    /// Window shifts, nearest first: the zero shift usually sets a high running maximum early, so
+    /// later batches that are all negligible can be skipped.
+    private let shifts: [(Int, Int)]
 
     /// Creates the denoiser; all scratch memory is allocated here.
     /// - Throws: `.invalidArgument` if the window is negative.
@@ -112,8 +115,15 @@ public final class LocalEquivariantDenoiser: Denoiser {
         paddedWidth = w + 2 * configuration.window
         paddedHeight = h + 2 * configuration.window
         let counts = [n * 3 * groups, groups, paddedWidth * paddedHeight * 3 * groups, (w + 1) * groups,
-                      (h + 1) * w * groups, groups]
+                      (min(configuration.patchSchedule.patchSizes.max()!, h) + 1) * w * groups, groups]
         scratchCounts = counts
+        let r = configuration.window
+        var all: [(Int, Int)] = []
+        for dy in -r...r { for dx in -r...r { all.append((dx, dy)) } }
+        shifts = all.sorted { (a: (Int, Int), b: (Int, Int)) -> Bool in
+            let ra = a.0 * a.0 + a.1 * a.1, rb = b.0 * b.0 + b.1 * b.1
+            return (ra, a.1, a.0) < (rb, b.1, b.0)
+        }
         neighbours = .allocate(capacity: counts[0])
         offsets = .allocate(capacity: counts[1])
         scaledPadded = .allocate(capacity: counts[2])
@@ -185,112 +195,135 @@ public final class LocalEquivariantDenoiser: Denoiser {
         for p in 0..<n { runningMax[p] = -.infinity; runningSum[p] = 0 }
         for p in 0..<(3 * n) { runningMean[p] = 0 }
 
-        for dy in -R...R {
+        for (dx, dy) in shifts {
             let py0 = max(0, -dy), py1 = min(h, h - dy)
-            if py0 >= py1 { continue }
-            for dx in -R...R {
-                let px0 = max(0, -dx), px1 = min(w, w - dx)
-                if px0 >= px1 { continue }
-                // Rows and columns of the squared-difference map that the targets' patches touch.
-                let r0 = max(py0 - half, 0), r1 = min(py1 + half, h)
-                let c0 = max(px0 - half, 0), c1 = min(px1 + half, w)
-                boxFilteredDistances(x: x, dx: dx, dy: dy, rows: r0..<r1, columns: c0..<c1,
-                                     targetColumns: px0..<px1, half: half)
-                accumulate(dx: dx, dy: dy, rows: py0..<py1, columns: px0..<px1, half: half,
-                           inverseTwoVariance: inverseTwoVariance)
+            let px0 = max(0, -dx), px1 = min(w, w - dx)
+            if py0 >= py1 || px0 >= px1 { continue }
+            // Constant group counts let the compiler unroll the lane loops (k ≤ 8, k ≤ 16).
+            switch G {
+            case 1: processShift(x: x, dx: dx, dy: dy, targetRows: py0..<py1, targetColumns: px0..<px1,
+                                 half: half, inverseTwoVariance: inverseTwoVariance, groups: 1)
+            case 2: processShift(x: x, dx: dx, dy: dy, targetRows: py0..<py1, targetColumns: px0..<px1,
+                                 half: half, inverseTwoVariance: inverseTwoVariance, groups: 2)
+            default: processShift(x: x, dx: dx, dy: dy, targetRows: py0..<py1, targetColumns: px0..<px1,
+                                  half: half, inverseTwoVariance: inverseTwoVariance, groups: G)
             }
         }
+        // The accumulated means are of √ᾱ·y (read from the scaled copy); divide the scale back out.
+        let inverseScale = 1 / s
         for p in 0..<n {
-            let z = 1 / runningSum[p]
+            let z = inverseScale / runningSum[p]
             output[p] = runningMean[p] * z
             output[n + p] = runningMean[n + p] * z
             output[2 * n + p] = runningMean[2 * n + p] * z
         }
     }
 
-    /// Fills `columnPrefix` rows r0…r1 so that, for target column j, `columnPrefix[b] − columnPrefix[a]`
-    /// is the P×P clipped box sum of squared differences over rows a..<b.
+    /// One shift d for all target pixels: streams rows of the squared-difference map through a ring of
+    /// column prefix sums (P+1 rows suffice, since a target row needs prefix rows `lo` and `hi`, at most
+    /// P apart) and updates each target row as soon as its patch rows are in.
     @inline(__always)
-    private func boxFilteredDistances(x: UnsafePointer<Float>, dx: Int, dy: Int, rows: Range<Int>,
-                                      columns: Range<Int>, targetColumns: Range<Int>, half: Int) {
-        let w = width, h = height, n = w * h, G = groups, R = configuration.window, pw = paddedWidth
-        let c0 = columns.lowerBound, c1 = columns.upperBound
-        for j in targetColumns { for g in 0..<G { columnPrefix[(rows.lowerBound * w + j) * G + g] = .zero } }
-        for g in 0..<G { rowPrefix[g] = .zero }
-        for r in rows {
-            // Horizontal prefix sums of Σ_c (x − √ᾱ y_shifted)², lanes = neighbours.
-            let xRow = r * w
-            let yRow = (r + dy + R) * pw + dx + R
-            for j in c0..<c1 {
-                let x0 = SIMD8<Float>(repeating: x[xRow + j])
-                let x1 = SIMD8<Float>(repeating: x[n + xRow + j])
-                let x2 = SIMD8<Float>(repeating: x[2 * n + xRow + j])
-                let yb = (yRow + j) * 3 * G
-                let pj = (j - c0) * G, pj1 = pj + G
-                for g in 0..<G {
-                    let d0 = x0 - scaledPadded[yb + g]
-                    let d1 = x1 - scaledPadded[yb + G + g]
-                    let d2 = x2 - scaledPadded[yb + 2 * G + g]
-                    rowPrefix[pj1 + g] = rowPrefix[pj + g] + VectorMath.widen(d0 * d0 + d1 * d1 + d2 * d2)
-                }
+    private func processShift(x: UnsafePointer<Float>, dx: Int, dy: Int, targetRows: Range<Int>,
+                              targetColumns: Range<Int>, half: Int, inverseTwoVariance: Float, groups G: Int) {
+        let w = width, h = height
+        let ring = min(2 * half + 1, h) + 1
+        let firstRow = max(targetRows.lowerBound - half, 0)
+        let c0 = max(targetColumns.lowerBound - half, 0), c1 = min(targetColumns.upperBound + half, w)
+        let slot0 = (firstRow % ring) * w
+        for j in targetColumns { for g in 0..<G { columnPrefix[(slot0 + j) * G + g] = .zero } }
+        var nextRow = firstRow
+        for py in targetRows {
+            let hi = min(py + half + 1, h), lo = max(py - half, 0)
+            while nextRow < hi {
+                addBoxRow(x: x, row: nextRow, dx: dx, dy: dy, columns: c0..<c1, targetColumns: targetColumns,
+                          half: half, ring: ring, groups: G)
+                nextRow += 1
             }
-            // Horizontal box (clipped to the image), accumulated down the columns.
-            let above = r * w, below = (r + 1) * w
-            for j in targetColumns {
-                let hi = (min(j + half + 1, w) - c0) * G, lo = (max(j - half, 0) - c0) * G
-                for g in 0..<G {
-                    columnPrefix[(below + j) * G + g] = columnPrefix[(above + j) * G + g]
-                        + (rowPrefix[hi + g] - rowPrefix[lo + g])
-                }
-            }
+            accumulateRow(py: py, dx: dx, dy: dy, columns: targetColumns, hiSlot: (hi % ring) * w,
+                          loSlot: (lo % ring) * w, inverseTwoVariance: inverseTwoVariance, groups: G)
         }
-        _ = h
     }
 
-    /// Online softmax update of every target pixel in the valid rectangle for one shift.
+    /// Adds squared-difference row `row`, horizontally box-filtered (clipped to the image), to the ring:
+    /// prefix[row + 1] = prefix[row] + box_h(D[row]).
     @inline(__always)
-    private func accumulate(dx: Int, dy: Int, rows: Range<Int>, columns: Range<Int>, half: Int,
-                            inverseTwoVariance: Float) {
-        let w = width, h = height, n = w * h, G = groups
-        let scale = SIMD8<Float>(repeating: inverseTwoVariance)
-        for py in rows {
-            let hiRow = min(py + half + 1, h) * w, loRow = max(py - half, 0) * w
-            let sourceRow = (py + dy) * w + dx
-            for px in columns {
-                var best = SIMD8<Float>(repeating: -.infinity)
-                for g in 0..<G {
-                    let box = VectorMath.narrow(columnPrefix[(hiRow + px) * G + g] - columnPrefix[(loRow + px) * G + g])
-                    let l = offsets[g] - box * scale
-                    logits[g] = l
-                    best = VectorMath.maximum(best, l)
-                }
-                let p = py * w + px
-                let batchMax = VectorMath.horizontalMax(best)
-                var m = runningMax[p]
-                if batchMax > m {
-                    let a = VectorMath.exp(m - batchMax)
-                    runningSum[p] *= a
-                    runningMean[p] *= a
-                    runningMean[n + p] *= a
-                    runningMean[2 * n + p] *= a
-                    runningMax[p] = batchMax
-                    m = batchMax
-                }
-                let mv = SIMD8<Float>(repeating: m)
-                let qb = (sourceRow + px) * 3 * G
-                var zs = SIMD8<Float>.zero, a0 = SIMD8<Float>.zero, a1 = SIMD8<Float>.zero, a2 = SIMD8<Float>.zero
-                for g in 0..<G {
-                    let wt = VectorMath.exp(logits[g] - mv)
-                    zs += wt
-                    a0 += wt * neighbours[qb + g]
-                    a1 += wt * neighbours[qb + G + g]
-                    a2 += wt * neighbours[qb + 2 * G + g]
-                }
-                runningSum[p] += VectorMath.horizontalSum(zs)
-                runningMean[p] += VectorMath.horizontalSum(a0)
-                runningMean[n + p] += VectorMath.horizontalSum(a1)
-                runningMean[2 * n + p] += VectorMath.horizontalSum(a2)
+    private func addBoxRow(x: UnsafePointer<Float>, row r: Int, dx: Int, dy: Int, columns: Range<Int>,
+                           targetColumns: Range<Int>, half: Int, ring: Int, groups G: Int) {
+        let w = width, n = w * height, R = configuration.window, pw = paddedWidth
+        let c0 = columns.lowerBound, c1 = columns.upperBound
+        // Horizontal prefix sums of Σ_c (x − √ᾱ y_shifted)², lanes = neighbours; rowPrefix[0] stays 0.
+        let xRow = r * w
+        let yRow = (r + dy + R) * pw + dx + R
+        for j in c0..<c1 {
+            let x0 = SIMD8<Float>(repeating: x[xRow + j])
+            let x1 = SIMD8<Float>(repeating: x[n + xRow + j])
+            let x2 = SIMD8<Float>(repeating: x[2 * n + xRow + j])
+            let yb = (yRow + j) * 3 * G
+            let pj = (j - c0) * G, pj1 = pj + G
+            for g in 0..<G {
+                let d0 = x0 - scaledPadded[yb + g]
+                let d1 = x1 - scaledPadded[yb + G + g]
+                let d2 = x2 - scaledPadded[yb + 2 * G + g]
+                rowPrefix[pj1 + g] = rowPrefix[pj + g] + VectorMath.widen(d0 * d0 + d1 * d1 + d2 * d2)
             }
+        }
+        let above = (r % ring) * w, below = ((r + 1) % ring) * w
+        for j in targetColumns {
+            let hi = (min(j + half + 1, w) - c0) * G, lo = (max(j - half, 0) - c0) * G
+            for g in 0..<G {
+                columnPrefix[(below + j) * G + g] = columnPrefix[(above + j) * G + g]
+                    + (rowPrefix[hi + g] - rowPrefix[lo + g])
+            }
+        }
+    }
+
+    /// Batches whose best logit is this far below the running maximum are skipped (weights < 1.4e-11).
+    private let negligibleLogit: Float = 25
+
+    /// Online softmax update of one target row for one shift.
+    @inline(__always)
+    private func accumulateRow(py: Int, dx: Int, dy: Int, columns: Range<Int>, hiSlot: Int, loSlot: Int,
+                               inverseTwoVariance: Float, groups G: Int) {
+        let w = width, n = w * height, R = configuration.window, pw = paddedWidth
+        let scale = SIMD8<Float>(repeating: inverseTwoVariance)
+        let sourceRow = (py + dy + R) * pw + dx + R
+        for px in columns {
+            var best = SIMD8<Float>(repeating: -.infinity)
+            for g in 0..<G {
+                let box = VectorMath.narrow(columnPrefix[(hiSlot + px) * G + g] - columnPrefix[(loSlot + px) * G + g])
+                let l = offsets[g] - box * scale
+                logits[g] = l
+                best = VectorMath.maximum(best, l)
+            }
+            let p = py * w + px
+            let batchMax = VectorMath.horizontalMax(best)
+            var m = runningMax[p]
+            // Every weight in this batch is below e^-25 of the running maximum (whose own weight
+            // is 1, so the running sum is at least 1): adding them cannot change a Float sum.
+            if batchMax < m - negligibleLogit { continue }
+            if batchMax > m {
+                let a = VectorMath.exp(m - batchMax)
+                runningSum[p] *= a
+                runningMean[p] *= a
+                runningMean[n + p] *= a
+                runningMean[2 * n + p] *= a
+                runningMax[p] = batchMax
+                m = batchMax
+            }
+            let mv = SIMD8<Float>(repeating: m)
+            let qb = (sourceRow + px) * 3 * G
+            var zs = SIMD8<Float>.zero, a0 = SIMD8<Float>.zero, a1 = SIMD8<Float>.zero, a2 = SIMD8<Float>.zero
+            for g in 0..<G {
+                let wt = VectorMath.exp(logits[g] - mv)
+                zs += wt
+                a0 += wt * scaledPadded[qb + g]
+                a1 += wt * scaledPadded[qb + G + g]
+                a2 += wt * scaledPadded[qb + 2 * G + g]
+            }
+            runningSum[p] += VectorMath.horizontalSum(zs)
+            runningMean[p] += VectorMath.horizontalSum(a0)
+            runningMean[n + p] += VectorMath.horizontalSum(a1)
+            runningMean[2 * n + p] += VectorMath.horizontalSum(a2)
         }
     }
 }
