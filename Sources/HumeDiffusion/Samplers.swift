@@ -7,10 +7,18 @@ public struct DDIMSampler: Sendable {
     public var steps: Int
     /// Stochasticity η ≥ 0.
     public var eta: Double
+    /// Time the reverse process starts at, in (0, 1]: 1 starts from pure noise; less starts from a
+    /// re-noised image (SDEdit-style editing), and the N steps are spread over [0, startTime].
+    public var startTime: Double
 
     /// Creates a sampler (defaults: the cosine schedule, 20 steps, η = 0 — the prototype's settings).
-    /// - Throws: `.invalidArgument` if `steps < 1` or `eta < 0`.
-    public init(schedule: any NoiseSchedule = CosineSchedule(), steps: Int = 20, eta: Double = 0) throws {
+    /// - Throws: `.invalidArgument` if `steps < 1`, `eta < 0` or `startTime` is outside (0, 1].
+    public init(schedule: any NoiseSchedule = CosineSchedule(), steps: Int = 20, eta: Double = 0,
+                startTime: Double = 1) throws {
+        guard startTime > 0, startTime <= 1 else {
+            throw DiffusionError(.invalidArgument, "DDIM start time \(startTime) is not allowed; it must be in (0, 1]")
+        }
+        self.startTime = startTime
         guard steps >= 1 else {
             throw DiffusionError(.invalidArgument, "DDIM step count \(steps) is not allowed; it must be at least 1")
         }
@@ -22,8 +30,18 @@ public struct DDIMSampler: Sendable {
         self.eta = eta
     }
 
-    /// The times the denoiser is evaluated at, from high to low noise: 1, (N−1)/N, …, 1/N.
-    public var timesteps: [Double] { (0..<steps).map { Double(steps - $0) / Double(steps) } }
+    /// The times the denoiser is evaluated at, from high to low noise: T, T(N−1)/N, …, T/N with T = startTime.
+    public var timesteps: [Double] { (0..<steps).map { startTime * Double(steps - $0) / Double(steps) } }
+
+    /// Noises a clean image to the sampler's start time, `√ᾱ·x₀ + √(1−ᾱ)·ε`, with ε from `rng`; the result
+    /// is what `sample(denoiser:from:rng:)` expects when `startTime < 1`.
+    public func noised(_ clean: RGBImage, rng: inout SeededRandom) -> RGBImage {
+        let alphaBar = schedule.alphaBar(at: startTime)
+        let a = Float(alphaBar.squareRoot()), b = Float((1 - alphaBar).squareRoot())
+        var x = clean
+        for i in x.pixels.indices { x.pixels[i] = a * clean.pixels[i] + b * Float(rng.nextNormal()) }
+        return x
+    }
 
     /// ᾱ at each timestep, followed by the final ᾱ = 1 (clean).
     public var alphaBars: [Double] { timesteps.map { schedule.alphaBar(at: $0) } + [1] }
@@ -63,7 +81,7 @@ public struct DDIMSampler: Sendable {
         return try sample(denoiser: denoiser, from: x, rng: &rng)
     }
 
-    /// Runs the reverse process from a given x at t = 1 (e.g. an inverted or re-noised image).
+    /// Runs the reverse process from a given x at t = `startTime` (pure noise, or a re-noised image).
     public func sample(denoiser: some Denoiser, from start: RGBImage, rng: inout SeededRandom) throws -> RGBImage {
         var x = start
         var prediction = RGBImage(width: start.width, height: start.height)
@@ -152,7 +170,7 @@ public struct EDMSampler: Sendable {
                     x.pixels[j] += h * 0.5 * (derivative[j] + d2)
                 }
             } else {
-                x.pixels = trial.pixels
+                swap(&x, &trial)
             }
         }
         return x

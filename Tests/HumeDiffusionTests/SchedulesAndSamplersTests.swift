@@ -50,6 +50,20 @@ struct DDIMTests {
         #expect(abs(sampler.alphaBars[2] - 0.5062331572977076) < 1e-14)
     }
 
+    @Test("a later start time spreads the steps over [0, T] and re-noising matches ᾱ(T)")
+    func startTime() throws {
+        let sampler = try DDIMSampler(steps: 4, startTime: 0.5)
+        #expect(sampler.timesteps == [0.5, 0.375, 0.25, 0.125])
+        #expect(abs(sampler.alphaBars[0] - 0.5062331572977076) < 1e-14)
+        var rng = SeededRandom(seed: 1)
+        let clean = RGBImage(width: 64, height: 64, fill: 0.5)
+        let x = sampler.noised(clean, rng: &rng)
+        let mean = x.pixels.reduce(0, +) / Float(x.pixels.count)
+        #expect(abs(mean - 0.5 * Float(0.5062331572977076.squareRoot())) < 0.02)
+        #expect(throws: DiffusionError.self) { try DDIMSampler(startTime: 0) }
+        #expect(throws: DiffusionError.self) { try DDIMSampler(startTime: 1.5) }
+    }
+
     @Test("one deterministic step on known numbers: x=1, x̂₀=0.5, ᾱ 0.25 → 0.64 gives 0.4 + 0.6·0.866…")
     func deterministicStep() {
         var x: [Float] = [1]
