@@ -3,13 +3,13 @@ import Testing
 
 @Suite("Local equivariant (ELS) denoiser")
 struct LocalDenoiserTests {
-    @Test("box-filter ELS matches the direct definition (8×8 and 7×5, 3 neighbours, several P, windows, noise)",
-          arguments: [(8, 8), (7, 5)])
-    func matchesBruteForce(width: Int, height: Int) throws {
-        let neighbours = (0..<3).map { randomImage(width: width, height: height, seed: 100 + UInt64($0)) }
+    @Test("box-filter ELS matches the direct definition (8×8 and 7×5; 3 and 10 neighbours; several P, windows, noise)",
+          arguments: [(8, 8, 3), (7, 5, 3), (7, 5, 10)])
+    func matchesBruteForce(width: Int, height: Int, count: Int) throws {
+        let neighbours = (0..<count).map { randomImage(width: width, height: height, seed: 100 + UInt64($0)) }
         let set = try ConditioningSet(neighbours)
         for patch in [1, 3, 5, 9] {
-            for window in [0, 1, 2] {
+            for window in [0, 1, 2, 6] {  // 6 exceeds the 7×5 image: far shifts have no valid targets
                 let denoiser = try LocalEquivariantDenoiser(set, configuration: .init(patchSchedule: .fixed(patch), window: window))
                 for (j, alphaBar) in [0.05, 0.5, 0.95].enumerated() {
                     let x = noised(neighbours[j % 3], alphaBar: alphaBar, seed: UInt64(patch * 10 + window + j))
