@@ -1,0 +1,731 @@
+import HumeCore
+import Logging
+
+/// Which of the broker's three endpoints a message came from or goes to.
+public enum Endpoint: Sendable, Hashable {
+    case workers, clients, control
+}
+
+/// A message for the socket loop to send.
+public struct Outgoing: Sendable {
+    public var endpoint: Endpoint
+    public var peer: [UInt8]
+    public var message: Message
+}
+
+/// The broker's scheduling, credit, lease, retry and intake logic as a state machine.
+///
+/// It does no I/O of its own: the socket loop feeds it decoded events with the current time and carries out the
+/// messages it leaves in its outbox; durable state goes through the injected `Journal`. The loop calls
+/// `journal.begin()` before feeding a round of events and `commit()` before sending the outbox, so nothing is
+/// acknowledged before it is durable.
+public final class BrokerCore {
+    // MARK: State
+
+    final class Job {
+        let id: UInt64
+        let key: String
+        let batch: String
+        let route: [Int]
+        let priority: UInt8
+        let deadlineMs: UInt64
+        let params: [UInt8]
+        var input: [UInt8]
+        var position: Int  // index into route of the current stage
+        var attempts = 0  // failed attempts at the current stage
+        var state: State = .queued
+        var lease: UInt64 = 0
+        var owner: [UInt8]?
+        var progress = false
+        var seq: UInt64 = 0
+
+        enum State { case queued, leased, backoff }
+
+        init(id: UInt64, key: String, batch: String, route: [Int], priority: UInt8, deadlineMs: UInt64, params: [UInt8],
+             input: [UInt8], position: Int) {
+            self.id = id
+            self.key = key
+            self.batch = batch
+            self.route = route
+            self.priority = priority
+            self.deadlineMs = deadlineMs
+            self.params = params
+            self.input = input
+            self.position = position
+        }
+
+        var stage: Int { route[position] }
+        var nextStage: Int? { position + 1 < route.count ? route[position + 1] : nil }
+        var bytes: Int { input.count + params.count }
+    }
+
+    struct StageState {
+        let name: String
+        var queue = MinHeap<UInt64>()  // key: (255 - priority) << 48 | seq
+        var queued = 0  // jobs in `queue` that are live
+        var occupancy = 0  // jobs at this stage: queued, leased or backing off
+        var reserved = 0  // jobs leased upstream whose next stage is this one
+        var bytes = 0
+        var workers: [[UInt8]] = []
+        var rr = 0
+        // counters
+        var completed: UInt64 = 0
+        var retries: UInt64 = 0
+        var deadLetters: UInt64 = 0
+        var failures: UInt64 = 0
+        var serviceMsTotal: Double = 0
+    }
+
+    final class Worker {
+        let peer: [UInt8]
+        let stage: Int
+        let name: String
+        var credit: Int
+        let capacity: Int
+        var leases: Set<UInt64> = []
+        var leaseStart: [UInt64: UInt64] = [:]
+        var lastSeen: UInt64
+        var draining = false
+        var done: UInt64 = 0
+        var stats: JSON = .null
+
+        init(peer: [UInt8], stage: Int, name: String, credit: Int, capacity: Int, now: UInt64) {
+            self.peer = peer
+            self.stage = stage
+            self.name = name
+            self.credit = credit
+            self.capacity = capacity
+            self.lastSeen = now
+        }
+    }
+
+    struct ClientState {
+        var outstanding = 0
+        var lastSeen: UInt64 = 0
+    }
+
+    public let config: BrokerConfig
+    let journal: any Journal
+    let logger: Logger
+    var stages: [StageState]
+    let stageIndex: [String: Int]
+    var jobs: [UInt64: Job] = [:]
+    var leaseOwners: [UInt64: UInt64] = [:]  // lease -> job
+    var leaseWorker: [UInt64: [UInt8]] = [:]  // lease -> worker peer
+    var workers: [[UInt8]: Worker] = [:]
+    var clients: [[UInt8]: ClientState] = [:]
+    var backoff = MinHeap<UInt64>()  // key: ready-at ms
+    var deadlines = MinHeap<UInt64>()  // key: deadline ms
+    var nextJobID: UInt64
+    var nextLease: UInt64
+    var seq: UInt64 = 0
+    var lastWorkerScan: UInt64 = 0
+    var supervisor: [UInt8]?
+
+    // outbox
+    var outgoing: [Outgoing] = []
+    var pendingTasks: [[UInt8]: [[UInt8]]] = [:]
+    var pendingResults: [[UInt8]: [[UInt8]]] = [:]
+    var pendingProgress: [[UInt8]: [[UInt8]]] = [:]
+
+    // MARK: Counters (read by status and metrics)
+    public private(set) var submitted: UInt64 = 0
+    public private(set) var finished: [JobStatus: UInt64] = [:]
+    public private(set) var badMessages: UInt64 = 0
+
+    /// Makes a broker core and recovers every active job from the journal.
+    public init(config: BrokerConfig, journal: any Journal, now: UInt64, logger: Logger = Logger(label: "hume.broker")) throws {
+        self.config = config
+        self.journal = journal
+        self.logger = logger
+        stages = config.stages.map { StageState(name: $0) }
+        var idx: [String: Int] = [:]
+        for (i, s) in config.stages.enumerated() { idx[s] = i }
+        stageIndex = idx
+        nextJobID = try journal.maxJobID() + 1
+        nextLease = UInt64.random(in: 1..<(1 << 62))
+        try recover(now: now)
+    }
+
+    func recover(now: UInt64) throws {
+        let active = try journal.activeJobs()
+        for j in active {
+            guard let route = try? resolveRoute(j.route) else {
+                try journal.finish(job: j.id, status: .failed, body: [], error: "Its route names a stage this broker no longer serves.")
+                continue
+            }
+            let job = Job(id: j.id, key: j.key, batch: j.batch, route: route, priority: j.priority, deadlineMs: j.deadlineMs,
+                          params: j.params, input: j.stage == 0 && j.output.isEmpty ? j.data : j.output, position: j.stage)
+            admit(job)
+        }
+        if !active.isEmpty {
+            logger.info("recovered active jobs from the journal", metadata: ["jobs": "\(active.count)"])
+        }
+    }
+
+    func resolveRoute(_ names: [String]) throws -> [Int] {
+        guard !names.isEmpty else { throw HumeError(.badRequest, "The route is empty; name at least one stage.") }
+        guard names.count <= 16 else { throw HumeError(.badRequest, "A route may have at most 16 stages; this one has \(names.count).") }
+        return try names.map { name in
+            guard let i = stageIndex[name] else {
+                throw HumeError(.unknown, "Unknown stage \"\(name.prefix(40))\"; this broker serves: \(config.stages.joined(separator: ", ")).")
+            }
+            return i
+        }
+    }
+
+    /// Puts a job into its current stage's queue (new, recovered, or retried).
+    func admit(_ job: Job) {
+        jobs[job.id] = job
+        stages[job.stage].occupancy += 1
+        stages[job.stage].bytes += job.bytes
+        if job.deadlineMs > 0 { deadlines.push(job.deadlineMs, job.id) }
+        enqueue(job)
+    }
+
+    func enqueue(_ job: Job) {
+        seq += 1
+        job.seq = seq
+        job.state = .queued
+        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (seq & 0xFFFF_FFFF_FFFF), job.id)
+        stages[job.stage].queued += 1
+    }
+
+    // MARK: Events
+
+    /// Handles one message from a peer; every problem is answered with an `ERROR` to that peer, never thrown,
+    /// except journal failures, which stop the broker (its journal is then the truth to recover from).
+    public func handle(_ endpoint: Endpoint, peer: [UInt8], frames: ArraySlice<[UInt8]>, now: UInt64) throws {
+        let message: Message
+        do {
+            message = try Message.decode(frames)
+        } catch let e as HumeError {
+            badMessages += 1
+            logger.warning("refused a malformed message", metadata: ["endpoint": "\(endpoint)", "error": "\(e.message)"])
+            reply(endpoint, peer, error: e, req: nil)
+            return
+        }
+        let req = message.header["req"]
+        do {
+            switch (endpoint, message.command) {
+            case (.clients, .submit): try submit(peer, message, now: now)
+            case (.clients, .cancel), (.control, .cancel): try cancel(endpoint, peer, message)
+            case (_, .status): reply(endpoint, peer, Message(.status, header: try status(req: req)))
+            case (.workers, .ready): try ready(peer, message, now: now)
+            case (.workers, .done): try done(peer, message, now: now)
+            case (.workers, .heartbeat): heartbeat(peer, message, now: now)
+            case (.workers, .drain): drain(peer)
+            case (.workers, .disconnect): try removeWorker(peer, now: now, reason: "it disconnected")
+            case (.control, .supervise):
+                supervisor = peer
+                reply(.control, peer, Message(.supervise, header: .object(["req": req ?? .null, "ok": .bool(true)])))
+            case (.control, .scale): try scale(peer, message)
+            default:
+                throw HumeError(.unknown, "Command \(message.command.rawValue) is not accepted on the \(endpoint) endpoint.")
+            }
+        } catch let e as HumeError where e.code != .journal {
+            badMessages += 1
+            logger.warning("refused a request", metadata: ["endpoint": "\(endpoint)", "command": "\(message.command.rawValue)",
+                                                           "error": "\(e.message)"])
+            reply(endpoint, peer, error: e, req: req)
+        }
+    }
+
+    func reply(_ endpoint: Endpoint, _ peer: [UInt8], _ message: Message) {
+        outgoing.append(Outgoing(endpoint: endpoint, peer: peer, message: message))
+    }
+
+    func reply(_ endpoint: Endpoint, _ peer: [UInt8], error: HumeError, req: JSON?) {
+        reply(endpoint, peer, Message(.error, header: .object(["req": req ?? .null, "code": .string(error.code.rawValue),
+                                                                "message": .string(error.message)])))
+    }
+
+    // MARK: Clients
+
+    func submit(_ peer: [UInt8], _ m: Message, now: UInt64) throws {
+        let req = m.header["req"] ?? .null
+        guard let batch = m.header["batch"]?.string, !batch.isEmpty, batch.utf8.count <= 200 else {
+            throw HumeError(.badRequest, "SUBMIT needs a header field \"batch\": a non-empty string of at most 200 bytes.")
+        }
+        guard let routeNames = m.header["route"]?.array?.compactMap(\.string), routeNames.count == m.header["route"]?.array?.count else {
+            throw HumeError(.badRequest, "SUBMIT needs a header field \"route\": an array of stage names.")
+        }
+        let route = try resolveRoute(routeNames)
+        guard m.records.count <= config.maxJobsPerSubmit else {
+            throw HumeError(.tooLarge, "A SUBMIT may carry at most \(config.maxJobsPerSubmit) jobs; this one has \(m.records.count).")
+        }
+        let wantsProgress = m.header["progress"]?.bool ?? false
+        // Decode everything first: a bad record refuses the whole message, so nothing is half-accepted.
+        var specs: [JobSpec] = []
+        specs.reserveCapacity(m.records.count)
+        var bytes = 0
+        for (i, r) in m.records.enumerated() {
+            let s = try JobSpec.decode(r, index: i, maxBytes: config.maxBlobBytes)
+            bytes += s.data.count + s.params.count
+            specs.append(s)
+        }
+        // Intake control: the client's window and the first stage's capacity, all or nothing.
+        var client = clients[peer] ?? ClientState()
+        client.lastSeen = now
+        let first = route[0]
+        let st = stages[first]
+        let roomWindow = config.clientWindow - client.outstanding
+        let roomQueue = config.queueCapacity - st.occupancy - st.reserved
+        let roomBytes = config.queueBytes - st.bytes
+        if specs.count > roomWindow || specs.count > roomQueue || bytes > roomBytes {
+            clients[peer] = client
+            let reason = specs.count > roomWindow
+                ? "this connection has \(client.outstanding) unfinished jobs and a window of \(config.clientWindow)"
+                : "stage \(st.name) is full (\(st.occupancy) of \(config.queueCapacity) jobs, \(st.bytes) of \(config.queueBytes) bytes)"
+            reply(.clients, peer, Message(.busy, header: .object([
+                "req": req, "retry_after_ms": JSON(Int(config.heartbeatMs / 4)), "reason": .string(reason),
+                "window": JSON(config.clientWindow), "outstanding": JSON(client.outstanding),
+            ])))
+            return
+        }
+        var acks: [[UInt8]] = []
+        acks.reserveCapacity(specs.count)
+        var accepted = 0, duplicates = 0
+        for s in specs {
+            let key = s.key.isEmpty ? derivedKey(batch: batch, routeNames: routeNames, spec: s) : s.key
+            let id = nextJobID
+            let row = JournalJob(id: id, key: key, batch: batch, route: routeNames, priority: s.priority,
+                                 deadlineMs: s.deadlineMs, params: s.params, data: s.data)
+            switch try journal.insert(row) {
+            case .inserted:
+                nextJobID += 1
+                accepted += 1
+                submitted += 1
+                let job = Job(id: id, key: key, batch: batch, route: route, priority: s.priority, deadlineMs: s.deadlineMs,
+                              params: s.params, input: s.data, position: 0)
+                job.owner = peer
+                job.progress = wantsProgress
+                client.outstanding += 1
+                admit(job)
+                acks.append(AckRecord(jobID: id, duplicate: false).encode())
+            case .existing(let old):
+                duplicates += 1
+                acks.append(AckRecord(jobID: old.id, duplicate: true).encode())
+                if old.status != .active {
+                    // Already finished: answer now from the journal, so a re-run resumes without a second run.
+                    let body = old.status == .done ? old.output : Array(old.error.utf8)
+                    pendingResults[peer, default: []].append(
+                        ResultRecord(jobID: old.id, status: old.status, key: old.key, body: body).encode())
+                } else if let job = jobs[old.id] {
+                    // Still running: its result now goes to this connection.
+                    if let prev = job.owner, prev != peer { clients[prev]?.outstanding -= 1 }
+                    if job.owner != peer { client.outstanding += 1 }
+                    job.owner = peer
+                    job.progress = job.progress || wantsProgress
+                }
+            }
+        }
+        clients[peer] = client
+        reply(.clients, peer, Message(.ack, header: .object([
+            "req": req, "accepted": JSON(accepted), "duplicates": JSON(duplicates),
+            "window": JSON(config.clientWindow), "outstanding": JSON(client.outstanding),
+        ]), records: acks))
+    }
+
+    /// A content-derived idempotency key: the same batch, route, params and data give the same key.
+    func derivedKey(batch: String, routeNames: [String], spec: JobSpec) -> String {
+        var h = FNV1a128()
+        h.update(Array(batch.utf8)); h.update([0])
+        h.update(Array(routeNames.joined(separator: ",").utf8)); h.update([0])
+        h.update(spec.params); h.update([0])
+        h.update(spec.data)
+        return "\(batch)#\(h.hex)"
+    }
+
+    func cancel(_ endpoint: Endpoint, _ peer: [UInt8], _ m: Message) throws {
+        let req = m.header["req"] ?? .null
+        var ids: [UInt64] = []
+        if let list = m.header["jobs"]?.array {
+            for v in list {
+                guard let i = v.int, i > 0 else { throw HumeError(.badRequest, "CANCEL \"jobs\" must be an array of positive job ids.") }
+                ids.append(UInt64(i))
+            }
+        } else if let batch = m.header["batch"]?.string {
+            ids = try journal.activeJobIDs(batch: batch)
+        } else {
+            throw HumeError(.badRequest, "CANCEL needs a header field \"jobs\" (an array of job ids) or \"batch\" (a batch name).")
+        }
+        var cancelled = 0
+        for id in ids {
+            guard let job = jobs[id] else { continue }
+            try end(job, status: .cancelled, body: [], error: "Cancelled at the client's request.")
+            cancelled += 1
+        }
+        reply(endpoint, peer, Message(.cancel, header: .object(["req": req, "cancelled": JSON(cancelled)])))
+    }
+
+    // MARK: Workers
+
+    func ready(_ peer: [UInt8], _ m: Message, now: UInt64) throws {
+        guard let stageName = m.header["stage"]?.string else {
+            throw HumeError(.badRequest, "READY needs a header field \"stage\" naming the stage this worker serves.")
+        }
+        guard let stage = stageIndex[stageName] else {
+            throw HumeError(.unknown, "Unknown stage \"\(stageName.prefix(40))\"; this broker serves: \(config.stages.joined(separator: ", ")).")
+        }
+        guard let credit = m.header["credit"]?.int, credit >= 0, credit <= 100_000 else {
+            throw HumeError(.badRequest, "READY needs a header field \"credit\": the worker's free slots, 0 to 100000.")
+        }
+        let capacity = max(m.header["capacity"]?.int ?? credit, credit)
+        if workers[peer] != nil { try removeWorker(peer, now: now, reason: "it announced itself again") }
+        let w = Worker(peer: peer, stage: stage, name: m.header["name"]?.string ?? "worker", credit: credit, capacity: capacity, now: now)
+        workers[peer] = w
+        stages[stage].workers.append(peer)
+        logger.info("worker joined", metadata: ["stage": "\(stageName)", "worker": "\(w.name)", "credit": "\(credit)"])
+        reply(.workers, peer, Message(.welcome, header: .object([
+            "heartbeat_ms": JSON(Int(config.heartbeatMs)), "timeout_ms": JSON(Int(config.workerTimeoutMs)),
+        ])))
+    }
+
+    func heartbeat(_ peer: [UInt8], _ m: Message, now: UInt64) {
+        guard let w = workers[peer] else {
+            reply(.workers, peer, error: HumeError(.unknownWorker, "This broker does not know the worker; send READY again."), req: nil)
+            return
+        }
+        w.lastSeen = now
+        if let stats = m.header["stats"] { w.stats = stats }
+        reply(.workers, peer, Message(.heartbeat))
+    }
+
+    func drain(_ peer: [UInt8]) {
+        guard let w = workers[peer] else { return }
+        w.draining = true
+        w.credit = 0
+        logger.info("worker draining", metadata: ["worker": "\(w.name)", "leases": "\(w.leases.count)"])
+    }
+
+    func done(_ peer: [UInt8], _ m: Message, now: UInt64) throws {
+        guard let w = workers[peer] else {
+            reply(.workers, peer, error: HumeError(.unknownWorker, "This broker does not know the worker; send READY again."), req: nil)
+            return
+        }
+        w.lastSeen = now
+        for (i, r) in m.records.enumerated() {
+            let d: DoneRecord
+            do {
+                d = try DoneRecord.decode(r, index: i, maxBytes: config.maxBlobBytes)
+            } catch let e as HumeError {
+                // A broken record still frees a slot; its lease expires or is retried via the worker's silence.
+                badMessages += 1
+                reply(.workers, peer, error: e, req: nil)
+                continue
+            }
+            if !w.draining { w.credit = min(w.credit + 1, w.capacity) }
+            guard w.leases.remove(d.lease) != nil else { continue }  // revoked or expired: discard
+            let started = w.leaseStart.removeValue(forKey: d.lease) ?? now
+            leaseWorker[d.lease] = nil
+            guard let jobID = leaseOwners.removeValue(forKey: d.lease), let job = jobs[jobID], job.state == .leased, job.lease == d.lease else { continue }
+            let stage = job.stage
+            stages[stage].serviceMsTotal += Double(now - started)
+            switch d.outcome {
+            case .ok:
+                w.done += 1
+                try complete(job, output: d.body)
+            case .permanent:
+                stages[stage].failures += 1
+                let msg = String(decoding: d.body.prefix(2000), as: UTF8.self)
+                try journal.recordFailure(job: job.id, stage: stages[stage].name, attempt: job.attempts + 1, error: msg)
+                try end(job, status: .failed, body: [], error: "Stage \(stages[stage].name) refused the job: \(msg)")
+            case .retryable:
+                stages[stage].failures += 1
+                try retryOrBury(job, error: String(decoding: d.body.prefix(2000), as: UTF8.self), now: now)
+            }
+        }
+    }
+
+    func complete(_ job: Job, output: [UInt8]) throws {
+        let stage = job.stage
+        stages[stage].completed += 1
+        stages[stage].occupancy -= 1
+        stages[stage].bytes -= job.bytes
+        if let next = job.nextStage {
+            stages[next].reserved -= 1
+            job.position += 1
+            job.attempts = 0
+            job.input = output
+            try journal.advance(job: job.id, stage: job.position, output: output)
+            stages[next].occupancy += 1
+            stages[next].bytes += job.bytes
+            enqueue(job)
+            if job.progress, let owner = job.owner {
+                var w = ByteWriter(capacity: 10)
+                w.u64(job.id); w.u8(UInt8(job.position)); w.u8(UInt8(job.route.count))
+                pendingProgress[owner, default: []].append(w.bytes)
+            }
+        } else {
+            job.state = .queued  // detached from the stage counters already
+            try finishDetached(job, status: .done, body: output, error: "")
+        }
+    }
+
+    func retryOrBury(_ job: Job, error: String, now: UInt64) throws {
+        let stage = job.stage
+        job.attempts += 1
+        try journal.recordFailure(job: job.id, stage: stages[stage].name, attempt: job.attempts, error: error)
+        if let next = job.nextStage { stages[next].reserved -= 1 }
+        if job.attempts >= config.maxAttempts {
+            stages[stage].deadLetters += 1
+            logger.warning("job dead-lettered", metadata: ["job.id": "\(job.id)", "stage": "\(stages[stage].name)", "error": "\(error)"])
+            stages[stage].occupancy -= 1
+            stages[stage].bytes -= job.bytes
+            job.state = .queued
+            try finishDetached(job, status: .dead, body: [],
+                               error: "Stage \(stages[stage].name) failed \(job.attempts) times; last error: \(error)")
+            return
+        }
+        stages[stage].retries += 1
+        let delay = min(config.retryBaseMs << UInt64(min(job.attempts - 1, 30)), config.retryMaxMs)
+        job.state = .backoff
+        backoff.push(now + delay, job.id)
+    }
+
+    /// Ends a job that still holds its place at its stage (queued, backing off or leased).
+    func end(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
+        let stage = job.stage
+        switch job.state {
+        case .queued: stages[stage].queued -= 1  // its heap entry is skipped lazily
+        case .leased:
+            if let next = job.nextStage { stages[next].reserved -= 1 }
+            if let w = workers[leaseWorker[job.lease] ?? []] {
+                w.leases.remove(job.lease)
+                w.leaseStart[job.lease] = nil
+            }
+            leaseOwners[job.lease] = nil
+            leaseWorker[job.lease] = nil
+        case .backoff: break
+        }
+        stages[stage].occupancy -= 1
+        stages[stage].bytes -= job.bytes
+        try finishDetached(job, status: status, body: body, error: error)
+    }
+    /// Journals the end of a job that no longer counts at any stage, and tells its owner.
+    func finishDetached(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
+        try journal.finish(job: job.id, status: status, body: body, error: error)
+        jobs[job.id] = nil
+        job.state = .queued
+        job.lease = 0
+        finished[status, default: 0] += 1
+        if let owner = job.owner {
+            clients[owner]?.outstanding -= 1
+            pendingResults[owner, default: []].append(
+                ResultRecord(jobID: job.id, status: status, key: job.key, body: status == .done ? body : Array(error.utf8)).encode())
+        }
+    }
+
+    func removeWorker(_ peer: [UInt8], now: UInt64, reason: String) throws {
+        guard let w = workers.removeValue(forKey: peer) else { return }
+        stages[w.stage].workers.removeAll { $0 == peer }
+        if !w.leases.isEmpty {
+            logger.warning("worker lost; requeueing its leases", metadata: ["worker": "\(w.name)", "leases": "\(w.leases.count)",
+                                                                           "reason": "\(reason)"])
+        } else {
+            logger.info("worker left", metadata: ["worker": "\(w.name)", "reason": "\(reason)"])
+        }
+        for lease in w.leases.sorted() {
+            leaseWorker[lease] = nil
+            guard let jobID = leaseOwners.removeValue(forKey: lease), let job = jobs[jobID], job.lease == lease else { continue }
+            try retryOrBury(job, error: "The worker \(w.name) went away (\(reason)) while running it.", now: now)
+        }
+    }
+
+    // MARK: Time
+
+    /// Expires silent workers, moves retries whose back-off ended back into their queues, and ends jobs past their
+    /// deadline.
+    public func tick(now: UInt64) throws {
+        while let top = backoff.min, top.key <= now {
+            backoff.pop()
+            if let job = jobs[top.value], job.state == .backoff { enqueue(job) }
+        }
+        while let top = deadlines.min, top.key <= now {
+            deadlines.pop()
+            if let job = jobs[top.value], job.deadlineMs > 0, job.deadlineMs <= now {
+                try end(job, status: .expired, body: [], error: "Its deadline passed before it finished.")
+            }
+        }
+        if now >= lastWorkerScan + 100 {
+            lastWorkerScan = now
+            let silent = workers.values.filter { now > $0.lastSeen + config.workerTimeoutMs }.map(\.peer)
+            for p in silent { try removeWorker(p, now: now, reason: "no heartbeat for \(config.workerTimeoutMs) ms") }
+            clients = clients.filter { $0.value.outstanding > 0 || now < $0.value.lastSeen + 600_000 }
+        }
+    }
+
+    /// The earliest time `tick` has something to do.
+    public func nextDeadline(now: UInt64) -> UInt64 {
+        var t = now + 100
+        if let b = backoff.minKey { t = min(t, b) }
+        if let d = deadlines.minKey { t = min(t, d) }
+        return t
+    }
+
+    // MARK: Dispatch
+
+    /// Leases queued tasks to workers with credit, without overfilling any job's next stage.
+    public func dispatch(now: UInt64) {
+        for s in stages.indices where stages[s].queued > 0 && !stages[s].workers.isEmpty {
+            dispatchStage(s, now: now)
+        }
+    }
+
+    func dispatchStage(_ s: Int, now: UInt64) {
+        let ws = stages[s].workers
+        var progressed = true
+        while progressed && stages[s].queued > 0 {
+            progressed = false
+            stages[s].rr &+= 1
+            for k in 0..<ws.count {
+                guard stages[s].queued > 0 else { return }
+                let peer = ws[(stages[s].rr + k) % ws.count]
+                guard let w = workers[peer], w.credit > 0, !w.draining else { continue }
+                // A fair share per round, so one worker with much credit does not take everything.
+                let share = max(1, min(w.credit, (stages[s].queued + ws.count - 1) / ws.count))
+                var given = 0
+                while given < share, let job = popLive(s) {
+                    if let next = job.nextStage, stages[next].occupancy + stages[next].reserved >= config.queueCapacity {
+                        // The next stage is full: put the job back and leave this stage be (backpressure).
+                        enqueue(job)
+                        return
+                    }
+                    lease(job, to: w, now: now)
+                    given += 1
+                }
+                if given > 0 { progressed = true }
+            }
+        }
+    }
+
+    func lease(_ job: Job, to w: Worker, now: UInt64) {
+        if let next = job.nextStage { stages[next].reserved += 1 }
+        nextLease += 1
+        let lease = nextLease
+        job.state = .leased
+        job.lease = lease
+        leaseOwners[lease] = job.id
+        leaseWorker[lease] = w.peer
+        w.leases.insert(lease)
+        w.leaseStart[lease] = now
+        w.credit -= 1
+        pendingTasks[w.peer, default: []].append(
+            TaskRecord(lease: lease, jobID: job.id, attempt: UInt16(min(job.attempts + 1, 65535)), key: job.key,
+                       params: job.params, input: job.input).encode())
+    }
+
+    func popLive(_ s: Int) -> Job? {
+        while let top = stages[s].queue.pop() {
+            if let job = jobs[top.value], job.state == .queued, job.stage == s,
+               (UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF)) == top.key {
+                stages[s].queued -= 1
+                job.state = .leased
+                return job
+            }
+        }
+        return nil
+    }
+
+    // MARK: Control
+
+    func scale(_ peer: [UInt8], _ m: Message) throws {
+        guard let sup = supervisor else {
+            throw HumeError(.unknown, "No supervisor is attached to this broker; scaling needs a fleet started with `hume up`.")
+        }
+        guard let stage = m.header["stage"]?.string, stageIndex[stage] != nil else {
+            throw HumeError(.badRequest, "SCALE needs a header field \"stage\" naming a stage this broker serves.")
+        }
+        guard let n = m.header["replicas"]?.int, n >= 0, n <= 64 else {
+            throw HumeError(.badRequest, "SCALE needs a header field \"replicas\": 0 to 64.")
+        }
+        var h = m.header.object ?? [:]
+        h["reply_to"] = .string(peer.map { String(format2: $0) }.joined())
+        reply(.control, sup, Message(.scale, header: .object(h)))
+        reply(.control, peer, Message(.scale, header: .object(["req": m.header["req"] ?? .null, "ok": .bool(true),
+                                                                "stage": .string(stage), "replicas": JSON(n)])))
+    }
+
+    /// A JSON snapshot of stages, workers and batches.
+    public func status(req: JSON?) throws -> JSON {
+        var stageList: [JSON] = []
+        for s in stages {
+            let ws = s.workers.compactMap { workers[$0] }
+            stageList.append(.object([
+                "name": .string(s.name), "queued": JSON(s.queued), "occupancy": JSON(s.occupancy),
+                "in_flight": JSON(ws.reduce(0) { $0 + $1.leases.count }), "workers": JSON(ws.count),
+                "credit": JSON(ws.reduce(0) { $0 + $1.credit }), "completed": .number(Double(s.completed)),
+                "retries": .number(Double(s.retries)), "dead_letters": .number(Double(s.deadLetters)),
+                "failures": .number(Double(s.failures)), "bytes": JSON(s.bytes),
+                "mean_service_ms": .number(s.completed > 0 ? (s.serviceMsTotal / Double(s.completed) * 100).rounded() / 100 : 0),
+            ]))
+        }
+        let workerList: [JSON] = workers.values.sorted { $0.name < $1.name }.map { w in
+            .object(["name": .string(w.name), "stage": .string(stages[w.stage].name), "credit": JSON(w.credit),
+                     "capacity": JSON(w.capacity), "leases": JSON(w.leases.count), "done": .number(Double(w.done)),
+                     "draining": .bool(w.draining), "stats": w.stats])
+        }
+        let batches: [JSON] = try journal.batchCounts().map { b in
+            var o: [String: JSON] = ["batch": .string(b.batch), "total": JSON(b.total)]
+            for st in JobStatus.allCases { o[st.name] = JSON(b.counts[st] ?? 0) }
+            return .object(o)
+        }
+        return .object(["req": req ?? .null, "stages": .array(stageList), "workers": .array(workerList),
+                        "batches": .array(batches), "submitted": .number(Double(submitted)),
+                        "active_jobs": JSON(jobs.count), "bad_messages": .number(Double(badMessages))])
+    }
+
+    // MARK: Outbox
+
+    /// Everything to send after the journal committed, with tasks and results coalesced per peer.
+    public func takeOutgoing() -> [Outgoing] {
+        var out = outgoing
+        outgoing.removeAll(keepingCapacity: true)
+        for (peer, recs) in pendingTasks {
+            out.append(Outgoing(endpoint: .workers, peer: peer, message: Message(.task, records: recs)))
+        }
+        pendingTasks.removeAll(keepingCapacity: true)
+        for (peer, recs) in pendingProgress {
+            out.append(Outgoing(endpoint: .clients, peer: peer, message: Message(.progress, records: recs)))
+        }
+        pendingProgress.removeAll(keepingCapacity: true)
+        for (peer, recs) in pendingResults {
+            out.append(Outgoing(endpoint: .clients, peer: peer, message: Message(.result, records: recs)))
+        }
+        pendingResults.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    /// Jobs held in memory (bounded by the stage capacities).
+    public var activeJobCount: Int { jobs.count }
+}
+
+extension String {
+    init(format2 byte: UInt8) {
+        let h = String(byte, radix: 16)
+        self = byte < 16 ? "0" + h : h
+    }
+}
+
+/// 128-bit FNV-1a, for content-derived idempotency keys (not a security boundary).
+struct FNV1a128 {
+    var hi: UInt64 = 0x6c62_272e_07bb_0142
+    var lo: UInt64 = 0x62b8_2175_6295_c58d
+
+    mutating func update(_ bytes: [UInt8]) {
+        // 128-bit multiply by the FNV prime 2^88 + 0x13B.
+        for b in bytes {
+            lo ^= UInt64(b)
+            let (p1hi, p1lo) = lo.multipliedFullWidth(by: 0x13B)
+            let newHi = hi &* 0x13B &+ p1hi &+ (lo << 24)
+            lo = p1lo
+            hi = newHi
+        }
+    }
+
+    var hex: String {
+        let a = String(hi, radix: 16), b = String(lo, radix: 16)
+        return String(repeating: "0", count: 16 - a.count) + a + String(repeating: "0", count: 16 - b.count) + b
+    }
+}

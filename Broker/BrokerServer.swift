@@ -1,0 +1,121 @@
+import CZeroMQ
+import Foundation
+import GRDB
+import HumeCore
+import Logging
+
+/// The addresses a broker binds.
+public struct BrokerEndpoints: Sendable {
+    public var workers: String
+    public var clients: String
+    public var control: String
+
+    public init(workers: String = "tcp://127.0.0.1:5555", clients: String = "tcp://127.0.0.1:5556",
+                control: String = "tcp://127.0.0.1:5557") {
+        self.workers = workers
+        self.clients = clients
+        self.control = control
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch: the broker's one clock (deadlines are wall-clock times).
+public func wallMillis() -> UInt64 {
+    var tv = timeval()
+    gettimeofday(&tv, nil)
+    return UInt64(tv.tv_sec) * 1000 + UInt64(tv.tv_usec) / 1000
+}
+
+/// The broker process: binds the three ROUTER endpoints and runs the state machine's event loop on the calling
+/// thread (give it a thread of its own). Each loop round reads what is waiting, feeds it to `BrokerCore` inside
+/// one journal transaction, commits, and only then sends the replies, tasks and results.
+public final class BrokerServer {
+    public let config: BrokerConfig
+    public let endpoints: BrokerEndpoints
+    public let journalPath: String
+    public let sync: JournalSync
+    let logger: Logger
+    /// Signalled to stop the loop (from a signal handler or another thread).
+    public let stop: WakeFD
+    /// Called once the endpoints are bound, with the actual addresses (ports resolved).
+    public var onBound: (@Sendable (BrokerEndpoints) -> Void)?
+    /// Most messages read from one socket in one round; bounds a group commit.
+    public var maxReadsPerRound = 4096
+
+    public init(config: BrokerConfig, endpoints: BrokerEndpoints, journalPath: String, sync: JournalSync = .normal,
+                logger: Logger = Logger(label: "hume.broker")) throws {
+        self.config = config
+        self.endpoints = endpoints
+        self.journalPath = journalPath
+        self.sync = sync
+        self.logger = logger
+        self.stop = try WakeFD()
+    }
+
+    /// Runs until `stop` is signalled. Throws when the journal fails or an endpoint cannot be bound.
+    public func run() throws {
+        let queue = try SQLiteJournal.openQueue(path: journalPath, sync: sync)
+        try queue.inDatabase { db in try self.loop(db) }
+    }
+
+    func loop(_ db: Database) throws {
+        let journal = try SQLiteJournal(db)
+        let context = ZMQContext()
+        let sockets = try [Endpoint.workers, .clients, .control].map { ep -> ZMQSocketBox in
+            let s = try ZMQSocket(context, .router)
+            try s.setOption(ZMQ_ROUTER_MANDATORY, 1)
+            try s.setOption(ZMQ_SNDHWM, 200_000)
+            try s.setOption(ZMQ_RCVHWM, 200_000)
+            try s.bind(ep == .workers ? endpoints.workers : ep == .clients ? endpoints.clients : endpoints.control)
+            return ZMQSocketBox(s)
+        }
+        let bound = BrokerEndpoints(workers: try sockets[0].socket.lastEndpoint(), clients: try sockets[1].socket.lastEndpoint(),
+                                    control: try sockets[2].socket.lastEndpoint())
+        try journal.begin()
+        let core = try BrokerCore(config: config, journal: journal, now: wallMillis(), logger: logger)
+        try journal.commit()
+        logger.info("broker listening", metadata: ["workers": "\(bound.workers)", "clients": "\(bound.clients)",
+                                                   "control": "\(bound.control)", "journal": "\(journalPath)"])
+        onBound?(bound)
+
+        var poller = ZMQPoller()
+        for s in sockets { poller.add(s.socket) }
+        let stopIndex = poller.add(fd: stop.fd)
+        let endpointsByIndex: [Endpoint] = [.workers, .clients, .control]
+
+        while true {
+            var now = wallMillis()
+            let wait = Int(max(0, Int64(core.nextDeadline(now: now)) - Int64(now)))
+            _ = try poller.poll(timeoutMs: wait)
+            if poller.isReadable(stopIndex) { break }
+            now = wallMillis()
+            try journal.begin()
+            for (i, box) in sockets.enumerated() where poller.isReadable(i) {
+                var reads = 0
+                while reads < maxReadsPerRound, let frames = try box.socket.receive(dontWait: true) {
+                    reads += 1
+                    guard frames.count >= 2 else { continue }  // ROUTER always prefixes the peer id
+                    try core.handle(endpointsByIndex[i], peer: frames[0], frames: frames[1...], now: now)
+                }
+            }
+            try core.tick(now: now)
+            core.dispatch(now: now)
+            try journal.commit()
+            for out in core.takeOutgoing() {
+                let box = sockets[out.endpoint == .workers ? 0 : out.endpoint == .clients ? 1 : 2]
+                var frames = out.message.frames()
+                frames.insert(out.peer, at: 0)
+                if try !box.socket.send(frames, dontWait: true) {
+                    logger.debug("dropped a message to a peer that is gone", metadata: ["command": "\(out.message.command.rawValue)"])
+                }
+            }
+        }
+        try journal.commit()
+        logger.info("broker stopped")
+    }
+}
+
+/// Holds a non-copyable socket in an array.
+final class ZMQSocketBox {
+    let socket: ZMQSocket
+    init(_ s: consuming ZMQSocket) { socket = s }
+}

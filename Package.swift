@@ -1,0 +1,70 @@
+// swift-tools-version: 6.0
+// Hume: retrieval-augmented diffusion as a fleet of Swift processes behind a ZeroMQ broker.
+import PackageDescription
+
+let package = Package(
+    name: "Hume",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hume", targets: ["hume"]),
+        .library(name: "HumeCore", targets: ["HumeCore"]),
+        .library(name: "HumeClient", targets: ["HumeClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // One C bridge per C library.
+        // libzmq's pkg-config file adds -isystem flags SwiftPM refuses; its header is on the default path.
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // FAISS is C++; this target is an extern "C" shim so no Swift module needs C++ interop.
+        .target(name: "CFaiss", path: "Sources/CFaiss",
+                linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("openblas"), .linkedLibrary("lapack"),
+                                 .linkedLibrary("gomp"), .linkedLibrary("m"), .linkedLibrary("stdc++")]),
+
+        // Shared libraries.
+        .target(name: "HumeCore",
+                dependencies: ["CZeroMQ", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/HumeCore"),
+        .target(name: "HumeBroker",
+                dependencies: ["HumeCore", "CZeroMQ", .product(name: "GRDB", package: "GRDB.swift"),
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Broker"),
+        .target(name: "HumeWorker",
+                dependencies: ["HumeCore", "CZeroMQ", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/HumeWorker"),
+        .target(name: "HumeClient",
+                dependencies: ["HumeCore", "CZeroMQ"],
+                path: "Sources/HumeClient"),
+
+        .target(name: "HumeFleet",
+                dependencies: ["HumeCore", "HumeClient", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/HumeFleet"),
+
+        // Stages (one folder per stage under Workers/).
+        .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
+
+        // The CLI: thin, everything lives in the libraries above.
+        .executableTarget(name: "hume",
+                          dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          path: "Sources/hume"),
+
+        .testTarget(name: "HumeBridgeTests", dependencies: ["CZeroMQ", "COpenBLAS", "CPNG", "CCurl", "CFaiss"],
+                    path: "Tests/HumeBridgeTests"),
+        .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
+        .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
+        .testTarget(name: "HumeIntegrationTests",
+                    dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet"],
+                    path: "Tests/HumeIntegrationTests"),
+    ],
+    cxxLanguageStandard: .cxx17
+)

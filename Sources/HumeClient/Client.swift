@@ -1,0 +1,266 @@
+import CZeroMQ
+import Foundation
+import HumeCore
+
+/// A connection to a broker's client (or control) endpoint. Not thread-safe: use it from one thread.
+public final class BrokerConnection {
+    let context: ZMQContext
+    let socket: ZMQSocket
+    var nextReq: UInt64 = 1
+
+    public init(endpoint: String, context: ZMQContext = ZMQContext()) throws {
+        self.context = context
+        socket = try ZMQSocket(context, .dealer)
+        try socket.setOption(ZMQ_SNDHWM, 100_000)
+        try socket.setOption(ZMQ_RCVHWM, 100_000)
+        try socket.setOption(ZMQ_RECONNECT_IVL, 100)
+        try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 2000)
+        try socket.connect(endpoint)
+    }
+
+    /// A fresh request id for matching replies.
+    public func newRequestID() -> UInt64 {
+        defer { nextReq += 1 }
+        return nextReq
+    }
+
+    public func send(_ message: Message) throws {
+        try socket.send(message.frames())
+    }
+
+    /// The next message, waiting up to `timeoutMs` (0: only what is already there). Malformed messages throw.
+    public func receive(timeoutMs: Int) throws -> Message? {
+        if let frames = try socket.receive(dontWait: true) { return try Message.decode(frames[...]) }
+        guard timeoutMs != 0 else { return nil }
+        var poller = ZMQPoller()
+        poller.add(socket)
+        guard try poller.poll(timeoutMs: timeoutMs) > 0, let frames = try socket.receive(dontWait: true) else { return nil }
+        return try Message.decode(frames[...])
+    }
+
+    /// Polls this connection and extra file descriptors; returns which fds are readable.
+    public func wait(timeoutMs: Int, fds: [Int32]) throws -> (socket: Bool, fds: [Bool]) {
+        var poller = ZMQPoller()
+        poller.add(socket)
+        for fd in fds { poller.add(fd: fd) }
+        _ = try poller.poll(timeoutMs: timeoutMs)
+        return (poller.isReadable(0), fds.indices.map { poller.isReadable($0 + 1) })
+    }
+
+    /// Sends a request and waits for the reply with the same `req` (other messages are dropped).
+    public func request(_ command: Command, header: [String: JSON] = [:], timeoutMs: Int = 5000) throws -> Message {
+        let req = newRequestID()
+        var h = header
+        h["req"] = JSON(Int(req))
+        try send(Message(command, header: .object(h)))
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutMs) * 1_000_000
+        while true {
+            let left = Int((Int64(deadline) - Int64(DispatchTime.now().uptimeNanoseconds)) / 1_000_000)
+            guard left > 0 else {
+                throw HumeError(.timeout, "The broker did not answer \(command.rawValue) within \(timeoutMs) ms; is it running?")
+            }
+            if let m = try receive(timeoutMs: left), m.header["req"]?.int == Int(req) {
+                if m.command == .error {
+                    throw HumeError(HumeError.Code(rawValue: m.header["code"]?.string ?? "error"),
+                                    m.header["message"]?.string ?? "The broker refused the request.")
+                }
+                return m
+            }
+        }
+    }
+}
+
+/// One finished job as a client sees it.
+public struct JobResult: Sendable {
+    public var index: Int
+    public var jobID: UInt64
+    public var status: JobStatus
+    public var key: String
+    public var body: [UInt8]
+}
+
+/// Submits a batch of jobs through a connection with everything a bulk run needs: chunks that fit the client's
+/// window, waiting on `BUSY`, resending un-acknowledged chunks, re-attaching to unfinished jobs after a broker
+/// restart (idempotency keys make every resend safe), and exactly one result per job.
+public final class BatchSubmitter {
+    public let connection: BrokerConnection
+    public let batch: String
+    public let route: [String]
+    public private(set) var specs: [JobSpec]
+    /// Jobs per SUBMIT message (default 500).
+    public var chunkSize = 500
+    /// Resend a SUBMIT that is not acknowledged within this time (default 3 s).
+    public var ackTimeoutMs: UInt64 = 3_000
+    /// With jobs outstanding and no news for this long, re-attach to them by resubmitting their keys (default 4 s).
+    public var silenceMs: UInt64 = 4_000
+    /// Ask the broker for PROGRESS records.
+    public var wantsProgress = false
+    /// Called for every job's first result.
+    public var onResult: ((JobResult) -> Void)?
+    /// Called for PROGRESS records: (job index, finished stages, stage count).
+    public var onProgress: ((Int, Int, Int) -> Void)?
+    /// Called when a chunk is first sent, with the uptime in nanoseconds (for latency measurements).
+    public var onSent: ((Range<Int>, UInt64) -> Void)?
+    /// Called when a chunk is refused as a whole (bad request): every job in it gets this error.
+    public var onRefused: ((Range<Int>, String) -> Void)?
+
+    public private(set) var results: [JobResult?]
+    public private(set) var finishedCount = 0
+    public private(set) var duplicateResults = 0
+    public private(set) var busyReplies = 0
+    var indexByKey: [String: Int] = [:]
+    var window = 1_000
+    var outstanding = Set<Int>()  // acked, not finished
+    var inFlight: [UInt64: (range: Range<Int>, sentAt: UInt64, reattach: [Int]?)] = [:]
+    var nextIndex = 0
+    var retryQueue: [Range<Int>] = []
+    var pauseUntil: UInt64 = 0
+
+    public init(connection: BrokerConnection, batch: String, route: [String], jobs: [JobSpec]) {
+        self.connection = connection
+        self.batch = batch
+        self.route = route
+        self.specs = jobs
+        self.results = Array(repeating: nil, count: jobs.count)
+        for (i, s) in jobs.enumerated() { indexByKey[s.key] = i }
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
+
+    /// False while more jobs may be added (streaming); `run` then returns only on its timeout.
+    public var inputClosed = true
+
+    /// Jobs added but not yet sent.
+    public var unsent: Int { specs.count - nextIndex + retryQueue.reduce(0) { $0 + $1.count } }
+
+    /// Adds jobs to a streaming batch; returns their indices.
+    @discardableResult
+    public func add(_ more: [JobSpec]) -> Range<Int> {
+        let start = specs.count
+        for (k, s) in more.enumerated() { indexByKey[s.key] = start + k }
+        specs.append(contentsOf: more)
+        results.append(contentsOf: Array(repeating: nil, count: more.count))
+        return start..<specs.count
+    }
+
+    var done: Bool { inputClosed && finishedCount == specs.count }
+
+    func submit(indices: [Int], range: Range<Int>?, reattach: Bool) throws {
+        let req = connection.newRequestID()
+        let recs = indices.map { specs[$0].encode() }
+        var h: [String: JSON] = ["req": JSON(Int(req)), "batch": .string(batch), "route": .array(route.map { .string($0) })]
+        if wantsProgress { h["progress"] = .bool(true) }
+        try connection.send(Message(.submit, header: .object(h), records: recs))
+        inFlight[req] = (range ?? 0..<0, Self.now(), reattach ? indices : nil)
+        if let range, !reattach { onSent?(range, DispatchTime.now().uptimeNanoseconds) }
+    }
+
+    var inFlightJobs: Int { inFlight.values.reduce(0) { $0 + ($1.reattach?.count ?? $1.range.count) } }
+
+    /// Sends what the window allows. Returns false when nothing could be sent.
+    func pump() throws {
+        let t = Self.now()
+        guard t >= pauseUntil else { return }
+        while inFlight.count < 4 {
+            let room = window - outstanding.count - inFlightJobs
+            var range: Range<Int>
+            if let r = retryQueue.first {
+                guard r.count <= room else { return }
+                retryQueue.removeFirst()
+                range = r
+            } else {
+                guard nextIndex < specs.count else { return }
+                let n = min(chunkSize, specs.count - nextIndex, room)
+                guard n > 0 else { return }
+                range = nextIndex..<nextIndex + n
+                nextIndex += n
+            }
+            try submit(indices: Array(range), range: range, reattach: false)
+        }
+    }
+
+    /// Runs until every job has a result or `timeoutMs` passes; extra fds are polled and reported via `onFD`.
+    @discardableResult
+    public func run(timeoutMs: UInt64 = .max, extraFDs: @autoclosure () -> [Int32] = [], onFD: ((Int) -> Void)? = nil) throws -> Bool {
+        let start = Self.now()
+        var lastNews = start
+        while !done {
+            let t = Self.now()
+            if timeoutMs != .max && t > start + timeoutMs { return false }
+            try pump()
+            let (_, fds) = try connection.wait(timeoutMs: 100, fds: extraFDs())
+            for (i, r) in fds.enumerated() where r { onFD?(i) }
+            while let m = try connection.receive(timeoutMs: 0) {
+                lastNews = Self.now()
+                try handle(m)
+            }
+            let n = Self.now()
+            // Resend SUBMITs that were never acknowledged (broker down or restarted).
+            for (req, f) in inFlight where n > f.sentAt + ackTimeoutMs {
+                inFlight[req] = nil
+                if let ids = f.reattach { try submit(indices: ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
+            }
+            // Long silence with jobs outstanding: re-attach (the broker may have restarted and forgotten us).
+            if !outstanding.isEmpty && n > lastNews + silenceMs && inFlight.isEmpty {
+                lastNews = n
+                let ids = outstanding.sorted()
+                for start in stride(from: 0, to: ids.count, by: chunkSize) {
+                    try submit(indices: Array(ids[start..<min(start + chunkSize, ids.count)]), range: nil, reattach: true)
+                }
+            }
+        }
+        return true
+    }
+
+    func handle(_ m: Message) throws {
+        let req = m.header["req"]?.int.map { UInt64($0) }
+        switch m.command {
+        case .ack:
+            guard let req, let f = inFlight.removeValue(forKey: req) else { return }
+            if let w = m.header["window"]?.int, w > 0 { window = w }
+            let idx = f.reattach ?? Array(f.range)
+            for (k, r) in m.records.enumerated() where k < idx.count {
+                if results[idx[k]] == nil, (try? AckRecord.decode(r)) != nil { outstanding.insert(idx[k]) }
+            }
+        case .busy:
+            busyReplies += 1
+            guard let req, let f = inFlight.removeValue(forKey: req) else { return }
+            if let ids = f.reattach { try submit(indices: ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
+            if let w = m.header["window"]?.int, w > 0 { window = w }
+            pauseUntil = Self.now() + UInt64(max(10, m.header["retry_after_ms"]?.int ?? 100))
+        case .error:
+            guard let req, let f = inFlight.removeValue(forKey: req) else { return }
+            let msg = m.header["message"]?.string ?? "The broker refused the request."
+            let idx = f.reattach ?? Array(f.range)
+            onRefused?(f.range, msg)
+            for i in idx where results[i] == nil {
+                record(JobResult(index: i, jobID: 0, status: .failed, key: specs[i].key, body: Array(msg.utf8)))
+            }
+        case .result:
+            for r in m.records {
+                guard let rec = try? ResultRecord.decode(r), let i = indexByKey[rec.key] else { continue }
+                record(JobResult(index: i, jobID: rec.jobID, status: rec.status, key: rec.key, body: rec.body))
+            }
+        case .progress:
+            for r in m.records where r.count == 10 {
+                var rd = ByteReader(r, what: "PROGRESS record")
+                guard let id = try? rd.u64("job"), let a = try? rd.u8("done"), let b = try? rd.u8("of") else { continue }
+                _ = id
+                onProgress?(-1, Int(a), Int(b))
+            }
+        default:
+            break
+        }
+    }
+
+    func record(_ r: JobResult) {
+        if results[r.index] != nil {
+            duplicateResults += 1
+            return
+        }
+        results[r.index] = r
+        outstanding.remove(r.index)
+        finishedCount += 1
+        onResult?(r)
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import HumeClient
+import HumeCore
+
+/// Reads a process's peak resident set (VmHWM) in MiB from /proc.
+public func peakRSSMiB(pid: Int32) -> Double? {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kb / 1024
+    }
+    return nil
+}
+
+/// A broker and workers started as real child processes on ephemeral loopback ports, for benchmarks and tests.
+public final class LocalFleet {
+    public let directory: String
+    public private(set) var broker: Child!
+    public private(set) var workers: [Child] = []
+    public private(set) var endpoints: [String: String] = [:]
+    let environment: [String: String]
+
+    /// Starts a broker with a journal in `directory` (created if needed) and waits until it listens.
+    public init(directory: String, brokerArguments: [String] = [],
+                environment: [String: String] = ["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"]) throws {
+        self.directory = directory
+        self.environment = environment
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try startBroker(extra: brokerArguments)
+    }
+
+    /// Starts (or restarts after a kill) the broker; ports are kept across restarts.
+    public func startBroker(extra: [String] = []) throws {
+        let ready = directory + "/broker.ready"
+        try? FileManager.default.removeItem(atPath: ready)
+        var args = ["broker", "--journal", directory + "/journal.sqlite", "--ready-file", ready]
+        if endpoints.isEmpty {
+            args += ["--bind-workers", "tcp://127.0.0.1:*", "--bind-clients", "tcp://127.0.0.1:*", "--bind-control", "tcp://127.0.0.1:*"]
+        } else {
+            args += ["--bind-workers", endpoints["workers"]!, "--bind-clients", endpoints["clients"]!, "--bind-control", endpoints["control"]!]
+        }
+        broker = try Child(role: "broker", arguments: args + extra, logPath: directory + "/broker.log", environment: environment)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let data = FileManager.default.contents(atPath: ready), let j = try? JSON.parse(Array(data)),
+               let w = j["workers"]?.string, let c = j["clients"]?.string, let k = j["control"]?.string {
+                endpoints = ["workers": w, "clients": c, "control": k]
+                return
+            }
+            if !broker.isRunning {
+                let log = (try? String(contentsOfFile: directory + "/broker.log", encoding: .utf8)) ?? ""
+                throw HumeError(.system, "The broker exited at start-up: \(log.suffix(500))")
+            }
+            usleep(20_000)
+        }
+        throw HumeError(.timeout, "The broker did not write \(ready) within 30 s.")
+    }
+
+    /// Starts one worker process for a stage.
+    @discardableResult
+    public func startWorker(_ stage: String, arguments: [String] = []) throws -> Child {
+        let n = workers.count + 1
+        let c = try Child(role: stage, arguments: ["worker", stage, "--broker", endpoints["workers"]!, "--name", "\(stage)-\(n)"] + arguments,
+                          logPath: directory + "/worker-\(n).log", environment: environment)
+        workers.append(c)
+        return c
+    }
+
+    /// Asks the broker for STATUS.
+    public func status() throws -> JSON {
+        let conn = try BrokerConnection(endpoint: endpoints["control"]!)
+        return try conn.request(.status, timeoutMs: 5000).header
+    }
+
+    /// Waits until `count` workers have joined the broker.
+    public func waitForWorkers(_ count: Int, timeoutMs: Int = 30_000) throws {
+        let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
+        while Date() < deadline {
+            if let s = try? status(), (s["workers"]?.array?.count ?? 0) >= count { return }
+            usleep(50_000)
+        }
+        throw HumeError(.timeout, "Fewer than \(count) workers joined within \(timeoutMs) ms.")
+    }
+
+    /// kill -9 of the broker.
+    public func killBroker() {
+        kill(broker.pid, SIGKILL)
+        broker.process.waitUntilExit()
+    }
+
+    /// Drains the workers and stops the broker.
+    public func stop() {
+        for w in workers { w.terminate() }
+        let deadline = Date().addingTimeInterval(15)
+        while workers.contains(where: { $0.isRunning }) && Date() < deadline { usleep(20_000) }
+        for w in workers where w.isRunning { kill(w.pid, SIGKILL) }
+        broker.terminate()
+        let d2 = Date().addingTimeInterval(10)
+        while broker.isRunning && Date() < d2 { usleep(20_000) }
+        if broker.isRunning { kill(broker.pid, SIGKILL) }
+    }
+
+    deinit { stop() }
+}
+
+/// `hume bench broker`: no-op jobs through S stages of W worker processes each, measured end to end.
+public struct BrokerBench {
+    public var stages = 1
+    public var tasks = 100_000
+    public var workers = 1
+    public var workMs = 0.0
+    public var payloadBytes = 16
+    public var sync = "normal"
+    public var chunk = 1000
+    /// Stop after this many seconds even if unfinished (the backpressure mode); nil waits for every job.
+    public var seconds: Double?
+    public var brokerArguments: [String] = []
+
+    public init() {}
+
+    public func run(progress: ((Int, Int) -> Void)? = nil) throws -> JSON {
+        let dir = NSTemporaryDirectory() + "hume-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--sync", sync] + brokerArguments)
+        defer { fleet.stop() }
+        let route = (1...stages).map { "noop\($0)" }
+        for s in route {
+            for _ in 0..<workers { try fleet.startWorker(s, arguments: ["--work-ms", "\(workMs)"]) }
+        }
+        try fleet.waitForWorkers(stages * workers)
+
+        let payload = [UInt8](repeating: 0x61, count: payloadBytes)
+        let runID = UInt64.random(in: 0...UInt64.max)
+        let specs = (0..<tasks).map { JobSpec(key: "bench-\(runID)-\($0)", data: payload) }
+        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let sub = BatchSubmitter(connection: conn, batch: "bench-\(runID)", route: route, jobs: specs)
+        sub.chunkSize = chunk
+        var sentAt = [UInt64](repeating: 0, count: tasks)
+        var latencies: [Double] = []
+        latencies.reserveCapacity(tasks)
+        var lastShown = 0
+        sub.onSent = { range, t in for i in range where sentAt[i] == 0 { sentAt[i] = t } }
+        sub.onResult = { r in
+            let t = DispatchTime.now().uptimeNanoseconds
+            latencies.append(Double(t - sentAt[r.index]) / 1e6)
+            if latencies.count - lastShown >= max(1, tasks / 20) {
+                lastShown = latencies.count
+                progress?(latencies.count, tasks)
+            }
+        }
+        var peak = 0.0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var finished = false
+        let limitMs = seconds.map { UInt64($0 * 1000) }
+        while true {
+            let elapsed = (DispatchTime.now().uptimeNanoseconds - start) / 1_000_000
+            if let l = limitMs, elapsed >= l { break }
+            if try sub.run(timeoutMs: 500) { finished = true; break }
+            peak = max(peak, peakRSSMiB(pid: fleet.broker.pid) ?? 0)
+        }
+        let elapsedS = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        peak = max(peak, peakRSSMiB(pid: fleet.broker.pid) ?? 0)
+        latencies.sort()
+        func pct(_ p: Double) -> Double {
+            latencies.isEmpty ? 0 : (latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000).rounded() / 1000
+        }
+        let done = sub.results.filter { $0?.status == .done }.count
+        var out: [String: JSON] = [
+            "stages": JSON(stages), "tasks": JSON(tasks), "workers_per_stage": JSON(workers), "work_ms": .number(workMs),
+            "journal_sync": .string(sync), "elapsed_s": .number((elapsedS * 1000).rounded() / 1000),
+            "jobs_finished": JSON(sub.finishedCount),
+            "jobs_per_s": .number((Double(sub.finishedCount) / elapsedS).rounded()),
+            "tasks_per_s": .number((Double(sub.finishedCount * stages) / elapsedS).rounded()),
+            "p50_ms": .number(pct(0.5)), "p99_ms": .number(pct(0.99)),
+            "duplicated": JSON(sub.duplicateResults), "busy_replies": JSON(sub.busyReplies),
+            "broker_peak_rss_mb": .number((peak * 10).rounded() / 10),
+        ]
+        if finished {
+            out["lost"] = JSON(tasks - done)
+        } else {
+            out["lost"] = .null
+            out["note"] = .string("stopped after \(seconds ?? 0) s by --seconds: jobs_finished of tasks ran; lost is not judged")
+        }
+        return .object(out)
+    }
+}

@@ -1,0 +1,46 @@
+import HumeCore
+
+/// One task as a stage sees it.
+public struct StageTask: Sendable {
+    public var lease: UInt64
+    public var jobID: UInt64
+    public var attempt: Int
+    public var key: String
+    /// The job's parameters (a JSON object, possibly empty).
+    public var params: [UInt8]
+    /// The previous stage's output, or the job's data for the first stage.
+    public var input: [UInt8]
+
+    public init(lease: UInt64, jobID: UInt64, attempt: Int, key: String, params: [UInt8], input: [UInt8]) {
+        self.lease = lease
+        self.jobID = jobID
+        self.attempt = attempt
+        self.key = key
+        self.params = params
+        self.input = input
+    }
+}
+
+/// What a stage made of one task.
+public enum StageOutcome: Sendable, Equatable {
+    case ok([UInt8])
+    /// A retry may succeed; the broker backs off and retries, then dead-letters.
+    case retryable(String)
+    /// Bad input: the job fails at once with this sentence.
+    case permanent(String)
+}
+
+/// A kind of work a worker process does. The runtime handles the broker, credit, heartbeats, reconnects and
+/// draining; a stage only turns tasks into outcomes.
+public protocol Stage: Sendable {
+    /// The stage name the worker announces (it must be one the broker serves).
+    var name: String { get }
+    /// Tasks handed to one `run` call (the embedder batches; most stages take 1).
+    var batchSize: Int { get }
+    /// Threads running `run` concurrently. The worker's credit is `batchSize × concurrency`: it never holds more
+    /// than it can run at once, so an idle replica is never starved by a busy one hoarding work.
+    var concurrency: Int { get }
+    /// Runs a batch of tasks, one outcome per task in order. Runs on a runtime thread of its own: blocking here
+    /// (BLAS, curl, sleeping) is fine. Throwing fails the whole batch as retryable.
+    func run(_ tasks: [StageTask]) throws -> [StageOutcome]
+}

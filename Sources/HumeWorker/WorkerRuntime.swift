@@ -1,0 +1,244 @@
+import CZeroMQ
+import Foundation
+import HumeCore
+import Logging
+
+/// Hands tasks from the I/O thread to executor threads and outcomes back. Guarded by one condition variable.
+final class WorkBoard: @unchecked Sendable {  // every field is read and written only under `cond`.
+    private let cond = NSCondition()
+    private var pending: [StageTask] = []
+    private var finished: [DoneRecord] = []
+    private var running = 0
+    private var closed = false
+
+    func push(_ tasks: [StageTask]) {
+        cond.lock()
+        pending.append(contentsOf: tasks)
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Blocks until tasks are available (up to `max`) or the board is closed (nil).
+    func take(max: Int) -> [StageTask]? {
+        cond.lock()
+        defer { cond.unlock() }
+        while pending.isEmpty && !closed { cond.wait() }
+        if pending.isEmpty { return nil }
+        let n = min(max, pending.count)
+        let batch = Array(pending.prefix(n))
+        pending.removeFirst(n)
+        running += n
+        return batch
+    }
+
+    func complete(_ records: [DoneRecord]) {
+        cond.lock()
+        finished.append(contentsOf: records)
+        running -= records.count
+        cond.unlock()
+    }
+
+    func takeFinished() -> [DoneRecord] {
+        cond.lock()
+        defer { cond.unlock() }
+        let f = finished
+        finished.removeAll(keepingCapacity: true)
+        return f
+    }
+
+    /// Leases held: queued, running, or finished but not yet reported.
+    var held: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return pending.count + running + finished.count
+    }
+
+    var busyLeases: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return pending.count + running
+    }
+
+    func close() {
+        cond.lock()
+        closed = true
+        cond.broadcast()
+        cond.unlock()
+    }
+}
+
+/// Runs a `Stage` against a broker: connects a DEALER, announces the stage with its credit, runs tasks on executor
+/// threads, heartbeats (also while busy), re-announces itself after a broker restart, reconnects with back-off when
+/// the broker falls silent, and drains on `stop` (stops taking work, finishes what it holds, reports, leaves).
+public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once, on one thread; other members are immutable or thread-safe.
+    public let stage: any Stage
+    public let endpoint: String
+    public let name: String
+    let logger: Logger
+    /// Signal it to drain and exit (SIGTERM handler, tests).
+    public let stop: WakeFD
+    let resultsReady: WakeFD
+    let board = WorkBoard()
+    /// Extra fields a stage wants in its heartbeats (shown by `hume status`).
+    public var statsProvider: (@Sendable () -> JSON)?
+    /// Longest a drain waits for running tasks before leaving anyway (default 120 s).
+    public var drainTimeoutMs: UInt64 = 120_000
+
+    public init(stage: any Stage, endpoint: String, name: String? = nil, logger: Logger = Logger(label: "hume.worker")) throws {
+        self.stage = stage
+        self.endpoint = endpoint
+        self.name = name ?? "\(stage.name)@\(ProcessInfo.processInfo.hostName):\(getpid())"
+        self.logger = logger
+        self.stop = try WakeFD()
+        self.resultsReady = try WakeFD()
+    }
+
+    var capacity: Int { max(1, stage.batchSize) * max(1, stage.concurrency) }
+
+    /// Blocks until drained after `stop`. Throws only for set-up failures.
+    public func run() throws {
+        let executors = (0..<max(1, stage.concurrency)).map { i in
+            let t = Thread { [self] in self.executorLoop() }
+            t.name = "hume-\(stage.name)-\(i)"
+            t.start()
+            return t
+        }
+        _ = executors
+        defer { board.close() }
+        try ioLoop()
+    }
+
+    func executorLoop() {
+        while let tasks = board.take(max: max(1, stage.batchSize)) {
+            var records: [DoneRecord] = []
+            records.reserveCapacity(tasks.count)
+            do {
+                let outcomes = try stage.run(tasks)
+                for (i, t) in tasks.enumerated() {
+                    let o = i < outcomes.count ? outcomes[i] : .retryable("The stage returned no outcome for this task.")
+                    switch o {
+                    case .ok(let b): records.append(DoneRecord(lease: t.lease, outcome: .ok, body: b))
+                    case .retryable(let m): records.append(DoneRecord(lease: t.lease, outcome: .retryable, body: Array(m.utf8)))
+                    case .permanent(let m): records.append(DoneRecord(lease: t.lease, outcome: .permanent, body: Array(m.utf8)))
+                    }
+                }
+            } catch {
+                let m = Array("The stage failed: \(error)".utf8)
+                records = tasks.map { DoneRecord(lease: $0.lease, outcome: .retryable, body: m) }
+            }
+            board.complete(records)
+            resultsReady.wake()
+        }
+    }
+
+    func now() -> UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
+
+    func ioLoop() throws {
+        let context = ZMQContext()
+        var heartbeatMs: UInt64 = 1000
+        var backoffMs: UInt64 = 100
+        var draining = false
+        var drainStarted: UInt64 = 0
+        connection: while true {
+            let socket = try ZMQSocket(context, .dealer)
+            try socket.setOption(ZMQ_RECONNECT_IVL, 100)
+            try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 5000)
+            try socket.connect(endpoint)
+            var poller = ZMQPoller()
+            poller.add(socket)
+            let resultsIndex = poller.add(fd: resultsReady.fd)
+            let stopIndex = poller.add(fd: stop.fd)
+            var lastHeard = now()
+            var lastSent: UInt64 = 0
+            var readySentAt: UInt64 = 0
+            var welcomed = false
+
+            func sendReady() throws {
+                let credit = draining ? 0 : max(0, capacity - board.held)
+                try socket.send(Message(.ready, header: .object([
+                    "stage": .string(stage.name), "credit": JSON(credit), "capacity": JSON(capacity),
+                    "batch": JSON(stage.batchSize), "name": .string(name),
+                ])).frames())
+                readySentAt = now()
+                lastSent = readySentAt
+                if draining { try socket.send(Message(.drain).frames()) }
+            }
+            try sendReady()
+
+            while true {
+                let t = now()
+                let nextBeat = lastSent + heartbeatMs
+                _ = try poller.poll(timeoutMs: Int(max(0, Int64(nextBeat) - Int64(t))))
+                let n = now()
+                if poller.isReadable(stopIndex) && !draining {
+                    stop.drain()
+                    draining = true
+                    drainStarted = n
+                    logger.info("draining: finishing held tasks, taking no more", metadata: ["held": "\(board.held)"])
+                    try socket.send(Message(.drain).frames())
+                }
+                if poller.isReadable(resultsIndex) { resultsReady.drain() }
+                let done = board.takeFinished()
+                if !done.isEmpty {
+                    try socket.send(Message(.done, records: done.map { $0.encode() }).frames())
+                    lastSent = n
+                }
+                while let frames = try socket.receive(dontWait: true) {
+                    lastHeard = n
+                    backoffMs = 100
+                    guard let m = try? Message.decode(frames[...]) else {
+                        logger.warning("ignored a malformed message from the broker")
+                        continue
+                    }
+                    switch m.command {
+                    case .welcome:
+                        welcomed = true
+                        if let hb = m.header["heartbeat_ms"]?.int, hb > 0 { heartbeatMs = UInt64(hb) }
+                    case .task:
+                        var tasks: [StageTask] = []
+                        for r in m.records {
+                            guard let t = try? TaskRecord.decode(r) else { continue }
+                            tasks.append(StageTask(lease: t.lease, jobID: t.jobID, attempt: Int(t.attempt), key: t.key,
+                                                   params: t.params, input: t.input))
+                        }
+                        board.push(tasks)
+                    case .error:
+                        if m.header["code"]?.string == HumeError.Code.unknownWorker.rawValue {
+                            // The broker restarted or expired us: announce again (once per second at most).
+                            if n > readySentAt + 1000 || welcomed {
+                                welcomed = false
+                                logger.info("broker does not know this worker; announcing again")
+                                try sendReady()
+                            }
+                        } else {
+                            logger.warning("broker refused a message", metadata: ["error": "\(m.header["message"]?.string ?? "?")"])
+                        }
+                    default:
+                        break
+                    }
+                }
+                if draining && board.held == 0 {
+                    try socket.send(Message(.disconnect).frames())
+                    logger.info("drained; leaving")
+                    return
+                }
+                if draining && n > drainStarted + drainTimeoutMs {
+                    logger.warning("drain timed out; leaving with tasks unfinished (the broker will requeue them)")
+                    return
+                }
+                if n >= lastSent + heartbeatMs {
+                    var stats: [String: JSON] = ["busy": JSON(board.busyLeases)]
+                    if let extra = statsProvider?().object { stats.merge(extra) { a, _ in a } }
+                    try socket.send(Message(.heartbeat, header: .object(["stats": .object(stats)])).frames(), dontWait: true)
+                    lastSent = n
+                }
+                if n > lastHeard + 3 * heartbeatMs + 1000 {
+                    logger.warning("broker silent; reconnecting", metadata: ["backoff_ms": "\(backoffMs)"])
+                    usleep(UInt32(backoffMs * 1000))
+                    backoffMs = min(backoffMs * 2, 5000)
+                    continue connection
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import HumeCore
+
+@main
+struct Hume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hume",
+        abstract: "Retrieval-augmented diffusion as a fleet of workers behind a ZeroMQ broker.",
+        subcommands: [BrokerCommand.self, WorkerCommand.self, UpCommand.self, SubmitCommand.self, StreamCommand.self,
+                      StatusCommand.self, CancelCommand.self, ScaleCommand.self, BenchCommand.self])
+}
+
+/// Where clients, workers and control connect unless told otherwise (`HUME_BROKER`, `HUME_WORKERS`, `HUME_CONTROL`).
+enum Defaults {
+    static var clients: String { ProcessInfo.processInfo.environment["HUME_BROKER"] ?? "tcp://127.0.0.1:5556" }
+    static var workers: String { ProcessInfo.processInfo.environment["HUME_WORKERS"] ?? "tcp://127.0.0.1:5555" }
+    static var control: String { ProcessInfo.processInfo.environment["HUME_CONTROL"] ?? "tcp://127.0.0.1:5557" }
+}
+
+/// Prints one clear sentence to stderr and exits with `code`.
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data(("hume: " + message + "\n").utf8))
+    exit(code)
+}
+
+func stderrLine(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Runs `body`, turning a HumeError into one sentence on stderr and exit status 1.
+func reporting<T>(_ body: () throws -> T) -> T {
+    do { return try body() } catch let e as HumeError {
+        fail(e.message)
+    } catch {
+        fail("\(error)")
+    }
+}
