@@ -92,7 +92,8 @@ public final class LocalEquivariantDenoiser: Denoiser {
     private let scaledPadded: UnsafeMutablePointer<SIMD8<Float>> // [((row*paddedWidth + col)*3 + c)*groups + g]
     private let rowPrefix: UnsafeMutablePointer<SIMD8<Double>>    // [(j+1)*groups + g]
     private let columnPrefix: UnsafeMutablePointer<SIMD8<Double>> // ring of P+1 rows: [(slot*width + col)*groups + g]
-    private let logits: UnsafeMutablePointer<SIMD8<Float>>       // [g]
+    private let logits: UnsafeMutablePointer<SIMD8<Float>>       // one row: [active*groups + g], then weights
+    private let activeColumns: UnsafeMutablePointer<Int>          // one row: target columns not skipped
     private let runningMax: UnsafeMutablePointer<Float>          // [p]
     private let runningSum: UnsafeMutablePointer<Float>          // [p]
     private let runningMean: UnsafeMutablePointer<Float>         // [c*n + p]
@@ -115,7 +116,7 @@ public final class LocalEquivariantDenoiser: Denoiser {
         paddedWidth = w + 2 * configuration.window
         paddedHeight = h + 2 * configuration.window
         let counts = [n * 3 * groups, groups, paddedWidth * paddedHeight * 3 * groups, (w + 1) * groups,
-                      (min(configuration.patchSchedule.patchSizes.max()!, h) + 1) * w * groups, groups]
+                      (min(configuration.patchSchedule.patchSizes.max()!, h) + 1) * w * groups, w * groups]
         scratchCounts = counts
         let r = configuration.window
         var all: [(Int, Int)] = []
@@ -130,6 +131,8 @@ public final class LocalEquivariantDenoiser: Denoiser {
         rowPrefix = .allocate(capacity: counts[3])
         columnPrefix = .allocate(capacity: counts[4])
         logits = .allocate(capacity: counts[5])
+        activeColumns = .allocate(capacity: w)
+        activeColumns.initialize(repeating: 0, count: w)
         runningMax = .allocate(capacity: n)
         runningSum = .allocate(capacity: n)
         runningMean = .allocate(capacity: 3 * n)
@@ -160,6 +163,7 @@ public final class LocalEquivariantDenoiser: Denoiser {
         rowPrefix.deinitialize(count: scratchCounts[3]); rowPrefix.deallocate()
         columnPrefix.deinitialize(count: scratchCounts[4]); columnPrefix.deallocate()
         logits.deinitialize(count: scratchCounts[5]); logits.deallocate()
+        activeColumns.deallocate()
         runningMax.deallocate()
         runningSum.deallocate()
         runningMean.deallocate()
@@ -280,19 +284,24 @@ public final class LocalEquivariantDenoiser: Denoiser {
     /// Batches whose best logit is this far below the running maximum are skipped (weights < 1.4e-11).
     private let negligibleLogit: Float = 25
 
-    /// Online softmax update of one target row for one shift.
+    /// Online softmax update of one target row for one shift, in three passes so that the costly
+    /// exponentials of neighbouring pixels are independent and overlap in the pipeline:
+    /// (1) logits, running-maximum update and skipping; (2) weights, four vectors at a time;
+    /// (3) weighted sums of the source-centre colours.
     @inline(__always)
     private func accumulateRow(py: Int, dx: Int, dy: Int, columns: Range<Int>, hiSlot: Int, loSlot: Int,
                                inverseTwoVariance: Float, groups G: Int) {
         let w = width, n = w * height, R = configuration.window, pw = paddedWidth
         let scale = SIMD8<Float>(repeating: inverseTwoVariance)
         let sourceRow = (py + dy + R) * pw + dx + R
+        var active = 0
         for px in columns {
+            let slot = active * G
             var best = SIMD8<Float>(repeating: -.infinity)
             for g in 0..<G {
                 let box = VectorMath.narrow(columnPrefix[(hiSlot + px) * G + g] - columnPrefix[(loSlot + px) * G + g])
                 let l = offsets[g] - box * scale
-                logits[g] = l
+                logits[slot + g] = l
                 best = VectorMath.maximum(best, l)
             }
             let p = py * w + px
@@ -311,10 +320,25 @@ public final class LocalEquivariantDenoiser: Denoiser {
                 m = batchMax
             }
             let mv = SIMD8<Float>(repeating: m)
+            for g in 0..<G { logits[slot + g] -= mv }
+            activeColumns[active] = px
+            active += 1
+        }
+        let items = active * G
+        var i = 0
+        while i + 4 <= items {
+            let e0 = VectorMath.exp(logits[i]), e1 = VectorMath.exp(logits[i + 1])
+            let e2 = VectorMath.exp(logits[i + 2]), e3 = VectorMath.exp(logits[i + 3])
+            logits[i] = e0; logits[i + 1] = e1; logits[i + 2] = e2; logits[i + 3] = e3
+            i += 4
+        }
+        while i < items { logits[i] = VectorMath.exp(logits[i]); i += 1 }
+        for a in 0..<active {
+            let px = activeColumns[a], p = py * w + px
             let qb = (sourceRow + px) * 3 * G
             var zs = SIMD8<Float>.zero, a0 = SIMD8<Float>.zero, a1 = SIMD8<Float>.zero, a2 = SIMD8<Float>.zero
             for g in 0..<G {
-                let wt = VectorMath.exp(logits[g] - mv)
+                let wt = logits[a * G + g]
                 zs += wt
                 a0 += wt * scaledPadded[qb + g]
                 a1 += wt * scaledPadded[qb + G + g]
