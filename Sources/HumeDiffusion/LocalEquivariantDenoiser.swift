@@ -73,9 +73,14 @@ public struct LocalDenoiserConfiguration: Sendable, Equatable {
 /// Cost does not grow with P: for each shift d and neighbour, the per-pixel squared difference
 /// `Σ_c (x_t[r] − √ᾱ·yᵢ[r+d])²` is box-filtered by prefix sums (horizontal within a row, then vertical;
 /// accumulated in `Double`, since a `Float` prefix over a row loses the small distances of good matches),
-/// and an online max-subtracted softmax per target pixel accumulates over shifts. Neighbours are SIMD
-/// lanes (padded to a multiple of 8 with weight-zero lanes); all scratch is allocated at init.
+/// and an online max-subtracted softmax per target pixel accumulates over shifts (nearest shifts first).
+/// Neighbours are SIMD lanes, padded to a multiple of 8 with lanes of log-weight −∞ (weight e^-87, i.e.
+/// nothing); all scratch is allocated at init. Two deliberate approximations, both far below `Float`
+/// resolution: a (shift, target) batch whose best weight is under e^-25 of the running maximum is
+/// skipped, and exp is a degree-6 polynomial (relative error ≈ 2e-7). Against the direct definition in
+/// `Double` the output agrees to about 1e-5 (tests require 1e-4).
 ///
+/// Cost per call: (2W+1)² shifts × k neighbours × pixels × ≈ 42 flops, independent of P.
 /// Not thread-safe (owns scratch memory): use one instance per thread.
 public final class LocalEquivariantDenoiser: Denoiser {
     /// The conditioning images.
