@@ -31,7 +31,8 @@ func syntheticImage(side: Int, seed: UInt64) -> RGBImage {
 var args = Array(CommandLine.arguments.dropFirst())
 var images = 5
 if let i = args.firstIndex(of: "--images") { images = Int(args[i + 1])!; args.removeSubrange(i...(i + 1)) }
-args.removeAll { $0 == "--dump" }
+args.removeAll { $0 == "--dump" || $0 == "--unscaled-patches" }
+if let i = args.firstIndex(of: "--emoji") { args.removeSubrange(i...(i + 1)) }
 let sides = args.isEmpty ? [32, 64] : args.map { Int($0)! }
 let k = 16, steps = 20
 for side in sides {
@@ -91,4 +92,63 @@ if CommandLine.arguments.contains("--dump") {
     ppm += sheet
     _ = FileManager.default.createFile(atPath: "/tmp/diffusion/sheet.ppm", contents: Data(ppm))
     print("wrote /tmp/diffusion/sheet.ppm")
+}
+
+// --emoji DIR: real stickers. For a few held-out (test-split) items, take 16 training images of the same
+// subgroup as stand-in neighbours, time the sampler on them, and write a contact sheet per size:
+// row = 16 neighbours | held-out item, whole-image sample, 6 ELS samples.
+if let flag = CommandLine.arguments.firstIndex(of: "--emoji") {
+    let dir = CommandLine.arguments[flag + 1]
+    struct Item { let id: Int; let subgroup: String; let split: String; let caption: String }
+    let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
+    let items: [Item] = manifest.split(separator: "\n").compactMap { line in
+        guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        return Item(id: o["id"] as! Int, subgroup: o["subgroup"] as! String, split: o["split"] as! String,
+                    caption: o["caption"] as! String)
+    }
+    for side in [32, 64] {
+        let blob = try Data(contentsOf: URL(fileURLWithPath: dir + "/images\(side).rgb"))
+        let stride = side * side * 3
+        func image(_ id: Int) throws -> RGBImage {
+            try RGBImage(width: side, height: side, rgb8: [UInt8](blob[(id * stride)..<((id + 1) * stride)]))
+        }
+        var config = LocalDenoiserConfiguration.prototype(imageSide: side)
+        if CommandLine.arguments.contains("--unscaled-patches") { config.patchSchedule = .prototype }
+        let sampler = try DDIMSampler(steps: 20)
+        var rows: [[RGBImage]] = []
+        var cpu: [Double] = []
+        var picked = 0
+        for query in items where query.split == "test" && picked < 4 {
+            let pool = items.filter { $0.split == "train" && $0.subgroup == query.subgroup }
+            guard pool.count >= 16 else { continue }
+            picked += 1
+            let neighbours = try pool.prefix(16).map { try image($0.id) }
+            let set = try ConditioningSet(neighbours)
+            let local = try LocalEquivariantDenoiser(set, configuration: config)
+            var row = neighbours
+            row.append(try image(query.id))
+            row.append(try sampler.sample(denoiser: PosteriorMeanDenoiser(set), seed: 1))
+            for seed in 1...6 {
+                let c0 = now(CLOCK_THREAD_CPUTIME_ID)
+                row.append(try sampler.sample(denoiser: local, seed: UInt64(seed)))
+                cpu.append(now(CLOCK_THREAD_CPUTIME_ID) - c0)
+            }
+            rows.append(row)
+            print("emoji \(side)²: '\(query.caption)' (\(query.subgroup)), neighbours: \(pool.prefix(16).map(\.caption).prefix(4).joined(separator: ", "))…")
+        }
+        print("emoji \(side)²: thread-CPU per image min \(String(format: "%.4f", cpu.min()!)) s, mean \(String(format: "%.4f", cpu.reduce(0, +) / Double(cpu.count))) s")
+        let cols = rows[0].count
+        var ppm = Array("P6 \(cols * side) \(rows.count * side) 255\n".utf8)
+        var sheet = [UInt8](repeating: 0, count: cols * side * rows.count * side * 3)
+        for (r, row) in rows.enumerated() {
+            for (t, tile) in row.enumerated() {
+                let bytes = tile.rgb8()
+                for y in 0..<side { for x in 0..<side { for c in 0..<3 {
+                    sheet[((r * side + y) * cols * side + t * side + x) * 3 + c] = bytes[(y * side + x) * 3 + c]
+                } } }
+            }
+        }
+        ppm += sheet
+        _ = FileManager.default.createFile(atPath: "/tmp/diffusion/emoji\(side).ppm", contents: Data(ppm))
+    }
 }

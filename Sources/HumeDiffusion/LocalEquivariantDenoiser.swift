@@ -27,6 +27,16 @@ public struct PatchSchedule: Sendable, Equatable {
         return PatchSchedule(patchSizes: sizes, alphaBars: alphaBars)
     }()
 
+    /// The same schedule for an image `factor` times larger: half-widths scale, sizes stay odd
+    /// (×2 maps P to 2P − 1).
+    public func scaled(by factor: Double) -> PatchSchedule {
+        let sizes = patchSizes.map { size -> Int in
+            let half = (Double(size - 1) / 2 * factor).rounded()
+            return 2 * max(Int(half), 0) + 1
+        }
+        return PatchSchedule(patchSizes: sizes, alphaBars: alphaBars)
+    }
+
     /// The patch size for a noise level: the entry whose ᾱ is nearest in log SNR.
     public func patchSize(for level: NoiseLevel) -> Int {
         guard patchSizes.count > 1 else { return patchSizes[0] }
@@ -54,9 +64,12 @@ public struct LocalDenoiserConfiguration: Sendable, Equatable {
         self.window = window
     }
 
-    /// The prototype's settings for a square image side: window ±2 at 32², ±4 at 64² (side / 16).
+    /// The prototype's settings for a square image side: window ±2 at 32², ±4 at 64² (side / 16), and the
+    /// prototype's 32² patch schedule scaled with the side (at 64², 2P − 1: 5…49). Unscaled patches at 64²
+    /// gave visibly mosaic samples on the emoji database; scaled ones give coherent stickers.
     public static func prototype(imageSide: Int) -> LocalDenoiserConfiguration {
-        LocalDenoiserConfiguration(patchSchedule: .prototype, window: max(1, imageSide / 16))
+        LocalDenoiserConfiguration(patchSchedule: PatchSchedule.prototype.scaled(by: Double(imageSide) / 32),
+                                   window: max(1, imageSide / 16))
     }
 }
 

@@ -37,6 +37,17 @@ struct ScheduleTests {
         #expect(PatchSchedule.prototype.patchSize(for: NoiseLevel(sigma: 0.002)) == 3)
         #expect(PatchSchedule.fixed(7).patchSize(for: NoiseLevel(alphaBar: 0.3)) == 7)
     }
+
+    @Test("the prototype configuration scales with the image: window side/16, patches 2P − 1 at 64²")
+    func prototypeConfiguration() {
+        let at32 = LocalDenoiserConfiguration.prototype(imageSide: 32)
+        let at64 = LocalDenoiserConfiguration.prototype(imageSide: 64)
+        #expect(at32.window == 2 && at64.window == 4)
+        #expect(at32.patchSchedule == .prototype)
+        #expect(at64.patchSchedule.patchSizes == PatchSchedule.prototype.patchSizes.map { 2 * $0 - 1 })
+        #expect(at64.patchSchedule.patchSize(for: NoiseLevel(sigma: 80)) == 49)
+        #expect(PatchSchedule.prototype.scaled(by: 0.5).patchSizes.allSatisfy { $0 % 2 == 1 && $0 >= 1 })
+    }
 }
 
 @Suite("DDIM sampler")
