@@ -48,6 +48,11 @@ let package = Package(
                 dependencies: ["HumeCore", "HumeClient", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/HumeFleet"),
 
+        // Numerics: the MiniLM text embedder over OpenBLAS, and the closed-form diffusion core.
+        .target(name: "HumeEmbed", dependencies: ["COpenBLAS"], path: "Sources/HumeEmbed"),
+        .target(name: "HumeDiffusion", path: "Sources/HumeDiffusion"),
+        .executableTarget(name: "hume-diffusion-bench", dependencies: ["HumeDiffusion"], path: "Benchmarks/HumeDiffusionBench"),
+
         // Stages (one folder per stage under Workers/).
         .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
 
@@ -60,6 +65,9 @@ let package = Package(
 
         .testTarget(name: "HumeBridgeTests", dependencies: ["CZeroMQ", "COpenBLAS", "CPNG", "CCurl", "CFaiss"],
                     path: "Tests/HumeBridgeTests"),
+        .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed"], path: "Tests/HumeEmbedTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",

@@ -11,6 +11,18 @@ public func currentExecutable() -> String {
     return CommandLine.arguments[0]
 }
 
+/// The `hume` binary children run: `HUME_BIN` if set, this process if it is `hume`, else a `hume` beside this
+/// executable (a test runner in the same build folder).
+public func humeExecutable() -> String {
+    if let p = ProcessInfo.processInfo.environment["HUME_BIN"], !p.isEmpty { return p }
+    let me = currentExecutable()
+    if (me as NSString).lastPathComponent == "hume" { return me }
+    var dir = (me as NSString).deletingLastPathComponent
+    // A test bundle sits in .build/<triple>/debug/X.xctest (a directory on macOS, a binary on Linux).
+    if dir.hasSuffix(".xctest/Contents/MacOS") { dir = (((dir as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent }
+    return dir + "/hume"
+}
+
 /// A child process of the supervisor, with its log file.
 public final class Child {
     public let role: String
@@ -33,7 +45,7 @@ public final class Child {
 
     func start() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: currentExecutable())
+        p.executableURL = URL(fileURLWithPath: humeExecutable())
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
@@ -204,13 +216,15 @@ public final class Supervisor {
     public var liveCounts: [String: Int] { workers.mapValues { $0.filter { !$0.stopping && $0.isRunning }.count } }
 }
 
-/// Runs `body` when SIGINT or SIGTERM arrives (the signals are otherwise ignored).
-public func onTerminationSignal(_ body: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { sig in
+/// Runs `body` when SIGINT or SIGTERM arrives (the signals are otherwise ignored) for the rest of the process's
+/// life. The dispatch sources are retained on purpose: a source released early (the optimiser may end a local's
+/// lifetime at its last use) silently stops delivering signals.
+public func onTerminationSignal(_ body: @escaping @Sendable () -> Void) {
+    for sig in [SIGINT, SIGTERM] {
         signal(sig, SIG_IGN)
         let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
         s.setEventHandler(handler: body)
         s.resume()
-        return s
+        _ = Unmanaged.passRetained(s as AnyObject)
     }
 }

@@ -53,9 +53,8 @@ struct BrokerCommand: ParsableCommand {
             }
         }
         let stop = server.stop
-        let sources = onTerminationSignal { stop.wake() }
+        onTerminationSignal { stop.wake() }
         reporting { try server.run() }
-        _ = sources
     }
 }
 
@@ -76,8 +75,7 @@ struct WorkerCommand: ParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let runtime = reporting { try WorkerRuntime(stage: impl, endpoint: broker, name: name) }
         let stop = runtime.stop
-        let sources = onTerminationSignal { stop.wake() }
+        onTerminationSignal { stop.wake() }
         reporting { try runtime.run() }
-        _ = sources
     }
 }

@@ -34,7 +34,7 @@ struct UpCommand: ParsableCommand {
         for r in opts.replicas where workMs > 0 { opts.workerArguments[r.stage] = ["--work-ms", "\(workMs)"] }
         let sup = reporting { try Supervisor(options: opts) }
         let stop = sup.stop
-        let sources = onTerminationSignal { stop.wake() }
+        onTerminationSignal { stop.wake() }
         reporting {
             try sup.run {
                 let ws = opts.replicas.map { "\($0.stage)×\($0.count)" }.joined(separator: ", ")
@@ -42,7 +42,6 @@ struct UpCommand: ParsableCommand {
             }
         }
         stderrLine("hume up: stopped.")
-        _ = sources
     }
 }
 

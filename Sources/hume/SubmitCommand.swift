@@ -46,7 +46,7 @@ struct SubmitCommand: ParsableCommand {
         sub.onRefused = { _, msg in refusal = refusal ?? msg }
         sub.onResult = { _ in progress.update(sub.finishedCount) }
         let interrupted = WakeFlag()
-        let sources = onTerminationSignal { interrupted.set() }
+        onTerminationSignal { interrupted.set() }
         var finished = false
         let start = Date()
         while !finished && !interrupted.isSet {
@@ -54,7 +54,6 @@ struct SubmitCommand: ParsableCommand {
             finished = reporting { try sub.run(timeoutMs: 500) }
         }
         progress.finish(sub.finishedCount)
-        _ = sources
 
         // The manifest: one line per job in file order (bad lines included), written atomically.
         let dir = out ?? "out/\(batchName)"
