@@ -71,7 +71,8 @@ let package = Package(
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",
-                    dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet"],
+                    dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet", "CZeroMQ",
+                                   .product(name: "GRDB", package: "GRDB.swift")],
                     path: "Tests/HumeIntegrationTests"),
     ],
     cxxLanguageStandard: .cxx17

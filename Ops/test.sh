@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: installs what a fresh Debian 12 machine lacks, fetches the model, builds the
+# image databases, then runs every test. Quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash Ops/setup.sh
+bash Ops/fetch-model.sh
+bash Ops/build-db.sh
+
+# Offline data preparation's own checks (Debian's python has the apt modules).
+/usr/bin/python3 -m pytest -q -p no:cacheprovider Ops/test_build_db.py
+
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+swift build --build-tests --quiet
+swift test --skip-build

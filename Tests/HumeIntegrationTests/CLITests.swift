@@ -1,0 +1,140 @@
+import Foundation
+import HumeClient
+import HumeCore
+import HumeFleet
+import Testing
+
+/// Runs the built `hume` binary; returns exit status, stdout and stderr.
+@discardableResult
+func hume(_ args: [String], stdin: String? = nil, cwd: String? = nil, timeout: TimeInterval = 60) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: humeExecutable())
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    // Output goes to files, so a chatty child never blocks on a full pipe.
+    let base = NSTemporaryDirectory() + "hume-cli-\(UInt32.random(in: 0...UInt32.max))"
+    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        try? FileManager.default.removeItem(atPath: base + ".err")
+    }
+    let inp = Pipe()
+    p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
+    p.standardError = FileHandle(forWritingAtPath: base + ".err")
+    p.standardInput = inp
+    try p.run()
+    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try inp.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning { p.terminate() }
+    p.waitUntilExit()
+    let o = FileManager.default.contents(atPath: base + ".out") ?? Data()
+    let e = FileManager.default.contents(atPath: base + ".err") ?? Data()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// A free loopback TCP port (bound and released).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+@Suite("The hume CLI, run as a user would", .serialized)
+struct CLITests {
+    @Test("submit writes a manifest line per job with outputs and errors; a re-run resumes without running anything twice",
+          .timeLimit(.minutes(2)))
+    func submitAndResume() throws {
+        let dir = tempDir("cli-submit")
+        let fleet = try LocalFleet(directory: dir)
+        defer { fleet.stop() }
+        try fleet.startWorker("noop1")
+        try fleet.startWorker("noop2")
+        try fleet.waitForWorkers(2)
+        var lines = (1...300).map { "prompt number \($0)" }
+        lines[9] = "{\"key\": \"custom\", \"text\": \"json job\", \"priority\": 9}"
+        lines[19] = "{not json"
+        lines[29] = "this one #invalid"
+        lines[39] = ""
+        try lines.joined(separator: "\n").write(toFile: dir + "/jobs.txt", atomically: true, encoding: .utf8)
+        let broker = fleet.endpoints["clients"]!
+        let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--batch", "cli", "--route", "noop1,noop2", "--broker", broker,
+                                     "--out", dir + "/out"])
+        #expect(rc == 1, "a batch with failures exits 1: \(err)")
+        #expect(err.contains("297 done"), "\(err)")
+        let manifest = try String(contentsOfFile: dir + "/out/manifest.jsonl", encoding: .utf8)
+        let rows = try manifest.split(separator: "\n").map { try JSON.parse(String($0)) }
+        #expect(rows.count == 299, "one line per non-blank input line")
+        #expect(rows.map { $0["line"]?.int ?? 0 } == (1...300).filter { $0 != 40 })
+        let byLine = Dictionary(uniqueKeysWithValues: rows.map { ($0["line"]!.int!, $0) })
+        #expect(byLine[1]?["output"]?.string == "prompt number 1")
+        #expect(byLine[1]?["key"]?.string == "cli:1")
+        #expect(byLine[10]?["key"]?.string == "custom" && byLine[10]?["output"]?.string == "json job")
+        #expect(byLine[20]?["status"]?.string == "invalid")
+        let lineError = byLine[20]?["error"]?.string ?? ""
+        #expect(lineError.contains("Line 20"), "\(lineError)")
+        #expect(byLine[30]?["status"]?.string == "failed")
+        // Re-run: same ids, nothing new in the journal.
+        let (rc2, _, err2) = try hume(["submit", dir + "/jobs.txt", "--batch", "cli", "--route", "noop1,noop2", "--broker", broker,
+                                       "--out", dir + "/out2"])
+        #expect(rc2 == 1)
+        #expect(err2.contains("297 done"))
+        #expect(try String(contentsOfFile: dir + "/out2/manifest.jsonl", encoding: .utf8) == manifest)
+        let j = try journalCounts(dir, batch: "cli")
+        #expect(j.rows == 298 && j.distinctKeys == 298, "\(j)")
+        // The stream command answers JSONL on stdout.
+        let (rc3, out3, _) = try hume(["stream", "--route", "noop1", "--batch", "s", "--broker", broker], stdin: "one\ntwo\n{bad\n")
+        #expect(rc3 == 0)
+        let results = out3.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
+        #expect(Set(results.compactMap { $0["output"]?.string }) == ["one", "two"])
+        #expect(results.contains { $0["status"]?.string == "invalid" && $0["line"]?.int == 3 })
+    }
+
+    @Test("up restarts a worker killed with -9 and applies scale up and down (down drains)", .timeLimit(.minutes(2)))
+    func supervisorRestartsAndScales() throws {
+        let dir = tempDir("cli-up")
+        let (w, c, k) = (freePort(), freePort(), freePort())
+        let ep = ["workers": "tcp://127.0.0.1:\(w)", "clients": "tcp://127.0.0.1:\(c)", "control": "tcp://127.0.0.1:\(k)"]
+        let up = Process()
+        up.executableURL = URL(fileURLWithPath: humeExecutable())
+        up.arguments = ["up", "noop=2", "--dir", dir, "--bind-workers", ep["workers"]!, "--bind-clients", ep["clients"]!,
+                        "--bind-control", ep["control"]!]
+        up.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try up.run()
+        defer {
+            kill(up.processIdentifier, SIGTERM)
+            up.waitUntilExit()
+        }
+        let control = try BrokerConnection(endpoint: ep["control"]!)
+        func workers() -> [JSON] { (try? control.request(.status, timeoutMs: 2000).header["workers"]?.array) ?? nil ?? [] }
+        func waitFor(_ what: String, _ cond: () -> Bool) throws {
+            let deadline = Date().addingTimeInterval(30)
+            while !cond() && Date() < deadline { usleep(100_000) }
+            #expect(cond(), "timed out waiting for \(what)")
+        }
+        try waitFor("2 workers") { workers().count == 2 }
+        // Kill one worker's process: the supervisor starts a new one.
+        let pids = String(decoding: try #require(FileManager.default.contents(atPath: "/proc/\(up.processIdentifier)/task/\(up.processIdentifier)/children")), as: UTF8.self)
+            .split(separator: " ").compactMap { Int32($0) }
+        #expect(pids.count == 3, "broker plus two workers")
+        let workerPid = try #require(pids.last)
+        kill(workerPid, SIGKILL)
+        try waitFor("a replacement worker") {
+            let ws = workers()
+            return ws.count == 2 && ws.allSatisfy { !($0["name"]?.string ?? "").isEmpty }
+        }
+        _ = try control.request(.scale, header: ["stage": .string("noop"), "replicas": JSON(3)])
+        try waitFor("3 workers") { workers().count == 3 }
+        _ = try control.request(.scale, header: ["stage": .string("noop"), "replicas": JSON(1)])
+        try waitFor("1 worker") { workers().count == 1 }
+    }
+}
