@@ -54,7 +54,8 @@ public final class SQLiteJournal: Journal {
               output BLOB,
               status INTEGER NOT NULL DEFAULT 0,
               error TEXT NOT NULL DEFAULT '');
-            CREATE INDEX IF NOT EXISTS jobs_batch ON jobs(batch, status);
+            CREATE INDEX IF NOT EXISTS jobs_batch_only ON jobs(batch);
+            DROP INDEX IF EXISTS jobs_batch;
             CREATE TABLE IF NOT EXISTS failures(
               job INTEGER NOT NULL,
               stage TEXT NOT NULL,
