@@ -1,0 +1,193 @@
+import Foundation
+import HumeCore
+import HumeFleet
+import Testing
+
+/// The repository root, found from this file's path (Tests/HumeIntegrationTests/PythonClientTests.swift).
+private func repoRoot(_ file: String = #filePath) -> String {
+    var url = URL(fileURLWithPath: file)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}
+
+/// Runs `python3` with arguments (and optional stdin); returns exit status, stdout and stderr.
+private func python(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 90) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3"] + args
+    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot())
+    let base = NSTemporaryDirectory() + "hume-py-\(UInt32.random(in: 0...UInt32.max))"
+    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        try? FileManager.default.removeItem(atPath: base + ".err")
+    }
+    let inp = Pipe()
+    p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
+    p.standardError = FileHandle(forWritingAtPath: base + ".err")
+    p.standardInput = inp
+    try p.run()
+    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try inp.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning { p.terminate() }
+    p.waitUntilExit()
+    let o = FileManager.default.contents(atPath: base + ".out") ?? Data()
+    let e = FileManager.default.contents(atPath: base + ".err") ?? Data()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Fails the test (never skips) when the python3 on PATH cannot import zmq.
+private func requirePyZMQ() throws {
+    let (rc, _, err) = try python(["-c", "import zmq"], timeout: 30)
+    if rc != 0 {
+        Issue.record("python3 cannot import zmq (pyzmq): run Ops/setup.sh to install it. \(err)")
+        throw HumeError(.system, "pyzmq missing; run Ops/setup.sh")
+    }
+}
+
+private func jsonLines(_ s: String) -> [[String: Any]] {
+    s.split(separator: "\n").compactMap { line in
+        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+}
+
+private func freshDir(_ name: String) -> String {
+    let d = NSTemporaryDirectory() + "hume-pytest-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+@Suite("Python client (Ops/examples/hume_client.py) against a live broker", .serialized)
+struct PythonClientTests {
+    @Test("50 jobs through noop: 49 echo their input, #invalid fails permanently, a re-run gets the same job ids",
+          .timeLimit(.minutes(2)))
+    func submitAndResume() throws {
+        try requirePyZMQ()
+        let dir = freshDir("submit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--stages", "noop"])
+        defer { fleet.stop() }
+        _ = try fleet.startWorker("noop")
+        try fleet.waitForWorkers(1)
+        let clients = try #require(fleet.endpoints["clients"])
+
+        var lines = (0..<50).map { "line \($0) payload" }
+        lines[17] = "line 17 #invalid please refuse"
+        let input = lines.joined(separator: "\n") + "\n"
+        let script = "Ops/examples/hume_client.py"
+        let args = [script, "--broker", clients, "--route", "noop", "--batch", "pybatch", "--timeout", "60"]
+
+        let (rc, out, err) = try python(args, stdin: input)
+        #expect(rc == 0, "exit \(rc); stderr: \(err)")
+        let results = jsonLines(out)
+        #expect(results.count == 50, "stdout: \(out)")
+        var ids: [String: Int] = [:]
+        var done = 0, failed = 0
+        for r in results {
+            let key = r["key"] as? String ?? ""
+            let line = r["line"] as? Int ?? -1
+            ids[key] = r["job"] as? Int
+            #expect(key == "pybatch-\(line)")
+            switch r["status"] as? String {
+            case "done":
+                done += 1
+                #expect(line >= 0 && line < 50 && r["output"] as? String == lines[line])
+            case "failed":
+                failed += 1
+                #expect(line == 17)
+                #expect(r["error"] as? String == "Stage noop refused the job: The input asks to be refused (#invalid).")
+            default:
+                Issue.record("unexpected result \(r)")
+            }
+        }
+        #expect(done == 49)
+        #expect(failed == 1)
+        #expect(Set(ids.values).count == 50)
+
+        // The same batch again: every key is a duplicate, answered at once from the journal with the same ids.
+        let (rc2, out2, err2) = try python(args, stdin: input)
+        #expect(rc2 == 0, "exit \(rc2); stderr: \(err2)")
+        let again = jsonLines(out2)
+        #expect(again.count == 50)
+        for r in again {
+            let key = r["key"] as? String ?? ""
+            #expect(r["job"] as? Int == ids[key], "\(key) changed id")
+            #expect(r["duplicate"] as? Bool == true)
+        }
+        #expect(again.filter { $0["status"] as? String == "done" }.count == 49)
+
+        // STATUS through the CLI: the batch counts match.
+        let control = try #require(fleet.endpoints["control"])
+        let (rc3, out3, err3) = try python([script, "--control", control, "--status"])
+        #expect(rc3 == 0, "stderr: \(err3)")
+        let status = jsonLines(out3).first ?? [:]
+        let batch = (status["batches"] as? [[String: Any]] ?? []).first { $0["batch"] as? String == "pybatch" }
+        #expect(batch?["total"] as? Int == 50)
+        #expect(batch?["done"] as? Int == 49)
+        #expect(batch?["failed"] as? Int == 1)
+    }
+
+    @Test("Malformed messages from Python get ERROR replies with the right codes; the broker still answers STATUS",
+          .timeLimit(.minutes(2)))
+    func malformedMessages() throws {
+        try requirePyZMQ()
+        let dir = freshDir("malformed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--stages", "noop"])
+        defer { fleet.stop() }
+        let clients = try #require(fleet.endpoints["clients"])
+        let control = try #require(fleet.endpoints["control"])
+        let code = """
+        import json, sys, zmq
+        sys.path.insert(0, "Ops/examples")
+        import hume_client as hc
+        ctx = zmq.Context.instance()
+        def ask(endpoint, frames):
+            s = ctx.socket(zmq.DEALER); s.setsockopt(zmq.LINGER, 0); s.connect(endpoint)
+            s.send_multipart(frames)
+            if not s.poll(10000): raise SystemExit("no reply")
+            f = s.recv_multipart(); s.close(0)
+            return hc.decode_message(f)
+        out = []
+        out.append(ask(sys.argv[1], [b"HUMX\\x01", b"SUBMIT", b"{}"]))
+        out.append(ask(sys.argv[1], [b"HUME\\x02", b"STATUS", b"{}"]))
+        out.append(ask(sys.argv[1], [hc.SIGNATURE, b"FROBNICATE", b'{"req":7}']))
+        out.append(ask(sys.argv[1], [hc.SIGNATURE, b"READY", b'{"req":8}']))
+        out.append(ask(sys.argv[1], [hc.SIGNATURE, b"SUBMIT", b'{"req":9,"batch":"b","route":["noop"]}', b"\\x00\\x01"]))
+        out.append(hc.request(sys.argv[2], "STATUS", {"req": 10}))
+        for cmd, h, recs in out:
+            print(json.dumps({"cmd": cmd, "header": h, "records": len(recs)}))
+        """
+        let (rc, out, err) = try python(["-c", code, clients, control])
+        #expect(rc == 0, "stderr: \(err)")
+        let replies = jsonLines(out)
+        try #require(replies.count == 6, "stdout: \(out) stderr: \(err)")
+        func header(_ i: Int) -> [String: Any] { replies[i]["header"] as? [String: Any] ?? [:] }
+        // Wrong signature.
+        #expect(replies[0]["cmd"] as? String == "ERROR")
+        #expect(header(0)["code"] as? String == "bad_request")
+        // Wrong version byte.
+        #expect(replies[1]["cmd"] as? String == "ERROR")
+        #expect(header(1)["code"] as? String == "bad_version")
+        // Unknown command: no req echoed (the header is not read).
+        #expect(replies[2]["cmd"] as? String == "ERROR")
+        #expect(header(2)["code"] as? String == "unknown")
+        #expect((header(2)["message"] as? String ?? "").contains("FROBNICATE"))
+        // A known command on the wrong endpoint: refused, req echoed.
+        #expect(replies[3]["cmd"] as? String == "ERROR")
+        #expect(header(3)["code"] as? String == "unknown")
+        #expect(header(3)["req"] as? Int == 8)
+        // A truncated SUBMIT record: bad_request, req echoed, nothing accepted.
+        #expect(replies[4]["cmd"] as? String == "ERROR")
+        #expect(header(4)["code"] as? String == "bad_request")
+        #expect(header(4)["req"] as? Int == 9)
+        // The broker is still alive and counts the bad messages.
+        #expect(replies[5]["cmd"] as? String == "STATUS")
+        #expect(header(5)["req"] as? Int == 10)
+        #expect((header(5)["bad_messages"] as? Int ?? 0) >= 5)
+        #expect((header(5)["submitted"] as? Int) == 0)
+    }
+}
