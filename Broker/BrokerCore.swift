@@ -412,6 +412,7 @@ public final class BrokerCore {
             } catch let e as HumeError {
                 // A broken record still frees a slot; its lease expires or is retried via the worker's silence.
                 badMessages += 1
+                if !w.draining { w.credit = min(w.credit + 1, w.capacity) }
                 reply(.workers, peer, error: e, req: nil)
                 continue
             }
@@ -579,17 +580,19 @@ public final class BrokerCore {
         while progressed && stages[s].queued > 0 {
             progressed = false
             stages[s].rr &+= 1
+            // A fair share per round, from the queue as the round starts, so one worker with much credit does not
+            // take everything and the first worker asked does not take more than the others.
+            let fairShare = (stages[s].queued + ws.count - 1) / ws.count
             for k in 0..<ws.count {
                 guard stages[s].queued > 0 else { return }
                 let peer = ws[(stages[s].rr + k) % ws.count]
                 guard let w = workers[peer], w.credit > 0, !w.draining else { continue }
-                // A fair share per round, so one worker with much credit does not take everything.
-                let share = max(1, min(w.credit, (stages[s].queued + ws.count - 1) / ws.count))
+                let share = max(1, min(w.credit, fairShare))
                 var given = 0
                 while given < share, let job = popLive(s) {
                     if let next = job.nextStage, stages[next].occupancy + stages[next].reserved >= config.queueCapacity {
-                        // The next stage is full: put the job back and leave this stage be (backpressure).
-                        enqueue(job)
+                        // The next stage is full: put the job back in its place and leave this stage be (backpressure).
+                        requeueInPlace(job)
                         return
                     }
                     lease(job, to: w, now: now)
@@ -614,6 +617,13 @@ public final class BrokerCore {
         pendingTasks[w.peer, default: []].append(
             TaskRecord(lease: lease, jobID: job.id, attempt: UInt16(min(job.attempts + 1, 65535)), key: job.key,
                        params: job.params, input: job.input).encode())
+    }
+
+    /// Undoes `popLive` for a job that could not be leased: same heap key, so it keeps its FIFO place.
+    func requeueInPlace(_ job: Job) {
+        job.state = .queued
+        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF), job.id)
+        stages[job.stage].queued += 1
     }
 
     func popLive(_ s: Int) -> Job? {
