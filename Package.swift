@@ -55,10 +55,15 @@ let package = Package(
 
         // Stages (one folder per stage under Workers/).
         .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
+        .target(name: "HumeData", path: "Sources/HumeData"),
+        .target(name: "HumeEmbedStage", dependencies: ["HumeWorker", "HumeEmbed"], path: "Workers/Embedder"),
+        .target(name: "HumeDenoiseStage",
+                dependencies: ["HumeWorker", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeEmbedStage", "CPNG"], path: "Workers/Denoiser"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeDiffusion", "HumeData",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
@@ -68,6 +73,9 @@ let package = Package(
         .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
+        .testTarget(name: "HumeStagesTests",
+                    dependencies: ["HumeEmbedStage", "HumeDenoiseStage", "HumeData", "HumeDiffusion", "HumeWorker"],
+                    path: "Tests/HumeStagesTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",

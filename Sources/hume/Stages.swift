@@ -1,4 +1,6 @@
 import HumeCore
+import HumeDenoiseStage
+import HumeEmbedStage
 import HumeNoop
 import HumeWorker
 
@@ -7,5 +9,11 @@ func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: In
     if name.hasPrefix("noop") {
         return NoopStage(name: name, workMs: workMs, failRate: failRate, batchSize: batch, concurrency: max(1, concurrency))
     }
-    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5.")
+    if name == "embed" {
+        do { return try EmbedStage(name: name, batchSize: batch ?? 64) } catch {
+            throw HumeError(.unknown, "The embed stage could not load its model (\(error)); run Ops/fetch-model.sh.")
+        }
+    }
+    if name == "denoise" { return DenoiseStage(name: name, concurrency: max(1, concurrency)) }
+    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, denoise.")
 }
