@@ -18,6 +18,12 @@ func task(_ params: String, input: [UInt8] = []) -> StageTask {
     StageTask(lease: 1, jobID: 1, attempt: 1, key: "k", params: Array(params.utf8), input: input)
 }
 
+/// The cosine of two outcomes' vectors, or nil unless both are `.ok`.
+func cosine(_ a: StageOutcome, _ b: StageOutcome) -> Float? {
+    guard case .ok(let x) = a, case .ok(let y) = b, x.count == y.count else { return nil }
+    return zip(EmbedStage.floats(fromLittleEndian: x), EmbedStage.floats(fromLittleEndian: y)).reduce(0) { $0 + $1.0 * $1.1 }
+}
+
 func permanentMessage(_ outcome: StageOutcome) -> String? {
     if case .permanent(let m) = outcome { return m }
     return nil
@@ -25,7 +31,8 @@ func permanentMessage(_ outcome: StageOutcome) -> String? {
 
 @Suite("embed stage")
 struct EmbedStageTests {
-    @Test("a batch gives the same bytes as one task at a time, and bad tasks fail alone")
+    // Batched GEMMs of other shapes round differently in the last bits, so equality is to float rounding.
+    @Test("a batch gives the same vectors as one task at a time, and bad tasks fail alone")
     func batchEqualsSingle() throws {
         guard try requireData().model else {
             Issue.record("The MiniLM model is missing at \(Embedder.defaultModelDirectory.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
@@ -39,7 +46,8 @@ struct EmbedStageTests {
         #expect(batch.count == 5)
         for i in [0, 2, 4] {
             let single = try stage.run([tasks[i]])
-            #expect(single == [batch[i]])
+            let c = cosine(single[0], batch[i])
+            #expect(c != nil && c! > 0.99999, "task \(i): batch vs single cosine \(String(describing: c))")
             guard case .ok(let bytes) = batch[i] else { Issue.record("task \(i) failed: \(batch[i])"); continue }
             #expect(bytes.count == 1536)
             let v = EmbedStage.floats(fromLittleEndian: bytes)
@@ -49,7 +57,10 @@ struct EmbedStageTests {
         #expect(permanentMessage(batch[3])?.contains("no \"prompt\"") == true)
         // The edit text, not the prompt, is embedded for edit jobs.
         let edit = try stage.run([task(#"{"prompt": "with sunglasses"}"#)])
-        #expect(edit == [batch[2]])
+        let c = cosine(edit[0], batch[2])
+        #expect(c != nil && c! > 0.99999, "edit text vs prompt cosine \(String(describing: c))")
+        let other = cosine(batch[0], batch[2])
+        #expect(other != nil && other! < 0.9, "different texts must give different vectors")
     }
 
     @Test("parameter validation names the problem")
