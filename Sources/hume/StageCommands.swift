@@ -244,3 +244,40 @@ struct EvalGenerate: ParsableCommand {
         }
     }
 }
+
+struct EditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit", abstract: "Edit a sticker by text in one process: DiffEdit-style mask, transplant, harmonise.")
+
+    @Argument(help: "Source PNG.") var source: String
+    @Argument(help: "The edit text, e.g. \"with sunglasses\".") var text: String
+    @Option(help: "Database name.") var database = "emoji"
+    @Option(help: "The source's caption (else its neighbours are the nearest images by pixels).") var caption: String?
+    @Option(name: .short, help: "Neighbours per side.") var k = 8
+    @Option(help: "Seed.") var seed = 1
+    @Option(help: "Output PNG.") var out: String
+    @Option(help: "Mask PNG.") var mask: String?
+    @Option(help: "Sheet: source, mask, result, transplant neighbour.") var sheet: String?
+
+    func run() throws {
+        guard let bytes = FileManager.default.contents(atPath: source) else { fail("could not read the source image \(source)") }
+        let decoded = reporting { try PNGFile.decodeRGB([UInt8](bytes)) }
+        var editor = Editor(); editor.k = k
+        let one = OneShot(database: database)
+        let src = reporting { try RGBImage(width: editor.side, height: editor.side,
+                                            rgb8: Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: editor.side)) }
+        let sourceIDs = caption.map { one.neighbours($0, k: k) } ?? editor.nearestByPixels(src, database: one.database)
+        let editIDs = one.neighbours(text, k: k)
+        let r = reporting { try editor.edit(source: src, sourceIDs: sourceIDs, editIDs: editIDs, database: one.database, seed: UInt64(seed)) }
+        let side = editor.side
+        writePNG(out, width: side, height: side, pixels: r.image.rgb8())
+        if let mask { writePNG(mask, width: side, height: side, channels: 1, pixels: r.mask) }
+        let covered = Double(r.mask.filter { $0 > 0 }.count) / Double(side * side)
+        print(String(format: "mask covers %.0f%%; transplanted from %d (%@)", 100 * covered, r.transplantID, one.database.items[r.transplantID].caption))
+        if let sheet {
+            let maskRGB = r.mask.flatMap { [$0, $0, $0] }
+            let s = contactSheet(rows: [[src.rgb8(), maskRGB, r.image.rgb8(), one.database.rgb8(r.transplantID, side: side)]], side: side)
+            writePNG(sheet, width: s.width, height: s.height, pixels: s.pixels)
+        }
+    }
+}
