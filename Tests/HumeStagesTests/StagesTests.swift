@@ -157,3 +157,43 @@ struct DenoiseStageTests {
         #expect(back.width == 4 && back.height == 3 && back.pixels == pixels)
     }
 }
+
+@Suite("editor")
+struct EditorTests {
+    @Test("pixels outside the mask are exactly the source's; the mask is neither empty nor everything")
+    func pinsOutsideMask() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let db = try LocalDatabase(name: "emoji")
+        let editor = Editor()
+        let source = try db.image(0, side: 32)   // grinning face
+        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], database: db, seed: 3)
+        let covered = r.mask.filter { $0 == 255 }.count
+        #expect(covered > 0 && covered < 32 * 32)
+        let before = source.rgb8(), after = r.image.rgb8()
+        var changedInside = 0
+        for p in 0..<(32 * 32) {
+            let same = (0..<3).allSatisfy { before[3 * p + $0] == after[3 * p + $0] }
+            if r.mask[p] == 0 { #expect(same, "pixel \(p) outside the mask changed") } else if !same { changedInside += 1 }
+        }
+        #expect(changedInside > 0, "the edit changed nothing inside the mask")
+    }
+
+    @Test("wrong image size and empty neighbour lists are refused in one sentence")
+    func badEditorInputs() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let db = try LocalDatabase(name: "emoji")
+        let editor = Editor()
+        do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], database: db, seed: 1); Issue.record("accepted 16x16") }
+        catch let e as StageInputError { #expect(e.message.contains("16x16")) }
+        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [], editIDs: [1], database: db, seed: 1); Issue.record("accepted no neighbours") }
+        catch let e as StageInputError { #expect(e.message.contains("empty")) }
+        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [0], editIDs: [123_456], database: db, seed: 1); Issue.record("accepted an unknown id") }
+        catch let e as StageInputError { #expect(e.message.contains("123456")) }
+    }
+}

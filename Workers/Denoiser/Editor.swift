@@ -22,6 +22,7 @@ public struct Editor: Sendable {
     public var threshold: Float = 0.35
     public var strength = 0.4
     public var steps = 10
+    public var transplantCandidates = 3
 
     public init() {}
 
@@ -65,8 +66,14 @@ public struct Editor: Sendable {
         } }
         mask = dilated
         // 2. Transplant from the edit neighbour that best matches the source outside the mask.
-        var best = (index: 0, d: Float.infinity)
-        for (i, e) in editImages.enumerated() {
+        // Candidates: the top `transplantCandidates` edit neighbours (retrieval order) that are not source neighbours,
+        // so the transplant brings the edit's content rather than a twin of the source.
+        let sourceSet = Set(sourceIDs.prefix(k))
+        var candidates = editIDs.prefix(k).indices.filter { !sourceSet.contains(editIDs[$0]) }.prefix(transplantCandidates)
+        if candidates.isEmpty { candidates = [0] }
+        var best = (index: candidates.first!, d: Float.infinity)
+        for i in candidates {
+            let e = editImages[i]
             var d: Float = 0
             for p in 0..<n where !mask[p] { for c in 0..<3 { let t = e.pixels[c * n + p] - source.pixels[c * n + p]; d += t * t } }
             if d < best.d { best = (i, d) }
