@@ -1,5 +1,6 @@
 import HumeCore
 import HumeDenoiseStage
+import HumeEditStage
 import HumeEmbedStage
 import HumeNoop
 import HumeWorker
@@ -15,5 +16,10 @@ func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: In
         }
     }
     if name == "denoise" { return DenoiseStage(name: name, concurrency: max(1, concurrency)) }
-    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, denoise.")
+    if name == "edit" {
+        do { return try EditStage(name: name) } catch {
+            throw HumeError(.unknown, "The edit stage could not load its model (\(error)); run Ops/fetch-model.sh.")
+        }
+    }
+    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, denoise, edit.")
 }

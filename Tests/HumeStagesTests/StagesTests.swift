@@ -2,6 +2,7 @@ import Foundation
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
+import HumeEditStage
 import HumeEmbed
 import HumeEmbedStage
 import HumeWorker
@@ -195,5 +196,28 @@ struct EditorTests {
         catch let e as StageInputError { #expect(e.message.contains("empty")) }
         do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [0], editIDs: [123_456], database: db, seed: 1); Issue.record("accepted an unknown id") }
         catch let e as StageInputError { #expect(e.message.contains("123456")) }
+    }
+}
+
+@Suite("edit stage")
+struct EditStageTests {
+    @Test("a non-PNG source and a missing edit text fail permanently; a PNG source gives an image with a mask")
+    func editStage() throws {
+        let have = try requireData()
+        guard have.db, have.model else {
+            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
+            return
+        }
+        let stage = try EditStage()
+        let db = try LocalDatabase(name: "emoji")
+        let png = try PNGFile.encode(width: 32, height: 32, channels: 3, pixels: db.rgb8(0, side: 32))
+        let out = try stage.run([task(#"{"edit": "face with sunglasses", "caption": "grinning face"}"#, input: png),
+                                 task(#"{"edit": "with sunglasses"}"#, input: Array("GIF89a".utf8)),
+                                 task(#"{"prompt": "x"}"#, input: png)])
+        guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
+        let image = try StageImage(decoding: bytes)
+        #expect(image.mask?.pixels.count == 32 * 32)
+        #expect(permanentMessage(out[1])?.contains("not a PNG") == true)
+        #expect(permanentMessage(out[2])?.contains("\"edit\"") == true)
     }
 }
