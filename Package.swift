@@ -51,14 +51,20 @@ let package = Package(
         // Numerics: the MiniLM text embedder over OpenBLAS, and the closed-form diffusion core.
         .target(name: "HumeEmbed", dependencies: ["COpenBLAS"], path: "Sources/HumeEmbed"),
         .target(name: "HumeDiffusion", path: "Sources/HumeDiffusion"),
+        // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
+        .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
+        .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
         .executableTarget(name: "hume-diffusion-bench", dependencies: ["HumeDiffusion"], path: "Benchmarks/HumeDiffusionBench"),
 
         // Stages (one folder per stage under Workers/).
         .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
+        .target(name: "HumeRetrieveStage", dependencies: ["HumeWorker", "HumeIndex", "HumeData", "HumeCore"],
+                path: "Workers/Retriever"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
+                                         "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeEmbed",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
@@ -68,6 +74,9 @@ let package = Package(
         .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
+        .testTarget(name: "HumeDataTests", dependencies: ["HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
+        .testTarget(name: "HumeIndexTests", dependencies: ["HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
+                    path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",
