@@ -66,8 +66,9 @@ struct PNGCodecTests {
         func px(_ x: Int, _ y: Int) -> [UInt8] { Array(s.pixels[(y * s.width + x) * 3 ..< (y * s.width + x) * 3 + 3]) }
         #expect(px(0, 0) == [255, 255, 255])
         #expect(px(1, 1) == [255, 0, 0])
-        #expect(px(6, 6) == [255, 0, 0])
-        #expect(px(7, 7) == [255, 255, 255]) // third tile's neighbour slot stays white
+        #expect(px(6, 1) == [255, 0, 0]) // second tile
+        #expect(px(1, 6) == [255, 0, 0]) // third tile, second row
+        #expect(px(6, 6) == [255, 255, 255]) // the empty fourth slot stays white
         #expect(throws: HumeError.self) { try ContactSheet.compose([[1, 2, 3]], side: 4) }
     }
 }

@@ -68,7 +68,7 @@ struct RetrieveStageTests {
             task(#"{"k": 3}"#, good),
         ])
         func message(_ o: StageOutcome) -> String? { if case .permanent(let m) = o { return m }; return nil }
-        #expect(message(out[0])?.contains("1536 bytes, got 100 bytes") == true, "\(out[0])")
+        #expect(message(out[0])?.contains("(1536 bytes), got 100 bytes") == true, "\(out[0])")
         #expect(message(out[1])?.contains("Unknown database \"nope\"") == true, "\(out[1])")
         #expect(message(out[1])?.contains("emoji") == true)
         #expect(message(out[2])?.contains("from 1 to 256") == true, "\(out[2])")
