@@ -51,22 +51,26 @@ let package = Package(
         // Numerics: the MiniLM text embedder over OpenBLAS, and the closed-form diffusion core.
         .target(name: "HumeEmbed", dependencies: ["COpenBLAS"], path: "Sources/HumeEmbed"),
         .target(name: "HumeDiffusion", path: "Sources/HumeDiffusion"),
+        // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
+        .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
+        .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
         .executableTarget(name: "hume-diffusion-bench", dependencies: ["HumeDiffusion"], path: "Benchmarks/HumeDiffusionBench"),
 
         // Stages (one folder per stage under Workers/).
         .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
-        .target(name: "HumeData", path: "Sources/HumeData"),
         .target(name: "HumeEmbedStage", dependencies: ["HumeWorker", "HumeEmbed"], path: "Workers/Embedder"),
         .target(name: "HumeDenoiseStage",
                 dependencies: ["HumeWorker", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeEmbedStage", "CPNG"], path: "Workers/Denoiser"),
         .target(name: "HumeEditStage",
                 dependencies: ["HumeWorker", "HumeDenoiseStage", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeEmbedStage"],
                 path: "Workers/Editor"),
+        .target(name: "HumeRetrieveStage", dependencies: ["HumeWorker", "HumeIndex", "HumeData", "HumeCore"],
+                path: "Workers/Retriever"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
-                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
@@ -79,6 +83,9 @@ let package = Package(
         .testTarget(name: "HumeStagesTests",
                     dependencies: ["HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeData", "HumeDiffusion", "HumeWorker"],
                     path: "Tests/HumeStagesTests"),
+        .testTarget(name: "HumeDataTests", dependencies: ["HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
+        .testTarget(name: "HumeIndexTests", dependencies: ["HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
+                    path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",

@@ -143,10 +143,6 @@ struct GenerateCommand: ParsableCommand {
     }
 }
 
-struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Quality evaluations.",
-                                                    subcommands: [EvalGenerate.self])
-}
 
 /// Nearest real image by pixel L2 over a whole database at one side, in [0, 1] units.
 struct PixelIndex {

@@ -3,12 +3,16 @@ import HumeDenoiseStage
 import HumeEditStage
 import HumeEmbedStage
 import HumeNoop
+import HumeRetrieveStage
 import HumeWorker
 
 /// The stage implementation for a stage name.
 func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: Int, batch: Int?) throws -> any Stage {
     if name.hasPrefix("noop") {
         return NoopStage(name: name, workMs: workMs, failRate: failRate, batchSize: batch, concurrency: max(1, concurrency))
+    }
+    if name == "retrieve" {
+        return RetrieveStage(batchSize: batch ?? 16, concurrency: concurrency)
     }
     if name == "embed" {
         do { return try EmbedStage(name: name, batchSize: batch ?? 64) } catch {
@@ -21,5 +25,5 @@ func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: In
             throw HumeError(.unknown, "The edit stage could not load its model (\(error)); run Ops/fetch-model.sh.")
         }
     }
-    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, denoise, edit.")
+    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, retrieve, denoise, edit.")
 }
