@@ -162,7 +162,7 @@ struct SearchCommand: ParsableCommand {
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Quality evaluations.",
-                                                    subcommands: [EvalRetrieve.self, EvalGenerate.self])
+                                                    subcommands: [EvalRetrieve.self, EvalGenerate.self, EvalEdit.self])
 }
 
 /// Precision of neighbours against a query's labels.

@@ -277,3 +277,66 @@ struct EditCommand: ParsableCommand {
         }
     }
 }
+
+/// `hume eval edit`: a fixed list of (source, edit) pairs; success = the masked crop's nearest real image (L2 over
+/// the masked pixels only, whole database, source image excluded) has the edit target's subgroup.
+struct EvalEdit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit", abstract: "Edit success on a fixed list of (image, edit) pairs, with a source/mask/result sheet.")
+
+    @Option(help: "Sheet PNG (rows: source, mask, result, transplant).") var sheet = "eval-edit.png"
+    @Flag(help: "Print JSON.") var json = false
+
+    /// (source caption, edit text, target caption): the target's subgroup is what the edit should produce.
+    static let pairs: [(String, String, String)] = [
+        ("grinning face", "smiling face with sunglasses", "smiling face with sunglasses"),
+        ("grinning face", "face with medical mask", "face with medical mask"),
+        ("slightly smiling face", "smiling face with heart-eyes", "smiling face with heart-eyes"),
+        ("grinning face", "cowboy hat face", "cowboy hat face"),
+        ("slightly smiling face", "nerd face", "nerd face"),
+        ("neutral face", "zipper-mouth face", "zipper-mouth face"),
+        ("slightly smiling face", "face with tears of joy", "face with tears of joy"),
+        ("red apple", "green apple", "green apple"),
+        ("grinning face", "smiling face with halo", "smiling face with halo"),
+        ("neutral face", "sleeping face", "sleeping face"),
+    ]
+
+    func run() throws {
+        let one = OneShot(database: "emoji")
+        let db = one.database
+        let editor = Editor()
+        let side = editor.side
+        let all = (0..<db.count).map { db.rgb8($0, side: side) }
+        var rows: [[[UInt8]]] = [], successes = 0, lines: [String] = [], coverage: [Double] = []
+        for (n, (sourceCaption, text, target)) in EvalEdit.pairs.enumerated() {
+            guard let sourceID = db.items.firstIndex(where: { $0.caption == sourceCaption }),
+                  let targetID = db.items.firstIndex(where: { $0.caption == target }) else { fail("the emoji database has no \"\(sourceCaption)\" or \"\(target)\"") }
+            let source = reporting { try db.image(sourceID, side: side) }
+            let r = reporting { try editor.edit(source: source, sourceIDs: one.neighbours(sourceCaption, k: editor.k),
+                                                editIDs: one.neighbours(text, k: editor.k), database: db, seed: UInt64(n + 1)) }
+            let out = r.image.rgb8()
+            var best = (id: -1, d: Int.max)
+            for (i, img) in all.enumerated() where i != sourceID {
+                var d = 0
+                for p in 0..<(side * side) where r.mask[p] > 0 { for c in 0..<3 { let t = Int(img[3 * p + c]) - Int(out[3 * p + c]); d += t * t } }
+                if d < best.d { best = (i, d) }
+            }
+            let ok = best.id >= 0 && db.items[best.id].subgroup == db.items[targetID].subgroup
+            if ok { successes += 1 }
+            coverage.append(Double(r.mask.filter { $0 > 0 }.count) / Double(side * side))
+            lines.append("\(sourceCaption) + \(text): mask \(Int(100 * coverage.last!))%, crop nearest \(db.items[best.id].caption) [\(db.items[best.id].subgroup)], target [\(db.items[targetID].subgroup)] \(ok ? "ok" : "no")")
+            rows.append([source.rgb8(), r.mask.flatMap { [$0, $0, $0] }, out, db.rgb8(r.transplantID, side: side)])
+        }
+        let s = contactSheet(rows: rows, side: side)
+        writePNG(sheet, width: s.width, height: s.height, pixels: s.pixels)
+        let rate = Double(successes) / Double(EvalEdit.pairs.count)
+        if json {
+            let o: [String: Any] = ["pairs": EvalEdit.pairs.count, "edit_success": rate,
+                                    "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "sheet": sheet]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            lines.forEach { print($0) }
+            print(String(format: "edit success %.2f over %d pairs; sheet %@", rate, EvalEdit.pairs.count, sheet))
+        }
+    }
+}
