@@ -2,6 +2,8 @@
 // Hume: retrieval-augmented diffusion as a fleet of Swift processes behind a ZeroMQ broker.
 import PackageDescription
 
+let numericsSettings: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Hume",
     platforms: [.macOS(.v14)],
@@ -49,16 +51,30 @@ let package = Package(
                 path: "Sources/HumeFleet"),
 
         // Numerics: the MiniLM text embedder over OpenBLAS, and the closed-form diffusion core.
-        .target(name: "HumeEmbed", dependencies: ["COpenBLAS"], path: "Sources/HumeEmbed"),
-        .target(name: "HumeDiffusion", path: "Sources/HumeDiffusion"),
+        // Both are optimised in debug builds too: tests and the debug CLI embed whole databases and sample
+        // images, which take 10-20x longer unoptimised.
+        .target(name: "HumeEmbed", dependencies: ["COpenBLAS"], path: "Sources/HumeEmbed", swiftSettings: numericsSettings),
+        .target(name: "HumeDiffusion", path: "Sources/HumeDiffusion", swiftSettings: numericsSettings),
+        // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
+        .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
+        .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
         .executableTarget(name: "hume-diffusion-bench", dependencies: ["HumeDiffusion"], path: "Benchmarks/HumeDiffusionBench"),
 
         // Stages (one folder per stage under Workers/).
         .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
+        .target(name: "HumeEmbedStage", dependencies: ["HumeWorker", "HumeEmbed"], path: "Workers/Embedder"),
+        .target(name: "HumeDenoiseStage",
+                dependencies: ["HumeWorker", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeEmbedStage", "CPNG"], path: "Workers/Denoiser"),
+        .target(name: "HumeEditStage",
+                dependencies: ["HumeWorker", "HumeDenoiseStage", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeEmbedStage"],
+                path: "Workers/Editor"),
+        .target(name: "HumeRetrieveStage", dependencies: ["HumeWorker", "HumeIndex", "HumeData", "HumeCore"],
+                path: "Workers/Retriever"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
@@ -68,6 +84,12 @@ let package = Package(
         .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
+        .testTarget(name: "HumeStagesTests",
+                    dependencies: ["HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeData", "HumeDiffusion", "HumeWorker"],
+                    path: "Tests/HumeStagesTests"),
+        .testTarget(name: "HumeDataTests", dependencies: ["HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
+        .testTarget(name: "HumeIndexTests", dependencies: ["HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
+                    path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",

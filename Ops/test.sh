@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash Ops/setup.sh
-bash Ops/fetch-model.sh
-bash Ops/build-db.sh
+
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+swift build --build-tests --quiet
+# The model, both image databases and their caption indexes (the numerics are optimised even in debug builds).
+sh Ops/prepare-data.sh .build/debug/hume
 
 # Offline data preparation's own checks (Debian's python has the apt modules).
 /usr/bin/python3 -m pytest -q -p no:cacheprovider Ops/test_build_db.py
 
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-swift build --build-tests --quiet
 swift test --skip-build

@@ -30,6 +30,7 @@ public final class Child {
     public private(set) var process: Process
     public private(set) var restarts = 0
     var stopping = false
+    var lastSignal = Date.distantPast
     var startedAt = Date()
     let logPath: String
     let environment: [String: String]
@@ -68,7 +69,16 @@ public final class Child {
     /// Asks the child to drain and exit.
     public func terminate() {
         stopping = true
+        lastSignal = Date()
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    }
+
+    /// Repeats SIGTERM to a stopping child every 2 s: a signal that lands while the child is still installing its
+    /// handler (between ignoring the signal and the dispatch source starting) is lost, and the child would never
+    /// drain. A draining worker ignores the repeats.
+    func reterminateIfStuck() {
+        guard stopping, process.isRunning, Date().timeIntervalSince(lastSignal) > 2 else { return }
+        terminate()
     }
 
     func restart() throws {
@@ -183,6 +193,7 @@ public final class Supervisor {
             var list = workers[stage] ?? []
             // Drop children that finished draining; restart ones that crashed.
             list.removeAll { $0.stopping && !$0.isRunning }
+            for c in list { c.reterminateIfStuck() }
             for c in list where !c.stopping && !c.isRunning {
                 logger.warning("worker exited; restarting", metadata: ["stage": "\(stage)", "status": "\(c.process.terminationStatus)"])
                 try c.restart()
@@ -202,7 +213,10 @@ public final class Supervisor {
         let all = workers.values.flatMap { $0 }
         for c in all { c.terminate() }
         let deadline = Date().addingTimeInterval(30)
-        while all.contains(where: { $0.isRunning }) && Date() < deadline { usleep(50_000) }
+        while all.contains(where: { $0.isRunning }) && Date() < deadline {
+            for c in all { c.reterminateIfStuck() }
+            usleep(50_000)
+        }
         for c in all where c.isRunning { kill(c.pid, SIGKILL) }
         if let b = broker {
             b.terminate()

@@ -8,7 +8,9 @@ struct Hume: ParsableCommand {
         commandName: "hume",
         abstract: "Retrieval-augmented diffusion as a fleet of workers behind a ZeroMQ broker.",
         subcommands: [BrokerCommand.self, WorkerCommand.self, UpCommand.self, SubmitCommand.self, StreamCommand.self,
-                      StatusCommand.self, CancelCommand.self, ScaleCommand.self, BenchCommand.self])
+                      StatusCommand.self, CancelCommand.self, ScaleCommand.self, BenchCommand.self,
+                      EmbedCommand.self, GenerateCommand.self, EditCommand.self,
+                      IndexCommand.self, SearchCommand.self, EvalCommand.self])
 }
 
 /// Where clients, workers and control connect unless told otherwise (`HUME_BROKER`, `HUME_WORKERS`, `HUME_CONTROL`).

@@ -1,5 +1,9 @@
 import HumeCore
+import HumeDenoiseStage
+import HumeEditStage
+import HumeEmbedStage
 import HumeNoop
+import HumeRetrieveStage
 import HumeWorker
 
 /// The stage implementation for a stage name.
@@ -7,5 +11,19 @@ func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: In
     if name.hasPrefix("noop") {
         return NoopStage(name: name, workMs: workMs, failRate: failRate, batchSize: batch, concurrency: max(1, concurrency))
     }
-    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5.")
+    if name == "retrieve" {
+        return RetrieveStage(batchSize: batch ?? 16, concurrency: concurrency)
+    }
+    if name == "embed" {
+        do { return try EmbedStage(name: name, batchSize: batch ?? 64) } catch {
+            throw HumeError(.unknown, "The embed stage could not load its model (\(error)); run Ops/fetch-model.sh.")
+        }
+    }
+    if name == "denoise" { return DenoiseStage(name: name, concurrency: max(1, concurrency)) }
+    if name == "edit" {
+        do { return try EditStage(name: name) } catch {
+            throw HumeError(.unknown, "The edit stage could not load its model (\(error)); run Ops/fetch-model.sh.")
+        }
+    }
+    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, retrieve, denoise, edit.")
 }

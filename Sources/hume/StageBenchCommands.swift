@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import HumeDenoiseStage
+import HumeDiffusion
+import HumeEmbed
+
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? .nan : s[s.count / 2] }
+
+/// The fixtures' prompts and reference vectors (Tests/HumeEmbedTests/Fixtures/embeddings.json).
+func embedFixtures(_ path: String) -> [(text: String, vector: [Float])] {
+    guard let data = FileManager.default.contents(atPath: path),
+          let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let prompts = o["prompts"] as? [[String: Any]] else {
+        fail("could not read the embedding fixtures at \(path); run from the repository root or pass --fixtures")
+    }
+    return prompts.compactMap { p in
+        guard let t = p["text"] as? String, let v = p["vector"] as? [NSNumber] else { return nil }
+        return (t, v.map { $0.floatValue })
+    }
+}
+
+struct BenchEmbed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Sentences/s at batch 1, 32 and 256 on one thread, accuracy against the fixtures, and the reference in the same run.")
+
+    @Option(help: "Embedding fixtures.") var fixtures = "Tests/HumeEmbedTests/Fixtures/embeddings.json"
+    @Option(help: "Sentences per measurement.") var sentences = 512
+    @Option(help: "Repetitions (median).") var repeats = 3
+    @Option(help: "Reference script.") var reference = "Ops/bench-embed-reference.py"
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let embedder = loadEmbedder()
+        let fx = embedFixtures(fixtures)
+        // Accuracy.
+        var minCos: Float = 1
+        let got = reporting { try embedder.embed(fx.map(\.text)) }
+        for (g, f) in zip(got, fx) { minCos = min(minCos, zip(g, f.vector).reduce(0) { $0 + $1.0 * $1.1 }) }
+        // Sentences: the fixture prompts, cycled.
+        let texts = (0..<sentences).map { fx[$0 % fx.count].text }
+        let textFile = FileManager.default.temporaryDirectory.appendingPathComponent("hume-bench-embed-\(getpid()).txt")
+        try texts.joined(separator: "\n").write(to: textFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: textFile) }
+        var rates: [String: Double] = [:]
+        for batch in [1, 32, 256] {
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                let t0 = Date()
+                var i = 0
+                while i < texts.count { _ = reporting { try embedder.embedFlat(Array(texts[i..<min(texts.count, i + batch)])) }; i += batch }
+                times.append(Date().timeIntervalSince(t0))
+            }
+            rates["\(batch)"] = Double(texts.count) / median(times)
+        }
+        // The reference, when sentence-transformers is importable.
+        let python = ProcessInfo.processInfo.environment["HUME_REFERENCE_PYTHON"] ?? "python3"
+        var referenceRates: [String: Double]? = nil
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, reference, textFile.path, "--repeats", "\(repeats)"]
+        let pipe = Pipe(); p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
+        if (try? p.run()) != nil {
+            let out = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            if p.terminationStatus == 0, let o = try? JSONSerialization.jsonObject(with: out) as? [String: Double] { referenceRates = o }
+        }
+        var result: [String: Any] = ["sentences_per_s": rates, "min_cosine_vs_fixtures": Double(minCos), "fixtures": fx.count,
+                                     "sentences": texts.count, "threads": 1]
+        if let r = referenceRates {
+            result["reference_sentences_per_s"] = r
+            result["ratio"] = Dictionary(uniqueKeysWithValues: rates.compactMap { k, v in r[k].map { (k, v / $0) } })
+        }
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print(String(format: "accuracy: min cosine %.6f over %d fixture prompts", minCos, fx.count))
+        for b in ["1", "32", "256"] {
+            var line = String(format: "batch %3@: %8.1f sentences/s", b, rates[b]!)
+            if let r = referenceRates?[b] { line += String(format: "   reference %8.1f   ratio %.2f×", r, rates[b]! / r) }
+            print(line)
+        }
+        if referenceRates == nil { print("reference: sentence-transformers not importable by \(python) (set HUME_REFERENCE_PYTHON)") }
+    }
+}
+
+/// Peak single-precision FLOP/s of one core: FMA width × FMA units × clock (AVX2+FMA: 2 × 8 × 2 per cycle).
+func peakFlopsPerCore() -> (flops: Double, note: String) {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let mhz = info.split(separator: "\n").first { $0.hasPrefix("cpu MHz") }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 2000
+    let avx512 = info.contains(" avx512f"), fma = info.contains(" fma")
+    let perCycle: Double = avx512 ? 64 : (fma ? 32 : 8)
+    return (perCycle * mhz * 1e6, "\(Int(perCycle)) flop/cycle × \(Int(mhz)) MHz")
+}
+
+struct BenchDenoise: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "denoise", abstract: "Seconds per generated image at 32² and 64² (median), FLOPs per image, fraction of peak.")
+
+    @Option(help: "Database name.") var database = "emoji"
+    @Option(name: .short, help: "Neighbours.") var k = 16
+    @Option(help: "DDIM steps.") var steps = 20
+    @Option(help: "Images per size (median).") var repeats = 5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let db = openDatabase(database)
+        let generator = Generator(database: db)
+        let ids = Array(0..<k).map { ($0 * 97) % db.count }
+        let peak = peakFlopsPerCore()
+        var rows: [[String: Any]] = []
+        for side in [32, 64] {
+            var p = GenerateParameters(); p.k = k; p.steps = steps; p.size = side
+            var times: [Double] = []
+            for r in 0..<repeats {
+                p.seed = UInt64(r + 1)
+                let t0 = Date()
+                _ = reporting { try generator.stageImage(ids: ids, parameters: p) }
+                times.append(Date().timeIntervalSince(t0))
+            }
+            let w = LocalDenoiserConfiguration.prototype(imageSide: side).window
+            // (2W+1)² shifts × k × pixels × ≈42 flops per denoiser call (LocalEquivariantDenoiser's count), × steps.
+            let flops = Double((2 * w + 1) * (2 * w + 1) * k * side * side * 42 * steps)
+            let s = median(times)
+            rows.append(["size": side, "seconds_per_image": s, "flops_per_image": flops, "gflops": flops / s / 1e9,
+                         "fraction_of_peak": flops / s / peak.flops, "window": w])
+        }
+        if json {
+            let out: [String: Any] = ["k": k, "steps": steps, "repeats": repeats, "peak_flops_per_core": peak.flops, "results": rows]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("peak per core: \(peak.note) = \(String(format: "%.1f", peak.flops / 1e9)) GFLOP/s")
+        for r in rows {
+            print(String(format: "%2d²: %.3f s/image (median of %d), %.2f GFLOP/image, %.2f GFLOP/s = %.1f%% of one core's peak",
+                         r["size"] as! Int, r["seconds_per_image"] as! Double, repeats, (r["flops_per_image"] as! Double) / 1e9,
+                         r["gflops"] as! Double, 100 * (r["fraction_of_peak"] as! Double)))
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import HumeCore
+import HumeData
+import HumeEmbed
+import HumeRetrieveStage
+import HumeWorker
+import Testing
+
+/// One stage for the suite: it caches the loaded index, as a worker does.
+let sharedStage = RetrieveStage(batchSize: 16)
+
+func task(_ params: String, _ input: [UInt8]) -> StageTask {
+    StageTask(lease: 1, jobID: 1, attempt: 0, key: "t", params: Array(params.utf8), input: input)
+}
+
+/// The emoji database with its index, or a failure (not a skip) saying how to build it.
+func requireEmojiIndex() throws {
+    do { _ = try sharedStage.database("emoji") } catch {
+        Issue.record("The emoji database and its index are needed: run Ops/prepare-data.sh first (\(error)).")
+        throw error
+    }
+}
+
+@Suite("Retrieve stage", .serialized)
+struct RetrieveStageTests {
+    @Test("\"a red apple\" finds an apple among the top results of emoji")
+    func redApple() throws {
+        try requireEmojiIndex()
+        let embedder = try Embedder(modelDirectory: Embedder.defaultModelDirectory)
+        let q = try embedder.embed("a red apple")
+        let out = try sharedStage.run([task(#"{"database": "emoji", "k": 5}"#, encodeQuery(q))])
+        guard case .ok(let bytes) = out[0] else { Issue.record("not ok: \(out[0])"); return }
+        let a = try RetrieveAnswer(bytes)
+        #expect(a.database == "emoji")
+        #expect(a.ids.count == 5 && a.scores.count == 5 && a.captions.count == 5)
+        #expect(a.captions.contains { $0.contains("apple") }, "top 5: \(a.captions)")
+        #expect(a.scores == a.scores.sorted(by: >))
+    }
+
+    @Test("a stored embedding retrieves its own item first; default params are emoji and k = 16")
+    func ownItem() throws {
+        try requireEmojiIndex()
+        let db = try sharedStage.database("emoji").database
+        let emb = try db.embeddings()
+        let out = try sharedStage.run([task("", encodeQuery(emb.vector(42))), task("{}", encodeQuery(emb.vector(7)))])
+        for (o, id) in zip(out, [42, 7]) {
+            guard case .ok(let bytes) = o else { Issue.record("not ok: \(o)"); continue }
+            let a = try RetrieveAnswer(bytes)
+            #expect(a.ids.count == 16)
+            #expect(a.scores[0] > 0.999)
+            #expect(db.items[a.ids[0]].retrievalText == db.items[id].retrievalText)
+        }
+    }
+
+    @Test("bad inputs fail permanently with one clear sentence, and do not spoil the batch")
+    func badInputs() throws {
+        try requireEmojiIndex()
+        let good = encodeQuery([Float](repeating: 1 / Float(384).squareRoot(), count: 384))
+        let out = try sharedStage.run([
+            task("{}", Array(good.prefix(100))),
+            task(#"{"database": "nope"}"#, good),
+            task(#"{"k": 0}"#, good),
+            task(#"{"k": 257}"#, good),
+            task(#"{"k": "ten"}"#, good),
+            task("[1, 2]", good),
+            task("{", good),
+            task("{}", encodeQuery([Float](repeating: .nan, count: 384))),
+            task(#"{"k": 3}"#, good),
+        ])
+        func message(_ o: StageOutcome) -> String? { if case .permanent(let m) = o { return m }; return nil }
+        #expect(message(out[0])?.contains("(1536 bytes), got 100 bytes") == true, "\(out[0])")
+        #expect(message(out[1])?.contains("Unknown database \"nope\"") == true, "\(out[1])")
+        #expect(message(out[1])?.contains("emoji") == true)
+        #expect(message(out[2])?.contains("from 1 to 256") == true, "\(out[2])")
+        #expect(message(out[3])?.contains("from 1 to 256") == true)
+        #expect(message(out[4])?.contains("\"k\"") == true)
+        #expect(message(out[5])?.contains("JSON object") == true)
+        #expect(message(out[6])?.contains("not valid JSON") == true)
+        #expect(message(out[7])?.contains("NaN") == true)
+        guard case .ok(let bytes) = out[8] else { Issue.record("good task failed: \(out[8])"); return }
+        #expect(try RetrieveAnswer(bytes).ids.count == 3)
+    }
+}

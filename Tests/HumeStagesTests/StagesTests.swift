@@ -1,0 +1,223 @@
+import Foundation
+import HumeData
+import HumeDenoiseStage
+import HumeDiffusion
+import HumeEditStage
+import HumeEmbed
+import HumeEmbedStage
+import HumeWorker
+import Testing
+
+/// Fails (never skips) when the model or the emoji database is missing.
+func requireData() throws -> (model: Bool, db: Bool) {
+    let model = FileManager.default.fileExists(atPath: Embedder.defaultModelDirectory.appendingPathComponent("model.safetensors").path)
+    let db = FileManager.default.fileExists(atPath: LocalDatabase.root.appendingPathComponent("emoji/manifest.jsonl").path)
+    return (model, db)
+}
+
+func task(_ params: String, input: [UInt8] = []) -> StageTask {
+    StageTask(lease: 1, jobID: 1, attempt: 1, key: "k", params: Array(params.utf8), input: input)
+}
+
+/// The cosine of two outcomes' vectors, or nil unless both are `.ok`.
+func cosine(_ a: StageOutcome, _ b: StageOutcome) -> Float? {
+    guard case .ok(let x) = a, case .ok(let y) = b, x.count == y.count else { return nil }
+    return zip(EmbedStage.floats(fromLittleEndian: x), EmbedStage.floats(fromLittleEndian: y)).reduce(0) { $0 + $1.0 * $1.1 }
+}
+
+func permanentMessage(_ outcome: StageOutcome) -> String? {
+    if case .permanent(let m) = outcome { return m }
+    return nil
+}
+
+@Suite("embed stage")
+struct EmbedStageTests {
+    // Batched GEMMs of other shapes round differently in the last bits, so equality is to float rounding.
+    @Test("a batch gives the same vectors as one task at a time, and bad tasks fail alone")
+    func batchEqualsSingle() throws {
+        guard try requireData().model else {
+            Issue.record("The MiniLM model is missing at \(Embedder.defaultModelDirectory.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
+            return
+        }
+        let stage = try EmbedStage()
+        let tasks = [task(#"{"prompt": "a smiling sun"}"#), task(#"{"prompt": ""}"#),
+                     task(#"{"prompt": "x", "edit": "with sunglasses"}"#), task(#"{"seed": 1}"#),
+                     task(#"{"prompt": "a red apple on a table"}"#)]
+        let batch = try stage.run(tasks)
+        #expect(batch.count == 5)
+        for i in [0, 2, 4] {
+            let single = try stage.run([tasks[i]])
+            let c = cosine(single[0], batch[i])
+            #expect(c != nil && c! > 0.99999, "task \(i): batch vs single cosine \(String(describing: c))")
+            guard case .ok(let bytes) = batch[i] else { Issue.record("task \(i) failed: \(batch[i])"); continue }
+            #expect(bytes.count == 1536)
+            let v = EmbedStage.floats(fromLittleEndian: bytes)
+            #expect(abs(v.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
+        }
+        #expect(permanentMessage(batch[1])?.contains("empty") == true)
+        #expect(permanentMessage(batch[3])?.contains("no \"prompt\"") == true)
+        // The edit text, not the prompt, is embedded for edit jobs.
+        let edit = try stage.run([task(#"{"prompt": "with sunglasses"}"#)])
+        let c = cosine(edit[0], batch[2])
+        #expect(c != nil && c! > 0.99999, "edit text vs prompt cosine \(String(describing: c))")
+        let other = cosine(batch[0], batch[2])
+        #expect(other != nil && other! < 0.9, "different texts must give different vectors")
+    }
+
+    @Test("parameter validation names the problem")
+    func badParams() {
+        if case .failure(let e) = EmbedStage.text(fromParams: Array("not json".utf8)) { #expect(e.message.contains("JSON object")) } else { Issue.record("accepted non-JSON") }
+        let long = String(repeating: "a", count: EmbedStage.maxTextBytes + 1)
+        if case .failure(let e) = EmbedStage.text(fromParams: Array("{\"prompt\": \"\(long)\"}".utf8)) { #expect(e.message.contains("at most")) } else { Issue.record("accepted an over-long prompt") }
+        if case .failure(let e) = EmbedStage.text(fromParams: Array(#"{"prompt": 3}"#.utf8)) { #expect(e.message.contains("not a string")) } else { Issue.record("accepted a number") }
+    }
+}
+
+@Suite("stage image")
+struct StageImageTests {
+    @Test("round trip with a mask section; truncation and foreign data are refused")
+    func roundTrip() throws {
+        let image = StageImage(width: 2, height: 1, metadata: Array(#"{"a":1}"#.utf8), pixels: [1, 2, 3, 4, 5, 6],
+                               sections: [.init(tag: "MASK", width: 2, height: 1, channels: 1, pixels: [0, 255])])
+        let bytes = image.encoded()
+        #expect(Array(bytes.prefix(4)) == Array("HIMG".utf8))
+        #expect(try StageImage(decoding: bytes) == image)
+        #expect(try StageImage(decoding: bytes).mask?.pixels == [0, 255])
+        #expect(throws: StageImageError.self) { try StageImage(decoding: Array(bytes.dropLast(3))) }
+        #expect(throws: StageImageError.self) { try StageImage(decoding: Array("\u{89}PNG....12345678".utf8)) }
+    }
+}
+
+@Suite("denoise stage")
+struct DenoiseStageTests {
+    func retrieveJSON(_ ids: [Int]) -> [UInt8] {
+        Array(#"{"database": "emoji", "ids": \#(ids), "scores": [], "captions": []}"#.utf8)
+    }
+
+    @Test("the same seed gives the same bytes; another seed gives another image", .timeLimit(.minutes(5)))
+    func determinism() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let stage = DenoiseStage()
+        let ids = [0, 2, 5, 9, 12, 19]
+        let a = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6}"#, input: retrieveJSON(ids))])
+        let b = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6}"#, input: retrieveJSON(ids))])
+        let c = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 8, "steps": 6}"#, input: retrieveJSON(ids))])
+        guard case .ok(let x) = a[0], case .ok(let z) = c[0] else { Issue.record("generation failed: \(a) \(c)"); return }
+        #expect(a == b)
+        #expect(x != z)
+        let image = try StageImage(decoding: x)
+        #expect(image.width == 32 && image.height == 32 && image.pixels.count == 3072)
+        let meta = try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any]
+        #expect(meta?["neighbours"] as? [Int] == ids)
+        #expect(meta?["seed"] as? Int == 7)
+        // Guidance over a background sample changes the result and records the background ids.
+        let g = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6, "guidance": 4}"#, input: retrieveJSON(ids))])
+        guard case .ok(let gy) = g[0] else { Issue.record("guided generation failed: \(g)"); return }
+        let gm = try JSONSerialization.jsonObject(with: Data(StageImage(decoding: gy).metadata)) as? [String: Any]
+        #expect((gm?["background"] as? [Int])?.count == 6)
+    }
+
+    @Test("bad inputs fail permanently with a clear sentence")
+    func badInputs() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let stage = DenoiseStage()
+        let cases: [(StageTask, String)] = [
+            (task(#"{"prompt": "x"}"#, input: retrieveJSON([])), "no neighbours"),
+            (task(#"{"prompt": "x"}"#, input: retrieveJSON([1, 999_999])), "999999 is not in the database"),
+            (task(#"{"prompt": "x", "size": 48}"#, input: retrieveJSON([1])), "must be 32 or 64"),
+            (task(#"{"prompt": "x"}"#, input: Array("\u{89}PNG".utf8)), "not the retrieve stage's JSON"),
+            (task(#"{"prompt": "x", "database": "nope"}"#, input: Array(#"{"ids": [1]}"#.utf8)), "is not built"),
+            (task(#"{"prompt": "x", "guidance": -1}"#, input: retrieveJSON([1])), "greater than 0"),
+        ]
+        for (t, expected) in cases {
+            let out = try stage.run([t])
+            let message = permanentMessage(out[0])
+            #expect(message?.contains(expected) == true, "expected a permanent failure mentioning \(expected), got \(out[0])")
+        }
+    }
+
+    @Test("a non-PNG source is refused in one sentence")
+    func nonPNG() {
+        #expect(throws: StageInputError.self) { try PNGFile.decodeRGB(Array("GIF89a....".utf8)) }
+        do { _ = try PNGFile.decodeRGB(Array("GIF89a....".utf8)) } catch let e as StageInputError {
+            #expect(e.message.contains("not a PNG"))
+        } catch { Issue.record("wrong error \(error)") }
+    }
+
+    @Test("PNG encode/decode round trip")
+    func pngRoundTrip() throws {
+        let pixels: [UInt8] = (0..<(4 * 3 * 3)).map { UInt8($0 * 7 % 256) }
+        let png = try PNGFile.encode(width: 4, height: 3, channels: 3, pixels: pixels)
+        let back = try PNGFile.decodeRGB(png)
+        #expect(back.width == 4 && back.height == 3 && back.pixels == pixels)
+    }
+}
+
+@Suite("editor")
+struct EditorTests {
+    @Test("pixels outside the mask are exactly the source's; the mask is neither empty nor everything")
+    func pinsOutsideMask() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let db = try LocalDatabase(name: "emoji")
+        let editor = Editor()
+        let source = try db.image(0, side: 32)   // grinning face
+        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], database: db, seed: 3)
+        let covered = r.mask.filter { $0 == 255 }.count
+        #expect(covered > 0 && covered < 32 * 32)
+        let before = source.rgb8(), after = r.image.rgb8()
+        var changedInside = 0
+        for p in 0..<(32 * 32) {
+            let same = (0..<3).allSatisfy { before[3 * p + $0] == after[3 * p + $0] }
+            if r.mask[p] == 0 { #expect(same, "pixel \(p) outside the mask changed") } else if !same { changedInside += 1 }
+        }
+        #expect(changedInside > 0, "the edit changed nothing inside the mask")
+    }
+
+    @Test("wrong image size and empty neighbour lists are refused in one sentence")
+    func badEditorInputs() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let db = try LocalDatabase(name: "emoji")
+        let editor = Editor()
+        do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], database: db, seed: 1); Issue.record("accepted 16x16") }
+        catch let e as StageInputError { #expect(e.message.contains("16x16")) }
+        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [], editIDs: [1], database: db, seed: 1); Issue.record("accepted no neighbours") }
+        catch let e as StageInputError { #expect(e.message.contains("empty")) }
+        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [0], editIDs: [123_456], database: db, seed: 1); Issue.record("accepted an unknown id") }
+        catch let e as StageInputError { #expect(e.message.contains("123456")) }
+    }
+}
+
+@Suite("edit stage")
+struct EditStageTests {
+    @Test("a non-PNG source and a missing edit text fail permanently; a PNG source gives an image with a mask")
+    func editStage() throws {
+        let have = try requireData()
+        guard have.db, have.model else {
+            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
+            return
+        }
+        let stage = try EditStage()
+        let db = try LocalDatabase(name: "emoji")
+        let png = try PNGFile.encode(width: 32, height: 32, channels: 3, pixels: db.rgb8(0, side: 32))
+        let out = try stage.run([task(#"{"edit": "face with sunglasses", "caption": "grinning face"}"#, input: png),
+                                 task(#"{"edit": "with sunglasses"}"#, input: Array("GIF89a".utf8)),
+                                 task(#"{"prompt": "x"}"#, input: png)])
+        guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
+        let image = try StageImage(decoding: bytes)
+        #expect(image.mask?.pixels.count == 32 * 32)
+        #expect(permanentMessage(out[1])?.contains("not a PNG") == true)
+        #expect(permanentMessage(out[2])?.contains("\"edit\"") == true)
+    }
+}

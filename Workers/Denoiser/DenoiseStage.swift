@@ -1,0 +1,184 @@
+import Foundation
+import HumeData
+import HumeDiffusion
+import HumeWorker
+import HumeEmbedStage
+
+/// Generation settings from a job's parameters (keys, types and defaults listed here, where they are read).
+public struct GenerateParameters: Sendable {
+    /// `prompt` (string, default ""): recorded in the metadata.
+    public var prompt = ""
+    /// `database` (string, default "emoji").
+    public var database = "emoji"
+    /// `k` (int, default 16): how many of the retrieved neighbours condition the denoiser.
+    public var k = 16
+    /// `seed` (int, default 1).
+    public var seed: UInt64 = 1
+    /// `size` (32 or 64, default 32: see `Generator.defaultSize`).
+    public var size = Generator.defaultSize
+    /// `steps` (int 1…200, default 20): DDIM steps.
+    public var steps = 20
+    /// `guidance` (number > 0, optional): γ, the weight of the prompt's neighbours over a random background
+    /// sample of the database of `k` images. Absent: no background (the neighbours alone).
+    public var guidance: Double?
+
+    public init() {}
+
+    /// Parses a job's parameter object.
+    /// - Throws: `StageInputError` naming the bad key and what is allowed.
+    public init(json params: [UInt8]) throws {
+        guard !params.isEmpty else { return }
+        guard let o = try? JSONSerialization.jsonObject(with: Data(params)) as? [String: Any] else {
+            throw StageInputError("The job's parameters are not a JSON object.")
+        }
+        if let v = o["prompt"] as? String { prompt = v }
+        if let v = o["edit"] as? String, prompt.isEmpty { prompt = v }
+        if let v = o["database"] { guard let s = v as? String else { throw StageInputError("The \"database\" parameter must be a string such as \"emoji\".") }; database = s }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v = o[key] else { return nil }
+            guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue), range.contains(i) else {
+                throw StageInputError("The \"\(key)\" parameter is \(v); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+            }
+            return i
+        }
+        if let v = try int("k", 1...256) { k = v }
+        if let v = try int("seed", 0...Int.max) { seed = UInt64(v) }
+        if let v = try int("steps", 1...200) { steps = v }
+        if let v = try int("size", 32...64) {
+            guard v == 32 || v == 64 else { throw StageInputError("The \"size\" parameter is \(v); it must be 32 or 64.") }
+            size = v
+        }
+        if let v = o["guidance"] {
+            guard let n = v as? NSNumber, n.doubleValue > 0, n.doubleValue.isFinite else {
+                throw StageInputError("The \"guidance\" parameter is \(v); it must be a finite number greater than 0.")
+            }
+            guidance = n.doubleValue
+        }
+    }
+}
+
+/// The retrieve stage's answer: `{"database", "ids", "scores", "captions"}`.
+public struct Neighbours: Sendable {
+    public var database: String?
+    public var ids: [Int]
+
+    public init(database: String?, ids: [Int]) { self.database = database; self.ids = ids }
+
+    /// Parses the retrieve stage's JSON.
+    /// - Throws: `StageInputError` when it is not that JSON or has no ids.
+    public init(json bytes: [UInt8]) throws {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw StageInputError("The denoise stage's input is not the retrieve stage's JSON object ({\"database\", \"ids\", ...}).")
+        }
+        guard let raw = o["ids"] as? [Any] else {
+            throw StageInputError("The retrieve stage's output has no \"ids\" list; the denoise stage needs neighbour ids.")
+        }
+        ids = try raw.map {
+            guard let n = $0 as? NSNumber, let i = Int(exactly: n.doubleValue) else {
+                throw StageInputError("The retrieve stage's \"ids\" list holds \($0), which is not a whole-number id.")
+            }
+            return i
+        }
+        guard !ids.isEmpty else {
+            throw StageInputError("The retrieve stage found no neighbours (an empty \"ids\" list); the denoiser needs at least one.")
+        }
+        database = o["database"] as? String
+    }
+}
+
+/// Generates images from neighbour ids: the ELS denoiser (prototype configuration for the side) under DDIM.
+public final class Generator: Sendable {
+    /// 32²: measured by `hume bench denoise` and `hume eval generate` (see the README's numbers): at 64² each
+    /// image costs ~4× (pixels) × 4× (window area) more, and samples follow single neighbours more closely.
+    public static let defaultSize = 32
+
+    public let database: LocalDatabase
+
+    public init(database: LocalDatabase) { self.database = database }
+
+    /// The background sample for guidance: `count` ids drawn from the database with the seed, excluding `ids`.
+    public func backgroundIDs(count: Int, seed: UInt64, excluding ids: [Int]) -> [Int] {
+        var rng = SeededRandom(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+        let excluded = Set(ids)
+        var out: [Int] = []
+        var tries = 0
+        while out.count < count, tries < 100 * count {
+            tries += 1
+            let id = Int(rng.next() % UInt64(database.count))
+            if !excluded.contains(id), !out.contains(id) { out.append(id) }
+        }
+        return out
+    }
+
+    /// Generates one image.
+    /// - Throws: `StageInputError` for bad ids; diffusion errors otherwise.
+    public func generate(ids: [Int], parameters p: GenerateParameters, background: [Int] = []) throws -> RGBImage {
+        guard !ids.isEmpty else {
+            throw StageInputError("The neighbour list is empty; the denoiser needs at least one neighbour image.")
+        }
+        try database.check(ids: ids + background)
+        let prompt = try ids.prefix(p.k).map { try database.image($0, side: p.size) }
+        let bg = try background.map { try database.image($0, side: p.size) }
+        let conditioning = try ConditioningSet(prompt: prompt, background: bg, guidance: p.guidance ?? 1)
+        let denoiser = try LocalEquivariantDenoiser(conditioning, configuration: .prototype(imageSide: p.size))
+        let sampler = try DDIMSampler(steps: p.steps)
+        return try sampler.sample(denoiser: denoiser, seed: p.seed)
+    }
+
+    /// Generates and wraps the result as a stage image with its metadata.
+    public func stageImage(ids: [Int], parameters p: GenerateParameters) throws -> StageImage {
+        let used = Array(ids.prefix(p.k))
+        let background = p.guidance == nil ? [] : backgroundIDs(count: p.k, seed: p.seed, excluding: used)
+        let image = try generate(ids: used, parameters: p, background: background)
+        var meta: [String: Any] = ["prompt": p.prompt, "database": database.name, "k": p.k, "seed": p.seed,
+                                   "steps": p.steps, "size": p.size, "neighbours": used, "version": StageImage.version,
+                                   "denoiser": "els-ddim"]
+        if let g = p.guidance { meta["guidance"] = g; meta["background"] = background }
+        let json = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
+        return StageImage(width: p.size, height: p.size, metadata: [UInt8](json), pixels: image.rgb8())
+    }
+}
+
+/// The `denoise` stage: retrieve-stage JSON in, a `StageImage` out. One task per call; heartbeats are the
+/// runtime's.
+/// `@unchecked Sendable`: its only mutable state, the generator cache, is guarded by `lock`.
+public final class DenoiseStage: Stage, @unchecked Sendable {
+    public let name: String
+    public let batchSize = 1
+    public let concurrency: Int
+    private let lock = NSLock()
+    // Guarded by `lock`; databases are immutable once opened.
+    private var databases: [String: Generator] = [:]
+
+    public init(name: String = "denoise", concurrency: Int = 1) {
+        self.name = name
+        self.concurrency = max(1, concurrency)
+    }
+
+    func generator(for name: String) throws -> Generator {
+        lock.lock(); defer { lock.unlock() }
+        if let g = databases[name] { return g }
+        let g = Generator(database: try LocalDatabase(name: name))
+        databases[name] = g
+        return g
+    }
+
+    public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
+        tasks.map { task in
+            do {
+                var p = try GenerateParameters(json: task.params)
+                let neighbours = try Neighbours(json: task.input)
+                if let db = neighbours.database { p.database = db }
+                let image = try generator(for: p.database).stageImage(ids: neighbours.ids, parameters: p)
+                return .ok(image.encoded())
+            } catch let e as StageInputError {
+                return .permanent(e.message)
+            } catch let e as DiffusionError {
+                return .permanent(e.message)
+            } catch {
+                return .retryable("\(error)")
+            }
+        }
+    }
+}
+

@@ -1,0 +1,127 @@
+import Foundation
+import HumeData
+import HumeDiffusion
+import HumeEmbedStage
+
+/// Text-driven local editing without a user mask (DESIGN.md §8).
+///
+/// 1. Mask, DiffEdit style: the source is noised to t = `maskStrength` with `maskDraws` seeded draws; the ELS
+///    denoiser's predictions under the edit text's neighbours and under the source's neighbours are compared,
+///    the per-pixel difference averaged over channels and draws, normalised by its maximum, thresholded at
+///    `threshold`, and dilated by one pixel.
+/// 2. Transplant: the edit neighbour that best matches the source *outside* the mask (same positions) gives
+///    its masked region; plain DiffEdit decoding snaps back to the source with a closed-form denoiser (the
+///    prototype's finding), so the edit content has to come from a real image.
+/// 3. Harmonise: the composite is re-noised to t = `strength` and denoised under source + edit neighbours;
+///    every pixel outside the mask is then the source's, exactly.
+public struct Editor: Sendable {
+    public var side = 32
+    public var k = 8
+    public var maskStrength = 0.5
+    public var maskDraws = 4
+    public var threshold: Float = 0.35
+    public var strength = 0.4
+    public var steps = 10
+    public var transplantCandidates = 3
+
+    public init() {}
+
+    /// The result and the mask (one byte per pixel, 255 = edited).
+    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], database: LocalDatabase, seed: UInt64) throws
+        -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
+        guard source.width == side, source.height == side else {
+            throw StageInputError("The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
+        }
+        guard !sourceIDs.isEmpty, !editIDs.isEmpty else {
+            throw StageInputError("The editor needs at least one neighbour for the source and one for the edit text; the neighbour list is empty.")
+        }
+        try database.check(ids: sourceIDs + editIDs)
+        let srcImages = try sourceIDs.prefix(k).map { try database.image($0, side: side) }
+        let editImages = try editIDs.prefix(k).map { try database.image($0, side: side) }
+        let config = LocalDenoiserConfiguration.prototype(imageSide: side)
+        let underSource = try LocalEquivariantDenoiser(try ConditioningSet(srcImages), configuration: config)
+        let underEdit = try LocalEquivariantDenoiser(try ConditioningSet(editImages), configuration: config)
+        let n = side * side
+        // 1. Mask.
+        var diff = [Float](repeating: 0, count: n)
+        var rng = SeededRandom(seed: seed)
+        let maskSampler = try DDIMSampler(steps: 1, startTime: maskStrength)
+        let level = NoiseLevel(alphaBar: CosineSchedule().alphaBar(at: maskStrength))
+        var a = RGBImage(width: side, height: side), b = RGBImage(width: side, height: side)
+        for _ in 0..<maskDraws {
+            let x = maskSampler.noised(source, rng: &rng)
+            try underSource.denoise(x, level: level, into: &a)
+            try underEdit.denoise(x, level: level, into: &b)
+            for p in 0..<n { for c in 0..<3 { diff[p] += abs(a.pixels[c * n + p] - b.pixels[c * n + p]) } }
+        }
+        let peak = max(diff.max() ?? 0, 1e-6)
+        var mask = [Bool](repeating: false, count: n)
+        for p in 0..<n where diff[p] / peak >= threshold { mask[p] = true }
+        var dilated = mask
+        for y in 0..<side { for x in 0..<side where mask[y * side + x] {
+            for dy in -1...1 { for dx in -1...1 {
+                let yy = y + dy, xx = x + dx
+                if yy >= 0, yy < side, xx >= 0, xx < side { dilated[yy * side + xx] = true }
+            } }
+        } }
+        mask = dilated
+        // 2. Transplant from the edit neighbour that best matches the source outside the mask.
+        // Candidates: the top `transplantCandidates` edit neighbours (retrieval order) that are not source neighbours,
+        // so the transplant brings the edit's content rather than a twin of the source.
+        let sourceSet = Set(sourceIDs.prefix(k))
+        var candidates = editIDs.prefix(k).indices.filter { !sourceSet.contains(editIDs[$0]) }.prefix(transplantCandidates)
+        if candidates.isEmpty { candidates = [0] }
+        var best = (index: candidates.first!, d: Float.infinity)
+        for i in candidates {
+            let e = editImages[i]
+            var d: Float = 0
+            for p in 0..<n where !mask[p] { for c in 0..<3 { let t = e.pixels[c * n + p] - source.pixels[c * n + p]; d += t * t } }
+            if d < best.d { best = (i, d) }
+        }
+        var composite = source
+        for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = editImages[best.index].pixels[c * n + p] } }
+        // 3. Harmonise under source + edit neighbours, then pin outside the mask.
+        let both = try LocalEquivariantDenoiser(try ConditioningSet(srcImages + editImages), configuration: config)
+        let sampler = try DDIMSampler(steps: steps, startTime: strength)
+        let start = sampler.noised(composite, rng: &rng)
+        var result = try sampler.sample(denoiser: both, from: start, rng: &rng)
+        for p in 0..<n where !mask[p] { for c in 0..<3 { result.pixels[c * n + p] = source.pixels[c * n + p] } }
+        return (result, mask.map { $0 ? 255 : 0 }, editIDs[best.index])
+    }
+
+    /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).
+    public static func resize(_ rgb: [UInt8], width: Int, height: Int, to side: Int) -> [UInt8] {
+        if width == side, height == side { return rgb }
+        var out = [UInt8](repeating: 255, count: side * side * 3)
+        for y in 0..<side { for x in 0..<side {
+            let x0 = x * width / side, x1 = max(x0 + 1, (x + 1) * width / side)
+            let y0 = y * height / side, y1 = max(y0 + 1, (y + 1) * height / side)
+            for c in 0..<3 {
+                var s = 0
+                for yy in y0..<y1 { for xx in x0..<x1 { s += Int(rgb[(yy * width + xx) * 3 + c]) } }
+                out[(y * side + x) * 3 + c] = UInt8(s / ((x1 - x0) * (y1 - y0)))
+            }
+        } }
+        return out
+    }
+
+    /// The `k` database ids nearest to `image` in pixels (L2 at the working side).
+    public func nearestByPixels(_ image: RGBImage, database: LocalDatabase) -> [Int] {
+        let q = image.rgb8()
+        var scored: [(Int, Int)] = []
+        for i in 0..<database.count {
+            let r = database.rgb8(i, side: side)
+            var d = 0
+            for j in 0..<q.count { let t = Int(r[j]) - Int(q[j]); d += t * t }
+            scored.append((i, d))
+        }
+        return scored.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k).map(\.0)
+    }
+
+    /// Wraps an edit as a stage image with a MASK section.
+    public static func stageImage(result: RGBImage, mask: [UInt8], metadata: [String: Any]) throws -> StageImage {
+        let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
+        return StageImage(width: result.width, height: result.height, metadata: [UInt8](json), pixels: result.rgb8(),
+                          sections: [.init(tag: "MASK", width: result.width, height: result.height, channels: 1, pixels: mask)])
+    }
+}
