@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "HumeDataTests", dependencies: ["HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
         .testTarget(name: "HumeIndexTests", dependencies: ["HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
                     path: "Tests/HumeIndexTests"),
-        .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
+        .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore", "HumeClient"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeIntegrationTests",
                     dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet", "CZeroMQ",

@@ -7,8 +7,13 @@ public enum JobLines {
     /// The key a line gets when it names none: stable across re-runs of the same batch and file.
     public static func derivedKey(batch: String, line: Int) -> String { "\(batch):\(line)" }
 
-    /// Parses one non-blank line (1-based `line` for keys and errors).
-    public static func parse(_ text: String, batch: String, line: Int) throws -> JobSpec {
+    /// The largest file a `data_file` line may name (an edit source image, say).
+    public static let maxDataFileBytes = 16 << 20
+
+    /// Parses one non-blank line (1-based `line` for keys and errors). A JSON line's payload is `data` (text),
+    /// `data_b64` (binary, base64) or `data_file` (a file's bytes; a relative path is taken from `baseDirectory`),
+    /// else its `prompt`.
+    public static func parse(_ text: String, batch: String, line: Int, baseDirectory: String? = nil) throws -> JobSpec {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard trimmed.hasPrefix("{") else {
             guard text.utf8.count <= 65_536 else {
@@ -38,6 +43,23 @@ public enum JobLines {
         if let d = o.removeValue(forKey: "data") {
             guard let s = d.string else { throw HumeError(.badRequest, "Line \(line): \"data\" must be a string.") }
             spec.data = Array(s.utf8)
+        } else if let d = o.removeValue(forKey: "data_b64") {
+            guard let s = d.string, let bytes = Data(base64Encoded: s) else {
+                throw HumeError(.badRequest, "Line \(line): \"data_b64\" must be a base64 string.")
+            }
+            spec.data = [UInt8](bytes)
+        } else if let f = o.removeValue(forKey: "data_file") {
+            guard let path = f.string, !path.isEmpty else {
+                throw HumeError(.badRequest, "Line \(line): \"data_file\" must be a file path.")
+            }
+            let full = path.hasPrefix("/") || baseDirectory == nil ? path : baseDirectory! + "/" + path
+            guard let bytes = FileManager.default.contents(atPath: full) else {
+                throw HumeError(.badRequest, "Line \(line): cannot read \"data_file\" \(full).")
+            }
+            guard bytes.count <= maxDataFileBytes else {
+                throw HumeError(.tooLarge, "Line \(line): \"data_file\" \(full) is \(bytes.count) bytes; at most \(maxDataFileBytes) are allowed.")
+            }
+            spec.data = [UInt8](bytes)
         } else if let p = o["prompt"]?.string {
             spec.data = Array(p.utf8)
         }

@@ -23,6 +23,7 @@ struct SubmitCommand: ParsableCommand {
         let batchName = batch ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         let text = String(decoding: data, as: UTF8.self)
+        let baseDirectory = (file as NSString).deletingLastPathComponent.isEmpty ? nil : (file as NSString).deletingLastPathComponent
         var specs: [JobSpec] = []
         var lineOf: [Int] = []
         var badLines: [(Int, String)] = []
@@ -32,7 +33,7 @@ struct SubmitCommand: ParsableCommand {
             let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : String(raw)
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             do {
-                specs.append(try JobLines.parse(line, batch: batchName, line: lineNo))
+                specs.append(try JobLines.parse(line, batch: batchName, line: lineNo, baseDirectory: baseDirectory))
                 lineOf.append(lineNo)
             } catch let e as HumeError {
                 badLines.append((lineNo, e.message))
