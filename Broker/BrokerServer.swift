@@ -40,6 +40,8 @@ public final class BrokerServer {
     public var onBound: (@Sendable (BrokerEndpoints) -> Void)?
     /// Most messages read from one socket in one round; bounds a group commit.
     public var maxReadsPerRound = 4096
+    /// CURVE on all three endpoints, letting in only the listed public keys; nil for plaintext.
+    public var curve: CurveServerConfig?
 
     public init(config: BrokerConfig, endpoints: BrokerEndpoints, journalPath: String, sync: JournalSync = .normal,
                 logger: Logger = Logger(label: "hume.broker")) throws {
@@ -60,8 +62,16 @@ public final class BrokerServer {
     func loop(_ db: Database) throws {
         let journal = try SQLiteJournal(db)
         let context = ZMQContext()
+        // The ZAP handler is up before any socket binds (without one libzmq would let every key in).
+        let zap = try curve.map { c in
+            try ZAPHandler(context: context, allowed: c.allowed) { [logger] address, key in
+                logger.warning("refused a CURVE handshake: key not allowed", metadata: ["peer": "\(address)", "key": "\(key)"])
+            }
+        }
+        defer { zap?.stop() }
         let sockets = try [Endpoint.workers, .clients, .control].map { ep -> ZMQSocketBox in
             let s = try ZMQSocket(context, .router)
+            if let c = curve { try s.makeCurveServer(c) }
             try s.setOption(ZMQ_ROUTER_MANDATORY, 1)
             try s.setOption(ZMQ_SNDHWM, 200_000)
             try s.setOption(ZMQ_RCVHWM, 200_000)
@@ -74,7 +84,8 @@ public final class BrokerServer {
         let core = try BrokerCore(config: config, journal: journal, now: wallMillis(), logger: logger)
         try journal.commit()
         logger.info("broker listening", metadata: ["workers": "\(bound.workers)", "clients": "\(bound.clients)",
-                                                   "control": "\(bound.control)", "journal": "\(journalPath)"])
+                                                   "control": "\(bound.control)", "journal": "\(journalPath)",
+                                                   "security": "\(curve == nil ? "plaintext" : "CURVE, \(curve!.allowed.count) keys allowed")"])
         onBound?(bound)
 
         var poller = ZMQPoller()

@@ -15,6 +15,7 @@ exits 1 on a protocol error or timeout, 2 on bad usage.
 
 import argparse
 import json
+import os
 import struct
 import sys
 import time
@@ -165,6 +166,26 @@ def decode_result(rec):
 # ---------------------------------------------------------------- client
 
 
+def apply_curve(sock, env=os.environ):
+    """CURVE (PROTOCOL.md section 1, Security) when HUME_CURVE_KEY (a .key file) and HUME_SERVER_KEY (the
+    broker's Z85 public key or .pub file) are set."""
+    key_file, server = env.get("HUME_CURVE_KEY"), env.get("HUME_SERVER_KEY")
+    if not key_file or not server:
+        return
+    pair = {}
+    with open(key_file) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in ("public", "secret"):
+                pair[parts[0]] = parts[1]
+    if len(server) != 40 or os.path.exists(server):
+        with open(server) as f:
+            server = f.read().split()[0]
+    sock.curve_serverkey = server.encode()
+    sock.curve_publickey = pair["public"].encode()
+    sock.curve_secretkey = pair["secret"].encode()
+
+
 class HumeClient(object):
     """One DEALER connection to the broker's client endpoint."""
 
@@ -172,6 +193,7 @@ class HumeClient(object):
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        apply_curve(self.sock)
         self.sock.connect(endpoint)
         self.chunk = max(1, min(chunk, 10000))
         self.silence_s = silence_s

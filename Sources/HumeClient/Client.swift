@@ -8,9 +8,12 @@ public final class BrokerConnection {
     let socket: ZMQSocket
     var nextReq: UInt64 = 1
 
-    public init(endpoint: String, context: ZMQContext = ZMQContext()) throws {
+    /// Connects to `endpoint`. With `curve` (or, when it is nil, `HUME_CURVE_KEY` and `HUME_SERVER_KEY` in the
+    /// environment) the connection is CURVE-encrypted and authenticated.
+    public init(endpoint: String, context: ZMQContext = ZMQContext(), curve: CurveClientConfig? = nil) throws {
         self.context = context
         socket = try ZMQSocket(context, .dealer)
+        if let c = try curve ?? CurveClientConfig.fromEnvironment() { try socket.makeCurveClient(c) }
         try socket.setOption(ZMQ_SNDHWM, 100_000)
         try socket.setOption(ZMQ_RCVHWM, 100_000)
         try socket.setOption(ZMQ_RECONNECT_IVL, 100)

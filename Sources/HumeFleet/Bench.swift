@@ -19,12 +19,16 @@ public final class LocalFleet {
     public private(set) var workers: [Child] = []
     public private(set) var endpoints: [String: String] = [:]
     let environment: [String: String]
+    /// CURVE keys for this process's own connections to the broker (status); nil for plaintext.
+    public let curve: CurveClientConfig?
 
     /// Starts a broker with a journal in `directory` (created if needed) and waits until it listens.
     public init(directory: String, brokerArguments: [String] = [],
-                environment: [String: String] = ["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"]) throws {
+                environment: [String: String] = ["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"],
+                curve: CurveClientConfig? = nil) throws {
         self.directory = directory
         self.environment = environment
+        self.curve = curve
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try startBroker(extra: brokerArguments)
     }
@@ -68,7 +72,7 @@ public final class LocalFleet {
 
     /// Asks the broker for STATUS.
     public func status() throws -> JSON {
-        let conn = try BrokerConnection(endpoint: endpoints["control"]!)
+        let conn = try BrokerConnection(endpoint: endpoints["control"]!, curve: curve)
         return try conn.request(.status, timeoutMs: 5000).header
     }
 
@@ -115,13 +119,31 @@ public struct BrokerBench {
     /// Stop after this many seconds even if unfinished (the backpressure mode); nil waits for every job.
     public var seconds: Double?
     public var brokerArguments: [String] = []
+    /// CURVE on every connection (fresh keys for the broker, the workers and the client).
+    public var curve = false
 
     public init() {}
 
     public func run(progress: ((Int, Int) -> Void)? = nil) throws -> JSON {
         let dir = NSTemporaryDirectory() + "hume-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--sync", sync] + brokerArguments)
+        var security: [String] = []
+        var environment = ["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"]
+        var clientCurve: CurveClientConfig?
+        if curve {
+            let keys = dir + "/keys", allowed = dir + "/keys/allowed"
+            let broker = try CurveKeyPair.generate(), fleetKey = try CurveKeyPair.generate()
+            let brokerFiles = try broker.write(directory: keys, name: "broker")
+            let fleetFiles = try fleetKey.write(directory: keys, name: "fleet")
+            try FileManager.default.createDirectory(atPath: allowed, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: fleetFiles.publicFile, toPath: allowed + "/fleet.pub")
+            security = ["--curve-key", brokerFiles.keyFile, "--allow-keys", allowed]
+            environment["HUME_CURVE_KEY"] = fleetFiles.keyFile
+            environment["HUME_SERVER_KEY"] = brokerFiles.publicFile
+            clientCurve = CurveClientConfig(keys: fleetKey, serverKey: broker.publicKey)
+        }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--sync", sync] + security + brokerArguments,
+                                   environment: environment, curve: clientCurve)
         defer { fleet.stop() }
         let route = (1...stages).map { "noop\($0)" }
         for s in route {
@@ -132,7 +154,7 @@ public struct BrokerBench {
         let payload = [UInt8](repeating: 0x61, count: payloadBytes)
         let runID = UInt64.random(in: 0...UInt64.max)
         let specs = (0..<tasks).map { JobSpec(key: "bench-\(runID)-\($0)", data: payload) }
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!, curve: clientCurve)
         let sub = BatchSubmitter(connection: conn, batch: "bench-\(runID)", route: route, jobs: specs)
         sub.chunkSize = chunk
         var sentAt = [UInt64](repeating: 0, count: tasks)
@@ -167,7 +189,7 @@ public struct BrokerBench {
         let done = sub.results.filter { $0?.status == .done }.count
         var out: [String: JSON] = [
             "stages": JSON(stages), "tasks": JSON(tasks), "workers_per_stage": JSON(workers), "work_ms": .number(workMs),
-            "journal_sync": .string(sync), "elapsed_s": .number((elapsedS * 1000).rounded() / 1000),
+            "journal_sync": .string(sync), "curve": .bool(curve), "elapsed_s": .number((elapsedS * 1000).rounded() / 1000),
             "jobs_finished": JSON(sub.finishedCount),
             "jobs_per_s": .number((Double(sub.finishedCount) / elapsedS).rounded()),
             "tasks_per_s": .number((Double(sub.finishedCount * stages) / elapsedS).rounded()),

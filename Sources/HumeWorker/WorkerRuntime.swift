@@ -84,7 +84,13 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
     /// Longest a drain waits for running tasks before leaving anyway (default 120 s).
     public var drainTimeoutMs: UInt64 = 120_000
 
-    public init(stage: any Stage, endpoint: String, name: String? = nil, logger: Logger = Logger(label: "hume.worker")) throws {
+    /// CURVE keys for the broker connection (nil: plaintext).
+    let curve: CurveClientConfig?
+
+    /// - Parameter curve: CURVE keys; when nil, `HUME_CURVE_KEY` and `HUME_SERVER_KEY` from the environment if set.
+    public init(stage: any Stage, endpoint: String, name: String? = nil, curve: CurveClientConfig? = nil,
+                logger: Logger = Logger(label: "hume.worker")) throws {
+        self.curve = try curve ?? CurveClientConfig.fromEnvironment()
         self.stage = stage
         self.endpoint = endpoint
         self.name = name ?? "\(stage.name)@\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -141,6 +147,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
         var drainStarted: UInt64 = 0
         connection: while true {
             let socket = try ZMQSocket(context, .dealer)
+            if let c = curve { try socket.makeCurveClient(c) }
             try socket.setOption(ZMQ_RECONNECT_IVL, 100)
             try socket.setOption(ZMQ_RECONNECT_IVL_MAX, 5000)
             try socket.connect(endpoint)

@@ -23,6 +23,12 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Worker heartbeat interval, ms.") var heartbeatMs = 1000
     @Option(help: "Worker silence that expires its leases, ms.") var workerTimeoutMs = 5000
     @Option(help: "Write the bound endpoints as JSON to this file once listening.") var readyFile: String?
+    @Option(help: "CURVE: the broker's key file (hume keys generate). Encrypts and authenticates all three endpoints.")
+    var curveKey: String?
+    @Option(help: "CURVE: the public keys let in (a file of keys, or a directory of .pub files). Required with --curve-key.")
+    var allowKeys: String?
+    @Flag(help: "Allow plaintext on endpoints that are not loopback (otherwise refused without --curve-key).")
+    var insecure = false
 
     func run() throws {
         guard let mode = JournalSync(rawValue: sync) else { fail("--sync must be normal or full, not \"\(sync)\".") }
@@ -52,9 +58,29 @@ struct BrokerCommand: ParsableCommand {
                 _ = rename(tmp, readyFile)
             }
         }
+        server.curve = reporting { try brokerSecurity(endpoints: [bindWorkers, bindClients, bindControl], curveKey: curveKey,
+                                                      allowKeys: allowKeys, insecure: insecure) }
         let stop = server.stop
         onTerminationSignal { stop.wake() }
         reporting { try server.run() }
+    }
+}
+
+/// The broker's CURVE set-up from its flags. Fails closed: a key without an allow list (or the reverse), an empty
+/// list, or a non-loopback endpoint in plaintext without `--insecure` is refused with one sentence.
+func brokerSecurity(endpoints: [String], curveKey: String?, allowKeys: String?, insecure: Bool) throws -> CurveServerConfig? {
+    switch (curveKey, allowKeys) {
+    case let (k?, a?):
+        return CurveServerConfig(keys: try CurveKeyPair.load(k), allowed: try CurveKeyPair.loadAllowList(a))
+    case (_?, nil):
+        throw HumeError(.invalidInput, "--curve-key needs --allow-keys (the public keys of the workers and clients to let in).")
+    case (nil, _?):
+        throw HumeError(.invalidInput, "--allow-keys needs --curve-key (the broker's own key; make one with `hume keys generate`).")
+    case (nil, nil):
+        if let open = endpoints.first(where: { !isLocalEndpoint($0) }), !insecure {
+            throw HumeError(.invalidInput, "\(open) is reachable from other machines: give --curve-key and --allow-keys (see `hume keys generate`), or --insecure to accept plaintext.")
+        }
+        return nil
     }
 }
 
@@ -68,12 +94,16 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "noop: fraction of attempts that fail retryably.") var failRate = 0.0
     @Option(help: "Threads running tasks.") var concurrency = 1
     @Option(help: "Tasks per batch.") var batch: Int?
+    @Option(help: "CURVE: this worker's key file (default: $HUME_CURVE_KEY).") var curveKey: String?
+    @Option(help: "CURVE: the broker's public key, Z85 or a .pub file (default: $HUME_SERVER_KEY).") var serverKey: String?
 
     func run() throws {
         guard validateStageName(stage) else { fail("Stage name \"\(stage)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.") }
         let impl = reporting { try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch) }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        let runtime = reporting { try WorkerRuntime(stage: impl, endpoint: broker, name: name) }
+        let env = ProcessInfo.processInfo.environment
+        let curve = reporting { try CurveClientConfig.from(keyFile: curveKey ?? env["HUME_CURVE_KEY"], serverKey: serverKey ?? env["HUME_SERVER_KEY"]) }
+        let runtime = reporting { try WorkerRuntime(stage: impl, endpoint: broker, name: name, curve: curve) }
         let stop = runtime.stop
         onTerminationSignal { stop.wake() }
         reporting { try runtime.run() }

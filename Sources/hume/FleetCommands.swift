@@ -26,11 +26,26 @@ struct UpCommand: ParsableCommand {
     @Option(help: "Endpoint clients connect to.") var bindClients = "tcp://127.0.0.1:5556"
     @Option(help: "Endpoint for control.") var bindControl = "tcp://127.0.0.1:5557"
     @Option(help: "noop workers: simulated work time per task, ms.") var workMs = 0.0
+    @Option(help: "CURVE on every endpoint with keys in this directory (made when missing): broker.key, fleet.key for the workers, and allowed/*.pub (add your clients' .pub files there). Required when binding beyond loopback.")
+    var curve: String?
+    @Flag(help: "Allow plaintext on endpoints that are not loopback.") var insecure = false
 
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var opts = Supervisor.Options(directory: dir, replicas: parseReplicas(replicas.isEmpty ? ["noop=1"] : replicas),
                                       endpoints: ["workers": bindWorkers, "clients": bindClients, "control": bindControl])
+        if let curve {
+            let files = reporting { try fleetKeys(curve) }
+            opts.brokerArguments += ["--curve-key", files.brokerKey, "--allow-keys", files.allowed]
+            // The workers (children) and this process's own control connection use the fleet key.
+            setenv("HUME_CURVE_KEY", files.fleetKey, 1)
+            setenv("HUME_SERVER_KEY", files.brokerPub, 1)
+            stderrLine("hume up: CURVE on; clients use HUME_CURVE_KEY=<their .key> HUME_SERVER_KEY=\(files.brokerPub), with their .pub in \(files.allowed).")
+        } else if insecure {
+            opts.brokerArguments.append("--insecure")
+        } else if let open = [bindWorkers, bindClients, bindControl].first(where: { !isLocalEndpoint($0) }) {
+            fail("\(open) is reachable from other machines: give --curve DIR (keys are made there), or --insecure to accept plaintext.")
+        }
         for r in opts.replicas where workMs > 0 { opts.workerArguments[r.stage] = ["--work-ms", "\(workMs)"] }
         let sup = reporting { try Supervisor(options: opts) }
         let stop = sup.stop
@@ -43,6 +58,23 @@ struct UpCommand: ParsableCommand {
         }
         stderrLine("hume up: stopped.")
     }
+}
+
+/// The fleet's key files under `dir`, made when missing: the broker's pair, one pair shared by the fleet's workers,
+/// and the allow list (a directory of .pub files holding the fleet's key).
+func fleetKeys(_ dir: String) throws -> (brokerKey: String, brokerPub: String, fleetKey: String, allowed: String) {
+    let fm = FileManager.default
+    for name in ["broker", "fleet"] where !fm.fileExists(atPath: "\(dir)/\(name).key") {
+        _ = try CurveKeyPair.generate().write(directory: dir, name: name)
+    }
+    let allowed = dir + "/allowed"
+    try fm.createDirectory(atPath: allowed, withIntermediateDirectories: true)
+    let fleetPub = try CurveKeyPair.load(dir + "/fleet.key").publicKey
+    if !fm.fileExists(atPath: allowed + "/fleet.pub") { try (fleetPub + "\n").write(toFile: allowed + "/fleet.pub", atomically: true, encoding: .utf8) }
+    if !fm.fileExists(atPath: dir + "/broker.pub") {
+        try (try CurveKeyPair.load(dir + "/broker.key").publicKey + "\n").write(toFile: dir + "/broker.pub", atomically: true, encoding: .utf8)
+    }
+    return (dir + "/broker.key", dir + "/broker.pub", dir + "/fleet.key", allowed)
 }
 
 struct ScaleCommand: ParsableCommand {
@@ -147,10 +179,12 @@ struct BenchBroker: ParsableCommand {
     @Option(help: "Stop after this many seconds (backpressure mode); lost is then not judged.") var seconds: Double?
     @Option(help: "Broker queue capacity per stage.") var queueCapacity = 20_000
     @Option(help: "Client window.") var window = 10_000
+    @Flag(help: "CURVE-encrypt every connection (fresh keys), to measure its cost.") var curve = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         var b = BrokerBench()
+        b.curve = curve
         b.stages = stages
         b.tasks = tasks
         b.workers = workers

@@ -11,8 +11,10 @@ private func repoRoot(_ file: String = #filePath) -> String {
 }
 
 /// Runs `python3` with arguments (and optional stdin); returns exit status, stdout and stderr.
-private func python(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 90) throws -> (Int32, String, String) {
+private func python(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 90,
+                    environment: [String: String] = [:]) throws -> (Int32, String, String) {
     let p = Process()
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["python3"] + args
     p.currentDirectoryURL = URL(fileURLWithPath: repoRoot())
@@ -128,6 +130,28 @@ struct PythonClientTests {
         #expect(batch?["total"] as? Int == 50)
         #expect(batch?["done"] as? Int == 49)
         #expect(batch?["failed"] as? Int == 1)
+    }
+
+    @Test("The Python client speaks CURVE from HUME_CURVE_KEY/HUME_SERVER_KEY; without them it gets no answer",
+          .timeLimit(.minutes(2)))
+    func curve() throws {
+        try requirePyZMQ()
+        let dir = freshDir("curve")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keys = try TestKeys(dir + "/keys")
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--stages", "noop"] + keys.brokerArguments,
+                                   environment: keys.workerEnvironment, curve: keys.clientConfig(keys.client))
+        defer { fleet.stop() }
+        _ = try fleet.startWorker("noop")
+        try fleet.waitForWorkers(1)
+        let args = ["Ops/examples/hume_client.py", "--broker", fleet.endpoints["clients"]!, "--route", "noop", "--batch", "pycurve",
+                    "--timeout", "20"]
+        let env = ["HUME_CURVE_KEY": keys.dir + "/client.key", "HUME_SERVER_KEY": keys.dir + "/broker.pub"]
+        let (rc, out, err) = try python(args, stdin: "one\ntwo\n", environment: env)
+        #expect(rc == 0, "stderr: \(err)")
+        #expect(Set(jsonLines(out).compactMap { $0["output"] as? String }) == ["one", "two"])
+        let (rc2, out2, _) = try python(args + ["--timeout", "3"], stdin: "three\n")
+        #expect(rc2 != 0 && jsonLines(out2).allSatisfy { $0["status"] as? String != "done" }, "plaintext must get nothing done")
     }
 
     @Test("Malformed messages from Python get ERROR replies with the right codes; the broker still answers STATUS",
