@@ -12,6 +12,6 @@ swift build --build-tests --quiet
 sh Ops/prepare-data.sh .build/debug/hume
 
 # Offline data preparation's own checks (Debian's python has the apt modules).
-/usr/bin/python3 -m pytest -q -p no:cacheprovider Ops/test_build_db.py
+/usr/bin/python3 -m pytest -q -p no:cacheprovider Ops/test_build_db.py Ops/test_deploy.py
 
 swift test --skip-build
