@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
     libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libcurl4-openssl-dev libfaiss-dev
     libsqlite3-dev pkg-config sqlite3
-    python3-fonttools python3-pil python3-numpy python3-pytest python3-yaml systemd unzip fonts-noto-color-emoji unicode-cldr-core unicode-data
+    python3-fonttools python3-pil python3-numpy python3-pytest python3-yaml systemd iproute2 unzip fonts-noto-color-emoji unicode-cldr-core unicode-data
     tuxpaint-stamps-default
     nginx
 )
