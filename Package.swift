@@ -92,6 +92,7 @@ let package = Package(
                     path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore", "HumeClient"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
+        .testTarget(name: "HumeFleetTests", dependencies: ["HumeFleet", "HumeCore"], path: "Tests/HumeFleetTests"),
         .testTarget(name: "HumeIntegrationTests",
                     dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet", "CZeroMQ",
                                    .product(name: "GRDB", package: "GRDB.swift")],

@@ -38,6 +38,7 @@ public final class BrokerCore {
         var owner: [UInt8]?
         var progress = false
         var seq: UInt64 = 0
+        var acceptedAt: UInt64 = 0  // 0 for jobs recovered from the journal (their submit time is unknown)
 
         enum State { case queued, leased, backoff }
 
@@ -69,11 +70,14 @@ public final class BrokerCore {
         var workers: [[UInt8]] = []
         var rr = 0
         // counters
+        var arrived: UInt64 = 0  // jobs that entered this stage (new, recovered, or moved on from the previous stage)
+        var leasesGranted: UInt64 = 0
         var completed: UInt64 = 0
         var retries: UInt64 = 0
         var deadLetters: UInt64 = 0
         var failures: UInt64 = 0
-        var serviceMsTotal: Double = 0
+        var serviceMsTotal: Double = 0  // lease-to-DONE time of every answered lease
+        var service = LatencyHistogram()
     }
 
     final class Worker {
@@ -88,6 +92,9 @@ public final class BrokerCore {
         var draining = false
         var done: UInt64 = 0
         var stats: JSON = .null
+        /// The worker's own figures from its last HEARTBEAT (PROTOCOL.md 4.2); nil until it reports them.
+        var figures: WorkerFigures?
+        let joinedAt: UInt64
 
         init(peer: [UInt8], stage: Int, name: String, credit: Int, capacity: Int, now: UInt64) {
             self.peer = peer
@@ -96,6 +103,7 @@ public final class BrokerCore {
             self.credit = credit
             self.capacity = capacity
             self.lastSeen = now
+            self.joinedAt = now
         }
     }
 
@@ -121,6 +129,15 @@ public final class BrokerCore {
     var seq: UInt64 = 0
     var lastWorkerScan: UInt64 = 0
     var supervisor: [UInt8]?
+    /// What the supervisor last reported about the fleet (replica targets, autoscaling, decisions), shown in STATUS.
+    var fleet: JSON = .null
+    /// Job counts per batch and status (indexed by `JobStatus.rawValue`): loaded from the journal at start, then
+    /// kept in step with it, so STATUS and metrics cost O(batches), not a scan of the journal.
+    var batchCounts: [String: [Int]] = [:]
+    /// Time the last event was fed in (for latencies measured where no `now` is passed).
+    var clock: UInt64
+    let startedAt: UInt64
+    var jobDuration = LatencyHistogram()
 
     // outbox
     var outgoing: [Outgoing] = []
@@ -144,7 +161,14 @@ public final class BrokerCore {
         stageIndex = idx
         nextJobID = try journal.maxJobID() + 1
         nextLease = UInt64.random(in: 1..<(1 << 62))
+        clock = now
+        startedAt = now
         try recover(now: now)
+        for b in try journal.batchCounts() {
+            var row = [Int](repeating: 0, count: JobStatus.allCases.count)
+            for (st, n) in b.counts { row[Int(st.rawValue)] = n }
+            batchCounts[b.batch] = row
+        }
     }
 
     func recover(now: UInt64) throws {
@@ -177,6 +201,7 @@ public final class BrokerCore {
     /// Puts a job into its current stage's queue (new, recovered, or retried).
     func admit(_ job: Job) {
         jobs[job.id] = job
+        stages[job.stage].arrived += 1
         stages[job.stage].occupancy += 1
         stages[job.stage].bytes += job.bytes
         if job.deadlineMs > 0 { deadlines.push(job.deadlineMs, job.id) }
@@ -196,6 +221,7 @@ public final class BrokerCore {
     /// Handles one message from a peer; every problem is answered with an `ERROR` to that peer, never thrown,
     /// except journal failures, which stop the broker (its journal is then the truth to recover from).
     public func handle(_ endpoint: Endpoint, peer: [UInt8], frames: ArraySlice<[UInt8]>, now: UInt64) throws {
+        clock = max(clock, now)
         let message: Message
         do {
             message = try Message.decode(frames)
@@ -218,6 +244,7 @@ public final class BrokerCore {
             case (.workers, .disconnect): try removeWorker(peer, now: now, reason: "it disconnected")
             case (.control, .supervise):
                 supervisor = peer
+                if let f = message.header["fleet"] { fleet = f }
                 reply(.control, peer, Message(.supervise, header: .object(["req": req ?? .null, "ok": .bool(true)])))
             case (.control, .scale): try scale(peer, message)
             default:
@@ -300,7 +327,9 @@ public final class BrokerCore {
                               params: s.params, input: s.data, position: 0)
                 job.owner = peer
                 job.progress = wantsProgress
+                job.acceptedAt = now
                 client.outstanding += 1
+                batchCounts[batch, default: [Int](repeating: 0, count: JobStatus.allCases.count)][0] += 1
                 admit(job)
                 acks.append(AckRecord(jobID: id, duplicate: false).encode())
             case .existing(let old):
@@ -389,6 +418,7 @@ public final class BrokerCore {
         }
         w.lastSeen = now
         if let stats = m.header["stats"] { w.stats = stats }
+        if let f = WorkerFigures(m.header) { w.figures = f }
         reply(.workers, peer, Message(.heartbeat))
     }
 
@@ -423,6 +453,7 @@ public final class BrokerCore {
             guard let jobID = leaseOwners.removeValue(forKey: d.lease), let job = jobs[jobID], job.state == .leased, job.lease == d.lease else { continue }
             let stage = job.stage
             stages[stage].serviceMsTotal += Double(now - started)
+            stages[stage].service.observe(ms: Double(now - started))
             switch d.outcome {
             case .ok:
                 w.done += 1
@@ -450,6 +481,7 @@ public final class BrokerCore {
             job.attempts = 0
             job.input = output
             try journal.advance(job: job.id, stage: job.position, output: output)
+            stages[next].arrived += 1
             stages[next].occupancy += 1
             stages[next].bytes += job.bytes
             enqueue(job)
@@ -507,6 +539,14 @@ public final class BrokerCore {
     /// Journals the end of a job that no longer counts at any stage, and tells its owner.
     func finishDetached(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
         try journal.finish(job: job.id, status: status, body: body, error: error)
+        if var row = batchCounts[job.batch] {
+            row[0] -= 1
+            row[Int(status.rawValue)] += 1
+            batchCounts[job.batch] = row
+        }
+        if status == .done && job.acceptedAt > 0 && clock >= job.acceptedAt {
+            jobDuration.observe(ms: Double(clock - job.acceptedAt))
+        }
         jobs[job.id] = nil
         job.state = .queued
         job.lease = 0
@@ -539,6 +579,7 @@ public final class BrokerCore {
     /// Expires silent workers, moves retries whose back-off ended back into their queues, and ends jobs past their
     /// deadline.
     public func tick(now: UInt64) throws {
+        clock = max(clock, now)
         while let top = backoff.min, top.key <= now {
             backoff.pop()
             if let job = jobs[top.value], job.state == .backoff { enqueue(job) }
@@ -569,6 +610,7 @@ public final class BrokerCore {
 
     /// Leases queued tasks to workers with credit, without overfilling any job's next stage.
     public func dispatch(now: UInt64) {
+        clock = max(clock, now)
         for s in stages.indices where stages[s].queued > 0 && !stages[s].workers.isEmpty {
             dispatchStage(s, now: now)
         }
@@ -614,6 +656,7 @@ public final class BrokerCore {
         w.leases.insert(lease)
         w.leaseStart[lease] = now
         w.credit -= 1
+        stages[job.stage].leasesGranted += 1
         pendingTasks[w.peer, default: []].append(
             TaskRecord(lease: lease, jobID: job.id, attempt: UInt16(min(job.attempts + 1, 65535)), key: job.key,
                        params: job.params, input: job.input).encode())
@@ -647,17 +690,26 @@ public final class BrokerCore {
         guard let stage = m.header["stage"]?.string, stageIndex[stage] != nil else {
             throw HumeError(.badRequest, "SCALE needs a header field \"stage\" naming a stage this broker serves.")
         }
-        guard let n = m.header["replicas"]?.int, n >= 0, n <= 64 else {
-            throw HumeError(.badRequest, "SCALE needs a header field \"replicas\": 0 to 64.")
+        var answer: [String: JSON] = ["req": m.header["req"] ?? .null, "ok": .bool(true), "stage": .string(stage)]
+        if let lo = m.header["min"], let hi = m.header["max"] {
+            guard let a = lo.int, let b = hi.int, a >= 0, a <= b, b <= 64 else {
+                throw HumeError(.badRequest, "SCALE \"min\" and \"max\" must be whole numbers with 0 ≤ min ≤ max ≤ 64.")
+            }
+            answer["min"] = JSON(a)
+            answer["max"] = JSON(b)
+        } else {
+            guard let n = m.header["replicas"]?.int, n >= 0, n <= 64 else {
+                throw HumeError(.badRequest, "SCALE needs a header field \"replicas\" (0 to 64), or \"min\" and \"max\" to autoscale.")
+            }
+            answer["replicas"] = JSON(n)
         }
         var h = m.header.object ?? [:]
         h["reply_to"] = .string(peer.map { String(format2: $0) }.joined())
         reply(.control, sup, Message(.scale, header: .object(h)))
-        reply(.control, peer, Message(.scale, header: .object(["req": m.header["req"] ?? .null, "ok": .bool(true),
-                                                                "stage": .string(stage), "replicas": JSON(n)])))
+        reply(.control, peer, Message(.scale, header: .object(answer)))
     }
 
-    /// A JSON snapshot of stages, workers and batches.
+    /// A JSON snapshot of stages, workers, batches and the fleet (PROTOCOL.md 4.1, STATUS).
     public func status(req: JSON?) throws -> JSON {
         var stageList: [JSON] = []
         for s in stages {
@@ -665,25 +717,38 @@ public final class BrokerCore {
             stageList.append(.object([
                 "name": .string(s.name), "queued": JSON(s.queued), "occupancy": JSON(s.occupancy),
                 "in_flight": JSON(ws.reduce(0) { $0 + $1.leases.count }), "workers": JSON(ws.count),
-                "credit": JSON(ws.reduce(0) { $0 + $1.credit }), "completed": .number(Double(s.completed)),
+                "credit": JSON(ws.reduce(0) { $0 + $1.credit }), "capacity": JSON(ws.reduce(0) { $0 + $1.capacity }),
+                "queue_capacity": JSON(config.queueCapacity),
+                "arrived": .number(Double(s.arrived)), "leases": .number(Double(s.leasesGranted)),
+                "completed": .number(Double(s.completed)),
                 "retries": .number(Double(s.retries)), "dead_letters": .number(Double(s.deadLetters)),
                 "failures": .number(Double(s.failures)), "bytes": JSON(s.bytes),
+                "service_ms_total": .number(s.serviceMsTotal.rounded()),
                 "mean_service_ms": .number(s.completed > 0 ? (s.serviceMsTotal / Double(s.completed) * 100).rounded() / 100 : 0),
             ]))
         }
         let workerList: [JSON] = workers.values.sorted { $0.name < $1.name }.map { w in
-            .object(["name": .string(w.name), "stage": .string(stages[w.stage].name), "credit": JSON(w.credit),
-                     "capacity": JSON(w.capacity), "leases": JSON(w.leases.count), "done": .number(Double(w.done)),
-                     "draining": .bool(w.draining), "stats": w.stats])
-        }
-        let batches: [JSON] = try journal.batchCounts().map { b in
-            var o: [String: JSON] = ["batch": .string(b.batch), "total": JSON(b.total)]
-            for st in JobStatus.allCases { o[st.name] = JSON(b.counts[st] ?? 0) }
+            var o: [String: JSON] = [
+                "name": .string(w.name), "stage": .string(stages[w.stage].name), "credit": JSON(w.credit),
+                "capacity": JSON(w.capacity), "leases": JSON(w.leases.count), "done": .number(Double(w.done)),
+                "draining": .bool(w.draining), "stats": w.stats, "age_ms": .number(Double(clock &- w.joinedAt)),
+            ]
+            if let f = w.figures { o.merge(f.json) { a, _ in a } }
             return .object(o)
         }
+        let batches: [JSON] = batchCounts.keys.sorted().map { name in
+            let row = batchCounts[name]!
+            var o: [String: JSON] = ["batch": .string(name), "total": JSON(row.reduce(0, +))]
+            for st in JobStatus.allCases { o[st.name] = JSON(row[Int(st.rawValue)]) }
+            return .object(o)
+        }
+        var fin: [String: JSON] = [:]
+        for st in JobStatus.allCases where st != .active { fin[st.name] = .number(Double(finished[st] ?? 0)) }
         return .object(["req": req ?? .null, "stages": .array(stageList), "workers": .array(workerList),
-                        "batches": .array(batches), "submitted": .number(Double(submitted)),
-                        "active_jobs": JSON(jobs.count), "bad_messages": .number(Double(badMessages))])
+                        "batches": .array(batches), "submitted": .number(Double(submitted)), "finished": .object(fin),
+                        "active_jobs": JSON(jobs.count), "bad_messages": .number(Double(badMessages)),
+                        "uptime_ms": .number(Double(clock &- startedAt)), "now_ms": .number(Double(clock)),
+                        "fleet": fleet])
     }
 
     // MARK: Outbox

@@ -9,12 +9,15 @@ public struct BrokerEndpoints: Sendable {
     public var workers: String
     public var clients: String
     public var control: String
+    /// HTTP address ("127.0.0.1:9464") for `/metrics` (Prometheus), `/` (status page) and `/status.json`; nil: none.
+    public var metrics: String?
 
     public init(workers: String = "tcp://127.0.0.1:5555", clients: String = "tcp://127.0.0.1:5556",
-                control: String = "tcp://127.0.0.1:5557") {
+                control: String = "tcp://127.0.0.1:5557", metrics: String? = nil) {
         self.workers = workers
         self.clients = clients
         self.control = control
+        self.metrics = metrics
     }
 }
 
@@ -78,19 +81,33 @@ public final class BrokerServer {
             try s.bind(ep == .workers ? endpoints.workers : ep == .clients ? endpoints.clients : endpoints.control)
             return ZMQSocketBox(s)
         }
+        // The HTTP listener (metrics, status page) runs on a thread of its own and asks this loop to render.
+        let http = try endpoints.metrics.map { try HTTPResponder(address: $0) }
+        let mailbox = try RenderMailbox()
+        if let http {
+            let t = Thread { http.run { mailbox.render($0, timeoutMs: 2000) } }
+            t.name = "hume-broker-http"
+            t.start()
+        }
+        defer {
+            http?.stop.wake()
+            mailbox.close()
+        }
         let bound = BrokerEndpoints(workers: try sockets[0].socket.lastEndpoint(), clients: try sockets[1].socket.lastEndpoint(),
-                                    control: try sockets[2].socket.lastEndpoint())
+                                    control: try sockets[2].socket.lastEndpoint(), metrics: http?.address)
         try journal.begin()
         let core = try BrokerCore(config: config, journal: journal, now: wallMillis(), logger: logger)
         try journal.commit()
         logger.info("broker listening", metadata: ["workers": "\(bound.workers)", "clients": "\(bound.clients)",
-                                                   "control": "\(bound.control)", "journal": "\(journalPath)",
+                                                   "control": "\(bound.control)", "metrics": "\(bound.metrics ?? "off")",
+                                                   "journal": "\(journalPath)",
                                                    "security": "\(curve == nil ? "plaintext" : "CURVE, \(curve!.allowed.count) keys allowed")"])
         onBound?(bound)
 
         var poller = ZMQPoller()
         for s in sockets { poller.add(s.socket) }
         let stopIndex = poller.add(fd: stop.fd)
+        let renderIndex = poller.add(fd: mailbox.wake.fd)
         let endpointsByIndex: [Endpoint] = [.workers, .clients, .control]
 
         while true {
@@ -98,6 +115,8 @@ public final class BrokerServer {
             let wait = Int(max(0, Int64(core.nextDeadline(now: now)) - Int64(now)))
             _ = try poller.poll(timeoutMs: wait)
             if poller.isReadable(stopIndex) { break }
+            // Pages render here, between rounds: everything they show has been committed.
+            if poller.isReadable(renderIndex) { mailbox.serve { Self.page($0, core) } }
             now = wallMillis()
             try journal.begin()
             for (i, box) in sockets.enumerated() where poller.isReadable(i) {
@@ -122,6 +141,24 @@ public final class BrokerServer {
         }
         try journal.commit()
         logger.info("broker stopped")
+    }
+}
+
+extension BrokerServer {
+    /// Renders one HTTP request from the state machine: `/metrics`, `/` (status page), `/status.json`.
+    static func page(_ request: HTTPRequest, _ core: BrokerCore) -> HTTPResponse {
+        switch request.path {
+        case "/metrics":
+            return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", text: core.metricsText())
+        case "/", "/status":
+            guard let s = try? core.status(req: nil) else { return HTTPResponse(status: 503, text: "Status is unavailable.\n") }
+            return HTTPResponse(contentType: "text/html; charset=utf-8", text: statusPageHTML(s))
+        case "/status.json":
+            guard let s = try? core.status(req: nil) else { return HTTPResponse(status: 503, text: "Status is unavailable.\n") }
+            return HTTPResponse(contentType: "application/json", text: s.serialized + "\n")
+        default:
+            return HTTPResponse(status: 404, text: "Not found. Try /metrics, / (status page) or /status.json.\n")
+        }
     }
 }
 

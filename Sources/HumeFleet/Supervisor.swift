@@ -87,8 +87,27 @@ public final class Child {
     }
 }
 
-/// Starts a broker and N workers per stage as child processes on one machine, restarts crashed ones, and applies
-/// `SCALE` requests relayed by the broker (scale-down drains the chosen workers).
+/// One replica-count change of the supervisor's, for logs, STATUS and the status page.
+public struct ScaleDecision: Sendable, Equatable {
+    /// Wall-clock time, Unix ms.
+    public var atMs: UInt64
+    public var stage: String
+    public var from: Int
+    public var to: Int
+    /// "autoscale" or "manual".
+    public var source: String
+    public var reason: String
+
+    var json: JSON {
+        .object(["at_ms": .number(Double(atMs)), "stage": .string(stage), "from": JSON(from), "to": JSON(to),
+                 "source": .string(source), "reason": .string(String(reason.prefix(400)))])
+    }
+}
+
+/// Starts a broker and N workers per stage as child processes on one machine, restarts crashed ones, applies
+/// `SCALE` requests relayed by the broker (scale-down drains the chosen workers), and autoscales the stages given a
+/// range: once a second it reads the broker's STATUS, asks `AutoscalePolicy` for each such stage, and applies the
+/// answer. Every change is logged and reported to the broker (SUPERVISE `fleet`), so `hume status` shows it.
 public final class Supervisor {
     public struct Options: Sendable {
         public var directory: String
@@ -97,6 +116,12 @@ public final class Supervisor {
         public var brokerArguments: [String] = []
         public var workerArguments: [String: [String]] = [:]  // per stage
         public var environment: [String: String] = ["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"]
+        /// Stages to autoscale, with their replica ranges (default none).
+        public var autoscale: [String: ClosedRange<Int>] = [:]
+        /// The autoscaling policy's tunables (defaults in `AutoscalePolicy.Config`).
+        public var autoscaleConfig = AutoscalePolicy.Config()
+        /// How often the supervisor reads STATUS and evaluates the policy, ms (default 1000).
+        public var evaluateEveryMs: UInt64 = 1000
 
         public init(directory: String, replicas: [(stage: String, count: Int)], endpoints: [String: String]) {
             self.directory = directory
@@ -110,14 +135,27 @@ public final class Supervisor {
     public private(set) var broker: Child?
     public private(set) var workers: [String: [Child]] = [:]
     var targets: [String: Int] = [:]
+    var ranges: [String: ClosedRange<Int>] = [:]
+    var memories: [String: AutoscaleMemory] = [:]
+    var lastAdvice: [String: (recommendation: Int, reason: String)] = [:]
+    var changes: [String: Int] = [:]
+    var restarts: [String: Int] = [:]
+    /// The last 50 decisions, oldest first.
+    public private(set) var decisions: [ScaleDecision] = []
     var workerSerial = 0
     public let stop: WakeFD
+    let policy: AutoscalePolicy
 
     public init(options: Options, logger: Logger = Logger(label: "hume.up")) throws {
         self.options = options
         self.logger = logger
         stop = try WakeFD()
+        policy = AutoscalePolicy(config: options.autoscaleConfig)
         for r in options.replicas { targets[r.stage] = r.count }
+        for (stage, range) in options.autoscale {
+            ranges[stage] = range
+            targets[stage] = min(max(targets[stage] ?? range.lowerBound, range.lowerBound), range.upperBound)
+        }
     }
 
     var logDir: String { options.directory + "/logs" }
@@ -151,6 +189,8 @@ public final class Supervisor {
         throw HumeError(.timeout, "The broker did not come up within \(timeoutMs) ms; see \(logDir)/broker.log.")
     }
 
+    static func uptimeMs() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
+
     /// Starts the fleet, then supervises it until `stop` is signalled; drains everything on the way out.
     /// `onReady` is called once the broker answers and the workers are started.
     public func run(onReady: () -> Void = {}) throws {
@@ -161,26 +201,107 @@ public final class Supervisor {
             workers[stage] = try (0..<n).map { _ in try startWorker(stage) }
         }
         let control = try BrokerConnection(endpoint: options.endpoints["control"]!)
-        _ = try? control.request(.supervise, timeoutMs: 2000)
+        try control.send(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
         onReady()
-        var lastSupervise = Date()
+        var nextEvaluation = Self.uptimeMs()
+        var statusReq = 0
         while true {
-            let (_, fds) = try control.wait(timeoutMs: 200, fds: [stop.fd])
+            let (_, fds) = try control.wait(timeoutMs: 100, fds: [stop.fd])
             if fds[0] { break }
             while let m = try? control.receive(timeoutMs: 0) {
-                if m.command == .scale, let stage = m.header["stage"]?.string, let n = m.header["replicas"]?.int {
-                    logger.info("scaling", metadata: ["stage": "\(stage)", "replicas": "\(n)"])
-                    targets[stage] = n
+                switch m.command {
+                case .scale: applyScale(m.header)
+                case .status where statusReq != 0 && m.header["req"]?.int == statusReq: autoscale(m.header)
+                default: break
                 }
             }
             try reconcile()
-            if Date().timeIntervalSince(lastSupervise) > 5 {
-                // Re-register in case the broker restarted.
-                try control.send(Message(.supervise, header: .object(["req": JSON(0)])))
-                lastSupervise = Date()
+            let now = Self.uptimeMs()
+            if now >= nextEvaluation {
+                nextEvaluation = now + options.evaluateEveryMs
+                // Re-register every round (the broker may have restarted) with the fleet's state, and ask for
+                // the figures the autoscaler reads; its reply is handled above when it comes.
+                try control.send(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
+                if !ranges.isEmpty {
+                    statusReq = statusReq % 1_000_000 + 1
+                    try control.send(Message(.status, header: .object(["req": JSON(statusReq)])))
+                }
             }
         }
         shutdown()
+    }
+
+    /// Applies a SCALE relayed by the broker: a fixed count (autoscaling off), or an autoscaling range.
+    func applyScale(_ h: JSON) {
+        guard let stage = h["stage"]?.string else { return }
+        let from = targets[stage] ?? 0
+        if let lo = h["min"]?.int, let hi = h["max"]?.int, lo >= 0, lo <= hi {
+            ranges[stage] = lo...hi
+            memories[stage] = nil
+            let to = min(max(from, lo), hi)
+            targets[stage] = to
+            record(stage, from: from, to: to, source: "manual", reason: "autoscale within \(lo)..\(hi) (hume scale)")
+        } else if let n = h["replicas"]?.int, n >= 0 {
+            let wasAuto = ranges.removeValue(forKey: stage) != nil
+            memories[stage] = nil
+            lastAdvice[stage] = nil
+            targets[stage] = n
+            record(stage, from: from, to: n, source: "manual",
+                   reason: "hume scale \(stage)=\(n)" + (wasAuto ? "; autoscaling off for this stage" : ""))
+        }
+    }
+
+    /// Runs the policy for every autoscaled stage over one STATUS snapshot and applies its answers.
+    func autoscale(_ status: JSON) {
+        let now = Self.uptimeMs()
+        var byName: [String: JSON] = [:]
+        for st in status["stages"]?.array ?? [] { if let n = st["name"]?.string { byName[n] = st } }
+        for (stage, range) in ranges.sorted(by: { $0.key < $1.key }) {
+            guard let st = byName[stage] else { continue }
+            func count(_ k: String) -> UInt64 { UInt64(max(0, st[k]?.double ?? 0)) }
+            let workers = st["workers"]?.int ?? 0
+            let sample = StageSample(queued: st["queued"]?.int ?? 0, inFlight: st["in_flight"]?.int ?? 0,
+                                     arrived: count("arrived"), completed: count("completed"),
+                                     serviceMsTotal: st["service_ms_total"]?.double ?? 0,
+                                     slotsPerReplica: workers > 0 ? (st["capacity"]?.int ?? workers) / workers : nil)
+            let current = targets[stage] ?? range.lowerBound
+            let d = policy.decide(sample, replicas: current, range: range, now: now, memory: memories[stage] ?? AutoscaleMemory())
+            memories[stage] = d.memory
+            lastAdvice[stage] = (d.recommendation, d.reason)
+            if d.desired != current {
+                targets[stage] = d.desired
+                record(stage, from: current, to: d.desired, source: "autoscale", reason: d.reason)
+            }
+        }
+    }
+
+    func record(_ stage: String, from: Int, to: Int, source: String, reason: String) {
+        logger.info("scale decision", metadata: ["stage": "\(stage)", "from": "\(from)", "to": "\(to)", "source": "\(source)",
+                                                 "reason": "\(reason)"])
+        if from != to { changes[stage, default: 0] += 1 }
+        decisions.append(ScaleDecision(atMs: wallMillis(), stage: stage, from: from, to: to, source: source, reason: reason))
+        if decisions.count > 50 { decisions.removeFirst(decisions.count - 50) }
+    }
+
+    /// The fleet as SUPERVISE reports it to the broker (PROTOCOL.md 4.3).
+    public func fleetReport() -> JSON {
+        let stages: [JSON] = targets.keys.sorted().map { stage in
+            let list = workers[stage] ?? []
+            var o: [String: JSON] = [
+                "stage": .string(stage), "replicas": JSON(targets[stage] ?? 0),
+                "live": JSON(list.filter { !$0.stopping && $0.isRunning }.count),
+                "draining": JSON(list.filter { $0.stopping && $0.isRunning }.count),
+                "restarts": JSON(restarts[stage] ?? 0), "changes": JSON(changes[stage] ?? 0),
+                "autoscale": ranges[stage].map { .object(["min": JSON($0.lowerBound), "max": JSON($0.upperBound)]) } ?? .null,
+            ]
+            if let a = lastAdvice[stage] {
+                o["recommendation"] = JSON(a.recommendation)
+                o["reason"] = .string(String(a.reason.prefix(400)))
+            }
+            return .object(o)
+        }
+        return .object(["stages": .array(stages), "decisions": .array(decisions.map(\.json)),
+                        "target_queue_wait_ms": .number(options.autoscaleConfig.targetQueueWaitMs)])
     }
 
     /// Restarts crashed children and moves each stage toward its target replica count.
@@ -196,12 +317,14 @@ public final class Supervisor {
             for c in list { c.reterminateIfStuck() }
             for c in list where !c.stopping && !c.isRunning {
                 logger.warning("worker exited; restarting", metadata: ["stage": "\(stage)", "status": "\(c.process.terminationStatus)"])
+                restarts[stage, default: 0] += 1
                 try c.restart()
             }
             let live = list.filter { !$0.stopping }
             if live.count < target {
                 for _ in live.count..<target { list.append(try startWorker(stage)) }
             } else if live.count > target {
+                // Drain the newest: SIGTERM makes a worker stop taking work, finish what it holds, report, leave.
                 for c in live.suffix(live.count - target) { c.terminate() }
             }
             workers[stage] = list
@@ -228,6 +351,13 @@ public final class Supervisor {
 
     /// Live worker counts per stage.
     public var liveCounts: [String: Int] { workers.mapValues { $0.filter { !$0.stopping && $0.isRunning }.count } }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+func wallMillis() -> UInt64 {
+    var tv = timeval()
+    gettimeofday(&tv, nil)
+    return UInt64(tv.tv_sec) * 1000 + UInt64(tv.tv_usec) / 1000
 }
 
 /// Runs `body` when SIGINT or SIGTERM arrives (the signals are otherwise ignored) for the rest of the process's

@@ -10,6 +10,9 @@ final class WorkBoard: @unchecked Sendable {  // every field is read and written
     private var finished: [DoneRecord] = []
     private var running = 0
     private var closed = false
+    private var tasksDone: UInt64 = 0
+    private var tasksFailed: UInt64 = 0
+    private var busyNs: UInt64 = 0
 
     func push(_ tasks: [StageTask]) {
         cond.lock()
@@ -31,11 +34,23 @@ final class WorkBoard: @unchecked Sendable {  // every field is read and written
         return batch
     }
 
-    func complete(_ records: [DoneRecord]) {
+    /// Hands back a batch's outcomes; `busyNs` is how long the stage took to run it.
+    func complete(_ records: [DoneRecord], busyNs: UInt64) {
         cond.lock()
         finished.append(contentsOf: records)
         running -= records.count
+        for r in records {
+            if r.outcome == .ok { tasksDone += 1 } else { tasksFailed += 1 }
+        }
+        self.busyNs += busyNs
         cond.unlock()
+    }
+
+    /// Tasks finished (ok, failed) and executor time spent running them, since the worker started.
+    var totals: (done: UInt64, failed: UInt64, busyNs: UInt64) {
+        cond.lock()
+        defer { cond.unlock() }
+        return (tasksDone, tasksFailed, busyNs)
     }
 
     func takeFinished() -> [DoneRecord] {
@@ -116,6 +131,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
 
     func executorLoop() {
         while let tasks = board.take(max: max(1, stage.batchSize)) {
+            let started = DispatchTime.now().uptimeNanoseconds
             var records: [DoneRecord] = []
             records.reserveCapacity(tasks.count)
             do {
@@ -132,7 +148,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                 let m = Array("The stage failed: \(error)".utf8)
                 records = tasks.map { DoneRecord(lease: $0.lease, outcome: .retryable, body: m) }
             }
-            board.complete(records)
+            board.complete(records, busyNs: DispatchTime.now().uptimeNanoseconds - started)
             resultsReady.wake()
         }
     }
@@ -156,7 +172,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
             let resultsIndex = poller.add(fd: resultsReady.fd)
             let stopIndex = poller.add(fd: stop.fd)
             var lastHeard = now()
-            var lastSent: UInt64 = 0
+            var lastBeat: UInt64 = 0
             var readySentAt: UInt64 = 0
             var welcomed = false
 
@@ -167,14 +183,14 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                     "batch": JSON(stage.batchSize), "name": .string(name),
                 ])).frames())
                 readySentAt = now()
-                lastSent = readySentAt
+                lastBeat = readySentAt
                 if draining { try socket.send(Message(.drain).frames()) }
             }
             try sendReady()
 
             while true {
                 let t = now()
-                let nextBeat = lastSent + heartbeatMs
+                let nextBeat = lastBeat + heartbeatMs
                 _ = try poller.poll(timeoutMs: Int(max(0, Int64(nextBeat) - Int64(t))))
                 let n = now()
                 if poller.isReadable(stopIndex) && !draining {
@@ -188,7 +204,6 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                 let done = board.takeFinished()
                 if !done.isEmpty {
                     try socket.send(Message(.done, records: done.map { $0.encode() }).frames())
-                    lastSent = n
                 }
                 while let frames = try socket.receive(dontWait: true) {
                     lastHeard = n
@@ -233,11 +248,19 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                     logger.warning("drain timed out; leaving with tasks unfinished (the broker will requeue them)")
                     return
                 }
-                if n >= lastSent + heartbeatMs {
+                // A heartbeat every interval, busy or not: it carries the worker's own figures (PROTOCOL.md 4.2).
+                if n >= lastBeat + heartbeatMs {
                     var stats: [String: JSON] = ["busy": JSON(board.busyLeases)]
                     if let extra = statsProvider?().object { stats.merge(extra) { a, _ in a } }
-                    try socket.send(Message(.heartbeat, header: .object(["stats": .object(stats)])).frames(), dontWait: true)
-                    lastSent = n
+                    let totals = board.totals
+                    var header: [String: JSON] = [
+                        "stats": .object(stats), "tasks_done": .number(Double(totals.done)),
+                        "tasks_failed": .number(Double(totals.failed)), "busy_ms": .number(Double(totals.busyNs / 1_000_000)),
+                        "executors": JSON(max(1, stage.concurrency)),
+                    ]
+                    if let rss = residentBytes() { header["rss_bytes"] = .number(Double(rss)) }
+                    try socket.send(Message(.heartbeat, header: .object(header)).frames(), dontWait: true)
+                    lastBeat = n
                 }
                 if n > lastHeard + 3 * heartbeatMs + 1000 {
                     logger.warning("broker silent; reconnecting", metadata: ["backoff_ms": "\(backoffMs)"])
@@ -248,4 +271,12 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
             }
         }
     }
+}
+
+/// This process's resident set size in bytes, from /proc/self/statm (nil where there is no procfs).
+func residentBytes() -> UInt64? {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = UInt64(fields[1]) else { return nil }
+    return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
 }

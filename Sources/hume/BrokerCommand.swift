@@ -22,6 +22,8 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Failed attempts before a job is dead-lettered.") var maxAttempts = 5
     @Option(help: "Worker heartbeat interval, ms.") var heartbeatMs = 1000
     @Option(help: "Worker silence that expires its leases, ms.") var workerTimeoutMs = 5000
+    @Option(help: "Serve Prometheus metrics (/metrics) and a status page (/) over HTTP here, e.g. 127.0.0.1:9464 (port 0: any).")
+    var metrics: String?
     @Option(help: "Write the bound endpoints as JSON to this file once listening.") var readyFile: String?
     @Option(help: "CURVE: the broker's key file (hume keys generate). Encrypts and authenticates all three endpoints.")
     var curveKey: String?
@@ -46,13 +48,14 @@ struct BrokerCommand: ParsableCommand {
         let dir = (journal as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         let server = reporting {
-            try BrokerServer(config: config, endpoints: BrokerEndpoints(workers: bindWorkers, clients: bindClients, control: bindControl),
+            try BrokerServer(config: config, endpoints: BrokerEndpoints(workers: bindWorkers, clients: bindClients, control: bindControl,
+                                                                        metrics: metrics),
                              journalPath: journal, sync: mode)
         }
         if let readyFile {
             server.onBound = { ep in
                 let j = JSON.object(["workers": .string(ep.workers), "clients": .string(ep.clients), "control": .string(ep.control),
-                                     "pid": JSON(Int(getpid()))])
+                                     "metrics": ep.metrics.map { .string("http://" + $0) } ?? .null, "pid": JSON(Int(getpid()))])
                 let tmp = readyFile + ".tmp"
                 _ = FileManager.default.createFile(atPath: tmp, contents: Data(j.serialized.utf8))
                 _ = rename(tmp, readyFile)

@@ -16,11 +16,32 @@ func parseReplicas(_ args: [String]) -> [(stage: String, count: Int)] {
     }
 }
 
+/// Parses "stage=MIN..MAX" autoscaling ranges.
+func parseRanges(_ args: [String]) -> [String: ClosedRange<Int>] {
+    var out: [String: ClosedRange<Int>] = [:]
+    for a in args {
+        let parts = a.split(separator: "=", maxSplits: 1).map(String.init)
+        let bounds = parts.count == 2 ? parts[1].components(separatedBy: "..") : []
+        guard parts.count == 2, validateStageName(parts[0]), bounds.count == 2, let lo = Int(bounds[0]), let hi = Int(bounds[1]),
+              lo >= 0, lo <= hi, hi <= 64 else {
+            fail("\"\(a)\" is not STAGE=MIN..MAX (a stage name and 0 ≤ MIN ≤ MAX ≤ 64 replicas), e.g. denoise=1..8.")
+        }
+        out[parts[0]] = lo...hi
+    }
+    return out
+}
+
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "up", abstract: "Start a broker and workers on this machine; restart crashed ones; Ctrl-C drains and stops.")
+        commandName: "up", abstract: "Start a broker and workers on this machine; restart crashed ones; autoscale; Ctrl-C drains and stops.")
 
-    @Argument(help: "Replicas per stage, e.g. noop=2 noop2=1 (default: noop=1).") var replicas: [String] = []
+    @Argument(help: "Replicas per stage, e.g. noop=2 noop2=1 (default: noop=1 unless --autoscale names stages).") var replicas: [String] = []
+    @Option(help: "Autoscale a stage between MIN and MAX replicas, e.g. denoise=1..8 (repeatable).") var autoscale: [String] = []
+    @Option(help: "Autoscaling: longest a queued task should wait for a worker, ms.") var targetWaitMs = 2000.0
+    @Option(help: "Autoscaling: scale down only after the load needed fewer replicas for this long, ms.")
+    var scaleDownWindowMs = 20_000
+    @Option(help: "Serve Prometheus metrics (/metrics) and a status page (/) over HTTP here, e.g. 127.0.0.1:9464.")
+    var metrics: String?
     @Option(help: "Directory for the journal and logs.") var dir = "var"
     @Option(help: "Endpoint workers connect to.") var bindWorkers = "tcp://127.0.0.1:5555"
     @Option(help: "Endpoint clients connect to.") var bindClients = "tcp://127.0.0.1:5556"
@@ -29,11 +50,24 @@ struct UpCommand: ParsableCommand {
     @Option(help: "CURVE on every endpoint with keys in this directory (made when missing): broker.key, fleet.key for the workers, and allowed/*.pub (add your clients' .pub files there). Required when binding beyond loopback.")
     var curve: String?
     @Flag(help: "Allow plaintext on endpoints that are not loopback.") var insecure = false
+    @Option(parsing: .unconditional, help: "Extra arguments for the broker, e.g. --broker-args=--queue-capacity=5000.")
+    var brokerArgs: String?
 
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var opts = Supervisor.Options(directory: dir, replicas: parseReplicas(replicas.isEmpty ? ["noop=1"] : replicas),
+        let ranges = parseRanges(autoscale)
+        let fixed = parseReplicas(replicas.isEmpty && ranges.isEmpty ? ["noop=1"] : replicas)
+        var opts = Supervisor.Options(directory: dir, replicas: fixed,
                                       endpoints: ["workers": bindWorkers, "clients": bindClients, "control": bindControl])
+        opts.autoscale = ranges
+        guard targetWaitMs > 0 else { fail("--target-wait-ms must be above 0.") }
+        opts.autoscaleConfig.targetQueueWaitMs = targetWaitMs
+        guard scaleDownWindowMs >= 1000 else { fail("--scale-down-window-ms must be at least 1000.") }
+        opts.autoscaleConfig.downStabilizationMs = UInt64(scaleDownWindowMs)
+        if let metrics { opts.brokerArguments += ["--metrics", metrics] }
+        if let brokerArgs { opts.brokerArguments += brokerArgs.split(separator: " ").map(String.init) }
+        let stages = Set(fixed.map(\.stage)).union(ranges.keys)
+        for s in stages where workMs > 0 { opts.workerArguments[s] = ["--work-ms", "\(workMs)"] }
         if let curve {
             let files = reporting { try fleetKeys(curve) }
             opts.brokerArguments += ["--curve-key", files.brokerKey, "--allow-keys", files.allowed]
@@ -46,14 +80,15 @@ struct UpCommand: ParsableCommand {
         } else if let open = [bindWorkers, bindClients, bindControl].first(where: { !isLocalEndpoint($0) }) {
             fail("\(open) is reachable from other machines: give --curve DIR (keys are made there), or --insecure to accept plaintext.")
         }
-        for r in opts.replicas where workMs > 0 { opts.workerArguments[r.stage] = ["--work-ms", "\(workMs)"] }
         let sup = reporting { try Supervisor(options: opts) }
         let stop = sup.stop
         onTerminationSignal { stop.wake() }
         reporting {
             try sup.run {
-                let ws = opts.replicas.map { "\($0.stage)×\($0.count)" }.joined(separator: ", ")
-                stderrLine("hume up: broker ready (clients \(bindClients), workers \(bindWorkers), control \(bindControl)); workers: \(ws); logs in \(dir)/logs. Ctrl-C to stop.")
+                var ws = fixed.filter { ranges[$0.stage] == nil }.map { "\($0.stage)×\($0.count)" }
+                ws += ranges.sorted { $0.key < $1.key }.map { "\($0.key) autoscaled \($0.value.lowerBound)..\($0.value.upperBound)" }
+                let m = metrics.map { ", metrics http://\($0)/metrics" } ?? ""
+                stderrLine("hume up: broker ready (clients \(bindClients), workers \(bindWorkers), control \(bindControl)\(m)); workers: \(ws.joined(separator: ", ")); logs in \(dir)/logs. Ctrl-C to stop.")
             }
         }
         stderrLine("hume up: stopped.")
@@ -78,72 +113,97 @@ func fleetKeys(_ dir: String) throws -> (brokerKey: String, brokerPub: String, f
 }
 
 struct ScaleCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "scale", abstract: "Change a running fleet's replicas, e.g. hume scale noop=4.")
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Change a running fleet's replicas: STAGE=N (fixed; scale-down drains) or STAGE=MIN..MAX (autoscale).")
 
-    @Argument(help: "STAGE=N pairs.") var replicas: [String]
+    @Argument(help: "STAGE=N or STAGE=MIN..MAX pairs.") var replicas: [String]
     @Option(help: "The broker's control endpoint.") var control = Defaults.control
 
     func run() throws {
         let conn = reporting { try BrokerConnection(endpoint: control) }
-        for (stage, n) in parseReplicas(replicas) {
-            _ = reporting { try conn.request(.scale, header: ["stage": .string(stage), "replicas": JSON(n)]) }
-            print("\(stage): scaling to \(n)")
+        for a in replicas {
+            if a.contains("..") {
+                for (stage, r) in parseRanges([a]) {
+                    _ = reporting { try conn.request(.scale, header: ["stage": .string(stage), "min": JSON(r.lowerBound), "max": JSON(r.upperBound)]) }
+                    print("\(stage): autoscaling within \(r.lowerBound)..\(r.upperBound)")
+                }
+            } else {
+                for (stage, n) in parseReplicas([a]) {
+                    _ = reporting { try conn.request(.scale, header: ["stage": .string(stage), "replicas": JSON(n)]) }
+                    print("\(stage): scaling to \(n)")
+                }
+            }
         }
     }
 }
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show stages, workers and batches.")
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show stages, workers, batches and scaling decisions; --watch keeps a live view until Ctrl-C.")
 
     @Option(help: "The broker's control endpoint.") var control = Defaults.control
-    @Flag(help: "Print JSON.") var json = false
-    @Flag(help: "Refresh every second until Ctrl-C.") var watch = false
+    @Flag(help: "Print JSON (the STATUS snapshot).") var json = false
+    @Flag(help: "Refresh until Ctrl-C (on a terminal; piped, it prints once).") var watch = false
+    @Option(help: "Seconds between refreshes with --watch.") var interval = 1.0
 
     func run() throws {
         let conn = reporting { try BrokerConnection(endpoint: control) }
-        repeat {
+        let live = watch && isatty(1) != 0
+        guard live else {
             let s = reporting { try conn.request(.status).header }
             if json {
                 print(s.serialized)
             } else {
-                if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                print(renderStatus(s))
+                var view = StatusView(width: terminalColumns() ?? 120)
+                print(view.render(s), terminator: "")
             }
-            if watch { sleep(1) }
-        } while watch
+            return
+        }
+        let stop = try WakeFD()
+        onTerminationSignal { stop.wake() }
+        var view = StatusView()
+        var lastError: String?
+        write("\u{1B}[?25l")  // hide the cursor while redrawing
+        defer { write("\u{1B}[?25h") }
+        while true {
+            view.width = terminalColumns() ?? 120
+            var frame: String
+            do {
+                let s = try conn.request(.status, timeoutMs: 2000).header
+                lastError = nil
+                frame = json ? s.serialized + "\n" : view.render(s)
+            } catch {
+                lastError = (error as? HumeError)?.message ?? "\(error)"
+                frame = "hume status: \(lastError!) Retrying…\n"
+            }
+            if json {
+                write(frame)
+            } else {
+                // Home, redraw every line clearing its tail, clear below: no flicker.
+                let body = frame.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\u{1B}[K\n")
+                write("\u{1B}[H" + body + "\u{1B}[J")
+            }
+            var p = pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, Int32(max(0.1, interval) * 1000)) > 0 { break }
+        }
+        if !json { write("\n") }
     }
+
+    func write(_ s: String) {
+        FileHandle.standardOutput.write(Data(s.utf8))
+    }
+}
+
+/// The terminal's width, when stdout is one.
+func terminalColumns() -> Int? {
+    var ws = winsize()
+    guard ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0 else { return nil }
+    return Int(ws.ws_col)
 }
 
 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-
-func renderStatus(_ s: JSON) -> String {
-    var out = "STAGE      QUEUED  IN-FLIGHT  WORKERS  DONE       RETRIES  DEAD  MEAN-MS\n"
-    for st in s["stages"]?.array ?? [] {
-        let busy = (st["occupancy"]?.int ?? 0) > 0 || (st["workers"]?.int ?? 0) > 0 || (st["completed"]?.int ?? 0) > 0
-        guard busy else { continue }
-        out += pad(st["name"]?.string ?? "?", 11) + pad("\(st["queued"]?.int ?? 0)", 8) + pad("\(st["in_flight"]?.int ?? 0)", 11)
-            + pad("\(st["workers"]?.int ?? 0)", 9) + pad("\(st["completed"]?.int ?? 0)", 11) + pad("\(st["retries"]?.int ?? 0)", 9)
-            + pad("\(st["dead_letters"]?.int ?? 0)", 6) + "\(st["mean_service_ms"]?.double ?? 0)\n"
-    }
-    out += "\nWORKER               STAGE      CREDIT  LEASES  DONE\n"
-    for w in s["workers"]?.array ?? [] {
-        out += pad(w["name"]?.string ?? "?", 21) + pad(w["stage"]?.string ?? "?", 11) + pad("\(w["credit"]?.int ?? 0)", 8)
-            + pad("\(w["leases"]?.int ?? 0)", 8) + "\(w["done"]?.int ?? 0)" + ((w["draining"]?.bool ?? false) ? "  (draining)" : "") + "\n"
-    }
-    out += "\nBATCH                TOTAL     DONE      ACTIVE    FAILED  DEAD  CANCELLED\n"
-    for b in s["batches"]?.array ?? [] {
-        let total = b["total"]?.int ?? 0, done = b["done"]?.int ?? 0
-        out += pad(b["batch"]?.string ?? "?", 21) + pad("\(total)", 10) + pad("\(done)", 10) + pad("\(b["active"]?.int ?? 0)", 10)
-            + pad("\(b["failed"]?.int ?? 0)", 8) + pad("\(b["dead_letter"]?.int ?? 0)", 6) + "\(b["cancelled"]?.int ?? 0)"
-            + "  " + bar(Double(done) / Double(max(1, total)), width: 20) + "\n"
-    }
-    return out
-}
-
-func bar(_ fraction: Double, width: Int) -> String {
-    let n = Int((min(1, max(0, fraction)) * Double(width)).rounded())
-    return "[" + String(repeating: "#", count: n) + String(repeating: ".", count: width - n) + "]"
-}
 
 struct CancelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel jobs: a whole batch, or job ids.")
@@ -163,7 +223,51 @@ struct CancelCommand: ParsableCommand {
 }
 
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks.", subcommands: [BenchBroker.self, BenchEmbed.self, BenchDenoise.self, BenchRetrieve.self])
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks.", subcommands: [BenchBroker.self, BenchScale.self, BenchEmbed.self, BenchDenoise.self, BenchRetrieve.self])
+}
+
+struct BenchScale: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Throughput vs replicas of a noop stage (efficiency vs R × 1000/work-ms), and the autoscaler's step response.")
+
+    @Option(help: "Replica counts to measure, comma-separated.") var replicas = "1,2,4,8,16"
+    @Option(help: "Service time per task, ms.") var workMs = 20.0
+    @Option(help: "Seconds measured per replica count (after a 2 s warm-up).") var seconds = 10.0
+    @Flag(help: "Skip the autoscaler step response.") var noStep = false
+    @Option(help: "Step response: low and high arrival rates, tasks/s.") var lowRate = 30.0
+    @Option(help: "Step response: high arrival rate, tasks/s.") var highRate = 200.0
+    @Option(help: "Step response: seconds at the high rate.") var stepSeconds = 60.0
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        var b = ScaleBench()
+        b.replicaCounts = replicas.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
+        guard !b.replicaCounts.isEmpty, workMs > 0, seconds > 0 else { fail("Give --replicas as counts like 1,2,4, and positive --work-ms and --seconds.") }
+        b.workMs = workMs
+        b.seconds = seconds
+        b.step = !noStep
+        b.lowRate = lowRate
+        b.highRate = highRate
+        b.phases.high = stepSeconds
+        let r = reporting { try b.run(progress: { stderrLine("  " + $0) }) }
+        if json {
+            print(r.serialized)
+            return
+        }
+        print("replicas  tasks/s   ideal     efficiency  mean-ms")
+        for p in r["efficiency"]?.array ?? [] {
+            print(pad("\(p["replicas"]?.int ?? 0)", 10) + pad("\(p["tasks_per_s"]?.double ?? 0)", 10) + pad("\(p["ideal_tasks_per_s"]?.double ?? 0)", 10)
+                + pad("\(p["efficiency"]?.double ?? 0)", 12) + "\(p["mean_service_ms"]?.double ?? 0)")
+        }
+        if let st = r["step_response"] {
+            for k in ["before_step", "step_up", "step_down"] {
+                guard let p = st[k] else { continue }
+                print("\(pad(k, 12)) rate \(p["rate_per_s"]?.double ?? 0)/s: needs \(p["needed_replicas"]?.int ?? 0), ended at \(p["final_replicas"]?.int ?? 0), "
+                      + "settled after \(p["settled_after_s"]?.double ?? 0) s, \(p["changes"]?.int ?? 0) change(s)")
+            }
+        }
+    }
 }
 
 struct BenchBroker: ParsableCommand {
