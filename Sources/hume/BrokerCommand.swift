@@ -68,10 +68,11 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "noop: fraction of attempts that fail retryably.") var failRate = 0.0
     @Option(help: "Threads running tasks.") var concurrency = 1
     @Option(help: "Tasks per batch.") var batch: Int?
+    @OptionGroup(title: "Upload stage") var upload: UploadOptions
 
     func run() throws {
         guard validateStageName(stage) else { fail("Stage name \"\(stage)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.") }
-        let impl = reporting { try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch) }
+        let impl = reporting { try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch, upload: upload) }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let runtime = reporting { try WorkerRuntime(stage: impl, endpoint: broker, name: name) }
         let stop = runtime.stop
