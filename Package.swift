@@ -93,6 +93,8 @@ let package = Package(
                     path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
+        .testTarget(name: "HumeUploadTests", dependencies: ["HumeUploadStage", "HumeData", "HumeWorker", "HumeCore", "HumeClient", "HumeFleet"],
+                    path: "Tests/HumeUploadTests"),
         .testTarget(name: "HumeIntegrationTests",
                     dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet", "CZeroMQ",
                                    .product(name: "GRDB", package: "GRDB.swift")],
