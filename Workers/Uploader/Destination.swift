@@ -171,7 +171,7 @@ public struct AllowList: Sendable, CustomStringConvertible {
     public init(_ entries: [String]) throws {
         prefixes = try entries.map { entry in
             do { return try Destination(parsing: entry) } catch let e as UploadError {
-                throw UploadError.permanent("The allowed prefix \"\(entry)\" is invalid: \(e.message)")
+                throw UploadError.permanent("The allowed prefix \"\(entry)\" is invalid: \(e.message.lowercasedFirst)")
             }
         }
     }

@@ -39,7 +39,7 @@ enum S3Addressing {
     static func endpoint(_ text: String) throws -> Destination {
         let d: Destination
         do { d = try Destination(parsing: text) } catch let e as UploadError {
-            throw UploadError.permanent("The S3 endpoint \"\(text)\" is invalid: \(e.message)")
+            throw UploadError.permanent("The S3 endpoint \"\(text)\" is invalid: \(e.message.lowercasedFirst)")
         }
         guard d.kind == .http || d.kind == .https else {
             throw UploadError.permanent("The S3 endpoint \"\(text)\" must be an http:// or https:// URL.")
