@@ -70,11 +70,12 @@ let package = Package(
                 path: "Workers/Editor"),
         .target(name: "HumeRetrieveStage", dependencies: ["HumeWorker", "HumeIndex", "HumeData", "HumeCore"],
                 path: "Workers/Retriever"),
+        .target(name: "HumeUploadStage", dependencies: ["HumeWorker", "HumeData", "HumeCore", "CCurl"], path: "Workers/Uploader"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
-                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
@@ -93,6 +94,8 @@ let package = Package(
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore", "HumeClient"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore"], path: "Tests/HumeBrokerTests"),
         .testTarget(name: "HumeFleetTests", dependencies: ["HumeFleet", "HumeCore"], path: "Tests/HumeFleetTests"),
+        .testTarget(name: "HumeUploadTests", dependencies: ["HumeUploadStage", "HumeData", "HumeWorker", "HumeCore", "HumeClient", "HumeFleet"],
+                    path: "Tests/HumeUploadTests"),
         .testTarget(name: "HumeIntegrationTests",
                     dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet", "CZeroMQ",
                                    .product(name: "GRDB", package: "GRDB.swift")],

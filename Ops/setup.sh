@@ -4,15 +4,16 @@
 # only the missing packages. Runs as root (CI) or through sudo.
 set -euo pipefail
 
-# C libraries behind the bridges, the journal's SQLite, the database sources, and nginx for the
-# WebDAV upload tests. In Debian 12 the `nginx` package itself is built with http_dav_module;
-# nginx-light and nginx-core are only deprecated transitional packages that depend on it.
+# C libraries behind the bridges, the journal's SQLite, the database sources, nginx for the
+# WebDAV upload tests, and python3-venv for the test tools' venv (below). In Debian 12 the `nginx`
+# package itself is built with http_dav_module; nginx-light and nginx-core are only deprecated
+# transitional packages that depend on it.
 packages=(
     libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libcurl4-openssl-dev libfaiss-dev
     libsqlite3-dev pkg-config sqlite3
     python3-fonttools python3-pil python3-numpy python3-pytest python3-yaml systemd iproute2 unzip fonts-noto-color-emoji unicode-cldr-core unicode-data
     tuxpaint-stamps-default
-    nginx
+    nginx python3-venv
 )
 
 if [[ $(id -u) -eq 0 ]]; then
@@ -55,8 +56,26 @@ if $need_pyzmq_pip; then
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore pyzmq
 fi
 
-if ((${#missing[@]} == 0)) && ! $need_pyzmq_pip; then
-    echo "setup: all ${#packages[@]} packages and pyzmq are present"
+# Test-only tools from PyPI, in a venv because Debian's python is externally managed: moto's standalone
+# S3 server (and boto3, its dependency) for the upload stage's S3 tests. A stamp file holds the pins that
+# were installed, so a re-run with the same pins does nothing.
+hume_home=${HUME_HOME:-$HOME/.cache/hume}
+venv=$hume_home/venv
+venv_pins=('moto[server]==5.2.5')
+need_venv=false
+if [[ $(cat "$venv/.hume-pins" 2>/dev/null) != "${venv_pins[*]}" || ! -x $venv/bin/moto_server ]]; then
+    need_venv=true
+    echo "setup: installing ${venv_pins[*]} into $venv"
+    mkdir -p "$hume_home"
+    venv_python=/usr/bin/python3
+    [[ -x $venv_python ]] || venv_python=python3
+    "$venv_python" -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${venv_pins[@]}"
+    echo "${venv_pins[*]}" > "$venv/.hume-pins"
+fi
+
+if ((${#missing[@]} == 0)) && ! $need_pyzmq_pip && ! $need_venv; then
+    echo "setup: all ${#packages[@]} packages, pyzmq and the test venv (${venv_pins[*]}) are present"
 else
     echo "setup: done"
 fi

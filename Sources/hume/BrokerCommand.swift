@@ -99,10 +99,11 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Tasks per batch.") var batch: Int?
     @Option(help: "CURVE: this worker's key file (default: $HUME_CURVE_KEY).") var curveKey: String?
     @Option(help: "CURVE: the broker's public key, Z85 or a .pub file (default: $HUME_SERVER_KEY).") var serverKey: String?
+    @OptionGroup(title: "Upload stage") var upload: UploadOptions
 
     func run() throws {
         guard validateStageName(stage) else { fail("Stage name \"\(stage)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.") }
-        let impl = reporting { try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch) }
+        let impl = reporting { try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch, upload: upload) }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let env = ProcessInfo.processInfo.environment
         let curve = reporting { try CurveClientConfig.from(keyFile: curveKey ?? env["HUME_CURVE_KEY"], serverKey: serverKey ?? env["HUME_SERVER_KEY"]) }

@@ -4,10 +4,11 @@ import HumeEditStage
 import HumeEmbedStage
 import HumeNoop
 import HumeRetrieveStage
+import HumeUploadStage
 import HumeWorker
 
 /// The stage implementation for a stage name.
-func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: Int, batch: Int?) throws -> any Stage {
+func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: Int, batch: Int?, upload: UploadOptions? = nil) throws -> any Stage {
     if name.hasPrefix("noop") {
         return NoopStage(name: name, workMs: workMs, failRate: failRate, batchSize: batch, concurrency: max(1, concurrency))
     }
@@ -25,5 +26,6 @@ func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: In
             throw HumeError(.unknown, "The edit stage could not load its model (\(error)); run Ops/fetch-model.sh.")
         }
     }
-    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, retrieve, denoise, edit.")
+    if name == "upload" { return try UploadStage(name: name, configuration: (upload ?? UploadOptions.parse([])).configuration(), concurrency: concurrency) }
+    throw HumeError(.unknown, "Stage \"\(name)\" has no worker implementation in this build; available: noop, noop1…noop5, embed, retrieve, denoise, edit, upload.")
 }
