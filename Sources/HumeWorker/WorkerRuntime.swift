@@ -10,6 +10,7 @@ final class WorkBoard: @unchecked Sendable {  // every field is read and written
     private var finished: [DoneRecord] = []
     private var running = 0
     private var closed = false
+    private var busyNanos: UInt64 = 0
 
     func push(_ tasks: [StageTask]) {
         cond.lock()
@@ -31,11 +32,20 @@ final class WorkBoard: @unchecked Sendable {  // every field is read and written
         return batch
     }
 
-    func complete(_ records: [DoneRecord]) {
+    /// Hands back a batch's records; `busyNanos` is how long the stage spent running it.
+    func complete(_ records: [DoneRecord], busyNanos: UInt64) {
         cond.lock()
         finished.append(contentsOf: records)
         running -= records.count
+        self.busyNanos &+= busyNanos
         cond.unlock()
+    }
+
+    /// Total time executor threads have spent inside `Stage.run`, summed over threads, in milliseconds.
+    var busyMs: UInt64 {
+        cond.lock()
+        defer { cond.unlock() }
+        return busyNanos / 1_000_000
     }
 
     func takeFinished() -> [DoneRecord] {
@@ -112,6 +122,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
         while let tasks = board.take(max: max(1, stage.batchSize)) {
             var records: [DoneRecord] = []
             records.reserveCapacity(tasks.count)
+            let started = DispatchTime.now().uptimeNanoseconds
             do {
                 let outcomes = try stage.run(tasks)
                 for (i, t) in tasks.enumerated() {
@@ -126,7 +137,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                 let m = Array("The stage failed: \(error)".utf8)
                 records = tasks.map { DoneRecord(lease: $0.lease, outcome: .retryable, body: m) }
             }
-            board.complete(records)
+            board.complete(records, busyNanos: DispatchTime.now().uptimeNanoseconds - started)
             resultsReady.wake()
         }
     }
@@ -149,7 +160,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
             let resultsIndex = poller.add(fd: resultsReady.fd)
             let stopIndex = poller.add(fd: stop.fd)
             var lastHeard = now()
-            var lastSent: UInt64 = 0
+            var lastBeat: UInt64 = 0
             var readySentAt: UInt64 = 0
             var welcomed = false
 
@@ -160,14 +171,14 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                     "batch": JSON(stage.batchSize), "name": .string(name),
                 ])).frames())
                 readySentAt = now()
-                lastSent = readySentAt
+                lastBeat = readySentAt
                 if draining { try socket.send(Message(.drain).frames()) }
             }
             try sendReady()
 
             while true {
                 let t = now()
-                let nextBeat = lastSent + heartbeatMs
+                let nextBeat = lastBeat + heartbeatMs
                 _ = try poller.poll(timeoutMs: Int(max(0, Int64(nextBeat) - Int64(t))))
                 let n = now()
                 if poller.isReadable(stopIndex) && !draining {
@@ -181,7 +192,6 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                 let done = board.takeFinished()
                 if !done.isEmpty {
                     try socket.send(Message(.done, records: done.map { $0.encode() }).frames())
-                    lastSent = n
                 }
                 while let frames = try socket.receive(dontWait: true) {
                     lastHeard = n
@@ -226,11 +236,14 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                     logger.warning("drain timed out; leaving with tasks unfinished (the broker will requeue them)")
                     return
                 }
-                if n >= lastSent + heartbeatMs {
-                    var stats: [String: JSON] = ["busy": JSON(board.busyLeases)]
+                // A heartbeat every heartbeat_ms, even while DONEs flow: it carries the stats (busy time) that
+                // `hume status` and `hume bench e2e` read, which would otherwise go stale exactly when the worker is busiest.
+                if n >= lastBeat + heartbeatMs {
+                    var stats: [String: JSON] = ["busy": JSON(board.busyLeases), "busy_ms": JSON(Int(board.busyMs)),
+                                                 "executors": JSON(max(1, stage.concurrency))]
                     if let extra = statsProvider?().object { stats.merge(extra) { a, _ in a } }
                     try socket.send(Message(.heartbeat, header: .object(["stats": .object(stats)])).frames(), dontWait: true)
-                    lastSent = n
+                    lastBeat = n
                 }
                 if n > lastHeard + 3 * heartbeatMs + 1000 {
                     logger.warning("broker silent; reconnecting", metadata: ["backoff_ms": "\(backoffMs)"])
