@@ -134,6 +134,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
             let started = DispatchTime.now().uptimeNanoseconds
             var records: [DoneRecord] = []
             records.reserveCapacity(tasks.count)
+            let started = DispatchTime.now().uptimeNanoseconds
             do {
                 let outcomes = try stage.run(tasks)
                 for (i, t) in tasks.enumerated() {

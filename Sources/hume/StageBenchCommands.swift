@@ -105,8 +105,8 @@ struct BenchDenoise: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let db = openDatabase(database)
-        let generator = Generator(database: db)
+        let db = openImages(database)
+        let generator = Generator(images: db)
         let ids = Array(0..<k).map { ($0 * 97) % db.count }
         let peak = peakFlopsPerCore()
         var rows: [[String: Any]] = []

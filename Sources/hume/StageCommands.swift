@@ -1,10 +1,14 @@
 import ArgumentParser
 import Foundation
+import HumeCore
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
+import HumeEditStage
 import HumeEmbed
 import HumeEmbedStage
+import HumeRetrieveStage
+import HumeWorker
 
 /// Loads the embedder or exits with one sentence.
 func loadEmbedder() -> Embedder {
@@ -14,35 +18,56 @@ func loadEmbedder() -> Embedder {
     }
 }
 
-func openDatabase(_ name: String) -> LocalDatabase {
-    do { return try LocalDatabase(name: name) } catch let e as StageInputError { fail(e.message) } catch { fail("\(error)") }
+/// A database's manifest and image stores, or exit with one sentence.
+func openImages(_ name: String) -> DatabaseImages {
+    reporting { try DatabaseImages(named: name) }
 }
 
 func write(_ bytes: [UInt8], to path: String) {
     do { try Data(bytes).write(to: URL(fileURLWithPath: path)) } catch { fail("could not write \(path): \(error.localizedDescription)") }
 }
 
+/// Writes RGB8 (`channels` 3) or gray (`channels` 1, written as RGB) pixels as a PNG.
 func writePNG(_ path: String, width: Int, height: Int, channels: Int = 3, pixels: [UInt8]) {
-    do { write(try PNGFile.encode(width: width, height: height, channels: channels, pixels: pixels), to: path) } catch {
-        fail("could not encode \(path): \(error)")
-    }
+    let rgb = channels == 1 ? pixels.flatMap { [$0, $0, $0] } : pixels
+    write(reporting { try PNGCodec.encode(PixelImage(width: width, height: height, channels: 3, pixels: rgb)) }, to: path)
 }
 
-/// A contact sheet: rows of equally sized RGB8 tiles separated by a 2-pixel white gutter.
-func contactSheet(rows: [[[UInt8]]], side: Int) -> (width: Int, height: Int, pixels: [UInt8]) {
-    let gap = 2, columns = rows.map(\.count).max() ?? 1
-    let w = columns * (side + gap) + gap, h = rows.count * (side + gap) + gap
-    var out = [UInt8](repeating: 255, count: w * h * 3)
-    for (r, row) in rows.enumerated() {
-        for (c, tile) in row.enumerated() where tile.count == side * side * 3 {
-            let x0 = gap + c * (side + gap), y0 = gap + r * (side + gap)
-            for y in 0..<side {
-                let dst = ((y0 + y) * w + x0) * 3
-                out.replaceSubrange(dst..<(dst + side * 3), with: tile[(y * side * 3)..<((y + 1) * side * 3)])
-            }
+/// A contact sheet: rows of equally sized RGB8 tiles (short rows padded with white) with a 2-pixel white gutter.
+func contactSheet(rows: [[[UInt8]]], side: Int) -> PixelImage {
+    let columns = max(1, rows.map(\.count).max() ?? 1)
+    let white = [UInt8](repeating: 255, count: side * side * 3)
+    let tiles = rows.flatMap { $0 + Array(repeating: white, count: columns - $0.count) }
+    return reporting { try ContactSheet.compose(tiles, side: side, columns: columns, gutter: 2) }
+}
+
+func writeSheet(_ path: String, rows: [[[UInt8]]], side: Int) {
+    let s = contactSheet(rows: rows, side: side)
+    writePNG(path, width: s.width, height: s.height, pixels: s.pixels)
+}
+
+/// Runs one job through `stages` in this process, each stage's output being the next one's input: the payloads the
+/// broker carries between workers (PROTOCOL.md, "Stage payloads"), so a one-shot command makes what the fleet makes.
+/// - Returns: the last stage's output.
+/// - Throws: `HumeError` with the refusing stage's sentence.
+func runStages(_ stages: [any Stage], params: [UInt8], data: [UInt8]) throws -> [UInt8] {
+    var input = data
+    for stage in stages {
+        let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "one-shot", params: params, input: input)
+        switch try stage.run([task]).first {
+        case .ok(let bytes): input = bytes
+        case .permanent(let m), .retryable(let m): throw HumeError(.permanent, "Stage \(stage.name) refused the job: \(m)")
+        case nil: throw HumeError(.system, "Stage \(stage.name) returned no outcome.")
         }
     }
-    return (w, h, out)
+    return input
+}
+
+/// The integers of a metadata array.
+func ints(_ v: Any?) -> [Int] { (v as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.intValue } }
+
+func metadataObject(_ image: StageImage) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any] ?? [:]
 }
 
 /// Text embedding without a fleet.
@@ -92,29 +117,31 @@ func npyHeader(rows: Int, columns: Int) -> [UInt8] {
     return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xff), UInt8(n >> 8)] + Array(dict.utf8)
 }
 
-/// In-process retrieval + generation shared by `generate` and `eval generate`.
-struct OneShot {
-    let database: LocalDatabase
+/// Caption search restricted to the train split, for evaluations on held-out concepts: the database's FAISS index
+/// (the retrieve stage's), asked for enough extra neighbours to make up for the test items it skips.
+struct TrainSplitSearch {
+    let loaded: LoadedDatabase
     let embedder: Embedder
-    let index: CaptionIndex
+    let testCount: Int
 
     init(database name: String) {
-        let db = openDatabase(name), e = loadEmbedder()
-        database = db
-        embedder = e
-        index = reporting { try CaptionIndex(database: db, embed: { try e.embedFlat($0) }) }
+        loaded = reporting { try RetrieveStage(batchSize: 1).database(name) }
+        embedder = loadEmbedder()
+        testCount = loaded.database.items.filter { $0.split != "train" }.count
     }
 
-    func neighbours(_ text: String, k: Int, trainOnly: Bool = false) -> [Int] {
+    func neighbours(_ text: String, k: Int) -> [Int] {
+        let items = loaded.database.items
         let q = reporting { try embedder.embed(text) }
-        let items = database.items
-        return index.search(q, k: k, allowed: { !trainOnly || items[$0].split == "train" }).map(\.id)
+        let r = reporting { try loaded.index.index.search(q, k: min(items.count, k + testCount)) }
+        return Array(r.ids.lazy.filter { $0 >= 0 && items[Int($0)].split == "train" }.map { Int($0) }.prefix(k))
     }
 }
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "generate", abstract: "Generate one sticker for a prompt in one process (embed → retrieve → denoise).")
+        commandName: "generate",
+        abstract: "Generate one sticker for a prompt in one process: the embed, retrieve and denoise stages' own code, chained.")
 
     @Argument(help: "The prompt.") var prompt: String
     @Option(help: "Database name.") var database = "emoji"
@@ -123,36 +150,43 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "γ: weight of the prompt's neighbours over a random background sample.") var guidance: Double?
-    @Option(help: "Output PNG.") var out: String
+    @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Also write a sheet of the neighbours beside the result.") var sheet: String?
 
     func run() throws {
         guard !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { fail("the prompt is empty; give a text such as \"a smiling sun\"") }
-        let one = OneShot(database: database)
-        let ids = one.neighbours(prompt, k: k)
-        var params: [String: Any] = ["prompt": prompt, "database": database, "k": k, "seed": seed, "size": size, "steps": steps]
-        if let guidance { params["guidance"] = guidance }
-        let p = reporting { try GenerateParameters(json: [UInt8](try JSONSerialization.data(withJSONObject: params))) }
-        let image = reporting { try Generator(database: one.database).stageImage(ids: ids, parameters: p) }
-        writePNG(out, width: image.width, height: image.height, pixels: image.pixels)
-        for id in ids { print("\(id)\t\(one.database.items[id].caption)") }
+        // The same job a client would submit with route embed,retrieve,denoise: the prompt as data, settings as params.
+        var params: [String: JSON] = ["database": .string(database), "k": JSON(k), "seed": JSON(seed), "size": JSON(size),
+                                      "steps": JSON(steps)]
+        if let guidance { params["guidance"] = .number(guidance) }
+        let embed: EmbedStage = reporting {
+            do { return try EmbedStage(batchSize: 1) } catch {
+                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
+            }
+        }
+        let retrieve = RetrieveStage(batchSize: 1), denoise = DenoiseStage()
+        let body = reporting { try runStages([embed, retrieve, denoise], params: JSON.object(params).bytes, data: Array(prompt.utf8)) }
+        let image = reporting { try StageImage(decoding: body) }
+        write(reporting { try image.png() }, to: out)
+        let ids = ints(metadataObject(image)["neighbours"])
+        let images = reporting { try denoise.generator(for: database).images }
+        for id in ids { print("\(id)\t\(images.database.items[id].caption)") }
         if let sheet {
-            let s = contactSheet(rows: [[image.pixels], ids.map { one.database.rgb8($0, side: size) }], side: size)
-            writePNG(sheet, width: s.width, height: s.height, pixels: s.pixels)
+            writeSheet(sheet, rows: [[image.pixels], ids.map { id in reporting { try images.rgb8(id, side: size) } }], side: size)
         }
     }
 }
-
 
 /// Nearest real image by pixel L2 over a whole database at one side, in [0, 1] units.
 struct PixelIndex {
     let count: Int, dims: Int
     let values: [Float]
 
-    init(_ db: LocalDatabase, side: Int) {
+    init(_ db: DatabaseImages, side: Int) {
         count = db.count; dims = side * side * 3
         var v = [Float](repeating: 0, count: count * dims)
-        for i in 0..<count { for (j, b) in db.rgb8(i, side: side).enumerated() { v[i * dims + j] = Float(b) / 255 } }
+        let store = reporting { try db.store(side: side) }
+        for i in 0..<count { for (j, b) in reporting({ try store.image(id: i) }).enumerated() { v[i * dims + j] = Float(b) / 255 } }
         values = v
     }
 
@@ -188,21 +222,22 @@ struct EvalGenerate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let one = OneShot(database: database)
-        let db = one.database
+        let search = TrainSplitSearch(database: database)
+        let db = reporting { try DatabaseImages(search.loaded.database) }
+        let items = db.database.items
         var rng = SeededRandom(seed: 20241123)
-        var test = db.items.filter { $0.split == "test" }.map(\.id)
+        var test = items.filter { $0.split == "test" }.map(\.id)
         for i in stride(from: test.count - 1, to: 0, by: -1) { test.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         let prompts = Array(test.prefix(count))
-        let train = db.items.filter { $0.split == "train" }.map(\.id)
+        let train = items.filter { $0.split == "train" }.map(\.id)
         let pixels = PixelIndex(db, side: size)
-        let generator = Generator(database: db)
+        let generator = Generator(images: db)
         var agree = 0, agreeRandom = 0, copies = 0, copiesRandom = 0
         var rows: [[[UInt8]]] = [], captions: [String] = []
         let start = Date()
         for (n, id) in prompts.enumerated() {
-            let item = db.items[id]
-            let ids = one.neighbours(item.caption, k: k, trainOnly: true)
+            let item = items[id]
+            let ids = search.neighbours(item.caption, k: k)
             var randomIDs: [Int] = []
             while randomIDs.count < k { let r = train[Int(rng.next() % UInt64(train.count))]; if !randomIDs.contains(r) { randomIDs.append(r) } }
             var p = GenerateParameters()
@@ -211,18 +246,17 @@ struct EvalGenerate: ParsableCommand {
             let sample = reporting { try generator.stageImage(ids: ids, parameters: p) }.pixels
             let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
             let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
-            if db.items[near.id].subgroup == item.subgroup { agree += 1 }
-            if db.items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
+            if items[near.id].subgroup == item.subgroup { agree += 1 }
+            if items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
             if near.rmse < copyThreshold { copies += 1 }
             if nearRandom.rmse < copyThreshold { copiesRandom += 1 }
             if rows.count < 24 {
-                rows.append([sample] + ids.prefix(8).map { db.rgb8($0, side: size) })
-                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(db.items[near.id].caption) [\(db.items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse))")
+                rows.append([sample] + ids.prefix(8).map { id in reporting { try db.rgb8(id, side: size) } })
+                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse))")
             }
         }
         let seconds = Date().timeIntervalSince(start)
-        let s = contactSheet(rows: rows, side: size)
-        writePNG(sheet, width: s.width, height: s.height, pixels: s.pixels)
+        writeSheet(sheet, rows: rows, side: size)
         try? captions.joined(separator: "\n").appending("\n").write(toFile: sheet + ".txt", atomically: true, encoding: .utf8)
         let total = Double(max(1, prompts.count))
         let result: [String: Any] = [
@@ -243,7 +277,8 @@ struct EvalGenerate: ParsableCommand {
 
 struct EditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "edit", abstract: "Edit a sticker by text in one process: DiffEdit-style mask, transplant, harmonise.")
+        commandName: "edit",
+        abstract: "Edit a sticker by text in one process (the edit stage's own code): DiffEdit-style mask, transplant, harmonise.")
 
     @Argument(help: "Source PNG.") var source: String
     @Argument(help: "The edit text, e.g. \"with sunglasses\".") var text: String
@@ -251,29 +286,36 @@ struct EditCommand: ParsableCommand {
     @Option(help: "The source's caption (else its neighbours are the nearest images by pixels).") var caption: String?
     @Option(name: .short, help: "Neighbours per side.") var k = 8
     @Option(help: "Seed.") var seed = 1
-    @Option(help: "Output PNG.") var out: String
+    @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Mask PNG.") var mask: String?
     @Option(help: "Sheet: source, mask, result, transplant neighbour.") var sheet: String?
 
     func run() throws {
         guard let bytes = FileManager.default.contents(atPath: source) else { fail("could not read the source image \(source)") }
-        let decoded = reporting { try PNGFile.decodeRGB([UInt8](bytes)) }
-        var editor = Editor(); editor.k = k
-        let one = OneShot(database: database)
-        let src = reporting { try RGBImage(width: editor.side, height: editor.side,
-                                            rgb8: Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: editor.side)) }
-        let sourceIDs = caption.map { one.neighbours($0, k: k) } ?? editor.nearestByPixels(src, database: one.database)
-        let editIDs = one.neighbours(text, k: k)
-        let r = reporting { try editor.edit(source: src, sourceIDs: sourceIDs, editIDs: editIDs, database: one.database, seed: UInt64(seed)) }
-        let side = editor.side
-        writePNG(out, width: side, height: side, pixels: r.image.rgb8())
-        if let mask { writePNG(mask, width: side, height: side, channels: 1, pixels: r.mask) }
-        let covered = Double(r.mask.filter { $0 > 0 }.count) / Double(side * side)
-        print(String(format: "mask covers %.0f%%; transplanted from %d (%@)", 100 * covered, r.transplantID, one.database.items[r.transplantID].caption))
+        // The same job a client would submit with route edit: the PNG as data, the edit as params.
+        var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
+        if let caption { params["caption"] = .string(caption) }
+        let stage: EditStage = reporting {
+            do { return try EditStage() } catch {
+                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
+            }
+        }
+        let body = reporting { try runStages([stage], params: JSON.object(params).bytes, data: [UInt8](bytes)) }
+        let image = reporting { try StageImage(decoding: body) }
+        let side = image.width
+        write(reporting { try image.png() }, to: out)
+        let maskPixels = image.mask?.pixels ?? []
+        if let mask { writePNG(mask, width: side, height: side, channels: 1, pixels: maskPixels) }
+        let meta = metadataObject(image)
+        let transplant = (meta["transplant"] as? NSNumber)?.intValue ?? 0
+        let db = openImages(database)
+        let covered = Double(maskPixels.filter { $0 > 0 }.count) / Double(side * side)
+        print(String(format: "mask covers %.0f%%; transplanted from %d (%@)", 100 * covered, transplant, db.database.items[transplant].caption))
         if let sheet {
-            let maskRGB = r.mask.flatMap { [$0, $0, $0] }
-            let s = contactSheet(rows: [[src.rgb8(), maskRGB, r.image.rgb8(), one.database.rgb8(r.transplantID, side: side)]], side: side)
-            writePNG(sheet, width: s.width, height: s.height, pixels: s.pixels)
+            let decoded = reporting { try PNGCodec.decode([UInt8](bytes), limits: EditStage.sourceLimits) }
+            let src = Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: side)
+            writeSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, reporting { try db.rgb8(transplant, side: side) }]],
+                       side: side)
         }
     }
 }
@@ -302,33 +344,36 @@ struct EvalEdit: ParsableCommand {
     ]
 
     func run() throws {
-        let one = OneShot(database: "emoji")
-        let db = one.database
-        let editor = Editor()
-        let side = editor.side
-        let all = (0..<db.count).map { db.rgb8($0, side: side) }
+        let stage: EditStage = reporting { try EditStage() }
+        let db = openImages("emoji")
+        let items = db.database.items
+        let side = Editor().side
+        let all = (0..<db.count).map { id in reporting { try db.rgb8(id, side: side) } }
         var rows: [[[UInt8]]] = [], successes = 0, lines: [String] = [], coverage: [Double] = []
         for (n, (sourceCaption, text, target)) in EvalEdit.pairs.enumerated() {
-            guard let sourceID = db.items.firstIndex(where: { $0.caption == sourceCaption }),
-                  let targetID = db.items.firstIndex(where: { $0.caption == target }) else { fail("the emoji database has no \"\(sourceCaption)\" or \"\(target)\"") }
-            let source = reporting { try db.image(sourceID, side: side) }
-            let r = reporting { try editor.edit(source: source, sourceIDs: one.neighbours(sourceCaption, k: editor.k),
-                                                editIDs: one.neighbours(text, k: editor.k), database: db, seed: UInt64(n + 1)) }
-            let out = r.image.rgb8()
+            guard let sourceID = items.firstIndex(where: { $0.caption == sourceCaption }),
+                  let targetID = items.firstIndex(where: { $0.caption == target }) else { fail("the emoji database has no \"\(sourceCaption)\" or \"\(target)\"") }
+            // Through the edit stage, as an edit job: the source as a PNG, its caption and the edit text as params.
+            let png = reporting { try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: all[sourceID])) }
+            let params = JSON.object(["edit": .string(text), "caption": .string(sourceCaption), "database": .string("emoji"),
+                                      "seed": JSON(n + 1)]).bytes
+            let image = reporting { try StageImage(decoding: try runStages([stage], params: params, data: png)) }
+            let mask = image.mask?.pixels ?? []
+            let transplant = (metadataObject(image)["transplant"] as? NSNumber)?.intValue ?? 0
+            let out = image.pixels
             var best = (id: -1, d: Int.max)
             for (i, img) in all.enumerated() where i != sourceID {
                 var d = 0
-                for p in 0..<(side * side) where r.mask[p] > 0 { for c in 0..<3 { let t = Int(img[3 * p + c]) - Int(out[3 * p + c]); d += t * t } }
+                for p in 0..<(side * side) where mask[p] > 0 { for c in 0..<3 { let t = Int(img[3 * p + c]) - Int(out[3 * p + c]); d += t * t } }
                 if d < best.d { best = (i, d) }
             }
-            let ok = best.id >= 0 && db.items[best.id].subgroup == db.items[targetID].subgroup
+            let ok = best.id >= 0 && items[best.id].subgroup == items[targetID].subgroup
             if ok { successes += 1 }
-            coverage.append(Double(r.mask.filter { $0 > 0 }.count) / Double(side * side))
-            lines.append("\(sourceCaption) + \(text): mask \(Int(100 * coverage.last!))%, crop nearest \(db.items[best.id].caption) [\(db.items[best.id].subgroup)], target [\(db.items[targetID].subgroup)] \(ok ? "ok" : "no")")
-            rows.append([source.rgb8(), r.mask.flatMap { [$0, $0, $0] }, out, db.rgb8(r.transplantID, side: side)])
+            coverage.append(Double(mask.filter { $0 > 0 }.count) / Double(side * side))
+            lines.append("\(sourceCaption) + \(text): mask \(Int(100 * coverage.last!))%, crop nearest \(items[best.id].caption) [\(items[best.id].subgroup)], target [\(items[targetID].subgroup)] \(ok ? "ok" : "no")")
+            rows.append([all[sourceID], mask.flatMap { [$0, $0, $0] }, out, all[transplant]])
         }
-        let s = contactSheet(rows: rows, side: side)
-        writePNG(sheet, width: s.width, height: s.height, pixels: s.pixels)
+        writeSheet(sheet, rows: rows, side: side)
         let rate = Double(successes) / Double(EvalEdit.pairs.count)
         if json {
             let o: [String: Any] = ["pairs": EvalEdit.pairs.count, "edit_success": rate,

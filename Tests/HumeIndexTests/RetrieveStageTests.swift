@@ -52,6 +52,20 @@ struct RetrieveStageTests {
         }
     }
 
+    @Test("the text after the embedding is echoed as \"prompt\"; text that is not UTF-8 is refused")
+    func echoesPrompt() throws {
+        try requireEmojiIndex()
+        let q = encodeQuery([Float](repeating: 1 / Float(384).squareRoot(), count: 384))
+        let out = try sharedStage.run([task(#"{"k": 2}"#, q + Array("a red apple 🍎".utf8)), task(#"{"k": 2}"#, q),
+                                       task(#"{"k": 2}"#, q + [0xff, 0xfe])])
+        guard case .ok(let a) = out[0], case .ok(let b) = out[1] else { Issue.record("not ok: \(out)"); return }
+        #expect(try RetrieveAnswer(a).prompt == "a red apple 🍎")
+        #expect(try RetrieveAnswer(b).prompt == "")
+        #expect(try RetrieveAnswer(a).ids == RetrieveAnswer(b).ids, "the text does not change the search")
+        guard case .permanent(let m) = out[2] else { Issue.record("accepted a non-UTF-8 text: \(out[2])"); return }
+        #expect(m.contains("not valid UTF-8"))
+    }
+
     @Test("bad inputs fail permanently with one clear sentence, and do not spoil the batch")
     func badInputs() throws {
         try requireEmojiIndex()

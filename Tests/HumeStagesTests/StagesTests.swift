@@ -1,17 +1,19 @@
 import Foundation
+import HumeCore
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
 import HumeEditStage
 import HumeEmbed
 import HumeEmbedStage
+import HumeRetrieveStage
 import HumeWorker
 import Testing
 
 /// Fails (never skips) when the model or the emoji database is missing.
 func requireData() throws -> (model: Bool, db: Bool) {
     let model = FileManager.default.fileExists(atPath: Embedder.defaultModelDirectory.appendingPathComponent("model.safetensors").path)
-    let db = FileManager.default.fileExists(atPath: LocalDatabase.root.appendingPathComponent("emoji/manifest.jsonl").path)
+    let db = FileManager.default.fileExists(atPath: Database.databasesRoot.appendingPathComponent("emoji/manifest.jsonl").path)
     return (model, db)
 }
 
@@ -19,10 +21,10 @@ func task(_ params: String, input: [UInt8] = []) -> StageTask {
     StageTask(lease: 1, jobID: 1, attempt: 1, key: "k", params: Array(params.utf8), input: input)
 }
 
-/// The cosine of two outcomes' vectors, or nil unless both are `.ok`.
+/// The cosine of two outcomes' vectors (the embed output's first 1536 bytes), or nil unless both are `.ok`.
 func cosine(_ a: StageOutcome, _ b: StageOutcome) -> Float? {
-    guard case .ok(let x) = a, case .ok(let y) = b, x.count == y.count else { return nil }
-    return zip(EmbedStage.floats(fromLittleEndian: x), EmbedStage.floats(fromLittleEndian: y)).reduce(0) { $0 + $1.0 * $1.1 }
+    guard case .ok(let x) = a, case .ok(let y) = b, let u = EmbedStage.decodeOutput(x), let v = EmbedStage.decodeOutput(y) else { return nil }
+    return zip(u.vector, v.vector).reduce(0) { $0 + $1.0 * $1.1 }
 }
 
 func permanentMessage(_ outcome: StageOutcome) -> String? {
@@ -49,9 +51,10 @@ struct EmbedStageTests {
             let single = try stage.run([tasks[i]])
             let c = cosine(single[0], batch[i])
             #expect(c != nil && c! > 0.99999, "task \(i): batch vs single cosine \(String(describing: c))")
-            guard case .ok(let bytes) = batch[i] else { Issue.record("task \(i) failed: \(batch[i])"); continue }
-            #expect(bytes.count == 1536)
-            let v = EmbedStage.floats(fromLittleEndian: bytes)
+            guard case .ok(let bytes) = batch[i], let out = EmbedStage.decodeOutput(bytes) else { Issue.record("task \(i) failed: \(batch[i])"); continue }
+            #expect(out.vector.count == 384)
+            #expect(bytes.count == 1536 + out.text.utf8.count)
+            let v = out.vector
             #expect(abs(v.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4)
         }
         #expect(permanentMessage(batch[1])?.contains("empty") == true)
@@ -62,6 +65,26 @@ struct EmbedStageTests {
         #expect(c != nil && c! > 0.99999, "edit text vs prompt cosine \(String(describing: c))")
         let other = cosine(batch[0], batch[2])
         #expect(other != nil && other! < 0.9, "different texts must give different vectors")
+        // The text embedded follows the vector, so the retrieve stage can echo it.
+        if case .ok(let bytes) = batch[2] { #expect(EmbedStage.decodeOutput(bytes)?.text == "with sunglasses") }
+    }
+
+    @Test("the job's data is the prompt; it wins over the prompt parameter, and non-UTF-8 data is refused")
+    func dataIsThePrompt() throws {
+        guard try requireData().model else {
+            Issue.record("The MiniLM model is missing at \(Embedder.defaultModelDirectory.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
+            return
+        }
+        let stage = try EmbedStage()
+        let out = try stage.run([task("", input: Array("a smiling sun".utf8)), task(#"{"prompt": "a smiling sun"}"#),
+                                 task(#"{"prompt": "a red apple"}"#, input: Array("a smiling sun".utf8)),
+                                 task("", input: [0xff, 0xfe, 0x41]), task("", input: Array("   ".utf8))])
+        let c = cosine(out[0], out[1])
+        #expect(c != nil && c! > 0.99999, "data vs prompt parameter cosine \(String(describing: c))")
+        guard case .ok(let bytes) = out[2] else { Issue.record("data with a prompt parameter failed: \(out[2])"); return }
+        #expect(EmbedStage.decodeOutput(bytes)?.text == "a smiling sun")
+        #expect(permanentMessage(out[3])?.contains("not UTF-8") == true, "\(out[3])")
+        #expect(permanentMessage(out[4])?.contains("data is empty") == true, "\(out[4])")
     }
 
     @Test("parameter validation names the problem")
@@ -97,7 +120,7 @@ struct DenoiseStageTests {
     @Test("the same seed gives the same bytes; another seed gives another image", .timeLimit(.minutes(5)))
     func determinism() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
         let stage = DenoiseStage()
@@ -123,7 +146,7 @@ struct DenoiseStageTests {
     @Test("bad inputs fail permanently with a clear sentence")
     func badInputs() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
         let stage = DenoiseStage()
@@ -132,7 +155,7 @@ struct DenoiseStageTests {
             (task(#"{"prompt": "x"}"#, input: retrieveJSON([1, 999_999])), "999999 is not in the database"),
             (task(#"{"prompt": "x", "size": 48}"#, input: retrieveJSON([1])), "must be 32 or 64"),
             (task(#"{"prompt": "x"}"#, input: Array("\u{89}PNG".utf8)), "not the retrieve stage's JSON"),
-            (task(#"{"prompt": "x", "database": "nope"}"#, input: Array(#"{"ids": [1]}"#.utf8)), "is not built"),
+            (task(#"{"prompt": "x", "database": "nope"}"#, input: Array(#"{"ids": [1]}"#.utf8)), "Unknown database \"nope\""),
             (task(#"{"prompt": "x", "guidance": -1}"#, input: retrieveJSON([1])), "greater than 0"),
         ]
         for (t, expected) in cases {
@@ -144,18 +167,26 @@ struct DenoiseStageTests {
 
     @Test("a non-PNG source is refused in one sentence")
     func nonPNG() {
-        #expect(throws: StageInputError.self) { try PNGFile.decodeRGB(Array("GIF89a....".utf8)) }
-        do { _ = try PNGFile.decodeRGB(Array("GIF89a....".utf8)) } catch let e as StageInputError {
+        #expect(throws: HumeError.self) { try PNGCodec.decode(Array("GIF89a....".utf8)) }
+        do { _ = try PNGCodec.decode(Array("GIF89a....".utf8)) } catch let e as HumeError {
             #expect(e.message.contains("not a PNG"))
         } catch { Issue.record("wrong error \(error)") }
     }
 
-    @Test("PNG encode/decode round trip")
+    @Test("PNG encode/decode round trip; a stage image's PNG carries its metadata JSON, non-ASCII text included")
     func pngRoundTrip() throws {
         let pixels: [UInt8] = (0..<(4 * 3 * 3)).map { UInt8($0 * 7 % 256) }
-        let png = try PNGFile.encode(width: 4, height: 3, channels: 3, pixels: pixels)
-        let back = try PNGFile.decodeRGB(png)
+        let png = try PNGCodec.encode(PixelImage(width: 4, height: 3, channels: 3, pixels: pixels))
+        let back = try PNGCodec.decode(png)
         #expect(back.width == 4 && back.height == 3 && back.pixels == pixels)
+        let meta = try JSONSerialization.data(withJSONObject: ["prompt": "café 😀 \"quoted\"", "k": 4], options: [.sortedKeys])
+        let image = StageImage(width: 4, height: 3, metadata: [UInt8](meta), pixels: pixels)
+        let withText = try image.png()
+        #expect(try PNGCodec.decode(withText).pixels == pixels)
+        let text = try #require(try StageImage.metadata(fromPNG: withText))
+        #expect(text.allSatisfy { $0 < 0x80 }, "tEXt is Latin-1: the JSON is written in ASCII")
+        let parsed = try JSONSerialization.jsonObject(with: Data(text)) as? [String: Any]
+        #expect(parsed?["prompt"] as? String == "café 😀 \"quoted\"")
     }
 }
 
@@ -164,13 +195,13 @@ struct EditorTests {
     @Test("pixels outside the mask are exactly the source's; the mask is neither empty nor everything")
     func pinsOutsideMask() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
-        let db = try LocalDatabase(name: "emoji")
+        let db = try DatabaseImages(named: "emoji")
         let editor = Editor()
         let source = try db.image(0, side: 32)   // grinning face
-        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], database: db, seed: 3)
+        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], images: db, seed: 3)
         let covered = r.mask.filter { $0 == 255 }.count
         #expect(covered > 0 && covered < 32 * 32)
         let before = source.rgb8(), after = r.image.rgb8()
@@ -185,16 +216,16 @@ struct EditorTests {
     @Test("wrong image size and empty neighbour lists are refused in one sentence")
     func badEditorInputs() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(LocalDatabase.root.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
-        let db = try LocalDatabase(name: "emoji")
+        let db = try DatabaseImages(named: "emoji")
         let editor = Editor()
-        do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], database: db, seed: 1); Issue.record("accepted 16x16") }
+        do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], images: db, seed: 1); Issue.record("accepted 16x16") }
         catch let e as StageInputError { #expect(e.message.contains("16x16")) }
-        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [], editIDs: [1], database: db, seed: 1); Issue.record("accepted no neighbours") }
+        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [], editIDs: [1], images: db, seed: 1); Issue.record("accepted no neighbours") }
         catch let e as StageInputError { #expect(e.message.contains("empty")) }
-        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [0], editIDs: [123_456], database: db, seed: 1); Issue.record("accepted an unknown id") }
+        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [0], editIDs: [123_456], images: db, seed: 1); Issue.record("accepted an unknown id") }
         catch let e as StageInputError { #expect(e.message.contains("123456")) }
     }
 }
@@ -209,15 +240,71 @@ struct EditStageTests {
             return
         }
         let stage = try EditStage()
-        let db = try LocalDatabase(name: "emoji")
-        let png = try PNGFile.encode(width: 32, height: 32, channels: 3, pixels: db.rgb8(0, side: 32))
+        let db = try DatabaseImages(named: "emoji")
+        let source = try db.rgb8(0, side: 32)
+        let png = try PNGCodec.encode(PixelImage(width: 32, height: 32, channels: 3, pixels: source))
         let out = try stage.run([task(#"{"edit": "face with sunglasses", "caption": "grinning face"}"#, input: png),
                                  task(#"{"edit": "with sunglasses"}"#, input: Array("GIF89a".utf8)),
-                                 task(#"{"prompt": "x"}"#, input: png)])
+                                 task(#"{"prompt": "x"}"#, input: png),
+                                 task(#"{"edit": "with sunglasses", "database": "nope"}"#, input: png),
+                                 task(#"{"edit": "with sunglasses", "k": 0}"#, input: png),
+                                 task(#"{"edit": "with sunglasses", "seed": 2}"#, input: png)])
         guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
         let image = try StageImage(decoding: bytes)
         #expect(image.mask?.pixels.count == 32 * 32)
         #expect(permanentMessage(out[1])?.contains("not a PNG") == true)
         #expect(permanentMessage(out[2])?.contains("\"edit\"") == true)
+        #expect(permanentMessage(out[3])?.contains("Unknown database \"nope\"") == true, "\(out[3])")
+        #expect(permanentMessage(out[4])?.contains("\"k\"") == true, "\(out[4])")
+        // Provenance: the edit, the caption (or how the source's neighbours were found), the neighbours, the version.
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+        #expect(meta["edit"] as? String == "face with sunglasses")
+        #expect(meta["caption"] as? String == "grinning face")
+        #expect(meta["source_neighbours_by"] as? String == "caption")
+        #expect((meta["neighbours"] as? [Int])?.count == 8 && (meta["source_neighbours"] as? [Int])?.count == 8)
+        #expect(meta["version"] as? Int == StageImage.version)
+        // Outside the mask the result is the source, exactly.
+        let mask = try #require(image.mask?.pixels)
+        for p in 0..<(32 * 32) where mask[p] == 0 {
+            #expect(image.pixels[(3 * p)..<(3 * p + 3)] == source[(3 * p)..<(3 * p + 3)], "pixel \(p) outside the mask changed")
+        }
+        // Without a caption, the source's neighbours are the nearest images by pixels: the source itself first.
+        guard case .ok(let noCaption) = out[5] else { Issue.record("edit without caption failed: \(out[5])"); return }
+        let meta2 = try JSONSerialization.jsonObject(with: Data(StageImage(decoding: noCaption).metadata)) as? [String: Any]
+        #expect(meta2?["source_neighbours_by"] as? String == "pixels")
+        #expect((meta2?["source_neighbours"] as? [Int])?.first == 0)
+        #expect(meta2?["caption"] is NSNull)
+    }
+}
+
+@Suite("stage payloads chained in-process")
+struct ChainTests {
+    @Test("embed → retrieve → denoise: the prompt sent as data reaches the image's metadata with the retrieved ids",
+          .timeLimit(.minutes(5)))
+    func chain() throws {
+        let have = try requireData()
+        guard have.db, have.model else {
+            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
+            return
+        }
+        let params = #"{"database": "tuxpaint", "k": 5, "seed": 3, "steps": 3}"#
+        let prompt = "a cat"
+        let embedded = try EmbedStage().run([task(params, input: Array(prompt.utf8))])
+        guard case .ok(let vector) = embedded[0] else { Issue.record("embed failed: \(embedded[0])"); return }
+        let retrieved = try RetrieveStage().run([task(params, input: vector)])
+        guard case .ok(let json) = retrieved[0] else { Issue.record("retrieve failed: \(retrieved[0])"); return }
+        let answer = try RetrieveAnswer(json)
+        #expect(answer.prompt == prompt)
+        #expect(answer.database == "tuxpaint" && answer.ids.count == 5)
+        let denoised = try DenoiseStage().run([task(params, input: json)])
+        guard case .ok(let body) = denoised[0] else { Issue.record("denoise failed: \(denoised[0])"); return }
+        let image = try StageImage(decoding: body)
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+        #expect(meta["prompt"] as? String == prompt)
+        #expect(meta["database"] as? String == "tuxpaint")
+        #expect(meta["neighbours"] as? [Int] == answer.ids)
+        #expect(meta["k"] as? Int == 5 && meta["seed"] as? Int == 3 && meta["steps"] as? Int == 3 && meta["size"] as? Int == 32)
+        #expect(meta["version"] as? Int == StageImage.version)
+        #expect(image.width == 32 && image.height == 32)
     }
 }

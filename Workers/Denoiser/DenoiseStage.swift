@@ -6,7 +6,8 @@ import HumeEmbedStage
 
 /// Generation settings from a job's parameters (keys, types and defaults listed here, where they are read).
 public struct GenerateParameters: Sendable {
-    /// `prompt` (string, default ""): recorded in the metadata.
+    /// `prompt` (string, default ""): recorded in the metadata when the input (the retrieve stage's `prompt`) carries
+    /// no text; `edit` stands in when `prompt` is absent.
     public var prompt = ""
     /// `database` (string, default "emoji").
     public var database = "emoji"
@@ -57,12 +58,21 @@ public struct GenerateParameters: Sendable {
     }
 }
 
-/// The retrieve stage's answer: `{"database", "ids", "scores", "captions"}`.
+/// The retrieve stage's answer as the denoise stage reads it: `{"database", "ids", "prompt", ...}` (PROTOCOL.md,
+/// "Stage payloads"). Other keys (`scores`, `captions`) are ignored.
 public struct Neighbours: Sendable {
+    /// The database the ids belong to; nil when the input names none (then the `database` parameter decides).
     public var database: String?
+    /// Neighbour ids, best first.
     public var ids: [Int]
+    /// The text the ids were retrieved for (the embed stage's prompt); nil when absent or empty.
+    public var prompt: String?
 
-    public init(database: String?, ids: [Int]) { self.database = database; self.ids = ids }
+    public init(database: String?, ids: [Int], prompt: String? = nil) {
+        self.database = database
+        self.ids = ids
+        self.prompt = prompt
+    }
 
     /// Parses the retrieve stage's JSON.
     /// - Throws: `StageInputError` when it is not that JSON or has no ids.
@@ -83,6 +93,12 @@ public struct Neighbours: Sendable {
             throw StageInputError("The retrieve stage found no neighbours (an empty \"ids\" list); the denoiser needs at least one.")
         }
         database = o["database"] as? String
+        if let p = o["prompt"] {
+            guard let text = p as? String else {
+                throw StageInputError("The retrieve stage's \"prompt\" is not a string; it must be the text the ids were retrieved for.")
+            }
+            prompt = text.isEmpty ? nil : text
+        }
     }
 }
 
@@ -92,9 +108,10 @@ public final class Generator: Sendable {
     /// image costs ~4× (pixels) × 4× (window area) more, and samples follow single neighbours more closely.
     public static let defaultSize = 32
 
-    public let database: LocalDatabase
+    /// The database the neighbour ids refer to.
+    public let images: DatabaseImages
 
-    public init(database: LocalDatabase) { self.database = database }
+    public init(images: DatabaseImages) { self.images = images }
 
     /// The background sample for guidance: `count` ids drawn from the database with the seed, excluding `ids`.
     public func backgroundIDs(count: Int, seed: UInt64, excluding ids: [Int]) -> [Int] {
@@ -104,7 +121,7 @@ public final class Generator: Sendable {
         var tries = 0
         while out.count < count, tries < 100 * count {
             tries += 1
-            let id = Int(rng.next() % UInt64(database.count))
+            let id = Int(rng.next() % UInt64(images.count))
             if !excluded.contains(id), !out.contains(id) { out.append(id) }
         }
         return out
@@ -116,21 +133,23 @@ public final class Generator: Sendable {
         guard !ids.isEmpty else {
             throw StageInputError("The neighbour list is empty; the denoiser needs at least one neighbour image.")
         }
-        try database.check(ids: ids + background)
-        let prompt = try ids.prefix(p.k).map { try database.image($0, side: p.size) }
-        let bg = try background.map { try database.image($0, side: p.size) }
+        try images.check(ids: ids + background)
+        let prompt = try ids.prefix(p.k).map { try images.image($0, side: p.size) }
+        let bg = try background.map { try images.image($0, side: p.size) }
         let conditioning = try ConditioningSet(prompt: prompt, background: bg, guidance: p.guidance ?? 1)
         let denoiser = try LocalEquivariantDenoiser(conditioning, configuration: .prototype(imageSide: p.size))
         let sampler = try DDIMSampler(steps: p.steps)
         return try sampler.sample(denoiser: denoiser, seed: p.seed)
     }
 
-    /// Generates and wraps the result as a stage image with its metadata.
+    /// Generates and wraps the result as a stage image with its provenance: `prompt`, `database`, `k`, `seed`,
+    /// `steps`, `size`, `neighbours` (the ids used, best first), `version`, `denoiser`, and with guidance also
+    /// `guidance` and `background` (the background sample's ids).
     public func stageImage(ids: [Int], parameters p: GenerateParameters) throws -> StageImage {
         let used = Array(ids.prefix(p.k))
         let background = p.guidance == nil ? [] : backgroundIDs(count: p.k, seed: p.seed, excluding: used)
         let image = try generate(ids: used, parameters: p, background: background)
-        var meta: [String: Any] = ["prompt": p.prompt, "database": database.name, "k": p.k, "seed": p.seed,
+        var meta: [String: Any] = ["prompt": p.prompt, "database": images.name, "k": p.k, "seed": p.seed,
                                    "steps": p.steps, "size": p.size, "neighbours": used, "version": StageImage.version,
                                    "denoiser": "els-ddim"]
         if let g = p.guidance { meta["guidance"] = g; meta["background"] = background }
@@ -139,27 +158,32 @@ public final class Generator: Sendable {
     }
 }
 
-/// The `denoise` stage: retrieve-stage JSON in, a `StageImage` out. One task per call; heartbeats are the
-/// runtime's.
+/// The `denoise` stage: the retrieve stage's JSON in, a `StageImage` out (PROTOCOL.md, "Stage payloads"). One task
+/// per call; heartbeats are the runtime's.
 /// `@unchecked Sendable`: its only mutable state, the generator cache, is guarded by `lock`.
 public final class DenoiseStage: Stage, @unchecked Sendable {
     public let name: String
     public let batchSize = 1
     public let concurrency: Int
+    /// The folder holding the databases.
+    public let root: URL
     private let lock = NSLock()
     // Guarded by `lock`; databases are immutable once opened.
-    private var databases: [String: Generator] = [:]
+    private var generators: [String: Generator] = [:]
 
-    public init(name: String = "denoise", concurrency: Int = 1) {
+    public init(name: String = "denoise", concurrency: Int = 1, root: URL = Database.databasesRoot) {
         self.name = name
         self.concurrency = max(1, concurrency)
+        self.root = root
     }
 
-    func generator(for name: String) throws -> Generator {
+    /// The generator for database `name`, opening the database on first use.
+    /// - Throws: `HumeError(.unknown)` naming the available databases.
+    public func generator(for name: String) throws -> Generator {
         lock.lock(); defer { lock.unlock() }
-        if let g = databases[name] { return g }
-        let g = Generator(database: try LocalDatabase(name: name))
-        databases[name] = g
+        if let g = generators[name] { return g }
+        let g = Generator(images: try DatabaseImages(named: name, root: root))
+        generators[name] = g
         return g
     }
 
@@ -169,16 +193,12 @@ public final class DenoiseStage: Stage, @unchecked Sendable {
                 var p = try GenerateParameters(json: task.params)
                 let neighbours = try Neighbours(json: task.input)
                 if let db = neighbours.database { p.database = db }
+                if let prompt = neighbours.prompt { p.prompt = prompt }
                 let image = try generator(for: p.database).stageImage(ids: neighbours.ids, parameters: p)
                 return .ok(image.encoded())
-            } catch let e as StageInputError {
-                return .permanent(e.message)
-            } catch let e as DiffusionError {
-                return .permanent(e.message)
             } catch {
-                return .retryable("\(error)")
+                return stageOutcome(for: error)
             }
         }
     }
 }
-

@@ -27,7 +27,7 @@ public struct Editor: Sendable {
     public init() {}
 
     /// The result and the mask (one byte per pixel, 255 = edited).
-    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], database: LocalDatabase, seed: UInt64) throws
+    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], images: DatabaseImages, seed: UInt64) throws
         -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
         guard source.width == side, source.height == side else {
             throw StageInputError("The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
@@ -35,9 +35,9 @@ public struct Editor: Sendable {
         guard !sourceIDs.isEmpty, !editIDs.isEmpty else {
             throw StageInputError("The editor needs at least one neighbour for the source and one for the edit text; the neighbour list is empty.")
         }
-        try database.check(ids: sourceIDs + editIDs)
-        let srcImages = try sourceIDs.prefix(k).map { try database.image($0, side: side) }
-        let editImages = try editIDs.prefix(k).map { try database.image($0, side: side) }
+        try images.check(ids: sourceIDs + editIDs)
+        let srcImages = try sourceIDs.prefix(k).map { try images.image($0, side: side) }
+        let editImages = try editIDs.prefix(k).map { try images.image($0, side: side) }
         let config = LocalDenoiserConfiguration.prototype(imageSide: side)
         let underSource = try LocalEquivariantDenoiser(try ConditioningSet(srcImages), configuration: config)
         let underEdit = try LocalEquivariantDenoiser(try ConditioningSet(editImages), configuration: config)
@@ -105,12 +105,17 @@ public struct Editor: Sendable {
         return out
     }
 
-    /// The `k` database ids nearest to `image` in pixels (L2 at the working side).
-    public func nearestByPixels(_ image: RGBImage, database: LocalDatabase) -> [Int] {
+    /// The `k` database ids nearest to `image` in pixels (L2 at the working side, over the memory-mapped store).
+    public func nearestByPixels(_ image: RGBImage, images: DatabaseImages) throws -> [Int] {
         let q = image.rgb8()
+        let store = try images.store(side: side)
+        guard q.count == store.bytesPerImage else {
+            throw StageInputError("The source image is \(image.width)x\(image.height) but the editor works at \(side)x\(side).")
+        }
         var scored: [(Int, Int)] = []
-        for i in 0..<database.count {
-            let r = database.rgb8(i, side: side)
+        scored.reserveCapacity(store.count)
+        for i in 0..<store.count {
+            let r = try store.image(id: i)
             var d = 0
             for j in 0..<q.count { let t = Int(r[j]) - Int(q[j]); d += t * t }
             scored.append((i, d))

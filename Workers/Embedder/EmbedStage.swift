@@ -2,13 +2,17 @@ import Foundation
 import HumeEmbed
 import HumeWorker
 
-/// The `embed` stage: the job's prompt (or, for edit jobs, its `edit` text) as 384 little-endian float32.
+/// The `embed` stage: a job's text in; its 384-d unit embedding as little-endian float32, followed by the text itself
+/// (UTF-8), out. Carrying the text lets the retrieve stage echo it, so the image records the prompt it was made for
+/// (PROTOCOL.md, "Stage payloads").
 ///
 /// It takes as many tasks as its credit allows (`batchSize`) and embeds the valid ones in one call, so a
 /// full batch costs one pass of the encoder per 2,048 tokens rather than one per task.
 public struct EmbedStage: Stage {
     /// Texts longer than this many UTF-8 bytes are refused (the model reads at most 256 tokens anyway).
     public static let maxTextBytes = 4096
+    /// Bytes of the embedding at the start of the output (384 float32).
+    public static let vectorBytes = 384 * 4
 
     public let name: String
     public let batchSize: Int
@@ -27,30 +31,48 @@ public struct EmbedStage: Stage {
         self.embedder = try Embedder(modelDirectory: modelDirectory)
     }
 
-    /// The text a job asks to embed: `edit` when present (edit jobs), else `prompt`.
-    /// - Returns: the text, or the sentence explaining why the parameters are unusable.
+    /// The text a job asks to embed, from its parameters alone (see `text(params:data:)`).
     public static func text(fromParams params: [UInt8]) -> Result<String, StageInputError> {
+        text(params: params, data: [])
+    }
+
+    /// The text a job asks to embed: the `edit` parameter when present (edit jobs embed their edit text), else the
+    /// job's data as UTF-8 text when it is not empty, else the `prompt` parameter.
+    /// - Returns: the text, or the sentence explaining why the job is unusable.
+    public static func text(params: [UInt8], data: [UInt8]) -> Result<String, StageInputError> {
         let object: [String: Any]
         if params.isEmpty {
             object = [:]
         } else {
             guard let parsed = try? JSONSerialization.jsonObject(with: Data(params)) as? [String: Any] else {
-                return .failure(StageInputError("The job's parameters are not a JSON object; send {\"prompt\": \"...\"}."))
+                return .failure(StageInputError("The job's parameters are not a JSON object; send {\"prompt\": \"...\"} or empty parameters with the prompt as the job's data."))
             }
             object = parsed
         }
-        let key = object["edit"] != nil ? "edit" : "prompt"
-        guard let value = object[key] else {
-            return .failure(StageInputError("The job has no \"prompt\" parameter; the embed stage needs a non-empty text to embed."))
-        }
-        guard let text = value as? String else {
-            return .failure(StageInputError("The job's \"\(key)\" parameter is not a string; send the text to embed as a JSON string."))
+        let what: String
+        let text: String
+        if object["edit"] == nil, !data.isEmpty {
+            guard let t = String(validating: data, as: UTF8.self) else {
+                return .failure(StageInputError("The job's data is not UTF-8 text; the embed stage reads the prompt from the job's data."))
+            }
+            what = "The job's data"
+            text = t
+        } else {
+            let key = object["edit"] != nil ? "edit" : "prompt"
+            guard let value = object[key] else {
+                return .failure(StageInputError("The job has no \"prompt\" parameter and no data; send the text to embed as the job's data or as {\"prompt\": \"...\"}."))
+            }
+            guard let t = value as? String else {
+                return .failure(StageInputError("The job's \"\(key)\" parameter is not a string; send the text to embed as a JSON string."))
+            }
+            what = "The job's \"\(key)\" parameter"
+            text = t
         }
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            return .failure(StageInputError("The job's \"\(key)\" parameter is empty; the embed stage needs a non-empty text to embed."))
+            return .failure(StageInputError("\(what) is empty; the embed stage needs a non-empty text to embed."))
         }
         guard text.utf8.count <= maxTextBytes else {
-            return .failure(StageInputError("The job's \"\(key)\" parameter is \(text.utf8.count) bytes long; at most \(maxTextBytes) bytes are allowed."))
+            return .failure(StageInputError("\(what) is \(text.utf8.count) bytes long; at most \(maxTextBytes) bytes are allowed."))
         }
         return .success(text)
     }
@@ -60,7 +82,7 @@ public struct EmbedStage: Stage {
         var outcomes = [StageOutcome?](repeating: nil, count: tasks.count)
         var texts: [String] = [], slots: [Int] = []
         for (i, task) in tasks.enumerated() {
-            switch EmbedStage.text(fromParams: task.params) {
+            switch EmbedStage.text(params: task.params, data: task.input) {
             case .success(let text): texts.append(text); slots.append(i)
             case .failure(let error): outcomes[i] = .permanent(error.message)
             }
@@ -69,10 +91,17 @@ public struct EmbedStage: Stage {
             let flat = try embedder.embedFlat(texts)
             let d = embedder.dimension
             for (j, slot) in slots.enumerated() {
-                outcomes[slot] = .ok(EmbedStage.littleEndianBytes(flat[(j * d)..<((j + 1) * d)]))
+                outcomes[slot] = .ok(EmbedStage.littleEndianBytes(flat[(j * d)..<((j + 1) * d)]) + Array(texts[j].utf8))
             }
         }
         return outcomes.map { $0! }
+    }
+
+    /// Splits an embed output into the vector and the text that follows it; nil when it is shorter than a vector
+    /// or the text is not UTF-8.
+    public static func decodeOutput(_ bytes: [UInt8]) -> (vector: [Float], text: String)? {
+        guard bytes.count >= vectorBytes, let text = String(validating: bytes[vectorBytes...], as: UTF8.self) else { return nil }
+        return (floats(fromLittleEndian: Array(bytes[..<vectorBytes])), text)
     }
 
     /// Float32 values as little-endian bytes.

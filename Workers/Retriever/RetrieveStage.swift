@@ -67,8 +67,10 @@ public struct RetrieveParams: Sendable, Equatable {
     }
 }
 
-/// The `retrieve` stage: a query embedding (384 little-endian float32) in, the k nearest database items out as
-/// JSON `{"database", "ids", "scores", "captions"}`. Each database's index is loaded once, on first use, and kept.
+/// The `retrieve` stage: a query embedding (384 little-endian float32, optionally followed by the UTF-8 text it embeds,
+/// as the embed stage writes it) in, the k nearest database items out as JSON
+/// `{"database", "ids", "scores", "captions", "prompt"}` where `prompt` echoes that text (PROTOCOL.md, "Stage payloads").
+/// Each database's index is loaded once, on first use, and kept.
 public final class RetrieveStage: Stage, @unchecked Sendable {
     // Safe: `cache` is only touched under `lock`; everything else is immutable.
     public let name: String
@@ -106,10 +108,13 @@ public final class RetrieveStage: Stage, @unchecked Sendable {
 
     public static let queryBytes = Database.dimension * 4
 
-    /// Decodes a query: exactly 384 finite little-endian float32.
-    static func decodeQuery(_ input: [UInt8]) throws -> [Float] {
-        guard input.count == queryBytes else {
-            throw HumeError(.permanent, "The retrieve input must be a query embedding of \(Database.dimension) little-endian float32 (\(queryBytes) bytes), got \(input.count) bytes.")
+    /// Decodes an input: 384 finite little-endian float32, then optionally the UTF-8 text they embed.
+    static func decodeInput(_ input: [UInt8]) throws -> (query: [Float], prompt: String) {
+        guard input.count >= queryBytes else {
+            throw HumeError(.permanent, "The retrieve input must be a query embedding of \(Database.dimension) little-endian float32 (\(queryBytes) bytes), got \(input.count) bytes (the UTF-8 text it embeds may follow those bytes).")
+        }
+        guard let prompt = String(validating: input[queryBytes...], as: UTF8.self) else {
+            throw HumeError(.permanent, "The text after the retrieve input's \(queryBytes)-byte embedding is not valid UTF-8.")
         }
         var v = [Float](repeating: 0, count: Database.dimension)
         input.withUnsafeBytes { raw in
@@ -120,17 +125,19 @@ public final class RetrieveStage: Stage, @unchecked Sendable {
         guard v.allSatisfy({ $0.isFinite }) else {
             throw HumeError(.permanent, "The retrieve input embedding contains NaN or infinite values.")
         }
-        return v
+        return (v, prompt)
     }
 
     public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
         var outcomes = [StageOutcome?](repeating: nil, count: tasks.count)
         // Group valid tasks by (database, k) so each group is one FAISS call.
         var groups: [String: (db: LoadedDatabase, k: Int, slots: [Int], queries: [Float])] = [:]
+        var prompts = [String](repeating: "", count: tasks.count)
         for (i, t) in tasks.enumerated() {
             do {
                 let p = try RetrieveParams(json: t.params)
-                let q = try Self.decodeQuery(t.input)
+                let (q, prompt) = try Self.decodeInput(t.input)
+                prompts[i] = prompt
                 let db: LoadedDatabase
                 do { db = try database(p.database) } catch let e as HumeError where e.code == .unknown {
                     throw HumeError(.permanent, e.message)
@@ -149,14 +156,14 @@ public final class RetrieveStage: Stage, @unchecked Sendable {
                 continue
             }
             for (qi, slot) in g.slots.enumerated() {
-                outcomes[slot] = .ok(Self.encode(database: g.db.database, result: r, query: qi))
+                outcomes[slot] = .ok(Self.encode(database: g.db.database, result: r, query: qi, prompt: prompts[slot]))
             }
         }
         return outcomes.map { $0! }
     }
 
-    /// The JSON answer for query `q` of `result`.
-    static func encode(database: Database, result: SearchResult, query q: Int) -> [UInt8] {
+    /// The JSON answer for query `q` of `result`, echoing `prompt`.
+    static func encode(database: Database, result: SearchResult, query q: Int, prompt: String) -> [UInt8] {
         var ids: [JSON] = []
         var scores: [JSON] = []
         var captions: [JSON] = []
@@ -168,7 +175,7 @@ public final class RetrieveStage: Stage, @unchecked Sendable {
             captions.append(JSON(database.items[Int(id)].caption))
         }
         return JSON.object(["database": JSON(database.name), "ids": .array(ids), "scores": .array(scores),
-                            "captions": .array(captions)]).bytes
+                            "captions": .array(captions), "prompt": .string(prompt)]).bytes
     }
 }
 
@@ -178,6 +185,8 @@ public struct RetrieveAnswer: Sendable {
     public var ids: [Int]
     public var scores: [Double]
     public var captions: [String]
+    /// The text the query embedded ("" when the input carried none).
+    public var prompt: String
 
     /// Parses the stage's output.
     public init(_ bytes: [UInt8]) throws {
@@ -186,6 +195,7 @@ public struct RetrieveAnswer: Sendable {
         ids = (j["ids"]?.array ?? []).compactMap(\.int)
         scores = (j["scores"]?.array ?? []).compactMap(\.double)
         captions = (j["captions"]?.array ?? []).compactMap(\.string)
+        prompt = j["prompt"]?.string ?? ""
     }
 }
 

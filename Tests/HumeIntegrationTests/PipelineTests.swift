@@ -1,0 +1,226 @@
+import Foundation
+import HumeClient
+import HumeCore
+import HumeData
+import HumeFleet
+import Testing
+
+/// Runs blocking work (processes, ZeroMQ polling, sleeps) on a thread of its own and resumes when it ends, so a test
+/// never blocks the cooperative thread pool. Assertions stay in the async test body: the closure returns data.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.name = "hume-test-blocking"
+        thread.start()
+    }
+}
+
+/// One generate job of the live test: what is sent, and what the image must record.
+struct GenerateCase: Sendable {
+    var key: String
+    var prompt: String
+    var database: String
+    var seed: Int
+    var k = 4
+    /// Send the prompt as the job's data (true) or only as the "prompt" parameter (false).
+    var promptAsData = true
+    /// For jobs that must fail: words the one-sentence error must contain.
+    var failure: String?
+    /// Overrides of the params object (bad values).
+    var extra: [String: JSON] = [:]
+
+    var spec: JobSpec {
+        var p: [String: JSON] = ["database": .string(database), "k": JSON(k), "seed": JSON(seed), "size": JSON(32), "steps": JSON(4)]
+        if !promptAsData { p["prompt"] = .string(prompt) }
+        for (key, v) in extra { p[key] = v }
+        return JobSpec(key: key, params: JSON.object(p).bytes, data: promptAsData ? Array(prompt.utf8) : [])
+    }
+}
+
+/// What the live run brought back, for the assertions.
+struct LiveRun: Sendable {
+    var generate: [JobResult?]
+    var edit: [JobResult?]
+    var editSource: [UInt8]
+    var cliStatus: Int32
+    var cliError: String
+    var cliPNG: [UInt8]
+    var searchJSON: String
+    var processesLeft: [Int32]
+    var logs: String
+}
+
+/// The metadata object of a stage image.
+func metadata(_ image: StageImage) throws -> [String: JSON] {
+    try #require(try JSON.parse(image.metadata).object)
+}
+
+/// A sentence the user reads: ends with a full stop and has no second sentence inside.
+func isOneSentence(_ s: String) -> Bool {
+    s.hasSuffix(".") && !s.dropLast().contains(". ")
+}
+
+@Suite("Live pipeline: broker and embed, retrieve, denoise, edit workers as processes", .serialized)
+struct PipelineTests {
+    static let cases: [GenerateCase] = [
+        GenerateCase(key: "apple-7", prompt: "a red apple", database: "emoji", seed: 7),
+        GenerateCase(key: "apple-7-again", prompt: "a red apple", database: "emoji", seed: 7),
+        GenerateCase(key: "apple-8", prompt: "a red apple", database: "emoji", seed: 8),
+        GenerateCase(key: "sun", prompt: "a smiling sun", database: "tuxpaint", seed: 1),
+        GenerateCase(key: "cat", prompt: "a cat", database: "tuxpaint", seed: 2),
+        GenerateCase(key: "face-param", prompt: "grinning face", database: "emoji", seed: 3, promptAsData: false),
+        GenerateCase(key: "unicode", prompt: "café ☕ at night", database: "emoji", seed: 4),
+        GenerateCase(key: "bad-db", prompt: "a red apple", database: "nope", seed: 1, failure: "Unknown database \"nope\""),
+        GenerateCase(key: "bad-k0", prompt: "a red apple", database: "emoji", seed: 1, k: 0, failure: "\"k\" must be an integer from 1 to 256"),
+        GenerateCase(key: "bad-k", prompt: "a red apple", database: "tuxpaint", seed: 1, failure: "\"k\" must be an integer from 1 to 256",
+                     extra: ["k": .string("many")]),
+        GenerateCase(key: "no-prompt", prompt: "", database: "emoji", seed: 1, failure: "no \"prompt\""),
+        GenerateCase(key: "bad-size", prompt: "a red apple", database: "emoji", seed: 1, failure: "must be 32 or 64",
+                     extra: ["size": JSON(48)]),
+    ]
+
+    /// Starts the fleet, runs both batches and the one-shot CLI, stops everything; returns what came back.
+    static func live() throws -> LiveRun {
+        let dir = tempDir("pipeline")
+        let fleet = try LocalFleet(directory: dir)
+        defer { fleet.stop() }
+        for stage in ["embed", "retrieve", "denoise", "edit"] { try fleet.startWorker(stage) }
+        try fleet.waitForWorkers(4, timeoutMs: 60_000)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+
+        let generate = BatchSubmitter(connection: conn, batch: "pipe-gen", route: ["embed", "retrieve", "denoise"],
+                                      jobs: cases.map(\.spec))
+        _ = try generate.run(timeoutMs: 120_000)
+
+        // Edit jobs: a 32² emoji (grinning face) as a PNG, a non-PNG, and a 64² source without a caption.
+        let store32 = try Database(named: "emoji").images(side: 32), store64 = try Database(named: "emoji").images(side: 64)
+        let source = try store32.copy(id: 0)
+        let png32 = try PNGCodec.encode(PixelImage(width: 32, height: 32, channels: 3, pixels: source))
+        let png64 = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try store64.copy(id: 0)))
+        let editJobs = [
+            JobSpec(key: "edit-ok", params: JSON.object(["edit": .string("with sunglasses"), "caption": .string("grinning face"),
+                                                         "seed": JSON(1)]).bytes, data: png32),
+            JobSpec(key: "edit-gif", params: JSON.object(["edit": .string("with sunglasses")]).bytes, data: Array("GIF89a not a png".utf8)),
+            JobSpec(key: "edit-64", params: JSON.object(["edit": .string("with a party hat"), "seed": JSON(2)]).bytes, data: png64),
+        ]
+        let edit = BatchSubmitter(connection: conn, batch: "pipe-edit", route: ["edit"], jobs: editJobs)
+        _ = try edit.run(timeoutMs: 120_000)
+
+        // The one-shot command with the first job's settings, and the neighbours `hume search` finds for a prompt.
+        let (rc, _, err) = try hume(["generate", "a red apple", "--database", "emoji", "-k", "4", "--seed", "7", "--size", "32",
+                                     "--steps", "4", "--out", dir + "/cli.png"], timeout: 120)
+        let cliPNG = FileManager.default.contents(atPath: dir + "/cli.png").map { [UInt8]($0) } ?? []
+        let (_, search, _) = try hume(["search", "a smiling sun", "--database", "tuxpaint", "-k", "4", "--json"], timeout: 120)
+
+        var logs = ""
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasSuffix(".log") {
+            logs += "== \(f)\n" + String((try? String(contentsOfFile: dir + "/" + f, encoding: .utf8))?.suffix(1500) ?? "") + "\n"
+        }
+        let pids = [fleet.broker.pid] + fleet.workers.map(\.pid)
+        fleet.stop()
+        let left = pids.filter { kill($0, 0) == 0 }
+        return LiveRun(generate: generate.results, edit: edit.results, editSource: source, cliStatus: rc, cliError: err,
+                       cliPNG: cliPNG, searchJSON: search, processesLeft: left, logs: logs)
+    }
+
+    @Test("generate and edit jobs through real worker processes: provenance, determinism, one-sentence failures that fail only their job",
+          .timeLimit(.minutes(5)))
+    func pipeline() async throws {
+        let run = try await onOwnThread { try PipelineTests.live() }
+        #expect(run.processesLeft.isEmpty, "processes still running after stop: \(run.processesLeft)")
+        let counts = [
+            "emoji": try Database(named: "emoji").count, "tuxpaint": try Database(named: "tuxpaint").count,
+        ]
+        let emojiItems = try Database(named: "emoji").items
+        var images: [String: StageImage] = [:]
+        for (c, result) in zip(Self.cases, run.generate) {
+            let r = try #require(result, "job \(c.key) has no result; logs:\n\(run.logs)")
+            let body = String(decoding: r.body, as: UTF8.self)
+            if let failure = c.failure {
+                #expect(r.status == .failed, "\(c.key) should fail, got \(r.status.name)")
+                #expect(body.contains(failure), "\(c.key): \(body)")
+                #expect(isOneSentence(body), "\(c.key): not one sentence: \(body)")
+                continue
+            }
+            #expect(r.status == .done, "\(c.key) failed: \(body)\n\(run.logs)")
+            guard r.status == .done else { continue }
+            let image = try StageImage(decoding: r.body)
+            images[c.key] = image
+            #expect(image.width == 32 && image.height == 32 && image.pixels.count == 32 * 32 * 3)
+            let m = try metadata(image)
+            #expect(m["prompt"]?.string == c.prompt, "\(c.key): prompt \(String(describing: m["prompt"]))")
+            #expect(m["database"]?.string == c.database)
+            #expect(m["k"]?.int == 4 && m["seed"]?.int == c.seed && m["steps"]?.int == 4 && m["size"]?.int == 32)
+            #expect(m["version"]?.int == StageImage.version)
+            let ids = (m["neighbours"]?.array ?? []).compactMap(\.int)
+            #expect(ids.count == 4, "\(c.key): neighbours \(ids)")
+            #expect(ids.allSatisfy { (0..<counts[c.database]!).contains($0) }, "\(c.key): ids \(ids) outside \(c.database)")
+        }
+        // Retrieval found the prompt's concept, and the same neighbours as `hume search`.
+        let appleIDs = (try metadata(try #require(images["apple-7"]))["neighbours"]?.array ?? []).compactMap(\.int)
+        #expect(appleIDs.contains { emojiItems[$0].caption.contains("apple") }, "a red apple: \(appleIDs.map { emojiItems[$0].caption })")
+        let sunIDs = (try metadata(try #require(images["sun"]))["neighbours"]?.array ?? []).compactMap(\.int)
+        #expect((try JSON.parse(run.searchJSON))["ids"]?.array?.compactMap(\.int) == sunIDs)
+        // The same seed gives the same pixels; another seed other pixels.
+        #expect(images["apple-7"]?.pixels == images["apple-7-again"]?.pixels)
+        #expect(images["apple-7"]?.pixels != images["apple-8"]?.pixels)
+        // The one-shot command makes what the fleet makes: same pixels, same metadata in its PNG.
+        #expect(run.cliStatus == 0, "hume generate: \(run.cliError)")
+        let cli = try PNGCodec.decode(run.cliPNG)
+        #expect(cli.pixels == images["apple-7"]?.pixels)
+        #expect(try StageImage.metadata(fromPNG: run.cliPNG) == images["apple-7"]?.metadata)
+
+        // Edit: image + mask, the source kept exactly outside the mask; a non-PNG fails alone.
+        #expect(run.edit.count == 3)
+        let ok = try #require(run.edit[0])
+        #expect(ok.status == .done, "edit failed: \(String(decoding: ok.body, as: UTF8.self))\n\(run.logs)")
+        let edited = try StageImage(decoding: ok.body)
+        let mask = try #require(edited.mask)
+        #expect(edited.width == 32 && mask.width == 32 && mask.height == 32 && mask.channels == 1)
+        let covered = mask.pixels.filter { $0 == 255 }.count
+        #expect(covered > 0 && covered < 32 * 32, "mask covers \(covered) pixels")
+        var changedInside = 0
+        for p in 0..<(32 * 32) {
+            let same = edited.pixels[(3 * p)..<(3 * p + 3)] == run.editSource[(3 * p)..<(3 * p + 3)]
+            if mask.pixels[p] == 0 { #expect(same, "pixel \(p) outside the mask changed") } else if !same { changedInside += 1 }
+        }
+        #expect(changedInside > 0, "the edit changed nothing inside the mask")
+        let em = try metadata(edited)
+        #expect(em["edit"]?.string == "with sunglasses" && em["caption"]?.string == "grinning face")
+        #expect((em["neighbours"]?.array ?? []).compactMap(\.int).allSatisfy { (0..<counts["emoji"]!).contains($0) })
+        let gif = try #require(run.edit[1])
+        let gifError = String(decoding: gif.body, as: UTF8.self)
+        #expect(gif.status == .failed && gifError.contains("not a PNG") && isOneSentence(gifError), "\(gifError)")
+        let big = try #require(run.edit[2])
+        #expect(big.status == .done, "64² edit: \(String(decoding: big.body, as: UTF8.self))")
+        if big.status == .done {
+            let m = try metadata(try StageImage(decoding: big.body))
+            #expect(m["source_neighbours_by"]?.string == "pixels" && m["caption"] == JSON.null)
+        }
+    }
+
+    @Test("hume bench e2e reports throughput, every stage's utilisation and the slowest stage's, per replica count",
+          .timeLimit(.minutes(5)))
+    func benchE2E() async throws {
+        let (rc, out, err) = try await onOwnThread {
+            try hume(["bench", "e2e", "--prompts", "12", "--replicas", "1,2", "--steps", "2", "-k", "4", "--json"], timeout: 240)
+        }
+        #expect(rc == 0, "\(err)")
+        let j = try JSON.parse(out)
+        #expect(j["scaled_stage"]?.string == "denoise" || j["scaled_stage"]?.string == "retrieve" || j["scaled_stage"]?.string == "embed")
+        let runs = j["runs"]?.array ?? []
+        #expect(runs.count == 2)
+        let scaled = j["scaled_stage"]?.string ?? ""
+        #expect(runs.map { $0["replicas"]?[scaled]?.int } == [1, 2])
+        for r in runs {
+            #expect(r["done"]?.int == 12 && r["failed"]?.int == 0 && r["bad_outputs"]?.int == 0, "\(r.serialized)")
+            #expect((r["prompts_per_s"]?.double ?? 0) > 0)
+            for stage in ["embed", "retrieve", "denoise"] {
+                let u = r["utilisation"]?[stage]?.double ?? -1
+                #expect(u > 0 && u <= 1.05, "\(stage) utilisation \(u)")
+            }
+        }
+        let slowest = j["slowest_stage_utilisation"]?.double ?? -1
+        #expect(slowest > 0 && slowest <= 1.05)
+    }
+}
