@@ -427,6 +427,9 @@ public final class BrokerCore {
         w.draining = true
         w.credit = 0
         logger.info("worker draining", metadata: ["worker": "\(w.name)", "leases": "\(w.leases.count)"])
+        // The reply follows every TASK already sent to this worker on the same connection, so once the worker has
+        // it, it holds everything the broker thinks it holds (PROTOCOL.md 4.2).
+        reply(.workers, peer, Message(.drain, header: .object(["leases": JSON(w.leases.count)])))
     }
 
     func done(_ peer: [UInt8], _ m: Message, now: UInt64) throws {

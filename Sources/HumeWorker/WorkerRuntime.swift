@@ -131,7 +131,6 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
 
     func executorLoop() {
         while let tasks = board.take(max: max(1, stage.batchSize)) {
-            let started = DispatchTime.now().uptimeNanoseconds
             var records: [DoneRecord] = []
             records.reserveCapacity(tasks.count)
             let started = DispatchTime.now().uptimeNanoseconds
@@ -162,6 +161,8 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
         var backoffMs: UInt64 = 100
         var draining = false
         var drainStarted: UInt64 = 0
+        // The broker's DRAIN reply: every TASK it sent before it has arrived, so held == 0 then means none is owed.
+        var drainAcknowledged = false
         connection: while true {
             let socket = try ZMQSocket(context, .dealer)
             if let c = curve { try socket.makeCurveClient(c) }
@@ -214,6 +215,8 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                         continue
                     }
                     switch m.command {
+                    case .drain:
+                        drainAcknowledged = true
                     case .welcome:
                         welcomed = true
                         if let hb = m.header["heartbeat_ms"]?.int, hb > 0 { heartbeatMs = UInt64(hb) }
@@ -240,7 +243,8 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                         break
                     }
                 }
-                if draining && board.held == 0 {
+                // Without the broker's reply (an old or unreachable broker) leave after 5 s idle: its leases expire anyway.
+                if draining && board.held == 0 && (drainAcknowledged || n > drainStarted + 5000) {
                     try socket.send(Message(.disconnect).frames())
                     logger.info("drained; leaving")
                     return

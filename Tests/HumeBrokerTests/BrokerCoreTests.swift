@@ -308,7 +308,9 @@ struct DispatchTests {
         try r.ready("w1", credit: 2)
         let t = try r.submit((1...4).map { job("k\($0)") }).tasks("w1")
         #expect(t.count == 2)
-        try r.send(.workers, "w1", Message(.drain))
+        // The reply comes after every TASK already sent and says how many leases the broker counts for the worker.
+        let ack = try r.send(.workers, "w1", Message(.drain)).messages("w1", .drain)
+        #expect(ack.count == 1 && ack.first?.header["leases"] == JSON(2))
         let out = try r.done("w1", t.map { DoneRecord(lease: $0.lease, outcome: .ok, body: []) })
         #expect(try out.results("c1").count == 2)
         #expect(try out.tasks("w1").isEmpty)
