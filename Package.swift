@@ -73,10 +73,13 @@ let package = Package(
                 path: "Workers/Retriever"),
         .target(name: "HumeUploadStage", dependencies: ["HumeWorker", "HumeData", "HumeCore", "CCurl"], path: "Workers/Uploader"),
 
+        // The README's main job: a local fleet, a prompt file and edits through every stage, a gallery.
+        .target(name: "HumeDemo", dependencies: ["HumeFleet", "HumeClient", "HumeData", "HumeCore"], path: "Sources/HumeDemo"),
+
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
-                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage", "HumeDemo",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),

@@ -10,6 +10,10 @@ public struct BrokerConfig: Sendable {
     public var queueBytes: Int = 256 << 20
     /// Most unfinished jobs one client connection may have (default 10,000).
     public var clientWindow: Int = 10_000
+    /// Most jobs per second one client connection may submit, on average (default 0: unlimited). A token bucket
+    /// with one second of burst; a SUBMIT is accepted while the bucket is not empty and may take it into debt, so
+    /// any chunk size works and the long-run rate still holds.
+    public var clientRate: Double = 0
     /// Failed attempts at one stage before a job is dead-lettered (default 5).
     public var maxAttempts: Int = 5
     /// First retry delay; doubles each attempt up to `retryMaxMs` (defaults 100 ms and 5 s).

@@ -110,6 +110,16 @@ public final class BrokerCore {
     struct ClientState {
         var outstanding = 0
         var lastSeen: UInt64 = 0
+        /// Rate-limit tokens (jobs) and when they were last topped up; nil until the first SUBMIT.
+        var tokens: Double?
+        var tokensAt: UInt64 = 0
+
+        /// Tops the bucket up to `now` at `rate` jobs/s with one second of burst.
+        mutating func refill(rate: Double, now: UInt64) {
+            let elapsed = Double(now &- tokensAt) / 1000
+            tokens = min(rate, (tokens ?? rate) + (tokens == nil ? 0 : elapsed * rate))
+            tokensAt = now
+        }
     }
 
     public let config: BrokerConfig
@@ -149,6 +159,10 @@ public final class BrokerCore {
     public private(set) var submitted: UInt64 = 0
     public private(set) var finished: [JobStatus: UInt64] = [:]
     public private(set) var badMessages: UInt64 = 0
+    /// The last `recentImageCount` stage images that went through the broker, oldest first (the status page's
+    /// "latest outputs").
+    public private(set) var recentImages: [RecentImage] = []
+    public static let recentImageCount = 12
 
     /// Makes a broker core and recovers every active job from the journal.
     public init(config: BrokerConfig, journal: any Journal, now: UInt64, logger: Logger = Logger(label: "hume.broker")) throws {
@@ -296,6 +310,20 @@ public final class BrokerCore {
         client.lastSeen = now
         let first = route[0]
         let st = stages[first]
+        // Per-connection rate: while the bucket is in debt, the connection waits for it to refill.
+        if config.clientRate > 0 {
+            client.refill(rate: config.clientRate, now: now)
+            if let t = client.tokens, t <= 0 {
+                clients[peer] = client
+                let wait = Int((-t + 1) / config.clientRate * 1000) + 1
+                reply(.clients, peer, Message(.busy, header: .object([
+                    "req": req, "retry_after_ms": JSON(wait),
+                    "reason": .string("this connection is limited to \(Int(config.clientRate)) jobs/s and has used its share"),
+                    "window": JSON(config.clientWindow), "outstanding": JSON(client.outstanding),
+                ])))
+                return
+            }
+        }
         let roomWindow = config.clientWindow - client.outstanding
         let roomQueue = config.queueCapacity - st.occupancy - st.reserved
         let roomBytes = config.queueBytes - st.bytes
@@ -349,6 +377,7 @@ public final class BrokerCore {
                 }
             }
         }
+        if config.clientRate > 0 { client.tokens = (client.tokens ?? config.clientRate) - Double(specs.count) }
         clients[peer] = client
         reply(.clients, peer, Message(.ack, header: .object([
             "req": req, "accepted": JSON(accepted), "duplicates": JSON(duplicates),
@@ -475,6 +504,10 @@ public final class BrokerCore {
 
     func complete(_ job: Job, output: [UInt8]) throws {
         let stage = job.stage
+        if output.first == 0x48, let image = RecentImage(job: job.id, key: job.key, stage: stages[stage].name, body: output) {
+            recentImages.append(image)
+            if recentImages.count > BrokerCore.recentImageCount { recentImages.removeFirst() }
+        }
         stages[stage].completed += 1
         stages[stage].occupancy -= 1
         stages[stage].bytes -= job.bytes

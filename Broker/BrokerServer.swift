@@ -152,7 +152,7 @@ extension BrokerServer {
             return HTTPResponse(contentType: "text/plain; version=0.0.4; charset=utf-8", text: core.metricsText())
         case "/", "/status":
             guard let s = try? core.status(req: nil) else { return HTTPResponse(status: 503, text: "Status is unavailable.\n") }
-            return HTTPResponse(contentType: "text/html; charset=utf-8", text: statusPageHTML(s))
+            return HTTPResponse(contentType: "text/html; charset=utf-8", text: statusPageHTML(s, images: core.recentImages))
         case "/status.json":
             guard let s = try? core.status(req: nil) else { return HTTPResponse(status: 503, text: "Status is unavailable.\n") }
             return HTTPResponse(contentType: "application/json", text: s.serialized + "\n")

@@ -1,9 +1,11 @@
+import Foundation
 import HumeCore
 
 /// The broker's status page: stages, workers, batches and the fleet's scaling decisions as one HTML page with
 /// progress bars, rendered from a STATUS snapshot (the same JSON `hume status --json` prints). It refreshes itself
-/// every `refreshSeconds` and needs no script.
-public func statusPageHTML(_ s: JSON, refreshSeconds: Int = 2) -> String {
+/// every `refreshSeconds` and needs no script. `images`, the latest stage images, are shown newest first as inline
+/// thumbnails.
+public func statusPageHTML(_ s: JSON, images: [RecentImage] = [], refreshSeconds: Int = 2) -> String {
     func esc(_ v: String) -> String {
         var o = ""
         for ch in v {
@@ -45,6 +47,9 @@ public func statusPageHTML(_ s: JSON, refreshSeconds: Int = 2) -> String {
         .bar.busy > div { background: #10b981; }
         .draining { color: #b45309; } .empty { color: #8a93a3; font-style: italic; }
         td.reason { text-align: left; white-space: normal; max-width: 640px; color: #3a4150; }
+        .outputs { display: flex; flex-wrap: wrap; gap: 10px; } .outputs figure { margin: 0; width: 96px; font-size: 11px;
+               color: #5a6272; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+        .outputs img { width: 96px; height: 96px; image-rendering: pixelated; background: #fff; box-shadow: 0 1px 2px #0002; }
         </style></head><body>
         <h1>Hume — fleet status</h1>
 
@@ -100,6 +105,15 @@ public func statusPageHTML(_ s: JSON, refreshSeconds: Int = 2) -> String {
     }
     if batches.isEmpty { h += "<tr><td class=\"empty\" colspan=\"9\">no batches yet</td></tr>\n" }
     h += "</table>\n"
+
+    h += "<h2>Latest outputs</h2>\n<div class=\"outputs\" id=\"outputs\">\n"
+    for img in images.reversed() {
+        let label = "job \(img.job) · \(img.stage)" + (img.text.isEmpty ? "" : " · " + img.text)
+        h += "<figure><img src=\"data:image/bmp;base64,\(Data(img.bmp).base64EncodedString())\" alt=\"\(esc(label))\" "
+            + "title=\"\(esc(label))\"><figcaption>\(esc(label))</figcaption></figure>\n"
+    }
+    if images.isEmpty { h += "<p class=\"empty\">no stage has produced an image yet</p>\n" }
+    h += "</div>\n"
 
     let decisions = s["fleet"]?["decisions"]?.array ?? []
     if !decisions.isEmpty {

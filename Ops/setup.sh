@@ -7,13 +7,15 @@ set -euo pipefail
 # C libraries behind the bridges, the journal's SQLite, the database sources, nginx for the
 # WebDAV upload tests, and python3-venv for the test tools' venv (below). In Debian 12 the `nginx`
 # package itself is built with http_dav_module; nginx-light and nginx-core are only deprecated
-# transitional packages that depend on it.
+# transitional packages that depend on it. chromium-headless-shell renders the broker's status page in
+# a test (a screenshot check).
 packages=(
     libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libcurl4-openssl-dev libfaiss-dev
     libsqlite3-dev pkg-config sqlite3
     python3-fonttools python3-pil python3-numpy python3-pytest python3-yaml systemd iproute2 unzip fonts-noto-color-emoji unicode-cldr-core unicode-data
     tuxpaint-stamps-default
     nginx python3-venv
+    chromium-headless-shell
 )
 
 if [[ $(id -u) -eq 0 ]]; then

@@ -108,7 +108,7 @@ public enum PNGCodec {
         return c ^ 0xFFFF_FFFF
     }
 
-    /// The `tEXt` key/value pairs of a PNG, in file order.
+    /// The `tEXt` and uncompressed `iTXt` key/value pairs of a PNG, in file order.
     /// - Throws: `HumeError(.invalidInput)` when the bytes are not a well-formed PNG chunk stream (bad signature,
     ///   truncated chunk, bad CRC).
     public static func textChunks(_ bytes: [UInt8]) throws -> [(String, String)] {
@@ -135,6 +135,14 @@ public enum PNGCodec {
                     let k = String(decoding: data[data.startIndex..<z], as: UTF8.self)
                     let v = String(data[(z + 1)...].map { Character(Unicode.Scalar($0)) })
                     out.append((k, v))
+                }
+            }
+            if type == "iTXt" {
+                // keyword \0 compression-flag method language \0 translated-keyword \0 text (UTF-8); compressed ones are skipped.
+                let data = Array(body[4...])
+                if let z = data.firstIndex(of: 0), z + 2 < data.count, data[z + 1] == 0,
+                   let l = data[(z + 3)...].firstIndex(of: 0), let t = data[(l + 1)...].firstIndex(of: 0) {
+                    out.append((String(decoding: data[..<z], as: UTF8.self), String(decoding: data[(t + 1)...], as: UTF8.self)))
                 }
             }
             if type == "IEND" { return out }

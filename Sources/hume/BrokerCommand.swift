@@ -19,6 +19,7 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Most jobs held per stage.") var queueCapacity = 20_000
     @Option(help: "Most bytes held per stage.") var queueBytes = 256 << 20
     @Option(help: "Most unfinished jobs per client connection.") var window = 10_000
+    @Option(help: "Most jobs per second one client connection may submit, on average (0: unlimited).") var clientRate = 0.0
     @Option(help: "Failed attempts before a job is dead-lettered.") var maxAttempts = 5
     @Option(help: "Worker heartbeat interval, ms.") var heartbeatMs = 1000
     @Option(help: "Worker silence that expires its leases, ms.") var workerTimeoutMs = 5000
@@ -42,6 +43,8 @@ struct BrokerCommand: ParsableCommand {
         config.queueCapacity = queueCapacity
         config.queueBytes = queueBytes
         config.clientWindow = window
+        guard clientRate >= 0, clientRate.isFinite else { fail("--client-rate must be 0 (unlimited) or a positive number of jobs per second.") }
+        config.clientRate = clientRate
         config.maxAttempts = max(1, maxAttempts)
         config.heartbeatMs = UInt64(max(50, heartbeatMs))
         config.workerTimeoutMs = UInt64(max(200, workerTimeoutMs))

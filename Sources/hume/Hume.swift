@@ -7,7 +7,7 @@ struct Hume: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hume",
         abstract: "Retrieval-augmented diffusion as a fleet of workers behind a ZeroMQ broker.",
-        subcommands: [BrokerCommand.self, WorkerCommand.self, UpCommand.self, SubmitCommand.self, StreamCommand.self,
+        subcommands: [DemoCommand.self, BrokerCommand.self, WorkerCommand.self, UpCommand.self, SubmitCommand.self, StreamCommand.self,
                       StatusCommand.self, CancelCommand.self, ScaleCommand.self, BenchCommand.self,
                       EmbedCommand.self, GenerateCommand.self, EditCommand.self,
                       IndexCommand.self, SearchCommand.self, EvalCommand.self, KeysCommand.self])

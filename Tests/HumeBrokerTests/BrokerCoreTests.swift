@@ -116,6 +116,27 @@ struct IntakeTests {
         #expect(retry.messages("c1", .busy).isEmpty)
     }
 
+    @Test("a client over its rate gets BUSY with the wait; other clients are not held back; the rate holds on average")
+    func clientRate() throws {
+        let r = try Rig { $0.clientRate = 100 }
+        // One second of burst, and a SUBMIT may take the bucket into debt (150 of 100).
+        #expect(try r.submit((1...150).map { job("a\($0)") }).acks("c1").count == 150)
+        let out = try r.submit([job("a151")], req: 7)
+        let busy = try #require(out.messages("c1", .busy).first)
+        #expect(busy.header["req"] == JSON(7))
+        #expect(busy.header["reason"]?.string?.contains("limited to 100 jobs/s") == true)
+        let wait = try #require(busy.header["retry_after_ms"]?.int)
+        #expect(wait >= 500 && wait <= 520, "50 jobs of debt at 100/s: \(wait) ms")
+        #expect(r.journal.jobs.values.allSatisfy { $0.key != "a151" })
+        // Another connection has its own bucket.
+        #expect(try r.submit((1...100).map { job("b\($0)") }, client: "c2").acks("c2").count == 100)
+        // Still in debt after 400 ms; after the wait it is accepted.
+        try r.wait(400)
+        #expect(try r.submit([job("a151")]).messages("c1", .busy).count == 1)
+        try r.wait(UInt64(wait) - 400)
+        #expect(try r.submit([job("a151")]).acks("c1").count == 1)
+    }
+
     @Test("a full first stage answers BUSY to every client; leased jobs still count; a finished job makes room")
     func firstStageCapacity() throws {
         let r = try Rig { $0.queueCapacity = 3 }
