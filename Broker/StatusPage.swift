@@ -6,19 +6,7 @@ import HumeCore
 /// every `refreshSeconds` and needs no script. `images`, the latest stage images, are shown newest first as inline
 /// thumbnails.
 public func statusPageHTML(_ s: JSON, images: [RecentImage] = [], refreshSeconds: Int = 2) -> String {
-    func esc(_ v: String) -> String {
-        var o = ""
-        for ch in v {
-            switch ch {
-            case "&": o += "&amp;"
-            case "<": o += "&lt;"
-            case ">": o += "&gt;"
-            case "\"": o += "&quot;"
-            default: o.append(ch)
-            }
-        }
-        return o
-    }
+    func esc(_ v: String) -> String { htmlEscape(v) }
     func int(_ j: JSON?) -> Int { j?.int ?? Int(j?.double ?? 0) }
     func bar(_ fraction: Double, _ kind: String = "") -> String {
         let pct = Int((min(1, max(0, fraction)) * 100).rounded())

@@ -67,6 +67,28 @@ public enum JobLines {
         return spec
     }
 
+    /// Every non-blank line of a job file (LF or CRLF) as a job, with its 1-based line number; lines that are not
+    /// valid jobs come back separately with the reason, so one bad line never stops a batch.
+    public static func parseFile(_ text: String, batch: String, baseDirectory: String? = nil)
+        -> (jobs: [(line: Int, spec: JobSpec)], invalid: [(line: Int, message: String)]) {
+        var jobs: [(line: Int, spec: JobSpec)] = []
+        var invalid: [(line: Int, message: String)] = []
+        var lineNo = 0
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNo += 1
+            let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : String(raw)
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            do {
+                jobs.append((lineNo, try parse(line, batch: batch, line: lineNo, baseDirectory: baseDirectory)))
+            } catch let e as HumeError {
+                invalid.append((lineNo, e.message))
+            } catch {
+                invalid.append((lineNo, "Line \(lineNo) is not a valid job: \(error)."))
+            }
+        }
+        return (jobs, invalid)
+    }
+
     /// A result body as JSON for a manifest: a JSON document stays one, UTF-8 text becomes a string, anything else
     /// base64 under `output_b64`.
     public static func bodyField(_ body: [UInt8], status: JobStatus) -> (String, JSON) {

@@ -1,4 +1,5 @@
 import Foundation
+import HumeCore
 
 /// A static HTML gallery of a batch's results (`index.html` beside the images): for a generated image its prompt,
 /// the neighbours it was conditioned on and the result; for an edit the source, the mask and the result; for a
@@ -45,21 +46,7 @@ public enum Gallery {
     }
 
     /// Escapes text for HTML element content and attribute values.
-    public static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    public static func escape(_ s: String) -> String { htmlEscape(s) }
 
     /// A path as an `src`/`href` value: each segment percent-encoded, so spaces and `#` survive.
     static func url(_ path: String) -> String {

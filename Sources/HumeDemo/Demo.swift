@@ -237,26 +237,19 @@ public struct Demo {
     /// The jobs of a prompt file plus the edit jobs; lines that are not valid jobs come back with their reasons.
     func makeJobs(text: String, dest: String, out: String) throws -> ([Job], [(Int, String)]) {
         var jobs: [Job] = []
-        var invalid: [(Int, String)] = []
-        var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNo += 1
-            let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : String(raw)
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            do {
-                var spec = try JobLines.parse(line, batch: "demo", line: lineNo)
-                var params = try JSON.parse(spec.params).object ?? [:]
-                params["dest"] = .string(dest)
-                params["name"] = .string(String(format: "%03d-", lineNo) + Demo.slug(params["prompt"]?.string ?? ""))
-                if params["seed"] == nil { params["seed"] = JSON(lineNo) }
-                if let s = options.steps { params["steps"] = JSON(s) }
-                if let s = options.size { params["size"] = JSON(s) }
-                spec.params = JSON.object(params).bytes
-                jobs.append(Job(spec: spec, kind: .generate, text: params["prompt"]?.string ?? "",
-                                database: params["database"]?.string ?? "emoji", line: lineNo))
-            } catch let e as HumeError {
-                invalid.append((lineNo, e.message))
-            }
+        let base = (options.prompts as NSString).deletingLastPathComponent
+        let parsed = JobLines.parseFile(text, batch: "demo", baseDirectory: base.isEmpty ? nil : base)
+        for (lineNo, parsedSpec) in parsed.jobs {
+            var spec = parsedSpec
+            var params = try JSON.parse(spec.params).object ?? [:]
+            params["dest"] = .string(dest)
+            params["name"] = .string(String(format: "%03d-", lineNo) + Demo.slug(params["prompt"]?.string ?? ""))
+            if params["seed"] == nil { params["seed"] = JSON(lineNo) }
+            if let s = options.steps { params["steps"] = JSON(s) }
+            if let s = options.size { params["size"] = JSON(s) }
+            spec.params = JSON.object(params).bytes
+            jobs.append(Job(spec: spec, kind: .generate, text: params["prompt"]?.string ?? "",
+                            database: params["database"]?.string ?? "emoji", line: lineNo))
         }
         let pairs = Demo.editPairs.prefix(max(0, options.edits))
         if !pairs.isEmpty {
@@ -276,7 +269,7 @@ public struct Demo {
                 jobs.append(Job(spec: spec, kind: .edit, text: "\(caption) → \(edit)", database: "emoji", source: source))
             }
         }
-        return (jobs, invalid)
+        return (jobs, parsed.invalid.map { ($0.line, $0.message) })
     }
 
     /// Lower-case ASCII letters and digits joined by single dashes, at most 40 characters ("smiling-face").

@@ -24,21 +24,10 @@ struct SubmitCommand: ParsableCommand {
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         let text = String(decoding: data, as: UTF8.self)
         let baseDirectory = (file as NSString).deletingLastPathComponent.isEmpty ? nil : (file as NSString).deletingLastPathComponent
-        var specs: [JobSpec] = []
-        var lineOf: [Int] = []
-        var badLines: [(Int, String)] = []
-        var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNo += 1
-            let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : String(raw)
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            do {
-                specs.append(try JobLines.parse(line, batch: batchName, line: lineNo, baseDirectory: baseDirectory))
-                lineOf.append(lineNo)
-            } catch let e as HumeError {
-                badLines.append((lineNo, e.message))
-            }
-        }
+        let parsed = JobLines.parseFile(text, batch: batchName, baseDirectory: baseDirectory)
+        let specs = parsed.jobs.map(\.spec)
+        let lineOf = parsed.jobs.map(\.line)
+        let badLines = parsed.invalid
         let conn = reporting { try BrokerConnection(endpoint: broker) }
         let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: specs)
         sub.chunkSize = max(1, chunk)
