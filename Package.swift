@@ -37,6 +37,7 @@ let package = Package(
                 path: "Sources/HumeCore"),
         .target(name: "HumeBroker",
                 dependencies: ["HumeCore", "CZeroMQ", .product(name: "GRDB", package: "GRDB.swift"),
+                               .product(name: "GRDBSQLite", package: "GRDB.swift"),
                                .product(name: "Logging", package: "swift-log")],
                 path: "Broker"),
         .target(name: "HumeWorker",

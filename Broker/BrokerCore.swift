@@ -86,8 +86,8 @@ public final class BrokerCore {
         let name: String
         var credit: Int
         let capacity: Int
-        var leases: Set<UInt64> = []
-        var leaseStart: [UInt64: UInt64] = [:]
+        /// Its leases, each with the time it was granted.
+        var leases: [UInt64: UInt64] = [:]
         var lastSeen: UInt64
         var draining = false
         var done: UInt64 = 0
@@ -128,8 +128,8 @@ public final class BrokerCore {
     var stages: [StageState]
     let stageIndex: [String: Int]
     var jobs: [UInt64: Job] = [:]
-    var leaseOwners: [UInt64: UInt64] = [:]  // lease -> job
-    var leaseWorker: [UInt64: [UInt8]] = [:]  // lease -> worker peer
+    /// Every live lease: its job and the worker holding it.
+    var leaseTable: [UInt64: (job: UInt64, worker: [UInt8])] = [:]
     var workers: [[UInt8]: Worker] = [:]
     var clients: [[UInt8]: ClientState] = [:]
     var backoff = MinHeap<UInt64>()  // key: ready-at ms
@@ -404,7 +404,8 @@ public final class BrokerCore {
                 ids.append(UInt64(i))
             }
         } else if let batch = m.header["batch"]?.string {
-            ids = try journal.activeJobIDs(batch: batch)
+            // Every active job is in memory (the journal's are loaded at start), so no query is needed.
+            ids = jobs.values.filter { $0.batch == batch }.map(\.id).sorted()
         } else {
             throw HumeError(.badRequest, "CANCEL needs a header field \"jobs\" (an array of job ids) or \"batch\" (a batch name).")
         }
@@ -479,10 +480,8 @@ public final class BrokerCore {
                 continue
             }
             if !w.draining { w.credit = min(w.credit + 1, w.capacity) }
-            guard w.leases.remove(d.lease) != nil else { continue }  // revoked or expired: discard
-            let started = w.leaseStart.removeValue(forKey: d.lease) ?? now
-            leaseWorker[d.lease] = nil
-            guard let jobID = leaseOwners.removeValue(forKey: d.lease), let job = jobs[jobID], job.state == .leased, job.lease == d.lease else { continue }
+            guard let started = w.leases.removeValue(forKey: d.lease) else { continue }  // revoked or expired: discard
+            guard let jobID = leaseTable.removeValue(forKey: d.lease)?.job, let job = jobs[jobID], job.state == .leased, job.lease == d.lease else { continue }
             let stage = job.stage
             stages[stage].serviceMsTotal += Double(now - started)
             stages[stage].service.observe(ms: Double(now - started))
@@ -560,12 +559,9 @@ public final class BrokerCore {
         case .queued: stages[stage].queued -= 1  // its heap entry is skipped lazily
         case .leased:
             if let next = job.nextStage { stages[next].reserved -= 1 }
-            if let w = workers[leaseWorker[job.lease] ?? []] {
-                w.leases.remove(job.lease)
-                w.leaseStart[job.lease] = nil
+            if let entry = leaseTable.removeValue(forKey: job.lease), let w = workers[entry.worker] {
+                w.leases[job.lease] = nil
             }
-            leaseOwners[job.lease] = nil
-            leaseWorker[job.lease] = nil
         case .backoff: break
         }
         stages[stage].occupancy -= 1
@@ -575,11 +571,9 @@ public final class BrokerCore {
     /// Journals the end of a job that no longer counts at any stage, and tells its owner.
     func finishDetached(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
         try journal.finish(job: job.id, status: status, body: body, error: error)
-        if var row = batchCounts[job.batch] {
-            row[0] -= 1
-            row[Int(status.rawValue)] += 1
-            batchCounts[job.batch] = row
-        }
+        // In place: copying the row out and back would allocate for every finished job.
+        batchCounts[job.batch]?[0] -= 1
+        batchCounts[job.batch]?[Int(status.rawValue)] += 1
         if status == .done && job.acceptedAt > 0 && clock >= job.acceptedAt {
             jobDuration.observe(ms: Double(clock - job.acceptedAt))
         }
@@ -603,9 +597,8 @@ public final class BrokerCore {
         } else {
             logger.info("worker left", metadata: ["worker": "\(w.name)", "reason": "\(reason)"])
         }
-        for lease in w.leases.sorted() {
-            leaseWorker[lease] = nil
-            guard let jobID = leaseOwners.removeValue(forKey: lease), let job = jobs[jobID], job.lease == lease else { continue }
+        for lease in w.leases.keys.sorted() {
+            guard let jobID = leaseTable.removeValue(forKey: lease)?.job, let job = jobs[jobID], job.lease == lease else { continue }
             try retryOrBury(job, error: "The worker \(w.name) went away (\(reason)) while running it.", now: now)
         }
     }
@@ -687,10 +680,8 @@ public final class BrokerCore {
         let lease = nextLease
         job.state = .leased
         job.lease = lease
-        leaseOwners[lease] = job.id
-        leaseWorker[lease] = w.peer
-        w.leases.insert(lease)
-        w.leaseStart[lease] = now
+        leaseTable[lease] = (job.id, w.peer)
+        w.leases[lease] = now
         w.credit -= 1
         stages[job.stage].leasesGranted += 1
         pendingTasks[w.peer, default: []].append(

@@ -66,8 +66,6 @@ public protocol Journal: AnyObject {
     func recordFailure(job: UInt64, stage: String, attempt: Int, error: String) throws
     /// Every job still active, for recovery after a restart.
     func activeJobs() throws -> [JournalJob]
-    /// Jobs of a batch that are still active (for cancel) — ids only.
-    func activeJobIDs(batch: String) throws -> [UInt64]
     /// Counts per batch and status.
     func batchCounts() throws -> [BatchCounts]
     /// The errors recorded for a job, oldest first.
@@ -103,9 +101,6 @@ public final class MemoryJournal: Journal {
         failureLog[job, default: []].append("\(stage) attempt \(attempt): \(error)")
     }
     public func activeJobs() throws -> [JournalJob] { jobs.values.filter { $0.status == .active }.sorted { $0.id < $1.id } }
-    public func activeJobIDs(batch: String) throws -> [UInt64] {
-        jobs.values.filter { $0.status == .active && $0.batch == batch }.map(\.id).sorted()
-    }
     public func batchCounts() throws -> [BatchCounts] {
         var out: [String: [JobStatus: Int]] = [:]
         for j in jobs.values { out[j.batch, default: [:]][j.status, default: 0] += 1 }
