@@ -37,10 +37,18 @@ public protocol Stage: Sendable {
     var name: String { get }
     /// Tasks handed to one `run` call (the embedder batches; most stages take 1).
     var batchSize: Int { get }
-    /// Threads running `run` concurrently. The worker's credit is `batchSize × concurrency`: it never holds more
-    /// than it can run at once, so an idle replica is never starved by a busy one hoarding work.
+    /// Threads running `run` concurrently. The worker's credit is `batchSize × concurrency + prefetch`.
     var concurrency: Int { get }
+    /// Tasks the worker may hold beyond those it runs, so the next batch is already there when one finishes and the
+    /// broker and the worker overlap instead of taking turns. Default: one batch per thread for stages that batch
+    /// (`batchSize > 1`: fast bulk work), none for one-task-at-a-time stages, whose tasks are better left in the
+    /// broker's queue for whichever replica frees first (an idle replica is never starved by a busy one hoarding).
+    var prefetch: Int { get }
     /// Runs a batch of tasks, one outcome per task in order. Runs on a runtime thread of its own: blocking here
     /// (BLAS, curl, sleeping) is fine. Throwing fails the whole batch as retryable.
     func run(_ tasks: [StageTask]) throws -> [StageOutcome]
+}
+
+extension Stage {
+    public var prefetch: Int { batchSize > 1 ? batchSize * max(1, concurrency) : 0 }
 }

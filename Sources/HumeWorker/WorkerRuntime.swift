@@ -114,7 +114,7 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
         self.resultsReady = try WakeFD()
     }
 
-    var capacity: Int { max(1, stage.batchSize) * max(1, stage.concurrency) }
+    var capacity: Int { max(1, stage.batchSize) * max(1, stage.concurrency) + max(0, stage.prefetch) }
 
     /// Blocks until drained after `stop`. Throws only for set-up failures.
     public func run() throws {
