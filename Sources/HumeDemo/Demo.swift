@@ -88,12 +88,16 @@ public struct Demo {
         let (jobs, invalid) = try makeJobs(text: String(decoding: data, as: UTF8.self), dest: dest, out: out)
         report.invalid = invalid.count
         for (line, message) in invalid { onNews?("line \(line) of \(options.prompts) is skipped: \(message)") }
-        let needed = Set(jobs.map(\.database))
+        let needed = Set(jobs.map(\.database)).union(["emoji"])
         let available = Set(Database.available())
-        if let missing = needed.subtracting(available).sorted().first {
-            throw HumeError(.invalidInput, "The image database \"\(missing)\" is not built in \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
+        guard available.contains("emoji") else {
+            throw HumeError(.invalidInput, "The emoji image database is not built in \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
         }
-        for name in needed {
+        // A line naming a database that does not exist fails on its own, with the retrieve stage's sentence.
+        for name in needed.subtracting(available).sorted() {
+            onNews?("no image database \"\(name)\" in \(Database.databasesRoot.path): the jobs naming it will fail")
+        }
+        for name in needed.intersection(available) {
             let db = try Database(named: name)
             guard fm.fileExists(atPath: db.indexPath.path) else {
                 throw HumeError(.invalidInput, "The caption index of \"\(name)\" is not built; run Ops/prepare-data.sh (or hume index \(name)).")

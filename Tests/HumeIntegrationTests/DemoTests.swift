@@ -87,4 +87,34 @@ struct DemoTests {
         let leftovers = try String(contentsOfFile: out + "/.fleet/broker.log", encoding: .utf8)
         #expect(leftovers.contains("broker stopped"))
     }
+
+    @Test("a line naming a database that does not exist fails alone with one sentence; the rest of the batch is done",
+          .timeLimit(.minutes(3)))
+    func badDatabaseLine() throws {
+        guard Database.available().contains("emoji") else {
+            Issue.record("the image databases are not built; Ops/test.sh runs Ops/prepare-data.sh first")
+            return
+        }
+        let dir = tempDir("demo-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let prompts = dir + "/prompts.txt"
+        try """
+            a red apple
+            {"prompt": "a cat", "database": "no-such-db"}
+            a rocket
+            """.write(toFile: prompts, atomically: true, encoding: .utf8)
+        let out = dir + "/out"
+        let (rc, stdout, stderr) = try hume(["demo", "--prompts", prompts, "--out", out, "--edits", "0", "--steps", "2", "--quiet"],
+                                            timeout: 150)
+        #expect(rc == 1, "a failed job makes the exit code 1: \(stdout)\(stderr)")
+        #expect(stderr.contains("2 of 3 jobs done") && stderr.contains("1 failed"), "\(stderr)")
+        let lines = try String(contentsOfFile: out + "/manifest.jsonl", encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
+        let bad = try #require(lines.first { $0["line"]?.int == 2 })
+        #expect(bad["status"]?.string == "failed")
+        let error = bad["error"]?.string ?? ""
+        #expect(error.contains("no-such-db") && !error.contains("\n"), "one sentence naming the database: \(error)")
+        #expect(lines.filter { $0["status"]?.string == "done" }.count == 2)
+        let html = try String(contentsOfFile: out + "/index.html", encoding: .utf8)
+        #expect(html.contains("no-such-db"), "the gallery shows the failure")
+    }
 }
