@@ -105,10 +105,16 @@ struct CLITests {
         }
         let control = try BrokerConnection(endpoint: ep["control"]!)
         func workers() -> [JSON] { (try? control.request(.status, timeoutMs: 2000).header["workers"]?.array) ?? nil ?? [] }
+        // Judged on the last observation: the worker list moves (a killed worker stays listed until its lease
+        // expiry), so asking again after the wait could see a later state.
         func waitFor(_ what: String, _ cond: () -> Bool) throws {
             let deadline = Date().addingTimeInterval(30)
-            while !cond() && Date() < deadline { usleep(100_000) }
-            #expect(cond(), "timed out waiting for \(what)")
+            var ok = cond()
+            while !ok && Date() < deadline {
+                usleep(100_000)
+                ok = cond()
+            }
+            #expect(ok, "timed out waiting for \(what)")
         }
         try waitFor("2 workers") { workers().count == 2 }
         // Kill one worker's process: the supervisor starts a new one.
@@ -117,9 +123,12 @@ struct CLITests {
         #expect(pids.count == 3, "broker plus two workers")
         let workerPid = try #require(pids.last)
         kill(workerPid, SIGKILL)
-        try waitFor("a replacement worker") {
+        let killedAt = Date()
+        // The killed worker leaves the broker's list when its heartbeats stop; a replacement joined after the kill.
+        try waitFor("a replacement worker, and the killed one gone") {
             let ws = workers()
-            return ws.count == 2 && ws.allSatisfy { !($0["name"]?.string ?? "").isEmpty }
+            let sinceKill = Date().timeIntervalSince(killedAt) * 1000
+            return ws.count == 2 && ws.contains { ($0["age_ms"]?.double ?? .infinity) < sinceKill }
         }
         _ = try control.request(.scale, header: ["stage": .string("noop"), "replicas": JSON(3)])
         try waitFor("3 workers") { workers().count == 3 }
