@@ -120,8 +120,12 @@ struct MultiHostTests {
         }
         func waitFor(_ what: String, seconds: Double = 30, _ cond: () -> Bool) {
             let deadline = Date().addingTimeInterval(seconds)
-            while !cond() && Date() < deadline { usleep(100_000) }
-            #expect(cond(), "timed out waiting for \(what)")
+            var ok = cond()  // judged on the last observation, not on a second look
+            while !ok && Date() < deadline {
+                usleep(100_000)
+                ok = cond()
+            }
+            #expect(ok, "timed out waiting for \(what)")
         }
         waitFor("both hosts to join") { Set(workerStats().keys) == ["host1", "host2"] }
 
