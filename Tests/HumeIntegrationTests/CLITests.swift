@@ -7,32 +7,7 @@ import Testing
 /// Runs the built `hume` binary; returns exit status, stdout and stderr.
 @discardableResult
 func hume(_ args: [String], stdin: String? = nil, cwd: String? = nil, timeout: TimeInterval = 60) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: humeExecutable())
-    p.arguments = args
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    // Output goes to files, so a chatty child never blocks on a full pipe.
-    let base = NSTemporaryDirectory() + "hume-cli-\(UInt32.random(in: 0...UInt32.max))"
-    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer {
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        try? FileManager.default.removeItem(atPath: base + ".err")
-    }
-    let inp = Pipe()
-    p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-    p.standardError = FileHandle(forWritingAtPath: base + ".err")
-    p.standardInput = inp
-    try p.run()
-    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try inp.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate() }
-    p.waitUntilExit()
-    let o = FileManager.default.contents(atPath: base + ".out") ?? Data()
-    let e = FileManager.default.contents(atPath: base + ".err") ?? Data()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try runProcess(humeExecutable(), args, stdin: stdin, cwd: cwd, timeout: timeout)
 }
 
 /// A free loopback TCP port (bound and released).

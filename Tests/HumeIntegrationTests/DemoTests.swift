@@ -1,19 +1,12 @@
 import Foundation
 import HumeCore
 import HumeData
+import HumeFleet
 import Testing
 
 /// SHA-256 of a file by `sha256sum` (an implementation the project did not write).
 func sha256sum(_ path: String) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    p.arguments = [path]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    try p.run()
-    let out = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: out, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+    try runProcess("/usr/bin/sha256sum", [path]).1.split(separator: " ").first.map(String.init) ?? ""
 }
 
 @Suite("hume demo end to end: real broker and embed, retrieve, denoise, edit, upload workers", .serialized)

@@ -13,32 +13,7 @@ private func repoRoot(_ file: String = #filePath) -> String {
 /// Runs `python3` with arguments (and optional stdin); returns exit status, stdout and stderr.
 private func python(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 90,
                     environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let p = Process()
-    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3"] + args
-    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot())
-    let base = NSTemporaryDirectory() + "hume-py-\(UInt32.random(in: 0...UInt32.max))"
-    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer {
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        try? FileManager.default.removeItem(atPath: base + ".err")
-    }
-    let inp = Pipe()
-    p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-    p.standardError = FileHandle(forWritingAtPath: base + ".err")
-    p.standardInput = inp
-    try p.run()
-    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try inp.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate() }
-    p.waitUntilExit()
-    let o = FileManager.default.contents(atPath: base + ".out") ?? Data()
-    let e = FileManager.default.contents(atPath: base + ".err") ?? Data()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try runProcess("/usr/bin/env", ["python3"] + args, stdin: stdin, cwd: repoRoot(), environment: environment, timeout: timeout)
 }
 
 /// Fails the test (never skips) when the python3 on PATH cannot import zmq.

@@ -39,27 +39,7 @@ func accepts(port: Int) -> Bool {
 /// Runs a program to completion (bounded); returns exit status, stdout and stderr.
 @discardableResult
 func run(_ executable: String, _ args: [String], timeout: TimeInterval = 60) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    let base = NSTemporaryDirectory() + "hume-upload-run-\(UInt32.random(in: 0...UInt32.max))"
-    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer {
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        try? FileManager.default.removeItem(atPath: base + ".err")
-    }
-    p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-    p.standardError = FileHandle(forWritingAtPath: base + ".err")
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning { p.terminate() }
-    p.waitUntilExit()
-    let o = FileManager.default.contents(atPath: base + ".out") ?? Data()
-    let e = FileManager.default.contents(atPath: base + ".err") ?? Data()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try runProcess(executable, args, timeout: timeout)
 }
 
 /// A child server process that is killed (and reaped) by `stop`.
