@@ -21,6 +21,9 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         guard (0...Demo.editPairs.count).contains(edits) else { fail("--edits must be from 0 to \(Demo.editPairs.count).") }
         guard (1...16).contains(denoisers) else { fail("--denoisers must be from 1 to 16.") }
+        if let size { guard size == 32 || size == 64 else { fail("--size must be 32 or 64.") } }
+        if let steps { guard (1...200).contains(steps) else { fail("--steps must be from 1 to 200.") } }
+        guard timeout > 0 else { fail("--timeout must be a positive number of seconds.") }
         var o = Demo.Options(prompts: prompts)
         o.out = out
         o.edits = edits
