@@ -37,14 +37,19 @@ public struct ConditioningSet: Sendable {
     ///   - prompt: the k retrieved neighbour images.
     ///   - background: a broader sample of the database (may be empty).
     ///   - guidance: γ > 0, how strongly the prompt's neighbours dominate the background.
+    ///   - rankDecay: a prior over the prompt's neighbours by rank (they come best first): neighbour i gets
+    ///     log-weight `log γ − rankDecay·i`. 0 treats all k alike; larger values trust the best matches more.
     /// - Throws: `.emptyConditioningSet` if `prompt` is empty, `.sizeMismatch` if sizes differ,
     ///   `.invalidArgument` if γ is not finite and positive.
-    public init(prompt: [RGBImage], background: [RGBImage] = [], guidance: Double = 1) throws {
+    public init(prompt: [RGBImage], background: [RGBImage] = [], guidance: Double = 1, rankDecay: Double = 0) throws {
         guard let first = prompt.first else {
             throw DiffusionError(.emptyConditioningSet, "the conditioning set has no prompt images; pass at least one neighbour image")
         }
         guard guidance > 0, guidance.isFinite else {
             throw DiffusionError(.invalidArgument, "guidance γ = \(guidance) is not allowed; it must be finite and greater than 0")
+        }
+        guard rankDecay >= 0, rankDecay.isFinite else {
+            throw DiffusionError(.invalidArgument, "rank decay \(rankDecay) is not allowed; it must be finite and 0 or more")
         }
         for (i, image) in (prompt + background).enumerated() where !image.hasSameSize(as: first) {
             let which = i < prompt.count ? "prompt image \(i)" : "background image \(i - prompt.count)"
@@ -55,7 +60,8 @@ public struct ConditioningSet: Sendable {
         images = prompt + background
         promptCount = prompt.count
         let logGamma = Float(DeterministicMath.log(guidance))
-        logWeights = [Float](repeating: logGamma, count: prompt.count) + [Float](repeating: 0, count: background.count)
+        logWeights = (0..<prompt.count).map { logGamma - Float(rankDecay * Double($0)) }
+            + [Float](repeating: 0, count: background.count)
     }
 
     /// Creates a set from neighbour images with equal weights.

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
+import HumeCore
+import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
+import HumeEditStage
 import HumeEmbed
 
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? .nan : s[s.count / 2] }
@@ -119,7 +122,7 @@ struct BenchDenoise: ParsableCommand {
                 _ = reporting { try generator.stageImage(ids: ids, parameters: p) }
                 times.append(Date().timeIntervalSince(t0))
             }
-            let w = LocalDenoiserConfiguration.prototype(imageSide: side).window
+            let w = LocalDenoiserConfiguration.standard(imageSide: side).window
             // (2W+1)² shifts × k × pixels × ≈42 flops per denoiser call (LocalEquivariantDenoiser's count), × steps.
             let flops = Double((2 * w + 1) * (2 * w + 1) * k * side * side * 42 * steps)
             let s = median(times)
@@ -136,6 +139,55 @@ struct BenchDenoise: ParsableCommand {
             print(String(format: "%2d²: %.3f s/image (median of %d), %.2f GFLOP/image, %.2f GFLOP/s = %.1f%% of one core's peak",
                          r["size"] as! Int, r["seconds_per_image"] as! Double, repeats, (r["flops_per_image"] as! Double) / 1e9,
                          r["gflops"] as! Double, 100 * (r["fraction_of_peak"] as! Double)))
+        }
+    }
+}
+
+struct BenchEdit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit",
+        abstract: "Seconds per edit through the edit stage (median over the eval's fixed pairs), FLOPs per edit, fraction of peak.")
+
+    @Option(help: "Passes over the fixed (image, edit) pairs of `hume eval edit` (median over all edits).") var repeats = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let stage: EditStage = reporting { try EditStage() }
+        let db = openImages("emoji")
+        let items = db.database.items
+        let editor = Editor()
+        let side = editor.side
+        let peak = peakFlopsPerCore()
+        var jobs: [(params: [UInt8], png: [UInt8])] = []
+        for (n, (sourceCaption, text, _)) in EvalEdit.pairs.enumerated() {
+            guard let sourceID = items.firstIndex(where: { $0.caption == sourceCaption }) else { fail("the emoji database has no \"\(sourceCaption)\"") }
+            let png = reporting { try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try db.rgb8(sourceID, side: side))) }
+            jobs.append((JSON.object(["edit": .string(text), "caption": .string(sourceCaption), "database": .string("emoji"),
+                                      "seed": JSON(n + 1)]).bytes, png))
+        }
+        _ = reporting { try runStages([stage], params: jobs[0].params, data: jobs[0].png) }   // load the model, database, index
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            for job in jobs {
+                let t0 = Date()
+                _ = reporting { try runStages([stage], params: job.params, data: job.png) }
+                times.append(Date().timeIntervalSince(t0))
+            }
+        }
+        // Denoiser calls: 2 per mask draw over k images each, then `steps` calls over 2k images (source + edit
+        // neighbours); each costs (2W+1)² shifts × images × pixels × ≈42 flops (LocalEquivariantDenoiser's count).
+        let w = LocalDenoiserConfiguration.prototype(imageSide: side).window
+        let perImage = Double((2 * w + 1) * (2 * w + 1) * side * side * 42)
+        let flops = perImage * Double(2 * editor.maskDraws * editor.k + editor.steps * 2 * editor.k)
+        let s = median(times)
+        let out: [String: Any] = ["size": side, "k": editor.k, "edits": times.count, "seconds_per_edit": s,
+                                  "flops_per_edit": flops, "gflops": flops / s / 1e9, "fraction_of_peak": flops / s / peak.flops,
+                                  "peak_flops_per_core": peak.flops]
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "%d² edit: %.3f s/edit (median of %d, embedding and retrieval included), %.2f GFLOP of denoising per edit, %.2f GFLOP/s = %.1f%% of one core's peak (%@)",
+                         side, s, times.count, flops / 1e9, flops / s / 1e9, 100 * flops / s / peak.flops, peak.note))
         }
     }
 }

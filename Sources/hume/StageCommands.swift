@@ -150,6 +150,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "γ: weight of the prompt's neighbours over a random background sample.") var guidance: Double?
+    @Option(help: "Rank prior: neighbour i gets log-weight −focus·i (0: all alike; more: follow the best matches).")
+    var focus = GenerateParameters.defaultFocus
     @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Also write a sheet of the neighbours beside the result.") var sheet: String?
 
@@ -159,6 +161,7 @@ struct GenerateCommand: ParsableCommand {
         var params: [String: JSON] = ["database": .string(database), "k": JSON(k), "seed": JSON(seed), "size": JSON(size),
                                       "steps": JSON(steps)]
         if let guidance { params["guidance"] = .number(guidance) }
+        params["focus"] = .number(focus)
         let embed: EmbedStage = reporting {
             do { return try EmbedStage(batchSize: 1) } catch {
                 throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
@@ -190,6 +193,26 @@ struct PixelIndex {
         values = v
     }
 
+    /// The smallest RMSE ([0, 1] units) between `a` and `b` shifted by up to `maxShift` pixels on each axis, over
+    /// the pixels the two overlap in.
+    static func shiftedRMSE(_ a: [UInt8], _ b: [UInt8], side: Int, maxShift: Int) -> Double {
+        var best = Double.infinity
+        for dy in -maxShift...maxShift {
+            for dx in -maxShift...maxShift {
+                var s = 0, count = 0
+                for y in max(0, -dy)..<min(side, side - dy) {
+                    for x in max(0, -dx)..<min(side, side - dx) {
+                        let i = 3 * (y * side + x), j = 3 * ((y + dy) * side + x + dx)
+                        for c in 0..<3 { let t = Int(a[i + c]) - Int(b[j + c]); s += t * t }
+                        count += 3
+                    }
+                }
+                best = min(best, (Double(s) / Double(count)).squareRoot() / 255)
+            }
+        }
+        return best
+    }
+
     /// The nearest id and its RMSE.
     func nearest(_ rgb8: [UInt8], excluding: Set<Int> = []) -> (id: Int, rmse: Double) {
         let q = rgb8.map { Float($0) / 255 }
@@ -206,18 +229,24 @@ struct PixelIndex {
     }
 }
 
+enum PromptSet: String, ExpressibleByArgument, CaseIterable { case concepts, items }
+
 struct EvalGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Label agreement and copy rate of generated stickers on held-out concepts, retrieved vs random neighbours.")
 
     @Option(help: "Database name.") var database = "emoji"
-    @Option(help: "Prompts (a seeded subset of the held-out items' captions).") var count = 100
+    @Option(help: "Prompts: `concepts` (one per held-out concept, its base caption: each concept counts once) or `items` (every held-out item, so a concept with 25 skin-tone variants counts 25 times).")
+    var prompts: PromptSet = .concepts
+    @Option(help: "At most this many prompts (a seeded subset; absent: all).") var count: Int?
     @Option(name: .short, help: "Neighbours.") var k = 16
     @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "γ over a random background sample (absent: none).") var guidance: Double?
-    @Option(help: "A sample is a copy when its RMSE to the nearest real image is below this ([0,1] units).") var copyThreshold = 0.05
+    @Option(help: "Rank prior: neighbour i gets log-weight −focus·i.") var focus = GenerateParameters.defaultFocus
+    @Option(help: "A sample is a copy when its RMSE to the nearest real image, or to one of its neighbours shifted by up to --copy-shift pixels, is below this ([0,1] units).") var copyThreshold = 0.05
+    @Option(help: "Shifts (pixels, each axis) under which a sample still counts as a copy of a neighbour.") var copyShift = 2
     @Option(help: "Contact sheet PNG (rows: sample, then neighbours); prompts go to <sheet>.txt.") var sheet = "eval-generate.png"
     @Flag(help: "Print JSON.") var json = false
 
@@ -227,32 +256,54 @@ struct EvalGenerate: ParsableCommand {
         let items = db.database.items
         var rng = SeededRandom(seed: 20241123)
         var test = items.filter { $0.split == "test" }.map(\.id)
+        if self.prompts == .concepts {
+            // The concept's own item (caption == concept name) when it has one, else its first variant.
+            var chosen: [String: Int] = [:]
+            for id in test {
+                let item = items[id]
+                let current = chosen[item.concept].map { items[$0].caption == item.concept } ?? false
+                if !current, chosen[item.concept] == nil || item.caption == item.concept { chosen[item.concept] = id }
+            }
+            test = chosen.values.sorted()
+        }
         for i in stride(from: test.count - 1, to: 0, by: -1) { test.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        let prompts = Array(test.prefix(count))
+        let prompts = Array(test.prefix(count ?? test.count))
         let train = items.filter { $0.split == "train" }.map(\.id)
         let pixels = PixelIndex(db, side: size)
         let generator = Generator(images: db)
         var agree = 0, agreeRandom = 0, copies = 0, copiesRandom = 0
+        var firstNeighbourAgrees = 0, neighbourAgreement = 0.0, majorityAgrees = 0
+        // A sample shifted by a pixel or two against the neighbour it follows is still a copy; plain RMSE misses it.
+        func shiftedRMSE(_ sample: [UInt8], _ ids: [Int]) -> Double {
+            ids.map { id in
+                let real = reporting { try db.rgb8(id, side: size) }
+                return PixelIndex.shiftedRMSE(sample, real, side: size, maxShift: copyShift)
+            }.min() ?? .infinity
+        }
         var rows: [[[UInt8]]] = [], captions: [String] = []
         let start = Date()
         for (n, id) in prompts.enumerated() {
             let item = items[id]
             let ids = search.neighbours(item.caption, k: k)
+            if let first = ids.first, items[first].subgroup == item.subgroup { firstNeighbourAgrees += 1 }
+            neighbourAgreement += Double(ids.filter { items[$0].subgroup == item.subgroup }.count) / Double(max(1, ids.count))
+            let votes = Dictionary(grouping: ids.map { items[$0].subgroup }, by: { $0 }).mapValues(\.count)
+            if let top = votes.max(by: { $0.value < $1.value }), votes[item.subgroup] == top.value { majorityAgrees += 1 }
             var randomIDs: [Int] = []
             while randomIDs.count < k { let r = train[Int(rng.next() % UInt64(train.count))]; if !randomIDs.contains(r) { randomIDs.append(r) } }
             var p = GenerateParameters()
             p.prompt = item.caption; p.database = database; p.k = k; p.seed = UInt64(n + 1); p.size = size; p.steps = steps
-            p.guidance = guidance
+            p.guidance = guidance; p.focus = focus
             let sample = reporting { try generator.stageImage(ids: ids, parameters: p) }.pixels
             let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
             let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
             if items[near.id].subgroup == item.subgroup { agree += 1 }
             if items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
-            if near.rmse < copyThreshold { copies += 1 }
-            if nearRandom.rmse < copyThreshold { copiesRandom += 1 }
+            if min(near.rmse, shiftedRMSE(sample, ids)) < copyThreshold { copies += 1 }
+            if min(nearRandom.rmse, shiftedRMSE(sampleRandom, randomIDs)) < copyThreshold { copiesRandom += 1 }
             if rows.count < 24 {
                 rows.append([sample] + ids.prefix(8).map { id in reporting { try db.rgb8(id, side: size) } })
-                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse))")
+                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse)); nearest neighbour within ±\(copyShift) px: rmse \(String(format: "%.3f", shiftedRMSE(sample, ids)))")
             }
         }
         let seconds = Date().timeIntervalSince(start)
@@ -260,10 +311,12 @@ struct EvalGenerate: ParsableCommand {
         try? captions.joined(separator: "\n").appending("\n").write(toFile: sheet + ".txt", atomically: true, encoding: .utf8)
         let total = Double(max(1, prompts.count))
         let result: [String: Any] = [
-            "database": database, "prompts": prompts.count, "k": k, "size": size, "steps": steps,
+            "database": database, "prompts": prompts.count, "prompt_set": self.prompts.rawValue, "k": k, "focus": focus, "size": size, "steps": steps,
             "label_agreement": Double(agree) / total, "label_agreement_random": Double(agreeRandom) / total,
             "copy_rate": Double(copies) / total, "copy_rate_random": Double(copiesRandom) / total,
-            "copy_threshold_rmse": copyThreshold, "seconds": seconds, "sheet": sheet,
+            "copy_threshold_rmse": copyThreshold, "copy_shift_px": copyShift,
+            "first_neighbour_agreement": Double(firstNeighbourAgrees) / total, "neighbour_agreement": neighbourAgreement / total,
+            "majority_neighbour_agreement": Double(majorityAgrees) / total, "seconds": seconds, "sheet": sheet,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))

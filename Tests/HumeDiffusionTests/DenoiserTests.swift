@@ -79,6 +79,28 @@ struct LocalDenoiserTests {
         #expect(maxAbsDifference(towardBackground, backgroundOnly) < 0.05)
     }
 
+    @Test("the rank prior (focus) matches the direct definition and, made large, follows the best neighbour alone")
+    func rankPrior() throws {
+        let prompt = (0..<5).map { randomImage(width: 8, height: 8, seed: 700 + UInt64($0)) }
+        let config = LocalDenoiserConfiguration(patchSchedule: .fixed(3), window: 1)
+        let x = noised(prompt[3], alphaBar: 0.3, seed: 13)
+        let level = NoiseLevel(alphaBar: 0.3)
+        func predict(_ set: ConditioningSet) throws -> RGBImage {
+            var out = RGBImage(width: 8, height: 8)
+            try LocalEquivariantDenoiser(set, configuration: config).denoise(x, level: level, into: &out)
+            return out
+        }
+        let ranked = try ConditioningSet(prompt: prompt, rankDecay: 0.7)
+        #expect(zip(ranked.logWeights, [0, -0.7, -1.4, -2.1, -2.8]).allSatisfy { abs(Double($0) - $1) < 1e-6 })
+        let slow = bruteForceLocalDenoise(x, set: ranked, alphaBar: 0.3, patch: 3, window: 1)
+        #expect(maxAbsDifference(try predict(ranked), slow) < 1e-4)
+        let bestOnly = try predict(ConditioningSet([prompt[0]]))
+        let flat = maxAbsDifference(try predict(ConditioningSet(prompt)), bestOnly)
+        let steep = maxAbsDifference(try predict(ConditioningSet(prompt: prompt, rankDecay: 200)), bestOnly)
+        #expect(steep < 0.01 && steep < flat)
+        #expect(throws: DiffusionError.self) { try ConditioningSet(prompt: prompt, rankDecay: -1) }
+    }
+
     @Test("at low noise a clean neighbour is reproduced (its own patches win)")
     func lowNoiseReproduces() throws {
         let neighbours = (0..<4).map { randomImage(width: 16, height: 16, seed: 700 + UInt64($0)) }

@@ -223,4 +223,23 @@ struct PipelineTests {
         let slowest = j["slowest_stage_utilisation"]?.double ?? -1
         #expect(slowest > 0 && slowest <= 1.05)
     }
+
+    @Test("hume eval generate and hume bench edit print their JSON with the fields the README quotes", .timeLimit(.minutes(5)))
+    func evalAndBenchEdit() async throws {
+        let (rc, out, err) = try await onOwnThread {
+            try hume(["eval", "generate", "--count", "4", "--size", "32", "--steps", "4", "--json",
+                      "--sheet", FileManager.default.temporaryDirectory.appendingPathComponent("hume-eval-\(getpid()).png").path], timeout: 240)
+        }
+        #expect(rc == 0, "\(err)")
+        let j = try JSON.parse(out)
+        #expect(j["prompts"]?.int == 4 && j["prompt_set"]?.string == "concepts" && j["focus"]?.double == 0.3)
+        for key in ["label_agreement", "label_agreement_random", "copy_rate", "first_neighbour_agreement", "neighbour_agreement"] {
+            let v = j[key]?.double ?? -1
+            #expect(v >= 0 && v <= 1, "\(key) = \(v)")
+        }
+        let (rc2, out2, err2) = try await onOwnThread { try hume(["bench", "edit", "--repeats", "1", "--json"], timeout: 240) }
+        #expect(rc2 == 0, "\(err2)")
+        let b = try JSON.parse(out2)
+        #expect(b["edits"]?.int == 10 && (b["seconds_per_edit"]?.double ?? 0) > 0 && (b["flops_per_edit"]?.double ?? 0) > 0)
+    }
 }

@@ -132,7 +132,8 @@ struct DenoiseStageTests {
         #expect(a == b)
         #expect(x != z)
         let image = try StageImage(decoding: x)
-        #expect(image.width == 32 && image.height == 32 && image.pixels.count == 3072)
+        let side = Generator.defaultSize
+        #expect(image.width == side && image.height == side && image.pixels.count == side * side * 3)
         let meta = try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any]
         #expect(meta?["neighbours"] as? [Int] == ids)
         #expect(meta?["seed"] as? Int == 7)
@@ -141,6 +142,11 @@ struct DenoiseStageTests {
         guard case .ok(let gy) = g[0] else { Issue.record("guided generation failed: \(g)"); return }
         let gm = try JSONSerialization.jsonObject(with: Data(StageImage(decoding: gy).metadata)) as? [String: Any]
         #expect((gm?["background"] as? [Int])?.count == 6)
+        // The rank prior is recorded, and a different focus is a different sample.
+        #expect(meta?["focus"] as? Double == GenerateParameters.defaultFocus)
+        let f = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6, "focus": 0}"#, input: retrieveJSON(ids))])
+        guard case .ok(let fy) = f[0] else { Issue.record("focus 0 generation failed: \(f)"); return }
+        #expect(fy != x)
     }
 
     @Test("bad inputs fail permanently with a clear sentence")
@@ -157,6 +163,8 @@ struct DenoiseStageTests {
             (task(#"{"prompt": "x"}"#, input: Array("\u{89}PNG".utf8)), "not the retrieve stage's JSON"),
             (task(#"{"prompt": "x", "database": "nope"}"#, input: Array(#"{"ids": [1]}"#.utf8)), "Unknown database \"nope\""),
             (task(#"{"prompt": "x", "guidance": -1}"#, input: retrieveJSON([1])), "greater than 0"),
+            (task(#"{"prompt": "x", "focus": "high"}"#, input: retrieveJSON([1])), "\"focus\" parameter"),
+            (task(#"{"prompt": "x", "focus": 11}"#, input: retrieveJSON([1])), "from 0 to 10"),
         ]
         for (t, expected) in cases {
             let out = try stage.run([t])
@@ -303,8 +311,8 @@ struct ChainTests {
         #expect(meta["prompt"] as? String == prompt)
         #expect(meta["database"] as? String == "tuxpaint")
         #expect(meta["neighbours"] as? [Int] == answer.ids)
-        #expect(meta["k"] as? Int == 5 && meta["seed"] as? Int == 3 && meta["steps"] as? Int == 3 && meta["size"] as? Int == 32)
+        #expect(meta["k"] as? Int == 5 && meta["seed"] as? Int == 3 && meta["steps"] as? Int == 3 && meta["size"] as? Int == Generator.defaultSize)
         #expect(meta["version"] as? Int == StageImage.version)
-        #expect(image.width == 32 && image.height == 32)
+        #expect(image.width == Generator.defaultSize && image.height == Generator.defaultSize)
     }
 }
