@@ -73,7 +73,7 @@ struct BenchRetrieve: ParsableCommand {
                     let t0 = Date()
                     let ix = try VectorIndex(dimension: d, factory: factory)
                     if !ix.isTrained {
-                        // Train on a sample: 64 points per list at most, capped at 100k.
+                        // Train on at most 100k points (FAISS's k-means subsamples further, to 256 per centroid).
                         let sample = min(n, 100_000)
                         try base.withUnsafeBufferPointer { try ix.train(UnsafeBufferPointer(rebasing: $0[0 ..< sample * d])) }
                     }

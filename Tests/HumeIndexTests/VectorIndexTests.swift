@@ -24,7 +24,7 @@ struct VectorIndexTests {
         let d = 32, n = 4000
         let base = randomUnit(n, d, seed: 1)
         let queries = randomUnit(20, d, seed: 2)
-        let ix = try VectorIndex(dimension: d, factory: kind == .ivfpq ? "IVF32,PQ8" : kind.factory(count: n, dimension: d))
+        let ix = try VectorIndex(dimension: d, factory: kind == .ivfpq ? "IVF32,PQ8np" : kind.factory(count: n, dimension: d))
         try ix.train(andAdd: base)
         #expect(ix.count == n)
         if kind == .ivfpq { try ix.setNProbe(8) }
@@ -50,7 +50,7 @@ struct VectorIndexTests {
         #expect(IndexKind.forCount(3_655) == .flat)
         #expect(IndexKind.forCount(200_000) == .hnsw)
         #expect(IndexKind.forCount(2_000_000) == .ivfpq)
-        #expect(IndexKind.ivfpq.factory(count: 1_000_000, dimension: 384) == "IVF4096,PQ48")
+        #expect(IndexKind.ivfpq.factory(count: 1_000_000, dimension: 384) == "IVF4096,PQ48np")
     }
 
     @Test("FAISS failures become HumeErrors with FAISS's reason")

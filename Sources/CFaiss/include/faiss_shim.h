@@ -36,7 +36,7 @@ typedef enum hume_faiss_status {
 const char *hume_faiss_last_error(void);
 
 /// Creates an empty inner-product index of dimension `d` from a factory string such as "Flat",
-/// "HNSW32" or "IVF1024,PQ48". On success `*out` owns the index.
+/// "HNSW32" or "IVF1024,PQ48np". On success `*out` owns the index.
 hume_faiss_status hume_faiss_index_factory(int d, const char *description, hume_faiss_index **out);
 
 /// Trains the index on `n` vectors (`n * d` floats, row-major). Indexes that need no training accept it.
