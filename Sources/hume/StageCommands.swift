@@ -261,8 +261,8 @@ struct EvalGenerate: ParsableCommand {
             var chosen: [String: Int] = [:]
             for id in test {
                 let item = items[id]
-                let current = chosen[item.concept].map { items[$0].caption == item.concept } ?? false
-                if !current, chosen[item.concept] == nil || item.caption == item.concept { chosen[item.concept] = id }
+                if let c = chosen[item.concept], items[c].caption == item.concept { continue }
+                if chosen[item.concept] == nil || item.caption == item.concept { chosen[item.concept] = id }
             }
             test = chosen.values.sorted()
         }
@@ -299,11 +299,12 @@ struct EvalGenerate: ParsableCommand {
             let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
             if items[near.id].subgroup == item.subgroup { agree += 1 }
             if items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
-            if min(near.rmse, shiftedRMSE(sample, ids)) < copyThreshold { copies += 1 }
+            let shifted = shiftedRMSE(sample, ids)
+            if min(near.rmse, shifted) < copyThreshold { copies += 1 }
             if min(nearRandom.rmse, shiftedRMSE(sampleRandom, randomIDs)) < copyThreshold { copiesRandom += 1 }
             if rows.count < 24 {
                 rows.append([sample] + ids.prefix(8).map { id in reporting { try db.rgb8(id, side: size) } })
-                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse)); nearest neighbour within ±\(copyShift) px: rmse \(String(format: "%.3f", shiftedRMSE(sample, ids)))")
+                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse)); nearest neighbour within ±\(copyShift) px: rmse \(String(format: "%.3f", shifted))")
             }
         }
         let seconds = Date().timeIntervalSince(start)
