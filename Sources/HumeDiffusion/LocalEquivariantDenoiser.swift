@@ -131,6 +131,12 @@ public final class LocalEquivariantDenoiser: Denoiser {
 
     /// Creates the denoiser; all scratch memory is allocated here.
     /// - Throws: `.invalidArgument` if the window is negative.
+    /// Floating-point operations of one `denoise` call over `images` conditioning images of `pixels` pixels with a
+    /// window of ±`window`: the count above, which the benchmarks divide by time.
+    public static func flopsPerCall(window: Int, images: Int, pixels: Int) -> Double {
+        Double((2 * window + 1) * (2 * window + 1)) * Double(images) * Double(pixels) * 42
+    }
+
     public init(_ conditioning: ConditioningSet, configuration: LocalDenoiserConfiguration = LocalDenoiserConfiguration()) throws {
         guard configuration.window >= 0 else {
             throw DiffusionError(.invalidArgument, "window \(configuration.window) is not allowed; it must be 0 or more pixels")

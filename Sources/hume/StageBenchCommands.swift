@@ -123,8 +123,7 @@ struct BenchDenoise: ParsableCommand {
                 times.append(Date().timeIntervalSince(t0))
             }
             let w = LocalDenoiserConfiguration.standard(imageSide: side).window
-            // (2W+1)² shifts × k × pixels × ≈42 flops per denoiser call (LocalEquivariantDenoiser's count), × steps.
-            let flops = Double((2 * w + 1) * (2 * w + 1) * k * side * side * 42 * steps)
+            let flops = LocalEquivariantDenoiser.flopsPerCall(window: w, images: k, pixels: side * side) * Double(steps)
             let s = median(times)
             rows.append(["size": side, "seconds_per_image": s, "flops_per_image": flops, "gflops": flops / s / 1e9,
                          "fraction_of_peak": flops / s / peak.flops, "window": w])
@@ -174,10 +173,8 @@ struct BenchEdit: ParsableCommand {
                 times.append(Date().timeIntervalSince(t0))
             }
         }
-        // Denoiser calls: 2 per mask draw over k images each, then `steps` calls over 2k images (source + edit
-        // neighbours); each costs (2W+1)² shifts × images × pixels × ≈42 flops (LocalEquivariantDenoiser's count).
-        let w = LocalDenoiserConfiguration.prototype(imageSide: side).window
-        let perImage = Double((2 * w + 1) * (2 * w + 1) * side * side * 42)
+        // Denoiser calls: 2 per mask draw over k images each, then `steps` calls over 2k images (source + edit neighbours).
+        let perImage = LocalEquivariantDenoiser.flopsPerCall(window: editor.configuration.window, images: 1, pixels: side * side)
         let flops = perImage * Double(2 * editor.maskDraws * editor.k + editor.steps * 2 * editor.k)
         let s = median(times)
         let out: [String: Any] = ["size": side, "k": editor.k, "edits": times.count, "seconds_per_edit": s,

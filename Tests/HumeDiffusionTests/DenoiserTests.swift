@@ -58,14 +58,8 @@ struct LocalDenoiserTests {
     func guidanceDirection() throws {
         let prompt = (0..<3).map { randomImage(width: 8, height: 8, seed: 500 + UInt64($0)) }
         let background = (0..<5).map { randomImage(width: 8, height: 8, seed: 600 + UInt64($0)) }
-        let config = LocalDenoiserConfiguration(patchSchedule: .fixed(3), window: 1)
         let x = noised(background[1], alphaBar: 0.2, seed: 11)
-        let level = NoiseLevel(alphaBar: 0.2)
-        func predict(_ set: ConditioningSet) throws -> RGBImage {
-            var out = RGBImage(width: 8, height: 8)
-            try LocalEquivariantDenoiser(set, configuration: config).denoise(x, level: level, into: &out)
-            return out
-        }
+        func predict(_ set: ConditioningSet) throws -> RGBImage { try localPrediction(set, x, alphaBar: 0.2) }
         let promptOnly = try predict(ConditioningSet(prompt))
         let backgroundOnly = try predict(ConditioningSet(background))
         var previous = Float.infinity
@@ -82,14 +76,8 @@ struct LocalDenoiserTests {
     @Test("the rank prior (focus) matches the direct definition and, made large, follows the best neighbour alone")
     func rankPrior() throws {
         let prompt = (0..<5).map { randomImage(width: 8, height: 8, seed: 700 + UInt64($0)) }
-        let config = LocalDenoiserConfiguration(patchSchedule: .fixed(3), window: 1)
         let x = noised(prompt[3], alphaBar: 0.3, seed: 13)
-        let level = NoiseLevel(alphaBar: 0.3)
-        func predict(_ set: ConditioningSet) throws -> RGBImage {
-            var out = RGBImage(width: 8, height: 8)
-            try LocalEquivariantDenoiser(set, configuration: config).denoise(x, level: level, into: &out)
-            return out
-        }
+        func predict(_ set: ConditioningSet) throws -> RGBImage { try localPrediction(set, x, alphaBar: 0.3) }
         let ranked = try ConditioningSet(prompt: prompt, rankDecay: 0.7)
         #expect(zip(ranked.logWeights, [0, -0.7, -1.4, -2.1, -2.8]).allSatisfy { abs(Double($0) - $1) < 1e-6 })
         let slow = bruteForceLocalDenoise(x, set: ranked, alphaBar: 0.3, patch: 3, window: 1)

@@ -107,3 +107,11 @@ func stickerImage(side: Int, seed: UInt64) -> RGBImage {
     }
     return image
 }
+
+/// The local denoiser's prediction for `x` at ᾱ with a fixed patch size and window.
+func localPrediction(_ set: ConditioningSet, _ x: RGBImage, alphaBar: Double, patch: Int = 3, window: Int = 1) throws -> RGBImage {
+    var out = RGBImage(width: x.width, height: x.height)
+    try LocalEquivariantDenoiser(set, configuration: LocalDenoiserConfiguration(patchSchedule: .fixed(patch), window: window))
+        .denoise(x, level: NoiseLevel(alphaBar: alphaBar), into: &out)
+    return out
+}

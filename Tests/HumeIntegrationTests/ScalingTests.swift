@@ -75,12 +75,7 @@ func journalFacts(_ dir: String, batch: String) throws -> (rows: Int, done: Int,
 func httpGet(port: Int, path: String) throws -> (Int, String) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = UInt16(port).bigEndian
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0 else { throw HumeError(.system, "Cannot connect to 127.0.0.1:\(port).") }
+    guard Loopback.connect(fd, port: port) else { throw HumeError(.system, "Cannot connect to 127.0.0.1:\(port).") }
     var tv = timeval(tv_sec: 5, tv_usec: 0)
     _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     let req = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: hume-test\r\n\r\n".utf8)

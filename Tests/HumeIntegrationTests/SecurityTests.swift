@@ -14,36 +14,20 @@ final class RecordingRelay: @unchecked Sendable {  // `captured` is guarded by `
 
     init(targetPort: Int) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = Self.loopback(port: 0)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        guard withUnsafeMutablePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }) == 0,
-              listen(fd, 8) == 0 else { throw HumeError(.system, "relay: cannot listen") }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard let bound = Loopback.bind(fd), listen(fd, 8) == 0 else { throw HumeError(.system, "relay: cannot listen") }
         listener = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        port = bound
         let t = Thread { [self] in
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
                 let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                var target = Self.loopback(port: targetPort)
-                let ok = withUnsafeMutablePointer(to: &target) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                }
-                if ok != 0 { close(client); close(upstream); continue }
+                if !Loopback.connect(upstream, port: targetPort) { close(client); close(upstream); continue }
                 self.pump(from: client, to: upstream)
                 self.pump(from: upstream, to: client)
             }
         }
         t.start()
-    }
-
-    static func loopback(port: Int) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = UInt16(port).bigEndian
-        return a
     }
 
     func pump(from: Int32, to: Int32) {

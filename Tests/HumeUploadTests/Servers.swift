@@ -27,13 +27,7 @@ func freePort() -> Int { freeLoopbackPort() }
 func accepts(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    return Loopback.connect(fd, port: port)
 }
 
 /// Runs a program to completion (bounded); returns exit status, stdout and stderr.
@@ -261,19 +255,12 @@ final class ScriptedHTTPServer: @unchecked Sendable {  // `requests`, `cursor`, 
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0, listen(fd, 16) == 0 else {
+        guard let bound = Loopback.bind(fd), listen(fd, 16) == 0 else {
             close(fd)
             throw HumeError(.system, "The scripted server could not listen.")
         }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         listener = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        port = bound
         let t = Thread { [self] in acceptLoop() }
         t.start()
     }

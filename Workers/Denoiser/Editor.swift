@@ -26,6 +26,9 @@ public struct Editor: Sendable {
 
     public init() {}
 
+    /// The local denoiser's settings for the mask and the harmonising pass.
+    public var configuration: LocalDenoiserConfiguration { .prototype(imageSide: side) }
+
     /// The result and the mask (one byte per pixel, 255 = edited).
     public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], images: DatabaseImages, seed: UInt64) throws
         -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
@@ -38,7 +41,7 @@ public struct Editor: Sendable {
         try images.check(ids: sourceIDs + editIDs)
         let srcImages = try sourceIDs.prefix(k).map { try images.image($0, side: side) }
         let editImages = try editIDs.prefix(k).map { try images.image($0, side: side) }
-        let config = LocalDenoiserConfiguration.prototype(imageSide: side)
+        let config = configuration
         let underSource = try LocalEquivariantDenoiser(try ConditioningSet(srcImages), configuration: config)
         let underEdit = try LocalEquivariantDenoiser(try ConditioningSet(editImages), configuration: config)
         let n = side * side
