@@ -14,7 +14,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Edit jobs (sources from the emoji database), 0 to \(Demo.editPairs.count).") var edits = 4
     @Option(help: "Denoise worker processes.") var denoisers = 1
     @Option(help: "DDIM steps for every job (default: each stage's own).") var steps: Int?
-    @Option(help: "Image side for every job, 32 or 64 (default: 32).") var size: Int?
+    @Option(help: "Image side for every generated image, 32 or 64 (default: the denoise stage's, 64).") var size: Int?
     @Option(help: "Give up after this many seconds.") var timeout = 900.0
     @Flag(help: "No progress bar.") var quiet = false
 

@@ -34,6 +34,7 @@ struct BenchEmbed: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        guard repeats >= 1 else { fail("--repeats must be at least 1.") }
         let embedder = loadEmbedder()
         let fx = embedFixtures(fixtures)
         // Accuracy.
@@ -108,6 +109,7 @@ struct BenchDenoise: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        guard repeats >= 1 else { fail("--repeats must be at least 1.") }
         let db = openImages(database)
         let generator = Generator(images: db)
         let ids = Array(0..<k).map { ($0 * 97) % db.count }
@@ -151,6 +153,7 @@ struct BenchEdit: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        guard repeats >= 1 else { fail("--repeats must be at least 1.") }
         let stage: EditStage = reporting { try EditStage() }
         let db = openImages("emoji")
         let items = db.database.items
@@ -166,7 +169,7 @@ struct BenchEdit: ParsableCommand {
         }
         _ = reporting { try runStages([stage], params: jobs[0].params, data: jobs[0].png) }   // load the model, database, index
         var times: [Double] = []
-        for _ in 0..<max(1, repeats) {
+        for _ in 0..<repeats {
             for job in jobs {
                 let t0 = Date()
                 _ = reporting { try runStages([stage], params: job.params, data: job.png) }

@@ -251,6 +251,13 @@ struct EvalGenerate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        // The denoise stage's own parser checks k, size, steps, guidance and focus, with the stage's sentences.
+        var settings: [String: JSON] = ["k": JSON(k), "size": JSON(size), "steps": JSON(steps), "focus": .number(focus)]
+        if let guidance { settings["guidance"] = .number(guidance) }
+        let base = reporting { try GenerateParameters(json: JSON.object(settings).bytes) }
+        if let count, count < 1 { fail("--count must be at least 1.") }
+        guard (0..<size).contains(copyShift) else { fail("--copy-shift must be from 0 to \(size - 1) pixels.") }
+        guard copyThreshold > 0, copyThreshold.isFinite else { fail("--copy-threshold must be a number greater than 0.") }
         let search = TrainSplitSearch(database: database)
         let db = reporting { try DatabaseImages(search.loaded.database) }
         let items = db.database.items
@@ -291,9 +298,8 @@ struct EvalGenerate: ParsableCommand {
             if let top = votes.max(by: { $0.value < $1.value }), votes[item.subgroup] == top.value { majorityAgrees += 1 }
             var randomIDs: [Int] = []
             while randomIDs.count < k { let r = train[Int(rng.next() % UInt64(train.count))]; if !randomIDs.contains(r) { randomIDs.append(r) } }
-            var p = GenerateParameters()
-            p.prompt = item.caption; p.database = database; p.k = k; p.seed = UInt64(n + 1); p.size = size; p.steps = steps
-            p.guidance = guidance; p.focus = focus
+            var p = base
+            p.prompt = item.caption; p.database = database; p.seed = UInt64(n + 1)
             let sample = reporting { try generator.stageImage(ids: ids, parameters: p) }.pixels
             let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
             let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)

@@ -241,5 +241,16 @@ struct PipelineTests {
         #expect(rc2 == 0, "\(err2)")
         let b = try JSON.parse(out2)
         #expect(b["edits"]?.int == 10 && (b["seconds_per_edit"]?.double ?? 0) > 0 && (b["flops_per_edit"]?.double ?? 0) > 0)
+        // Bad settings: one sentence and exit 1, never a crash.
+        let bad: [([String], String)] = [
+            (["eval", "generate", "--count=-1"], "--count must be at least 1"),
+            (["eval", "generate", "--copy-shift=-1", "--size", "32"], "--copy-shift must be from 0 to 31"),
+            (["eval", "generate", "--focus", "11"], "\"focus\" parameter is 11"),
+            (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1"),
+        ]
+        for (args, expected) in bad {
+            let (rc, _, err) = try await onOwnThread { try hume(args, timeout: 120) }
+            #expect(rc == 1 && err.contains(expected), "\(args): rc \(rc), \(err)")
+        }
     }
 }
