@@ -12,6 +12,16 @@ public func peakRSSMiB(pid: Int32) -> Double? {
     return nil
 }
 
+/// A process's CPU time so far (user + system) in seconds, from /proc/PID/stat.
+public func cpuSeconds(pid: Int32) -> Double? {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = s.lastIndex(of: ")") else { return nil }
+    // Fields after the command name: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+    let fields = s[s.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// A broker and workers started as real child processes on ephemeral loopback ports, for benchmarks and tests.
 public final class LocalFleet {
     public let directory: String
@@ -171,6 +181,7 @@ public struct BrokerBench {
             }
         }
         var peak = 0.0
+        let brokerCPUStart = cpuSeconds(pid: fleet.broker.pid) ?? 0
         let start = DispatchTime.now().uptimeNanoseconds
         var finished = false
         let limitMs = seconds.map { UInt64($0 * 1000) }
@@ -182,6 +193,7 @@ public struct BrokerBench {
         }
         let elapsedS = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         peak = max(peak, peakRSSMiB(pid: fleet.broker.pid) ?? 0)
+        let brokerCPU = (cpuSeconds(pid: fleet.broker.pid) ?? 0) - brokerCPUStart
         latencies.sort()
         func pct(_ p: Double) -> Double {
             latencies.isEmpty ? 0 : (latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000).rounded() / 1000
@@ -196,6 +208,9 @@ public struct BrokerBench {
             "p50_ms": .number(pct(0.5)), "p99_ms": .number(pct(0.99)),
             "duplicated": JSON(sub.duplicateResults), "busy_replies": JSON(sub.busyReplies),
             "broker_peak_rss_mb": .number((peak * 10).rounded() / 10),
+            // CPU the broker spent per finished job: a cost that other load on a shared machine barely moves.
+            "broker_cpu_s": .number((brokerCPU * 100).rounded() / 100),
+            "broker_cpu_us_per_job": .number(sub.finishedCount == 0 ? 0 : (brokerCPU / Double(sub.finishedCount) * 1e7).rounded() / 10),
         ]
         if finished {
             out["lost"] = JSON(tasks - done)

@@ -31,4 +31,39 @@ struct KernelTests {
         // tanh form gives gelu(1) = 0.8411920; erf form 0.8413447.
         #expect(abs(values[6] - 0.8413447) < 1e-6)
     }
+
+    @Test("the vectorised exp is within 3e-7 relative of exp from -87 to 0, and 0 below")
+    func expAccuracy() {
+        var worst = 0.0
+        var x = -87.0
+        while x <= 0 {
+            let lanes = SIMD8<Float>((0..<8).map { Float(min(0, x + Double($0) * 1e-3)) })
+            let approximations = expLanes(lanes)
+            for lane in 0..<8 {
+                let exact = exp(Double(lanes[lane]))
+                worst = max(worst, abs(Double(approximations[lane]) - exact) / exact)
+            }
+            x += 0.0137
+        }
+        #expect(worst < 3e-7, "max relative exp error \(worst)")
+        #expect(expLanes(SIMD8<Float>(repeating: -200)) == SIMD8<Float>(repeating: 0))
+        #expect(expLanes(SIMD8<Float>(repeating: -.infinity)) == SIMD8<Float>(repeating: 0))
+    }
+
+    @Test("softmax rows sum to 1 and match the scalar definition, for widths with and without a tail")
+    func softmax() {
+        for width in [1, 7, 8, 13, 64] {
+            var values = (0..<(2 * width)).map { Float(sin(Double($0) * 1.7) * 6) }
+            let inputs = values
+            values.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: 2, width: width) }
+            for r in 0..<2 {
+                let row = inputs[(r * width)..<((r + 1) * width)].map(Double.init)
+                let m = row.max()!
+                let z = row.reduce(0) { $0 + exp($1 - m) }
+                for j in 0..<width {
+                    #expect(abs(Double(values[r * width + j]) - exp(row[j] - m) / z) < 1e-6, "width \(width) row \(r) column \(j)")
+                }
+            }
+        }
+    }
 }
