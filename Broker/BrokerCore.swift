@@ -19,6 +19,11 @@ public struct Outgoing: Sendable {
 /// messages it leaves in its outbox; durable state goes through the injected `Journal`. The loop calls
 /// `journal.begin()` before feeding a round of events and `commit()` before sending the outbox, so nothing is
 /// acknowledged before it is durable.
+/// One batch's job counts by status (index: `JobStatus.rawValue`), shared by its jobs.
+final class BatchTally {
+    var counts = [Int](repeating: 0, count: JobStatus.allCases.count)
+}
+
 public final class BrokerCore {
     // MARK: State
 
@@ -39,6 +44,8 @@ public final class BrokerCore {
         var progress = false
         var seq: UInt64 = 0
         var acceptedAt: UInt64 = 0  // 0 for jobs recovered from the journal (their submit time is unknown)
+        /// Its batch's counts, held so that ending a job does not hash the batch name.
+        var tally: BatchTally?
 
         enum State { case queued, leased, backoff }
 
@@ -143,7 +150,7 @@ public final class BrokerCore {
     var fleet: JSON = .null
     /// Job counts per batch and status (indexed by `JobStatus.rawValue`): loaded from the journal at start, then
     /// kept in step with it, so STATUS and metrics cost O(batches), not a scan of the journal.
-    var batchCounts: [String: [Int]] = [:]
+    var batchCounts: [String: BatchTally] = [:]
     /// Time the last event was fed in (for latencies measured where no `now` is passed).
     var clock: UInt64
     let startedAt: UInt64
@@ -177,12 +184,12 @@ public final class BrokerCore {
         nextLease = UInt64.random(in: 1..<(1 << 62))
         clock = now
         startedAt = now
-        try recover(now: now)
         for b in try journal.batchCounts() {
-            var row = [Int](repeating: 0, count: JobStatus.allCases.count)
-            for (st, n) in b.counts { row[Int(st.rawValue)] = n }
-            batchCounts[b.batch] = row
+            let tally = BatchTally()
+            for (st, n) in b.counts { tally.counts[Int(st.rawValue)] = n }
+            batchCounts[b.batch] = tally
         }
+        try recover(now: now)
     }
 
     func recover(now: UInt64) throws {
@@ -190,15 +197,27 @@ public final class BrokerCore {
         for j in active {
             guard let route = try? resolveRoute(j.route) else {
                 try journal.finish(job: j.id, status: .failed, body: [], error: "Its route names a stage this broker no longer serves.")
+                let t = tally(j.batch)  // counted as active when the counts were read
+                t.counts[0] -= 1
+                t.counts[Int(JobStatus.failed.rawValue)] += 1
                 continue
             }
             let job = Job(id: j.id, key: j.key, batch: j.batch, route: route, priority: j.priority, deadlineMs: j.deadlineMs,
                           params: j.params, input: j.stage == 0 && j.output.isEmpty ? j.data : j.output, position: j.stage)
+            job.tally = tally(j.batch)
             admit(job)
         }
         if !active.isEmpty {
             logger.info("recovered active jobs from the journal", metadata: ["jobs": "\(active.count)"])
         }
+    }
+
+    /// The counts of a batch, made on its first job.
+    func tally(_ batch: String) -> BatchTally {
+        if let t = batchCounts[batch] { return t }
+        let t = BatchTally()
+        batchCounts[batch] = t
+        return t
     }
 
     func resolveRoute(_ names: [String]) throws -> [Int] {
@@ -341,6 +360,7 @@ public final class BrokerCore {
         var acks: [[UInt8]] = []
         acks.reserveCapacity(specs.count)
         var accepted = 0, duplicates = 0
+        let batchTally = tally(batch)
         for s in specs {
             let key = s.key.isEmpty ? derivedKey(batch: batch, routeNames: routeNames, spec: s) : s.key
             let id = nextJobID
@@ -357,7 +377,8 @@ public final class BrokerCore {
                 job.progress = wantsProgress
                 job.acceptedAt = now
                 client.outstanding += 1
-                batchCounts[batch, default: [Int](repeating: 0, count: JobStatus.allCases.count)][0] += 1
+                job.tally = batchTally
+                batchTally.counts[0] += 1
                 admit(job)
                 acks.append(AckRecord(jobID: id, duplicate: false).encode())
             case .existing(let old):
@@ -572,8 +593,10 @@ public final class BrokerCore {
     func finishDetached(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
         try journal.finish(job: job.id, status: status, body: body, error: error)
         // In place: copying the row out and back would allocate for every finished job.
-        batchCounts[job.batch]?[0] -= 1
-        batchCounts[job.batch]?[Int(status.rawValue)] += 1
+        if let t = job.tally {
+            t.counts[0] -= 1
+            t.counts[Int(status.rawValue)] += 1
+        }
         if status == .done && job.acceptedAt > 0 && clock >= job.acceptedAt {
             jobDuration.observe(ms: Double(clock - job.acceptedAt))
         }
@@ -764,7 +787,7 @@ public final class BrokerCore {
             return .object(o)
         }
         let batches: [JSON] = batchCounts.keys.sorted().map { name in
-            let row = batchCounts[name]!
+            let row = batchCounts[name]!.counts
             var o: [String: JSON] = ["batch": .string(name), "total": JSON(row.reduce(0, +))]
             for st in JobStatus.allCases { o[st.name] = JSON(row[Int(st.rawValue)]) }
             return .object(o)

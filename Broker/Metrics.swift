@@ -190,7 +190,7 @@ extension BrokerCore {
 
         p.family("hume_batch_jobs", "gauge", "Jobs per batch and status, from the journal (includes earlier broker runs).")
         for name in batchCounts.keys.sorted() {
-            let row = batchCounts[name]!
+            let row = batchCounts[name]!.counts
             for st in JobStatus.allCases { p.sample("hume_batch_jobs", [("batch", name), ("status", st.name)], Double(row[Int(st.rawValue)])) }
         }
 

@@ -108,6 +108,7 @@ public final class LocalFleet {
         let deadline = Date().addingTimeInterval(15)
         while workers.contains(where: { $0.isRunning }) && Date() < deadline { usleep(20_000) }
         for w in workers where w.isRunning { kill(w.pid, SIGKILL) }
+        guard let broker else { return }  // it never started: the error that stopped it is reported by the caller
         broker.terminate()
         let d2 = Date().addingTimeInterval(10)
         while broker.isRunning && Date() < d2 { usleep(20_000) }
