@@ -31,6 +31,8 @@ public struct ConditioningSet: Sendable {
     public let logWeights: [Float]
     /// How many of `images` (the first ones) are the prompt's neighbours.
     public let promptCount: Int
+    /// The label the prompt's neighbours agree on (see `consensusLabel(_:voteDecay:)`), or nil when they carry none.
+    public let consensusLabel: String?
 
     /// Creates a set from the prompt's neighbours and an optional background sample.
     /// - Parameters:
@@ -39,9 +41,15 @@ public struct ConditioningSet: Sendable {
     ///   - guidance: γ > 0, how strongly the prompt's neighbours dominate the background.
     ///   - rankDecay: a prior over the prompt's neighbours by rank (they come best first): neighbour i gets
     ///     log-weight `log γ − rankDecay·i`. 0 treats all k alike; larger values trust the best matches more.
+    ///   - labels: one class label per prompt image ("" for none), or empty when the database has no labels.
+    ///   - consensus: a log-weight bonus for the neighbours that carry the consensus label (the label with the
+    ///     most rank-prior mass, `consensusLabel(_:voteDecay:)` with `rankDecay`), so that a sample is made of one
+    ///     kind of thing rather than a chimera of two. 0, or no labels, changes nothing.
     /// - Throws: `.emptyConditioningSet` if `prompt` is empty, `.sizeMismatch` if sizes differ,
-    ///   `.invalidArgument` if γ is not finite and positive.
-    public init(prompt: [RGBImage], background: [RGBImage] = [], guidance: Double = 1, rankDecay: Double = 0) throws {
+    ///   `.invalidArgument` if γ is not finite and positive, if rank decay or consensus is negative or not
+    ///   finite, or if `labels` is neither empty nor one per prompt image.
+    public init(prompt: [RGBImage], background: [RGBImage] = [], guidance: Double = 1, rankDecay: Double = 0,
+                labels: [String] = [], consensus: Double = 0) throws {
         guard let first = prompt.first else {
             throw DiffusionError(.emptyConditioningSet, "the conditioning set has no prompt images; pass at least one neighbour image")
         }
@@ -50,6 +58,12 @@ public struct ConditioningSet: Sendable {
         }
         guard rankDecay >= 0, rankDecay.isFinite else {
             throw DiffusionError(.invalidArgument, "rank decay \(rankDecay) is not allowed; it must be finite and 0 or more")
+        }
+        guard consensus >= 0, consensus.isFinite else {
+            throw DiffusionError(.invalidArgument, "consensus \(consensus) is not allowed; it must be finite and 0 or more")
+        }
+        guard labels.isEmpty || labels.count == prompt.count else {
+            throw DiffusionError(.invalidArgument, "\(labels.count) labels were given for \(prompt.count) prompt images; give one per image, or none")
         }
         for (i, image) in (prompt + background).enumerated() where !image.hasSameSize(as: first) {
             let which = i < prompt.count ? "prompt image \(i)" : "background image \(i - prompt.count)"
@@ -60,8 +74,24 @@ public struct ConditioningSet: Sendable {
         images = prompt + background
         promptCount = prompt.count
         let logGamma = Float(DeterministicMath.log(guidance))
-        logWeights = (0..<prompt.count).map { logGamma - Float(rankDecay * Double($0)) }
-            + [Float](repeating: 0, count: background.count)
+        let label = ConditioningSet.consensusLabel(labels, voteDecay: rankDecay)
+        consensusLabel = label
+        logWeights = (0..<prompt.count).map { i in
+            let bonus = label != nil && labels[i] == label ? consensus : 0
+            return logGamma + Float(bonus - rankDecay * Double(i))
+        } + [Float](repeating: 0, count: background.count)
+    }
+
+    /// The label with the most vote mass when neighbour i (best first) votes for `labels[i]` with weight
+    /// `exp(−voteDecay·i)`; "" is no label and does not vote. A tie goes to the label of the better-ranked
+    /// neighbour. Nil when no neighbour has a label.
+    public static func consensusLabel(_ labels: [String], voteDecay: Double = 0) -> String? {
+        var mass: [String: Double] = [:], firstRank: [String: Int] = [:]
+        for (i, label) in labels.enumerated() where !label.isEmpty {
+            mass[label, default: 0] += DeterministicMath.exp(-voteDecay * Double(i))
+            if firstRank[label] == nil { firstRank[label] = i }
+        }
+        return mass.max { a, b in a.value != b.value ? a.value < b.value : firstRank[a.key]! > firstRank[b.key]! }?.key
     }
 
     /// Creates a set from neighbour images with equal weights.

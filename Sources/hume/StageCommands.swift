@@ -152,6 +152,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "γ: weight of the prompt's neighbours over a random background sample.") var guidance: Double?
     @Option(help: "Rank prior: neighbour i gets log-weight −focus·i (0: all alike; more: follow the best matches).")
     var focus = GenerateParameters.defaultFocus
+    @Option(help: "Log-weight bonus for the neighbours in their consensus subgroup, the one with the most rank-prior votes (0: none).")
+    var consensus = GenerateParameters.defaultConsensus
     @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Also write a sheet of the neighbours beside the result.") var sheet: String?
 
@@ -162,6 +164,7 @@ struct GenerateCommand: ParsableCommand {
                                       "steps": JSON(steps)]
         if let guidance { params["guidance"] = .number(guidance) }
         params["focus"] = .number(focus)
+        params["consensus"] = .number(consensus)
         let embed: EmbedStage = reporting {
             do { return try EmbedStage(batchSize: 1) } catch {
                 throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
@@ -245,17 +248,20 @@ struct EvalGenerate: ParsableCommand {
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "γ over a random background sample (absent: none).") var guidance: Double?
     @Option(help: "Rank prior: neighbour i gets log-weight −focus·i.") var focus = GenerateParameters.defaultFocus
+    @Option(help: "Log-weight bonus for the neighbours in the neighbours' consensus subgroup (the denoise stage's `consensus`).") var consensus = GenerateParameters.defaultConsensus
     @Option(help: "A sample is a copy when its RMSE to the nearest real image, or to one of its neighbours shifted by up to --copy-shift pixels, is below this ([0,1] units).") var copyThreshold = 0.05
     @Option(help: "Shifts (pixels, each axis) under which a sample still counts as a copy of a neighbour.") var copyShift = 2
+    @Option(help: "Samples per prompt: sample j (0-based) of prompt n uses seed n + 1 + j·prompts, so 1 gives the single-sample numbers; rates are means over all samples.") var seeds = 1
     @Option(help: "Contact sheet PNG (rows: sample, then neighbours); prompts go to <sheet>.txt.") var sheet = "eval-generate.png"
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        // The denoise stage's own parser checks k, size, steps, guidance and focus, with the stage's sentences.
-        var settings: [String: JSON] = ["k": JSON(k), "size": JSON(size), "steps": JSON(steps), "focus": .number(focus)]
+        // The denoise stage's own parser checks k, size, steps, guidance, focus and consensus, with the stage's sentences.
+        var settings: [String: JSON] = ["k": JSON(k), "size": JSON(size), "steps": JSON(steps), "focus": .number(focus), "consensus": .number(consensus)]
         if let guidance { settings["guidance"] = .number(guidance) }
         let base = reporting { try GenerateParameters(json: JSON.object(settings).bytes) }
         if let count, count < 1 { fail("--count must be at least 1.") }
+        guard (1...100).contains(seeds) else { fail("--seeds must be a whole number from 1 to 100.") }
         guard (0..<size).contains(copyShift) else { fail("--copy-shift must be from 0 to \(size - 1) pixels.") }
         guard copyThreshold > 0, copyThreshold.isFinite else { fail("--copy-threshold must be a number greater than 0.") }
         let search = TrainSplitSearch(database: database)
@@ -279,7 +285,7 @@ struct EvalGenerate: ParsableCommand {
         let pixels = PixelIndex(db, side: size)
         let generator = Generator(images: db)
         var agree = 0, agreeRandom = 0, copies = 0, copiesRandom = 0
-        var firstNeighbourAgrees = 0, neighbourAgreement = 0.0, majorityAgrees = 0
+        var firstNeighbourAgrees = 0, neighbourAgreement = 0.0, majorityAgrees = 0, consensusAgrees = 0
         // A sample shifted by a pixel or two against the neighbour it follows is still a copy; plain RMSE misses it.
         func shiftedRMSE(_ sample: [UInt8], _ ids: [Int]) -> Double {
             ids.map { id in
@@ -287,7 +293,7 @@ struct EvalGenerate: ParsableCommand {
                 return PixelIndex.shiftedRMSE(sample, real, side: size, maxShift: copyShift)
             }.min() ?? .infinity
         }
-        var rows: [[[UInt8]]] = [], captions: [String] = []
+        var rows: [[[UInt8]]] = [], captions: [String] = [], copyDistances: [Double] = []
         let start = Date()
         for (n, id) in prompts.enumerated() {
             let item = items[id]
@@ -296,41 +302,52 @@ struct EvalGenerate: ParsableCommand {
             neighbourAgreement += Double(ids.filter { items[$0].subgroup == item.subgroup }.count) / Double(max(1, ids.count))
             let votes = Dictionary(grouping: ids.map { items[$0].subgroup }, by: { $0 }).mapValues(\.count)
             if let top = votes.max(by: { $0.value < $1.value }), votes[item.subgroup] == top.value { majorityAgrees += 1 }
+            if ConditioningSet.consensusLabel(ids.map { items[$0].subgroup }, voteDecay: focus) == item.subgroup { consensusAgrees += 1 }
             var randomIDs: [Int] = []
             while randomIDs.count < k { let r = train[Int(rng.next() % UInt64(train.count))]; if !randomIDs.contains(r) { randomIDs.append(r) } }
-            var p = base
-            p.prompt = item.caption; p.database = database; p.seed = UInt64(n + 1)
-            let sample = reporting { try generator.stageImage(ids: ids, parameters: p) }.pixels
-            let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
-            let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
-            if items[near.id].subgroup == item.subgroup { agree += 1 }
-            if items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
-            let shifted = shiftedRMSE(sample, ids)
-            if min(near.rmse, shifted) < copyThreshold { copies += 1 }
-            if min(nearRandom.rmse, shiftedRMSE(sampleRandom, randomIDs)) < copyThreshold { copiesRandom += 1 }
-            if rows.count < 24 {
-                rows.append([sample] + ids.prefix(8).map { id in reporting { try db.rgb8(id, side: size) } })
-                captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse)); nearest neighbour within ±\(copyShift) px: rmse \(String(format: "%.3f", shifted))")
+            for j in 0..<seeds {
+                var p = base
+                p.prompt = item.caption; p.database = database; p.seed = UInt64(n + 1 + j * prompts.count)
+                let sample = reporting { try generator.stageImage(ids: ids, parameters: p) }.pixels
+                let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
+                let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
+                if items[near.id].subgroup == item.subgroup { agree += 1 }
+                if items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
+                let shifted = shiftedRMSE(sample, ids)
+                if min(near.rmse, shifted) < copyThreshold { copies += 1 }
+                copyDistances.append(min(near.rmse, shifted))
+                if min(nearRandom.rmse, shiftedRMSE(sampleRandom, randomIDs)) < copyThreshold { copiesRandom += 1 }
+                if j == 0, rows.count < 24 {
+                    rows.append([sample] + ids.prefix(8).map { id in reporting { try db.rgb8(id, side: size) } })
+                    captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse)); nearest neighbour within ±\(copyShift) px: rmse \(String(format: "%.3f", shifted))")
+                }
             }
         }
         let seconds = Date().timeIntervalSince(start)
         writeSheet(sheet, rows: rows, side: size)
         try? captions.joined(separator: "\n").appending("\n").write(toFile: sheet + ".txt", atomically: true, encoding: .utf8)
         let total = Double(max(1, prompts.count))
+        let samples = Double(max(1, prompts.count * seeds))
+        let sortedDistances = copyDistances.sorted()
+        let medianDistance = sortedDistances.isEmpty ? 0 : sortedDistances[sortedDistances.count / 2]
+        let nearCopies = Double(copyDistances.filter { $0 < 2 * copyThreshold }.count) / samples
         let result: [String: Any] = [
             "database": database, "prompts": prompts.count, "prompt_set": self.prompts.rawValue, "k": k, "focus": focus, "size": size, "steps": steps,
-            "label_agreement": Double(agree) / total, "label_agreement_random": Double(agreeRandom) / total,
-            "copy_rate": Double(copies) / total, "copy_rate_random": Double(copiesRandom) / total,
+            "seeds": seeds, "samples": prompts.count * seeds,
+            "label_agreement": Double(agree) / samples, "label_agreement_random": Double(agreeRandom) / samples,
+            "copy_rate": Double(copies) / samples, "copy_rate_random": Double(copiesRandom) / samples,
             "copy_threshold_rmse": copyThreshold, "copy_shift_px": copyShift,
+            "copy_distance_median": medianDistance, "near_copy_rate": nearCopies,
             "first_neighbour_agreement": Double(firstNeighbourAgrees) / total, "neighbour_agreement": neighbourAgreement / total,
-            "majority_neighbour_agreement": Double(majorityAgrees) / total, "seconds": seconds, "sheet": sheet,
+            "majority_neighbour_agreement": Double(majorityAgrees) / total, "consensus": consensus,
+            "consensus_neighbour_agreement": Double(consensusAgrees) / total, "seconds": seconds, "sheet": sheet,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
-            print(String(format: "%d held-out prompts, k=%d, %d², %d steps: label agreement %.3f (random neighbours %.3f), copy rate %.3f (random %.3f), %.0f s; sheet %@",
-                         prompts.count, k, size, steps, Double(agree) / total, Double(agreeRandom) / total,
-                         Double(copies) / total, Double(copiesRandom) / total, seconds, sheet))
+            print(String(format: "%d held-out prompts × %d seeds, k=%d, %d², %d steps: label agreement %.3f (random neighbours %.3f), copy rate %.3f (random %.3f), %.0f s; sheet %@",
+                         prompts.count, seeds, k, size, steps, Double(agree) / samples, Double(agreeRandom) / samples,
+                         Double(copies) / samples, Double(copiesRandom) / samples, seconds, sheet))
         }
     }
 }

@@ -89,6 +89,59 @@ struct LocalDenoiserTests {
         #expect(throws: DiffusionError.self) { try ConditioningSet(prompt: prompt, rankDecay: -1) }
     }
 
+    @Test("the consensus label is the one with the most rank-weighted votes; unlabelled neighbours do not vote")
+    func consensusLabel() {
+        // Plain counts: "b" has three votes against two.
+        #expect(ConditioningSet.consensusLabel(["a", "b", "a", "b", "b"]) == "b")
+        // Rank-weighted: a's votes at ranks 0 and 2 outweigh b's at 1, 3, 4 when later ranks count little.
+        #expect(ConditioningSet.consensusLabel(["a", "b", "a", "b", "b"], voteDecay: 1) == "a")
+        // A tie goes to the better-ranked label; "" is no label.
+        #expect(ConditioningSet.consensusLabel(["", "b", "a", "a", "b"]) == "b")
+        #expect(ConditioningSet.consensusLabel(["", "", ""]) == nil)
+        #expect(ConditioningSet.consensusLabel([]) == nil)
+    }
+
+    @Test("consensus adds its bonus to the consensus label's neighbours only, on top of the rank prior")
+    func consensusWeights() throws {
+        let prompt = (0..<5).map { randomImage(width: 8, height: 8, seed: 720 + UInt64($0)) }
+        let set = try ConditioningSet(prompt: prompt, rankDecay: 0.5, labels: ["a", "b", "b", "", "b"], consensus: 2)
+        #expect(set.consensusLabel == "b")
+        #expect(zip(set.logWeights, [0, 1.5, 1, -1.5, 0]).allSatisfy { abs(Double($0) - $1) < 1e-6 }, "\(set.logWeights)")
+        // With guidance the bonus applies to the prompt's neighbours; background images keep log-weight 0.
+        let guided = try ConditioningSet(prompt: Array(prompt.prefix(2)), background: [prompt[4]], guidance: 4,
+                                         labels: ["a", "a"], consensus: 1)
+        let log4 = Float(DeterministicMath.log(4))
+        #expect(zip(guided.logWeights, [log4 + 1, log4 + 1, 0]).allSatisfy { abs($0 - $1) < 1e-6 })
+        // The denoiser sees the weights: it still matches the direct definition.
+        let x = noised(prompt[2], alphaBar: 0.3, seed: 17)
+        let slow = bruteForceLocalDenoise(x, set: set, alphaBar: 0.3, patch: 3, window: 1)
+        #expect(maxAbsDifference(try localPrediction(set, x, alphaBar: 0.3), slow) < 1e-4)
+    }
+
+    @Test("without labels, or with consensus 0, the weights are the rank prior's alone")
+    func consensusNoOp() throws {
+        let prompt = (0..<4).map { randomImage(width: 6, height: 6, seed: 740 + UInt64($0)) }
+        let plain = try ConditioningSet(prompt: prompt, rankDecay: 0.3)
+        for set in [try ConditioningSet(prompt: prompt, rankDecay: 0.3, consensus: 3),
+                    try ConditioningSet(prompt: prompt, rankDecay: 0.3, labels: ["", "", "", ""], consensus: 3),
+                    try ConditioningSet(prompt: prompt, rankDecay: 0.3, labels: ["a", "b", "b", "c"], consensus: 0)] {
+            #expect(set.logWeights == plain.logWeights)
+        }
+        #expect(try ConditioningSet(prompt: prompt, labels: ["", "", "", ""], consensus: 3).consensusLabel == nil)
+    }
+
+    @Test("a negative or infinite consensus and a label count that does not match are refused in one sentence")
+    func consensusErrors() {
+        let prompt = [RGBImage(width: 4, height: 4), RGBImage(width: 4, height: 4)]
+        for bad in [-1, Double.infinity, Double.nan] {
+            let e = #expect(throws: DiffusionError.self) { try ConditioningSet(prompt: prompt, labels: ["a", "a"], consensus: bad) }
+            #expect(e?.code == .invalidArgument)
+            #expect(e?.message.contains("consensus") == true)
+        }
+        let count = #expect(throws: DiffusionError.self) { try ConditioningSet(prompt: prompt, labels: ["a"], consensus: 1) }
+        #expect(count?.message.contains("1 labels were given for 2 prompt images") == true)
+    }
+
     @Test("at low noise a clean neighbour is reproduced (its own patches win)")
     func lowNoiseReproduces() throws {
         let neighbours = (0..<4).map { randomImage(width: 16, height: 16, seed: 700 + UInt64($0)) }

@@ -147,6 +147,16 @@ struct DenoiseStageTests {
         let f = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6, "focus": 0}"#, input: retrieveJSON(ids))])
         guard case .ok(let fy) = f[0] else { Issue.record("focus 0 generation failed: \(f)"); return }
         #expect(fy != x)
+        // The consensus bonus is recorded with the label it went to (ids 0…12 are face-smiling, 19 face-affection), and
+        // another strength is another sample.
+        #expect(meta?["consensus"] as? Double == GenerateParameters.defaultConsensus)
+        let other = GenerateParameters.defaultConsensus == 4 ? 1 : 4
+        let s = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6, "consensus": \#(other)}"#, input: retrieveJSON(ids))])
+        guard case .ok(let sy) = s[0] else { Issue.record("consensus generation failed: \(s)"); return }
+        let sm = try JSONSerialization.jsonObject(with: Data(StageImage(decoding: sy).metadata)) as? [String: Any]
+        #expect(sm?["consensus"] as? Double == Double(other))
+        #expect(sm?["consensus_label"] as? String == "face-smiling")
+        #expect(sy != x)
     }
 
     @Test("bad inputs fail permanently with a clear sentence")
@@ -165,6 +175,8 @@ struct DenoiseStageTests {
             (task(#"{"prompt": "x", "guidance": -1}"#, input: retrieveJSON([1])), "greater than 0"),
             (task(#"{"prompt": "x", "focus": "high"}"#, input: retrieveJSON([1])), "\"focus\" parameter"),
             (task(#"{"prompt": "x", "focus": 11}"#, input: retrieveJSON([1])), "from 0 to 10"),
+            (task(#"{"prompt": "x", "consensus": -1}"#, input: retrieveJSON([1])), "\"consensus\" parameter is -1; it must be a number from 0 to 10"),
+            (task(#"{"prompt": "x", "consensus": "strong"}"#, input: retrieveJSON([1])), "\"consensus\" parameter"),
         ]
         for (t, expected) in cases {
             let out = try stage.run([t])
