@@ -56,8 +56,9 @@ let package = Package(
         // Numerics: the MiniLM text embedder over OpenBLAS, and the closed-form diffusion core.
         // Both are optimised in debug builds too: tests and the debug CLI embed whole databases and sample
         // images, which take 10-20x longer unoptimised.
-        .target(name: "HumeEmbed", dependencies: ["COpenBLAS"], path: "Sources/HumeEmbed", swiftSettings: numericsSettings),
-        .target(name: "HumeDiffusion", path: "Sources/HumeDiffusion", swiftSettings: numericsSettings),
+        .target(name: "HumeLaneMath", path: "Sources/HumeLaneMath", swiftSettings: numericsSettings),
+        .target(name: "HumeEmbed", dependencies: ["COpenBLAS", "HumeLaneMath"], path: "Sources/HumeEmbed", swiftSettings: numericsSettings),
+        .target(name: "HumeDiffusion", dependencies: ["HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings),
         // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
         .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
         .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
@@ -89,7 +90,7 @@ let package = Package(
 
         .testTarget(name: "HumeBridgeTests", dependencies: ["CZeroMQ", "COpenBLAS", "CPNG", "CCurl", "CFaiss"],
                     path: "Tests/HumeBridgeTests"),
-        .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed"], path: "Tests/HumeEmbedTests",
+        .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed", "HumeLaneMath"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
         .testTarget(name: "HumeStagesTests",

@@ -1,3 +1,5 @@
+import HumeLaneMath
+
 /// Lane-wise helpers for the denoisers' inner loops. Everything here is `+ - *` and bit moves, so results
 /// are identical on every platform and vectorise on any SIMD width.
 @usableFromInline
@@ -18,25 +20,9 @@ enum VectorMath {
     @_transparent @usableFromInline
     static func minimum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
 
-    /// e^x lane-wise for x ≤ 88, relative error about 2e-7 for x ≥ -87. Inputs below -87 are clamped
-    /// (result e^-87 ≈ 1.6e-38 rather than 0), which is negligible next to the softmax's maximum weight 1.
+    /// e^x lane-wise (`LaneMath.exp`, shared with the embedder).
     @_transparent @usableFromInline
-    static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let floor = SIMD8<Float>(repeating: expFloor)
-        let xc = x.replacing(with: floor, where: x .< floor)
-        let t = xc * log2e + roundMagic
-        let n = t - roundMagic
-        let r = (xc - n * ln2Hi) - n * ln2Lo          // |r| <= ln2/2
-        var p = SIMD8<Float>(repeating: 1.0 / 720)
-        p = p * r + 1.0 / 120
-        p = p * r + 1.0 / 24
-        p = p * r + 1.0 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
-        let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127
-        return p * unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
-    }
+    static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { LaneMath.exp(x) }
 
     /// Scalar e^x by the same algorithm as the lane-wise version.
     @_transparent @usableFromInline

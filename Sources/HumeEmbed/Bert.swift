@@ -1,4 +1,5 @@
 import COpenBLAS
+import HumeLaneMath
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -395,14 +396,14 @@ func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
         var lanes = SIMD8<Float>()
         var j = 0
         while j < vectorWidth {
-            let e = expLanes(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - m)
+            let e = LaneMath.exp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - m)
             UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD8<Float>.self)
             lanes += e
             j += 8
         }
         var sum = lanes.sum()
         while j < width {
-            let e = expLanes(SIMD8<Float>(repeating: row[j] - maximum))[0]
+            let e = LaneMath.exp(SIMD8<Float>(repeating: row[j] - maximum))[0]
             row[j] = e
             sum += e
             j += 1
@@ -410,31 +411,6 @@ func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
         let inverse = 1 / sum
         for j in 0..<width { row[j] *= inverse }
     }
-}
-
-/// eˣ on eight lanes for x ≤ 0 (softmax arguments), relative error under 2e-7: x = n·ln2 + f with |f| ≤ ln2/2
-/// (ln2 split in two for exactness), eᶠ by its degree-6 Taylor polynomial, 2ⁿ built in the exponent bits.
-/// Arguments below −87 give 0.
-@inline(__always)
-func expLanes(_ input: SIMD8<Float>) -> SIMD8<Float> {
-    var x = input
-    x.replace(with: -87.3, where: x .< -87.3)
-    // n = round(x / ln2) by adding 1.5·2²³: the sum's low mantissa bits hold n as an integer (generic SIMD rounding
-    // and Float→Int conversions are scalar loops in Swift; this is two vector adds and a bit cast).
-    let shifted = x * 1.4426950408889634 + 12_582_912
-    let n = shifted - 12_582_912
-    let f = x - n * 0.693145751953125 - n * 1.428606765330187e-06
-    var p = SIMD8<Float>(repeating: 1.0 / 720)
-    p = p * f + 1.0 / 120
-    p = p * f + 1.0 / 24
-    p = p * f + 1.0 / 6
-    p = p * f + 0.5
-    p = p * f + 1
-    p = p * f + 1
-    let bits = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    var y = p * unsafeBitCast(bits, to: SIMD8<Float>.self)
-    y.replace(with: 0, where: input .< -87.3)
-    return y
 }
 
 /// In-place GELU in its exact form, x · ½ · (1 + erf(x / √2)), eight lanes at a time.
