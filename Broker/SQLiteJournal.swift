@@ -17,10 +17,18 @@ public final class SQLiteJournal: Journal {
     let db: Database
     let insertStmt: Statement
     let findStmt: Statement
-    let advanceStmt: Statement
-    let finishStmt: Statement
     let failureStmt: Statement
     var inTransaction = false
+    /// Finished stages and ended jobs not yet written: they go to SQLite many rows per statement when the
+    /// transaction commits, or before anything reads the journal, so every read sees them.
+    var pendingProgress: [(id: UInt64, stage: Int, output: [UInt8])] = []
+    var pendingResults: [(id: UInt64, status: JobStatus, body: [UInt8], error: String)] = []
+    /// Multi-row statements by row count, prepared on first use.
+    var progressStmts: [Int: Statement] = [:]
+    var resultStmts: [Int: Statement] = [:]
+    var clearStmts: [Int: Statement] = [:]
+    /// Most rows one multi-row statement writes.
+    static let rowsPerStatement = 64
 
     /// Opens the database queue for a journal file, creating the schema when needed.
     public static func openQueue(path: String, sync: JournalSync) throws -> DatabaseQueue {
@@ -40,7 +48,14 @@ public final class SQLiteJournal: Journal {
         }
     }
 
+    /// The schema version this code writes (`PRAGMA user_version`). Version 1 kept a job's progress and result in
+    /// its `jobs` row (an UPDATE of the whole row per finished stage); version 2 writes a `jobs` row once and keeps
+    /// the next stage's input in `progress` and the end in `results`, narrow rows written many at a time.
+    static let schemaVersion = 2
+
     static func migrate(_ db: Database) throws {
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        let hadJobs = try db.tableExists("jobs")
         try db.execute(sql: """
             CREATE TABLE IF NOT EXISTS jobs(
               id INTEGER PRIMARY KEY,
@@ -50,19 +65,47 @@ public final class SQLiteJournal: Journal {
               priority INTEGER NOT NULL,
               deadline INTEGER NOT NULL,
               params BLOB NOT NULL,
-              data BLOB NOT NULL,
-              stage INTEGER NOT NULL DEFAULT 0,
-              output BLOB,
-              status INTEGER NOT NULL DEFAULT 0,
-              error TEXT NOT NULL DEFAULT '');
+              data BLOB NOT NULL);
             DROP INDEX IF EXISTS jobs_batch_only;
             DROP INDEX IF EXISTS jobs_batch;
+            CREATE TABLE IF NOT EXISTS progress(
+              id INTEGER PRIMARY KEY,
+              stage INTEGER NOT NULL,
+              output BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS results(
+              id INTEGER PRIMARY KEY,
+              status INTEGER NOT NULL,
+              output BLOB NOT NULL,
+              error TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS failures(
               job INTEGER NOT NULL,
               stage TEXT NOT NULL,
               attempt INTEGER NOT NULL,
               error TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS failures_job ON failures(job);
+            """)
+        if hadJobs && version < 2 {
+            // A version 1 journal: move each job's progress and end out of its row, then drop the old columns.
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO results(id, status, output, error)
+                  SELECT id, status, COALESCE(output, x''), error FROM jobs WHERE status != 0;
+                INSERT OR REPLACE INTO progress(id, stage, output)
+                  SELECT id, stage, COALESCE(output, x'') FROM jobs WHERE status = 0 AND (stage > 0 OR length(output) > 0);
+                ALTER TABLE jobs DROP COLUMN stage;
+                ALTER TABLE jobs DROP COLUMN output;
+                ALTER TABLE jobs DROP COLUMN status;
+                ALTER TABLE jobs DROP COLUMN error;
+                """)
+        }
+        // For people reading the journal with sqlite3: one row per job with its status (section 3 of PROTOCOL.md),
+        // the index of its next stage, and its result, error or next input.
+        try db.execute(sql: """
+            DROP VIEW IF EXISTS job_states;
+            CREATE VIEW job_states AS
+              SELECT j.id, j.key, j.batch, j.route, COALESCE(r.status, 0) AS status, COALESCE(p.stage, 0) AS stage,
+                     COALESCE(r.output, p.output, j.data) AS output, COALESCE(r.error, '') AS error
+              FROM jobs j LEFT JOIN progress p ON p.id = j.id LEFT JOIN results r ON r.id = j.id;
+            PRAGMA user_version = \(schemaVersion);
             """)
     }
 
@@ -73,9 +116,7 @@ public final class SQLiteJournal: Journal {
             INSERT INTO jobs(id, key, batch, route, priority, deadline, params, data) VALUES(?,?,?,?,?,?,?,?)
             ON CONFLICT(key) DO NOTHING
             """)
-        findStmt = try db.makeStatement(sql: "SELECT id, key, batch, route, priority, deadline, params, data, stage, output, status, error FROM jobs WHERE key = ?")
-        advanceStmt = try db.makeStatement(sql: "UPDATE jobs SET stage = ?, output = ? WHERE id = ?")
-        finishStmt = try db.makeStatement(sql: "UPDATE jobs SET status = ?, output = ?, error = ? WHERE id = ?")
+        findStmt = try db.makeStatement(sql: Self.selectJobs + " WHERE j.key = ?")
         failureStmt = try db.makeStatement(sql: "INSERT INTO failures(job, stage, attempt, error) VALUES(?,?,?,?)")
     }
 
@@ -93,6 +134,7 @@ public final class SQLiteJournal: Journal {
 
     public func commit() throws {
         guard inTransaction else { return }
+        try flush()
         try wrap("commit") { try db.execute(sql: "COMMIT") }
         inTransaction = false
     }
@@ -145,6 +187,7 @@ public final class SQLiteJournal: Journal {
         Self.bind(s, 8, job.data)
         try step(s, "store a job")
         if db.changesCount == 1 { return .inserted }
+        try flush()  // the job with this key may have ended in this transaction
         return try wrap("store a job") {
             findStmt.setUncheckedArguments([job.key])
             guard let row = try Row.fetchOne(findStmt) else {
@@ -167,20 +210,60 @@ public final class SQLiteJournal: Journal {
     }
 
     public func advance(job: UInt64, stage: Int, output: [UInt8]) throws {
-        let s = advanceStmt.sqliteStatement
-        sqlite3_bind_int64(s, 1, Int64(stage))
-        Self.bind(s, 2, output)
-        sqlite3_bind_int64(s, 3, Int64(bitPattern: job))
-        try step(s, "record a finished stage")
+        pendingProgress.append((job, stage, output))
     }
 
     public func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String) throws {
-        let s = finishStmt.sqliteStatement
-        sqlite3_bind_int64(s, 1, Int64(status.rawValue))
-        Self.bind(s, 2, body)
-        Self.bind(s, 3, error)
-        sqlite3_bind_int64(s, 4, Int64(bitPattern: job))
-        try step(s, "record a finished job")
+        pendingResults.append((job, status, body, error))
+    }
+
+    /// A statement that writes `rows` rows at once: `head`, then `tuple` `rows` times separated by commas, then `tail`.
+    func statement(_ cache: inout [Int: Statement], rows: Int, head: String, tuple: String, tail: String = "") throws -> OpaquePointer {
+        if let s = cache[rows] { return s.sqliteStatement }
+        let s = try wrap("prepare a statement") {
+            try db.makeStatement(sql: head + Array(repeating: tuple, count: rows).joined(separator: ",") + tail)
+        }
+        cache[rows] = s
+        return s.sqliteStatement
+    }
+
+    /// Writes the pending stage outputs and job ends, many rows per statement: outputs first, then ends, then the
+    /// ended jobs' outputs are deleted (a job that moved on and ended in one transaction leaves no progress row).
+    func flush() throws {
+        guard !pendingProgress.isEmpty || !pendingResults.isEmpty else { return }
+        let n = Self.rowsPerStatement
+        var i = 0
+        while i < pendingProgress.count {
+            let rows = min(n, pendingProgress.count - i)
+            let s = try statement(&progressStmts, rows: rows, head: "INSERT OR REPLACE INTO progress(id, stage, output) VALUES", tuple: "(?,?,?)")
+            for r in 0..<rows {
+                let p = pendingProgress[i + r], b = Int32(r * 3)
+                sqlite3_bind_int64(s, b + 1, Int64(bitPattern: p.id))
+                sqlite3_bind_int64(s, b + 2, Int64(p.stage))
+                Self.bind(s, b + 3, p.output)
+            }
+            try step(s, "record finished stages")
+            i += rows
+        }
+        i = 0
+        while i < pendingResults.count {
+            let rows = min(n, pendingResults.count - i)
+            let s = try statement(&resultStmts, rows: rows, head: "INSERT OR REPLACE INTO results(id, status, output, error) VALUES", tuple: "(?,?,?,?)")
+            let clear = try statement(&clearStmts, rows: rows, head: "DELETE FROM progress WHERE id IN (", tuple: "?", tail: ")")
+            for r in 0..<rows {
+                let p = pendingResults[i + r], b = Int32(r * 4)
+                sqlite3_bind_int64(s, b + 1, Int64(bitPattern: p.id))
+                sqlite3_bind_int64(s, b + 2, Int64(p.status.rawValue))
+                Self.bind(s, b + 3, p.body)
+                Self.bind(s, b + 4, p.error)
+                sqlite3_bind_int64(clear, Int32(r + 1), Int64(bitPattern: p.id))
+            }
+            try step(s, "record finished jobs")
+            try step(clear, "clear finished jobs' stage outputs")
+            i += rows
+        }
+        pendingProgress.removeAll(keepingCapacity: true)
+        pendingResults.removeAll(keepingCapacity: true)
     }
 
     public func recordFailure(job: UInt64, stage: String, attempt: Int, error: String) throws {
@@ -190,16 +273,28 @@ public final class SQLiteJournal: Journal {
         }
     }
 
+    /// A job's columns in the order `job(_:)` reads them: the stage and output of its progress row, or the output,
+    /// status and error of its result row.
+    static let selectJobs = """
+        SELECT j.id, j.key, j.batch, j.route, j.priority, j.deadline, j.params, j.data, COALESCE(p.stage, 0),
+               COALESCE(r.output, p.output), COALESCE(r.status, 0), COALESCE(r.error, '')
+        FROM jobs j LEFT JOIN progress p ON p.id = j.id LEFT JOIN results r ON r.id = j.id
+        """
+
     public func activeJobs() throws -> [JournalJob] {
-        try wrap("load active jobs") {
-            try Row.fetchAll(db, sql: "SELECT id, key, batch, route, priority, deadline, params, data, stage, output, status, error FROM jobs WHERE status = 0 ORDER BY id").map(Self.job)
+        try flush()
+        return try wrap("load active jobs") {
+            try Row.fetchAll(db, sql: Self.selectJobs + " WHERE r.id IS NULL ORDER BY j.id").map(Self.job)
         }
     }
 
     public func batchCounts() throws -> [BatchCounts] {
-        try wrap("count batches") {
+        try flush()
+        return try wrap("count batches") {
             var out: [String: [JobStatus: Int]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT batch, status, COUNT(*) FROM jobs GROUP BY batch, status") {
+            for row in try Row.fetchAll(db, sql: """
+                SELECT j.batch, COALESCE(r.status, 0), COUNT(*) FROM jobs j LEFT JOIN results r ON r.id = j.id GROUP BY 1, 2
+                """) {
                 let st = JobStatus(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) ?? .failed
                 out[row[0] as String, default: [:]][st] = Int(row[2] as Int64)
             }

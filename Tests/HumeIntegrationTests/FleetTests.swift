@@ -26,7 +26,7 @@ func journalCounts(_ dir: String, batch: String) throws -> (rows: Int, distinctK
     return try q.read { db in
         let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE batch = ?", arguments: [batch]) ?? 0
         let keys = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT key) FROM jobs WHERE batch = ?", arguments: [batch]) ?? 0
-        let done = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE batch = ? AND status = 1", arguments: [batch]) ?? 0
+        let done = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_states WHERE batch = ? AND status = 1", arguments: [batch]) ?? 0
         return (rows, keys, done)
     }
 }

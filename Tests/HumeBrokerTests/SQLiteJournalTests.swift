@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+@testable import HumeBroker
+import HumeCore
+import Testing
+
+/// The broker's SQLite journal on a real file: what one connection writes, a fresh connection reads back, as a
+/// restarted broker would.
+@Suite("Broker: SQLite journal")
+struct SQLiteJournalTests {
+    let path = NSTemporaryDirectory() + "hume-journal-\(UInt64.random(in: 0...UInt64.max)).sqlite"
+
+    func withJournal<T>(_ body: (SQLiteJournal, Database) throws -> T) throws -> T {
+        let queue = try SQLiteJournal.openQueue(path: path, sync: .normal)
+        return try queue.inDatabase { db in try body(try SQLiteJournal(db), db) }
+    }
+
+    func row(_ i: Int, batch: String = "b") -> JournalJob {
+        JournalJob(id: UInt64(i), key: "k\(i)", batch: batch, route: ["a", "b"], priority: 3, deadlineMs: 0,
+                   params: Array("p\(i)".utf8), data: Array("d\(i)".utf8))
+    }
+
+    func cleanUp() { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+
+    @Test("Finished stages and ended jobs, written 64 rows per statement at commit, read back from a fresh connection")
+    func roundTrip() throws {
+        defer { cleanUp() }
+        try withJournal { j, _ throws in
+            try j.begin()
+            for i in 1...150 { guard case .inserted = try j.insert(row(i)) else { Issue.record("k\(i) not inserted"); return } }
+            for i in 1...100 { try j.advance(job: UInt64(i), stage: 1, output: Array("o\(i)".utf8)) }
+            // 40 of the ended jobs had moved on a stage, 30 had not; one ends as failed with an error sentence.
+            for i in 61...130 {
+                try j.finish(job: UInt64(i), status: i == 61 ? .failed : .done, body: i == 61 ? [] : Array("r\(i)".utf8),
+                             error: i == 61 ? "It broke." : "")
+            }
+            try j.commit()
+        }
+        try withJournal { j, db throws in
+            let active = try j.activeJobs()
+            #expect(active.map(\.id) == (1...60).map(UInt64.init) + (131...150).map(UInt64.init))
+            let first = try #require(active.first)
+            #expect(first.stage == 1 && first.output == Array("o1".utf8) && first.data == Array("d1".utf8))
+            #expect(first.route == ["a", "b"] && first.priority == 3 && first.params == Array("p1".utf8))
+            let last = try #require(active.last)
+            #expect(last.stage == 0 && last.output.isEmpty && last.status == .active)
+            let counts = try #require(try j.batchCounts().first)
+            #expect(counts.counts[.active] == 80 && counts.counts[.done] == 69 && counts.counts[.failed] == 1)
+            // An ended job keeps no stage output of its own.
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM progress") == 60)
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_states WHERE status = 1") == 69)
+            try j.begin()
+            guard case .existing(let done) = try j.insert(row(100)) else { Issue.record("k100 inserted twice"); return }
+            #expect(done.status == .done && done.output == Array("r100".utf8))
+            guard case .existing(let failed) = try j.insert(row(61)) else { Issue.record("k61 inserted twice"); return }
+            #expect(failed.status == .failed && failed.error == "It broke.")
+            try j.commit()
+        }
+    }
+
+    @Test("A key whose job ended earlier in the same transaction is answered with that job's result")
+    func endedInTheSameTransaction() throws {
+        defer { cleanUp() }
+        try withJournal { j, _ throws in
+            try j.begin()
+            _ = try j.insert(row(1))
+            try j.advance(job: 1, stage: 1, output: [1])
+            try j.finish(job: 1, status: .done, body: [9, 9], error: "")
+            guard case .existing(let old) = try j.insert(row(1)) else { Issue.record("inserted twice"); return }
+            #expect(old.id == 1 && old.status == .done && old.output == [9, 9])
+            #expect(try j.activeJobs().isEmpty)
+            try j.commit()
+        }
+    }
+
+    @Test("A version 1 journal (progress and result in the jobs row) is migrated in place on open")
+    func migratesVersion1() throws {
+        defer { cleanUp() }
+        let old = try DatabaseQueue(path: path)
+        try old.write { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, batch TEXT NOT NULL, route TEXT NOT NULL,
+                  priority INTEGER NOT NULL, deadline INTEGER NOT NULL, params BLOB NOT NULL, data BLOB NOT NULL,
+                  stage INTEGER NOT NULL DEFAULT 0, output BLOB, status INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '');
+                CREATE TABLE failures(job INTEGER NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL, error TEXT NOT NULL);
+                INSERT INTO jobs VALUES(1, 'k1', 'b', 'a,b', 0, 0, x'', x'01', 0, x'0707', 1, '');
+                INSERT INTO jobs VALUES(2, 'k2', 'b', 'a,b', 0, 0, x'', x'02', 1, x'0808', 0, '');
+                INSERT INTO jobs VALUES(3, 'k3', 'b', 'a,b', 0, 0, x'', x'03', 0, NULL, 0, '');
+                INSERT INTO jobs VALUES(4, 'k4', 'b', 'a,b', 0, 0, x'', x'04', 0, x'', 2, 'Refused.');
+                """)
+        }
+        try old.close()
+        try withJournal { j, db throws in
+            #expect(try Int.fetchOne(db, sql: "PRAGMA user_version") == SQLiteJournal.schemaVersion)
+            #expect(try !db.columns(in: "jobs").map(\.name).contains("status"))
+            let active = try j.activeJobs()
+            #expect(active.map(\.id) == [2, 3])
+            #expect(active[0].stage == 1 && active[0].output == [8, 8])
+            #expect(active[1].stage == 0 && active[1].output.isEmpty && active[1].data == [3])
+            let counts = try #require(try j.batchCounts().first)
+            #expect(counts.counts[.active] == 2 && counts.counts[.done] == 1 && counts.counts[.failed] == 1)
+            #expect(try j.maxJobID() == 4)
+            try j.begin()
+            guard case .existing(let done) = try j.insert(row(1)) else { Issue.record("k1 inserted twice"); return }
+            #expect(done.status == .done && done.output == [7, 7])
+            guard case .inserted = try j.insert(row(5)) else { Issue.record("k5 refused"); return }
+            try j.finish(job: 5, status: .done, body: [5], error: "")
+            try j.commit()
+        }
+        // Opening a migrated journal again changes nothing.
+        try withJournal { j, _ throws in
+            #expect(try j.activeJobs().map(\.id) == [2, 3])
+            #expect(try j.batchCounts().first?.counts[.done] == 2)
+        }
+    }
+}
