@@ -361,14 +361,20 @@ public final class BrokerCore {
         acks.reserveCapacity(specs.count)
         var accepted = 0, duplicates = 0
         let batchTally = tally(batch)
-        for s in specs {
-            let key = s.key.isEmpty ? derivedKey(batch: batch, routeNames: routeNames, spec: s) : s.key
-            let id = nextJobID
-            let row = JournalJob(id: id, key: key, batch: batch, route: routeNames, priority: s.priority,
-                                 deadlineMs: s.deadlineMs, params: s.params, data: s.data)
-            switch try journal.insert(row) {
+        // Ids are handed out before the journal says which keys are new: a duplicate leaves a gap (ids only increase).
+        var rows: [JournalJob] = []
+        rows.reserveCapacity(specs.count)
+        for (i, s) in specs.enumerated() {
+            rows.append(JournalJob(id: nextJobID + UInt64(i), key: s.key.isEmpty ? derivedKey(batch: batch, routeNames: routeNames, spec: s) : s.key,
+                                   batch: batch, route: routeNames, priority: s.priority, deadlineMs: s.deadlineMs,
+                                   params: s.params, data: s.data))
+        }
+        let outcomes = try journal.insert(rows)
+        nextJobID += UInt64(rows.count)
+        for (i, s) in specs.enumerated() {
+            let id = rows[i].id, key = rows[i].key
+            switch outcomes[i] {
             case .inserted:
-                nextJobID += 1
                 accepted += 1
                 submitted += 1
                 let job = Job(id: id, key: key, batch: batch, route: route, priority: s.priority, deadlineMs: s.deadlineMs,

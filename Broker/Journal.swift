@@ -58,6 +58,8 @@ public protocol Journal: AnyObject {
     func maxJobID() throws -> UInt64
     /// Stores a new job, or returns the job its key already names.
     func insert(_ job: JournalJob) throws -> InsertOutcome
+    /// Stores new jobs in order (a key repeated among them names the first), one outcome per job.
+    func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome]
     /// Records that a job finished a stage: `stage` is now the index of the next stage, `output` its input.
     func advance(job: UInt64, stage: Int, output: [UInt8]) throws
     /// Records how a job ended, with its result (done) or error sentence (otherwise).
@@ -70,6 +72,10 @@ public protocol Journal: AnyObject {
     func batchCounts() throws -> [BatchCounts]
     /// The errors recorded for a job, oldest first.
     func failures(job: UInt64) throws -> [String]
+}
+
+extension Journal {
+    public func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome] { try jobs.map { try insert($0) } }
 }
 
 /// An in-memory journal for unit tests of the state machine (never for integration tests).

@@ -15,9 +15,11 @@ public enum JournalSync: String, Sendable {
 /// The broker's SQLite journal (WAL mode). Used from the broker thread only, inside `DatabaseQueue.inDatabase`.
 public final class SQLiteJournal: Journal {
     let db: Database
-    let insertStmt: Statement
     let findStmt: Statement
     let failureStmt: Statement
+    /// BEGIN and COMMIT run once per broker loop round: prepared once, not parsed every time.
+    let beginStmt: Statement
+    let commitStmt: Statement
     var inTransaction = false
     /// Finished stages and ended jobs not yet written: they go to SQLite many rows per statement when the
     /// transaction commits, or before anything reads the journal, so every read sees them.
@@ -27,6 +29,7 @@ public final class SQLiteJournal: Journal {
     var progressStmts: [Int: Statement] = [:]
     var resultStmts: [Int: Statement] = [:]
     var clearStmts: [Int: Statement] = [:]
+    var insertStmts: [Int: Statement] = [:]
     /// Most rows one multi-row statement writes.
     static let rowsPerStatement = 64
 
@@ -112,12 +115,10 @@ public final class SQLiteJournal: Journal {
     /// Wraps a connection the caller holds for the broker's lifetime.
     public init(_ db: Database) throws {
         self.db = db
-        insertStmt = try db.makeStatement(sql: """
-            INSERT INTO jobs(id, key, batch, route, priority, deadline, params, data) VALUES(?,?,?,?,?,?,?,?)
-            ON CONFLICT(key) DO NOTHING
-            """)
         findStmt = try db.makeStatement(sql: Self.selectJobs + " WHERE j.key = ?")
         failureStmt = try db.makeStatement(sql: "INSERT INTO failures(job, stage, attempt, error) VALUES(?,?,?,?)")
+        beginStmt = try db.makeStatement(sql: "BEGIN IMMEDIATE")
+        commitStmt = try db.makeStatement(sql: "COMMIT")
     }
 
     func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
@@ -128,14 +129,14 @@ public final class SQLiteJournal: Journal {
 
     public func begin() throws {
         guard !inTransaction else { return }
-        try wrap("begin a transaction") { try db.execute(sql: "BEGIN IMMEDIATE") }
+        try step(beginStmt.sqliteStatement, "begin a transaction")
         inTransaction = true
     }
 
     public func commit() throws {
         guard inTransaction else { return }
         try flush()
-        try wrap("commit") { try db.execute(sql: "COMMIT") }
+        try step(commitStmt.sqliteStatement, "commit")
         inTransaction = false
     }
 
@@ -175,25 +176,61 @@ public final class SQLiteJournal: Journal {
         }
     }
 
-    public func insert(_ job: JournalJob) throws -> InsertOutcome {
-        let s = insertStmt.sqliteStatement
-        sqlite3_bind_int64(s, 1, Int64(bitPattern: job.id))
-        Self.bind(s, 2, job.key)
-        Self.bind(s, 3, job.batch)
-        Self.bind(s, 4, job.route.joined(separator: ","))
-        sqlite3_bind_int64(s, 5, Int64(job.priority))
-        sqlite3_bind_int64(s, 6, Int64(bitPattern: job.deadlineMs))
-        Self.bind(s, 7, job.params)
-        Self.bind(s, 8, job.data)
-        try step(s, "store a job")
-        if db.changesCount == 1 { return .inserted }
-        try flush()  // the job with this key may have ended in this transaction
-        return try wrap("store a job") {
-            findStmt.setUncheckedArguments([job.key])
-            guard let row = try Row.fetchOne(findStmt) else {
-                throw HumeError(.journal, "The journal refused job key \(job.key) but holds no job with it.")
+    public func insert(_ job: JournalJob) throws -> InsertOutcome { try insert([job])[0] }
+
+    static let insertHead = "INSERT INTO jobs(id, key, batch, route, priority, deadline, params, data) VALUES"
+
+    /// Up to 64 jobs per statement; the statement returns the ids it stored, and a job it skipped (its key was
+    /// taken) is looked up once the whole list is in.
+    public func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome] {
+        var stored = [Bool](repeating: false, count: jobs.count)
+        var i = 0
+        while i < jobs.count {
+            let rows = min(Self.rowsPerStatement, jobs.count - i)
+            let s = try statement(&insertStmts, rows: rows, head: Self.insertHead, tuple: "(?,?,?,?,?,?,?,?)",
+                                  tail: " ON CONFLICT(key) DO NOTHING RETURNING id")
+            var routeText = "", routeOf: [String] = []
+            for r in 0..<rows {
+                let job = jobs[i + r], b = Int32(r * 8)
+                if job.route != routeOf { routeOf = job.route; routeText = job.route.joined(separator: ",") }
+                sqlite3_bind_int64(s, b + 1, Int64(bitPattern: job.id))
+                Self.bind(s, b + 2, job.key)
+                Self.bind(s, b + 3, job.batch)
+                Self.bind(s, b + 4, routeText)
+                sqlite3_bind_int64(s, b + 5, Int64(job.priority))
+                sqlite3_bind_int64(s, b + 6, Int64(bitPattern: job.deadlineMs))
+                Self.bind(s, b + 7, job.params)
+                Self.bind(s, b + 8, job.data)
             }
-            return .existing(Self.job(row))
+            // Rows come back in the order they were stored; a walk over the chunk matches them to their jobs.
+            var at = i
+            var rc = sqlite3_step(s)
+            while rc == SQLITE_ROW {
+                let id = UInt64(bitPattern: sqlite3_column_int64(s, 0))
+                var k = at
+                while k < i + rows && jobs[k].id != id { k += 1 }
+                if k == i + rows { k = (i..<(i + rows)).first { jobs[$0].id == id } ?? i }  // any order, just in case
+                stored[k] = true
+                at = k + 1
+                rc = sqlite3_step(s)
+            }
+            sqlite3_reset(s)
+            guard rc == SQLITE_DONE else {
+                throw HumeError(.journal, "The journal failed to store jobs: \(String(cString: sqlite3_errmsg(db.sqliteConnection))).")
+            }
+            i += rows
+        }
+        if stored.allSatisfy({ $0 }) { return [InsertOutcome](repeating: .inserted, count: jobs.count) }
+        try flush()  // a job with one of these keys may have ended in this transaction
+        return try jobs.indices.map { k in
+            if stored[k] { return .inserted }
+            return try wrap("store a job") {
+                findStmt.setUncheckedArguments([jobs[k].key])
+                guard let row = try Row.fetchOne(findStmt) else {
+                    throw HumeError(.journal, "The journal refused job key \(jobs[k].key) but holds no job with it.")
+                }
+                return .existing(Self.job(row))
+            }
         }
     }
 

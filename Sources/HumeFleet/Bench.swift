@@ -127,6 +127,8 @@ public struct BrokerBench {
     public var payloadBytes = 16
     public var sync = "normal"
     public var chunk = 1000
+    /// `--batch` for every worker; nil leaves the noop stage's default.
+    public var workerBatch: Int?
     /// Stop after this many seconds even if unfinished (the backpressure mode); nil waits for every job.
     public var seconds: Double?
     public var brokerArguments: [String] = []
@@ -158,7 +160,9 @@ public struct BrokerBench {
         defer { fleet.stop() }
         let route = (1...stages).map { "noop\($0)" }
         for s in route {
-            for _ in 0..<workers { try fleet.startWorker(s, arguments: ["--work-ms", "\(workMs)"]) }
+            for _ in 0..<workers {
+                try fleet.startWorker(s, arguments: ["--work-ms", "\(workMs)"] + (workerBatch.map { ["--batch", "\($0)"] } ?? []))
+            }
         }
         try fleet.waitForWorkers(stages * workers)
 
@@ -202,6 +206,7 @@ public struct BrokerBench {
         let done = sub.results.filter { $0?.status == .done }.count
         var out: [String: JSON] = [
             "stages": JSON(stages), "tasks": JSON(tasks), "workers_per_stage": JSON(workers), "work_ms": .number(workMs),
+            "worker_batch": workerBatch.map { JSON($0) } ?? .null,
             "journal_sync": .string(sync), "curve": .bool(curve), "elapsed_s": .number((elapsedS * 1000).rounded() / 1000),
             "jobs_finished": JSON(sub.finishedCount),
             "jobs_per_s": .number((Double(sub.finishedCount) / elapsedS).rounded()),

@@ -283,6 +283,8 @@ struct BenchBroker: ParsableCommand {
     @Option(help: "Stop after this many seconds (backpressure mode); lost is then not judged.") var seconds: Double?
     @Option(help: "Broker queue capacity per stage.") var queueCapacity = 20_000
     @Option(help: "Client window.") var window = 10_000
+    @Option(help: "Tasks per worker batch (the worker's credit is one batch plus one of prefetch); default: the noop stage's.")
+    var workerBatch: Int?
     @Flag(help: "CURVE-encrypt every connection (fresh keys), to measure its cost.") var curve = false
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -295,6 +297,7 @@ struct BenchBroker: ParsableCommand {
         b.workMs = workMs
         b.sync = sync
         b.chunk = chunk
+        b.workerBatch = workerBatch
         b.seconds = seconds
         b.brokerArguments = ["--queue-capacity", "\(queueCapacity)", "--window", "\(window)"]
         let r = reporting { try b.run(progress: json ? nil : { d, n in stderrLine("  \(d)/\(n)") }) }

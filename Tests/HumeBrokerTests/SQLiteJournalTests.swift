@@ -58,6 +58,37 @@ struct SQLiteJournalTests {
         }
     }
 
+    @Test("Jobs stored up to 64 per statement: a key the journal holds, or one repeated in the list, names the first job")
+    func insertMany() throws {
+        defer { cleanUp() }
+        try withJournal { j, _ throws in
+            try j.begin()
+            var earlier = row(5)
+            earlier.key = "earlier"
+            _ = try j.insert(earlier)
+            try j.finish(job: 5, status: .done, body: [5], error: "")
+            // 150 jobs with ids 1001...1150; job 2's key is the one ended above, job 140's is job 100's.
+            var jobs = (1...150).map { i in JournalJob(id: UInt64(1000 + i), key: i == 2 ? "earlier" : "k\(i == 140 ? 100 : i)", batch: "b",
+                                                     route: ["a"], priority: 0, deadlineMs: 0, params: [], data: [UInt8(i)]) }
+            jobs[140].route = ["a", "b"]
+            let outcomes = try j.insert(jobs)
+            #expect(outcomes.count == 150)
+            for (k, o) in outcomes.enumerated() {
+                switch (k, o) {
+                case (1, .existing(let old)): #expect(old.id == 5 && old.status == .done && old.output == [5])
+                case (139, .existing(let old)): #expect(old.id == 1100 && old.status == .active && old.data == [100])
+                case (1, _), (139, _): Issue.record("job \(k) should have found its key taken")
+                case (_, .inserted): break
+                case (_, .existing): Issue.record("job \(k) was refused")
+                }
+            }
+            try j.commit()
+            let active = try j.activeJobs()
+            #expect(active.count == 148 && !active.contains { $0.id == 1002 || $0.id == 1140 })
+            #expect(active.first { $0.id == 1141 }?.route == ["a", "b"])
+        }
+    }
+
     @Test("A key whose job ended earlier in the same transaction is answered with that job's result")
     func endedInTheSameTransaction() throws {
         defer { cleanUp() }
