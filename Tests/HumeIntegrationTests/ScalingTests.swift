@@ -108,7 +108,9 @@ struct ScalingTests {
     @Test("hume scale under load: new workers take work at once; scale-down drains; each job leased once and done once",
           .timeLimit(.minutes(3)))
     func scaleUnderLoad() throws {
-        let up = try UpFleet("scale", ["noop=2", "--work-ms", "20"])
+        // 40 ms tasks: a worker is idle only for the broker round trip between DONE and its next TASK, so when the
+        // scale-down lands at least one of three drained workers is holding a task even on a loaded machine.
+        let up = try UpFleet("scale", ["noop=2", "--work-ms", "40"])
         defer { up.stop() }
         up.waitFor("2 workers") { workerList($0).count == 2 }
         let n = 2500
