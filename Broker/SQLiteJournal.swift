@@ -30,6 +30,10 @@ public final class SQLiteJournal: Journal {
     var resultStmts: [Int: Statement] = [:]
     var clearStmts: [Int: Statement] = [:]
     var insertStmts: [Int: Statement] = [:]
+    /// Group ids by batch and route (a handful per broker), and the last one used: a SUBMIT's jobs share one.
+    var groupIDs: [GroupKey: Int64] = [:]
+    var lastGroup: (key: GroupKey, id: Int64)?
+    struct GroupKey: Hashable { var batch: String; var route: [String] }
     /// Most rows one multi-row statement writes.
     static let rowsPerStatement = 64
 
@@ -52,25 +56,20 @@ public final class SQLiteJournal: Journal {
     }
 
     /// The schema version this code writes (`PRAGMA user_version`). Version 1 kept a job's progress and result in
-    /// its `jobs` row (an UPDATE of the whole row per finished stage); version 2 writes a `jobs` row once and keeps
-    /// the next stage's input in `progress` and the end in `results`, narrow rows written many at a time.
-    static let schemaVersion = 2
+    /// its `jobs` row (an UPDATE of the whole row per finished stage); version 2 wrote a `jobs` row once and kept
+    /// the next stage's input in `progress` and the end in `results`, narrow rows written many at a time; version 3
+    /// names each job's batch and route by a `groups` row instead of repeating their text in every job's row.
+    static let schemaVersion = 3
 
     static func migrate(_ db: Database) throws {
-        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-        let hadJobs = try db.tableExists("jobs")
+        let columns = try db.tableExists("jobs") ? Set(try db.columns(in: "jobs").map(\.name)) : []
         try db.execute(sql: """
-            CREATE TABLE IF NOT EXISTS jobs(
+            DROP VIEW IF EXISTS job_states;
+            CREATE TABLE IF NOT EXISTS groups(
               id INTEGER PRIMARY KEY,
-              key TEXT NOT NULL UNIQUE,
               batch TEXT NOT NULL,
               route TEXT NOT NULL,
-              priority INTEGER NOT NULL,
-              deadline INTEGER NOT NULL,
-              params BLOB NOT NULL,
-              data BLOB NOT NULL);
-            DROP INDEX IF EXISTS jobs_batch_only;
-            DROP INDEX IF EXISTS jobs_batch;
+              UNIQUE(batch, route));
             CREATE TABLE IF NOT EXISTS progress(
               id INTEGER PRIMARY KEY,
               stage INTEGER NOT NULL,
@@ -87,27 +86,44 @@ public final class SQLiteJournal: Journal {
               error TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS failures_job ON failures(job);
             """)
-        if hadJobs && version < 2 {
-            // A version 1 journal: move each job's progress and end out of its row, then drop the old columns.
+        if columns.contains("status") {
+            // Version 1: each job's progress and end move out of its row.
             try db.execute(sql: """
                 INSERT OR REPLACE INTO results(id, status, output, error)
                   SELECT id, status, COALESCE(output, x''), error FROM jobs WHERE status != 0;
                 INSERT OR REPLACE INTO progress(id, stage, output)
                   SELECT id, stage, COALESCE(output, x'') FROM jobs WHERE status = 0 AND (stage > 0 OR length(output) > 0);
-                ALTER TABLE jobs DROP COLUMN stage;
-                ALTER TABLE jobs DROP COLUMN output;
-                ALTER TABLE jobs DROP COLUMN status;
-                ALTER TABLE jobs DROP COLUMN error;
+                """)
+        }
+        let jobsTable = """
+            (id INTEGER PRIMARY KEY,
+              key TEXT NOT NULL UNIQUE,
+              grp INTEGER NOT NULL,
+              priority INTEGER NOT NULL,
+              deadline INTEGER NOT NULL,
+              params BLOB NOT NULL,
+              data BLOB NOT NULL)
+            """
+        if columns.contains("batch") {
+            // Versions 1 and 2: the batch and route text in every row; rebuilt with a group id.
+            try db.execute(sql: """
+                CREATE TABLE jobs_v3\(jobsTable);
+                INSERT OR IGNORE INTO groups(batch, route) SELECT DISTINCT batch, route FROM jobs;
+                INSERT INTO jobs_v3(id, key, grp, priority, deadline, params, data)
+                  SELECT j.id, j.key, g.id, j.priority, j.deadline, j.params, j.data
+                  FROM jobs j JOIN groups g ON g.batch = j.batch AND g.route = j.route;
+                DROP TABLE jobs;
+                ALTER TABLE jobs_v3 RENAME TO jobs;
                 """)
         }
         // For people reading the journal with sqlite3: one row per job with its status (section 3 of PROTOCOL.md),
         // the index of its next stage, and its result, error or next input.
         try db.execute(sql: """
-            DROP VIEW IF EXISTS job_states;
+            CREATE TABLE IF NOT EXISTS jobs\(jobsTable);
             CREATE VIEW job_states AS
-              SELECT j.id, j.key, j.batch, j.route, COALESCE(r.status, 0) AS status, COALESCE(p.stage, 0) AS stage,
+              SELECT j.id, j.key, g.batch, g.route, COALESCE(r.status, 0) AS status, COALESCE(p.stage, 0) AS stage,
                      COALESCE(r.output, p.output, j.data) AS output, COALESCE(r.error, '') AS error
-              FROM jobs j LEFT JOIN progress p ON p.id = j.id LEFT JOIN results r ON r.id = j.id;
+              FROM jobs j JOIN groups g ON g.id = j.grp LEFT JOIN progress p ON p.id = j.id LEFT JOIN results r ON r.id = j.id;
             PRAGMA user_version = \(schemaVersion);
             """)
     }
@@ -178,7 +194,29 @@ public final class SQLiteJournal: Journal {
 
     public func insert(_ job: JournalJob) throws -> InsertOutcome { try insert([job])[0] }
 
-    static let insertHead = "INSERT INTO jobs(id, key, batch, route, priority, deadline, params, data) VALUES"
+    static let insertHead = "INSERT INTO jobs(id, key, grp, priority, deadline, params, data) VALUES"
+
+    /// The id of the group row naming this batch and route, made on first use.
+    func group(batch: String, route: [String]) throws -> Int64 {
+        let key = GroupKey(batch: batch, route: route)
+        if let last = lastGroup, last.key == key { return last.id }
+        let id: Int64
+        if let known = groupIDs[key] {
+            id = known
+        } else {
+            let text = route.joined(separator: ",")
+            id = try wrap("store a batch name") {
+                if let found = try Int64.fetchOne(db, sql: "SELECT id FROM groups WHERE batch = ? AND route = ?", arguments: [batch, text]) {
+                    return found
+                }
+                try db.execute(sql: "INSERT INTO groups(batch, route) VALUES(?, ?)", arguments: [batch, text])
+                return db.lastInsertedRowID
+            }
+            groupIDs[key] = id
+        }
+        lastGroup = (key, id)
+        return id
+    }
 
     /// Up to 64 jobs per statement; the statement returns the ids it stored, and a job it skipped (its key was
     /// taken) is looked up once the whole list is in.
@@ -187,20 +225,20 @@ public final class SQLiteJournal: Journal {
         var i = 0
         while i < jobs.count {
             let rows = min(Self.rowsPerStatement, jobs.count - i)
-            let s = try statement(&insertStmts, rows: rows, head: Self.insertHead, tuple: "(?,?,?,?,?,?,?,?)",
+            var groups: [Int64] = []
+            groups.reserveCapacity(rows)
+            for r in 0..<rows { groups.append(try group(batch: jobs[i + r].batch, route: jobs[i + r].route)) }
+            let s = try statement(&insertStmts, rows: rows, head: Self.insertHead, tuple: "(?,?,?,?,?,?,?)",
                                   tail: " ON CONFLICT(key) DO NOTHING RETURNING id")
-            var routeText = "", routeOf: [String] = []
             for r in 0..<rows {
-                let job = jobs[i + r], b = Int32(r * 8)
-                if job.route != routeOf { routeOf = job.route; routeText = job.route.joined(separator: ",") }
+                let job = jobs[i + r], b = Int32(r * 7)
                 sqlite3_bind_int64(s, b + 1, Int64(bitPattern: job.id))
                 Self.bind(s, b + 2, job.key)
-                Self.bind(s, b + 3, job.batch)
-                Self.bind(s, b + 4, routeText)
-                sqlite3_bind_int64(s, b + 5, Int64(job.priority))
-                sqlite3_bind_int64(s, b + 6, Int64(bitPattern: job.deadlineMs))
-                Self.bind(s, b + 7, job.params)
-                Self.bind(s, b + 8, job.data)
+                sqlite3_bind_int64(s, b + 3, groups[r])
+                sqlite3_bind_int64(s, b + 4, Int64(job.priority))
+                sqlite3_bind_int64(s, b + 5, Int64(bitPattern: job.deadlineMs))
+                Self.bind(s, b + 6, job.params)
+                Self.bind(s, b + 7, job.data)
             }
             // Rows come back in the order they were stored; a walk over the chunk matches them to their jobs.
             var at = i
@@ -313,9 +351,9 @@ public final class SQLiteJournal: Journal {
     /// A job's columns in the order `job(_:)` reads them: the stage and output of its progress row, or the output,
     /// status and error of its result row.
     static let selectJobs = """
-        SELECT j.id, j.key, j.batch, j.route, j.priority, j.deadline, j.params, j.data, COALESCE(p.stage, 0),
+        SELECT j.id, j.key, g.batch, g.route, j.priority, j.deadline, j.params, j.data, COALESCE(p.stage, 0),
                COALESCE(r.output, p.output), COALESCE(r.status, 0), COALESCE(r.error, '')
-        FROM jobs j LEFT JOIN progress p ON p.id = j.id LEFT JOIN results r ON r.id = j.id
+        FROM jobs j JOIN groups g ON g.id = j.grp LEFT JOIN progress p ON p.id = j.id LEFT JOIN results r ON r.id = j.id
         """
 
     public func activeJobs() throws -> [JournalJob] {
@@ -330,7 +368,8 @@ public final class SQLiteJournal: Journal {
         return try wrap("count batches") {
             var out: [String: [JobStatus: Int]] = [:]
             for row in try Row.fetchAll(db, sql: """
-                SELECT j.batch, COALESCE(r.status, 0), COUNT(*) FROM jobs j LEFT JOIN results r ON r.id = j.id GROUP BY 1, 2
+                SELECT g.batch, COALESCE(r.status, 0), COUNT(*)
+                FROM jobs j JOIN groups g ON g.id = j.grp LEFT JOIN results r ON r.id = j.id GROUP BY 1, 2
                 """) {
                 let st = JobStatus(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) ?? .failed
                 out[row[0] as String, default: [:]][st] = Int(row[2] as Int64)

@@ -104,7 +104,7 @@ struct SQLiteJournalTests {
         }
     }
 
-    @Test("A version 1 journal (progress and result in the jobs row) is migrated in place on open")
+    @Test("A version 1 journal (progress, result, batch and route in the jobs row) is migrated in place on open")
     func migratesVersion1() throws {
         defer { cleanUp() }
         let old = try DatabaseQueue(path: path)
@@ -123,7 +123,9 @@ struct SQLiteJournalTests {
         try old.close()
         try withJournal { j, db throws in
             #expect(try Int.fetchOne(db, sql: "PRAGMA user_version") == SQLiteJournal.schemaVersion)
-            #expect(try !db.columns(in: "jobs").map(\.name).contains("status"))
+            let columns = try db.columns(in: "jobs").map(\.name)
+            #expect(columns == ["id", "key", "grp", "priority", "deadline", "params", "data"])
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM groups") == 1)
             let active = try j.activeJobs()
             #expect(active.map(\.id) == [2, 3])
             #expect(active[0].stage == 1 && active[0].output == [8, 8])

@@ -63,9 +63,9 @@ func workerList(_ s: JSON?) -> [JSON] { s?["workers"]?.array ?? [] }
 func journalFacts(_ dir: String, batch: String) throws -> (rows: Int, done: Int, failures: Int) {
     let q = try DatabaseQueue(path: dir + "/journal.sqlite")
     return try q.read { db in
-        let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE batch = ?", arguments: [batch]) ?? 0
+        let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_states WHERE batch = ?", arguments: [batch]) ?? 0
         let done = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job_states WHERE batch = ? AND status = 1", arguments: [batch]) ?? 0
-        let failures = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM failures f JOIN jobs j ON j.id = f.job WHERE j.batch = ?",
+        let failures = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM failures f JOIN job_states j ON j.id = f.job WHERE j.batch = ?",
                                         arguments: [batch]) ?? 0
         return (rows, done, failures)
     }
