@@ -247,7 +247,12 @@ public final class SQLiteJournal: Journal {
                 let id = UInt64(bitPattern: sqlite3_column_int64(s, 0))
                 var k = at
                 while k < i + rows && jobs[k].id != id { k += 1 }
-                if k == i + rows { k = (i..<(i + rows)).first { jobs[$0].id == id } ?? i }  // any order, just in case
+                if k == i + rows {  // not in insertion order after all: look in the whole chunk
+                    guard let found = (i..<(i + rows)).first(where: { jobs[$0].id == id }) else {
+                        throw HumeError(.journal, "The journal returned job id \(id), which it was not given.")
+                    }
+                    k = found
+                }
                 stored[k] = true
                 at = k + 1
                 rc = sqlite3_step(s)
