@@ -222,8 +222,7 @@ public final class SQLiteJournal: Journal {
     /// taken) is looked up once the whole list is in.
     public func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome] {
         var stored = [Bool](repeating: false, count: jobs.count)
-        var i = 0
-        while i < jobs.count {
+        for i in stride(from: 0, to: jobs.count, by: Self.rowsPerStatement) {
             let rows = min(Self.rowsPerStatement, jobs.count - i)
             var groups: [Int64] = []
             groups.reserveCapacity(rows)
@@ -261,7 +260,6 @@ public final class SQLiteJournal: Journal {
             guard rc == SQLITE_DONE else {
                 throw HumeError(.journal, "The journal failed to store jobs: \(String(cString: sqlite3_errmsg(db.sqliteConnection))).")
             }
-            i += rows
         }
         if stored.allSatisfy({ $0 }) { return [InsertOutcome](repeating: .inserted, count: jobs.count) }
         try flush()  // a job with one of these keys may have ended in this transaction
@@ -312,8 +310,7 @@ public final class SQLiteJournal: Journal {
     func flush() throws {
         guard !pendingProgress.isEmpty || !pendingResults.isEmpty else { return }
         let n = Self.rowsPerStatement
-        var i = 0
-        while i < pendingProgress.count {
+        for i in stride(from: 0, to: pendingProgress.count, by: n) {
             let rows = min(n, pendingProgress.count - i)
             let s = try statement(&progressStmts, rows: rows, head: "INSERT OR REPLACE INTO progress(id, stage, output) VALUES", tuple: "(?,?,?)")
             for r in 0..<rows {
@@ -323,10 +320,8 @@ public final class SQLiteJournal: Journal {
                 Self.bind(s, b + 3, p.output)
             }
             try step(s, "record finished stages")
-            i += rows
         }
-        i = 0
-        while i < pendingResults.count {
+        for i in stride(from: 0, to: pendingResults.count, by: n) {
             let rows = min(n, pendingResults.count - i)
             let s = try statement(&resultStmts, rows: rows, head: "INSERT OR REPLACE INTO results(id, status, output, error) VALUES", tuple: "(?,?,?,?)")
             let clear = try statement(&clearStmts, rows: rows, head: "DELETE FROM progress WHERE id IN (", tuple: "?", tail: ")")
@@ -340,7 +335,6 @@ public final class SQLiteJournal: Journal {
             }
             try step(s, "record finished jobs")
             try step(clear, "clear finished jobs' stage outputs")
-            i += rows
         }
         pendingProgress.removeAll(keepingCapacity: true)
         pendingResults.removeAll(keepingCapacity: true)
