@@ -113,7 +113,7 @@ public final class BertEncoder: Sendable {
     public let config: BertConfig
 
     /// All parameters in one contiguous buffer; the offsets below index into it.
-    private let arena: [Float]
+    private let arena: WeightArena
     private let wordEmbeddings: Int        // [V, H]
     private let positionAndType: Int       // [P, H]: position embedding + token type 0 embedding
     private let embeddingNormWeight: Int, embeddingNormBias: Int
@@ -177,7 +177,7 @@ public final class BertEncoder: Sendable {
             layers.append(o)
         }
         self.layers = layers
-        self.arena = arena
+        self.arena = WeightArena(arena)
     }
 
     /// Scratch buffers for one forward pass over at most `tokens` packed tokens.
@@ -225,8 +225,8 @@ public final class BertEncoder: Sendable {
         let heads = config.numAttentionHeads, dh = config.headSize
         let eps = config.layerNormEps
 
-        arena.withUnsafeBufferPointer { arenaBuffer in
-            let w = arenaBuffer.baseAddress!
+        do {
+            let w = UnsafePointer(arena.base)
 
             // Embeddings: word + (position + type 0), then LayerNorm.
             var row = 0
@@ -308,6 +308,45 @@ public final class BertEncoder: Sendable {
     }
 }
 
+/// The parameters in memory of their own, on 2 MiB pages where the kernel allows (`MADV_HUGEPAGE`).
+///
+/// A sentence of a dozen tokens reads all 42 MB of layer weights once per call, and OpenBLAS's packing walks them
+/// across rows, a walk that crosses a 4 KiB page every few cache lines. Measured with `hume bench embed` on the 29
+/// short fixture prompts, five interleaved pairs: batch 1 faster in all five, median 116 against 109 sentences/s.
+final class WeightArena: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    let count: Int
+    private let mapping: UnsafeMutableRawPointer?
+    private let mappedBytes: Int
+
+    init(_ values: [Float]) {
+        count = values.count
+        let huge = 2 << 20
+        let bytes = max(values.count * MemoryLayout<Float>.stride, 1)
+        let length = (bytes + huge - 1) / huge * huge + huge
+        let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if let raw, raw != MAP_FAILED {
+            let aligned = (Int(bitPattern: raw) + huge - 1) / huge * huge
+            let start = UnsafeMutableRawPointer(bitPattern: aligned)!
+            #if os(Linux)
+            _ = madvise(start, length - huge, MADV_HUGEPAGE)
+            #endif
+            mapping = raw
+            mappedBytes = length
+            base = start.bindMemory(to: Float.self, capacity: max(values.count, 1))
+        } else {
+            mapping = nil
+            mappedBytes = 0
+            base = .allocate(capacity: max(values.count, 1))
+        }
+        values.withUnsafeBufferPointer { if let source = $0.baseAddress { base.initialize(from: source, count: values.count) } }
+    }
+
+    deinit {
+        if let mapping { munmap(mapping, mappedBytes) } else { base.deallocate() }
+    }
+}
+
 // MARK: - Kernels
 
 /// c[m, n] += a[m, k] · weight[k, n] (the weight already transposed to [in, out]).
@@ -385,31 +424,45 @@ private func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, 
 }
 
 /// In-place numerically stable softmax over each row, eight lanes at a time (libm's scalar `expf` was a twentieth
-/// of a short sentence's time).
+/// of a short sentence's time, and a scalar maximum a tenth of a 256-token sentence's). A row's last `width % 8`
+/// values go through the lanes too, the unused lanes held at -∞ for the maximum and at 0 for the sum.
 func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-    let vectorWidth = width & ~7
+    let full = width & ~7, tail = width - full
+    let tailMask = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .< SIMD8<Int32>(repeating: Int32(tail))
     for r in 0..<rows {
         let row = x + r * width
-        var maximum = -Float.infinity
-        for j in 0..<width { maximum = max(maximum, row[j]) }
-        let m = SIMD8<Float>(repeating: maximum)
-        var lanes = SIMD8<Float>()
+        var maxLanes = SIMD8<Float>(repeating: -.infinity)
         var j = 0
-        while j < vectorWidth {
-            let e = LaneMath.exp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - m)
-            UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD8<Float>.self)
-            lanes += e
+        while j < full {
+            let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+            maxLanes.replace(with: v, where: v .> maxLanes)
             j += 8
         }
-        var sum = lanes.sum()
-        while j < width {
-            let e = LaneMath.exp(SIMD8<Float>(repeating: row[j] - maximum))[0]
-            row[j] = e
-            sum += e
-            j += 1
+        var tailLanes = SIMD8<Float>(repeating: -.infinity)
+        for t in 0..<tail { tailLanes[t] = row[full + t] }
+        maxLanes.replace(with: tailLanes, where: tailLanes .> maxLanes)
+        let m = SIMD8<Float>(repeating: maxLanes.max())
+
+        var sumLanes = SIMD8<Float>()
+        j = 0
+        while j < full {
+            let e = LaneMath.exp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - m)
+            UnsafeMutableRawPointer(row + j).storeBytes(of: e, as: SIMD8<Float>.self)
+            sumLanes += e
+            j += 8
         }
-        let inverse = 1 / sum
-        for j in 0..<width { row[j] *= inverse }
+        var tailExp = LaneMath.exp(tailLanes - m)
+        tailExp.replace(with: 0, where: .!tailMask)
+        sumLanes += tailExp
+        let inverse = SIMD8<Float>(repeating: 1 / sumLanes.sum())
+        j = 0
+        while j < full {
+            let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(row + j).storeBytes(of: v * inverse, as: SIMD8<Float>.self)
+            j += 8
+        }
+        tailExp *= inverse
+        for t in 0..<tail { row[full + t] = tailExp[t] }
     }
 }
 
