@@ -315,12 +315,10 @@ public final class BertEncoder: Sendable {
 /// short fixture prompts, five interleaved pairs: batch 1 faster in all five, median 116 against 109 sentences/s.
 final class WeightArena: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
-    let count: Int
     private let mapping: UnsafeMutableRawPointer?
     private let mappedBytes: Int
 
     init(_ values: [Float]) {
-        count = values.count
         let huge = 2 << 20
         let bytes = max(values.count * MemoryLayout<Float>.stride, 1)
         let length = (bytes + huge - 1) / huge * huge + huge
