@@ -12,7 +12,7 @@ let numericsSettings: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration
 /// multiply-adds, so results are bit-identical either way. `HUME_PORTABLE=1` builds for any x86-64.
 let hostVectorSettings: [SwiftSetting] = {
     #if arch(x86_64) && os(Linux)
-    guard ProcessInfo.processInfo.environment["HUME_PORTABLE"] == nil,
+    guard ["", "0"].contains(ProcessInfo.processInfo.environment["HUME_PORTABLE"] ?? ""),
           let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
     let flags = Set(line.split(separator: " ").map(String.init))

@@ -225,65 +225,63 @@ public final class BertEncoder: Sendable {
         let heads = config.numAttentionHeads, dh = config.headSize
         let eps = config.layerNormEps
 
-        do {
-            let w = UnsafePointer(arena.base)
+        let w = UnsafePointer(arena.base)
 
-            // Embeddings: word + (position + type 0), then LayerNorm.
-            var row = 0
+        // Embeddings: word + (position + type 0), then LayerNorm.
+        var row = 0
+        for length in lengths {
+            for p in 0..<length {
+                let id = Int(ids[row])
+                precondition(id >= 0 && id < config.vocabSize, "token id \(id) outside the vocabulary")
+                let word = w + wordEmbeddings + id * h
+                let position = w + positionAndType + p * h
+                let out = ws.hidden + row * h
+                for j in 0..<h { out[j] = word[j] + position[j] }
+                row += 1
+            }
+        }
+        layerNorm(ws.hidden, rows: t, width: h, weight: w + embeddingNormWeight,
+                  bias: w + embeddingNormBias, eps: eps)
+
+        let scale = 1 / Float(dh).squareRoot()
+        for layer in layers {
+            // Q, K, V for every token in one GEMM: qkv = hidden · Wqkv + b.
+            fillRows(ws.qkv, rows: t, with: w + layer.qkvBias, width: 3 * h)
+            gemm(m: t, n: 3 * h, k: h, a: ws.hidden, weight: w + layer.qkvWeight, c: ws.qkv)
+
+            // Attention, per sequence and head, over that sequence's own tokens only.
+            var start = 0
             for length in lengths {
-                for p in 0..<length {
-                    let id = Int(ids[row])
-                    precondition(id >= 0 && id < config.vocabSize, "token id \(id) outside the vocabulary")
-                    let word = w + wordEmbeddings + id * h
-                    let position = w + positionAndType + p * h
-                    let out = ws.hidden + row * h
-                    for j in 0..<h { out[j] = word[j] + position[j] }
-                    row += 1
+                for head in 0..<heads {
+                    let q = ws.qkv + start * 3 * h + head * dh
+                    let k = q + h
+                    let v = q + 2 * h
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                                Int32(length), Int32(length), Int32(dh),
+                                scale, q, Int32(3 * h), k, Int32(3 * h), 0, ws.scores, Int32(length))
+                    softmaxRows(ws.scores, rows: length, width: length)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                                Int32(length), Int32(dh), Int32(length),
+                                1, ws.scores, Int32(length), v, Int32(3 * h),
+                                0, ws.context + start * h + head * dh, Int32(h))
                 }
+                start += length
             }
-            layerNorm(ws.hidden, rows: t, width: h, weight: w + embeddingNormWeight,
-                      bias: w + embeddingNormBias, eps: eps)
 
-            let scale = 1 / Float(dh).squareRoot()
-            for layer in layers {
-                // Q, K, V for every token in one GEMM: qkv = hidden · Wqkv + b.
-                fillRows(ws.qkv, rows: t, with: w + layer.qkvBias, width: 3 * h)
-                gemm(m: t, n: 3 * h, k: h, a: ws.hidden, weight: w + layer.qkvWeight, c: ws.qkv)
+            // Attention output: sum = hidden + b + context · Woᵀ; hidden = LayerNorm(sum).
+            addRows(ws.sum, ws.hidden, bias: w + layer.attentionOutBias, rows: t, width: h)
+            gemm(m: t, n: h, k: h, a: ws.context, weight: w + layer.attentionOutWeight, c: ws.sum)
+            layerNorm(ws.sum, rows: t, width: h, weight: w + layer.attentionNormWeight,
+                      bias: w + layer.attentionNormBias, eps: eps)
 
-                // Attention, per sequence and head, over that sequence's own tokens only.
-                var start = 0
-                for length in lengths {
-                    for head in 0..<heads {
-                        let q = ws.qkv + start * 3 * h + head * dh
-                        let k = q + h
-                        let v = q + 2 * h
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                                    Int32(length), Int32(length), Int32(dh),
-                                    scale, q, Int32(3 * h), k, Int32(3 * h), 0, ws.scores, Int32(length))
-                        softmaxRows(ws.scores, rows: length, width: length)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                    Int32(length), Int32(dh), Int32(length),
-                                    1, ws.scores, Int32(length), v, Int32(3 * h),
-                                    0, ws.context + start * h + head * dh, Int32(h))
-                    }
-                    start += length
-                }
-
-                // Attention output: sum = hidden + b + context · Woᵀ; hidden = LayerNorm(sum).
-                addRows(ws.sum, ws.hidden, bias: w + layer.attentionOutBias, rows: t, width: h)
-                gemm(m: t, n: h, k: h, a: ws.context, weight: w + layer.attentionOutWeight, c: ws.sum)
-                layerNorm(ws.sum, rows: t, width: h, weight: w + layer.attentionNormWeight,
-                          bias: w + layer.attentionNormBias, eps: eps)
-
-                // Feed-forward: GELU(sum · W1ᵀ + b1) · W2ᵀ + b2 + sum, then LayerNorm.
-                fillRows(ws.intermediate, rows: t, with: w + layer.intermediateBias, width: inter)
-                gemm(m: t, n: inter, k: h, a: ws.sum, weight: w + layer.intermediateWeight, c: ws.intermediate)
-                gelu(ws.intermediate, count: t * inter)
-                addRows(ws.hidden, ws.sum, bias: w + layer.outputBias, rows: t, width: h)
-                gemm(m: t, n: h, k: inter, a: ws.intermediate, weight: w + layer.outputWeight, c: ws.hidden)
-                layerNorm(ws.hidden, rows: t, width: h, weight: w + layer.outputNormWeight,
-                          bias: w + layer.outputNormBias, eps: eps)
-            }
+            // Feed-forward: GELU(sum · W1ᵀ + b1) · W2ᵀ + b2 + sum, then LayerNorm.
+            fillRows(ws.intermediate, rows: t, with: w + layer.intermediateBias, width: inter)
+            gemm(m: t, n: inter, k: h, a: ws.sum, weight: w + layer.intermediateWeight, c: ws.intermediate)
+            gelu(ws.intermediate, count: t * inter)
+            addRows(ws.hidden, ws.sum, bias: w + layer.outputBias, rows: t, width: h)
+            gemm(m: t, n: h, k: inter, a: ws.intermediate, weight: w + layer.outputWeight, c: ws.hidden)
+            layerNorm(ws.hidden, rows: t, width: h, weight: w + layer.outputNormWeight,
+                      bias: w + layer.outputNormBias, eps: eps)
         }
 
         // Mean over every token of each sequence ([CLS] and [SEP] included), then L2 normalise.
