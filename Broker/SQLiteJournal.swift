@@ -225,7 +225,8 @@ public final class SQLiteJournal: Journal {
     /// Up to 64 jobs per statement. A statement that stored every row (`sqlite3_changes`, the usual case) needs nothing
     /// more; after one that skipped some (their keys were taken) each of its jobs is looked up by id: a row with the
     /// job's id and key above the largest id stored before this call is the one just stored. (`RETURNING id` answered
-    /// the same question for every statement and cost a fifth of the insert.)
+    /// the same question for every statement; without it the broker spent less CPU per job in 6 of 6 interleaved
+    /// `hume bench broker` pairs, 9.8 against 11.5 µs on average.)
     public func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome] {
         var stored = [Bool](repeating: true, count: jobs.count)
         let largestBefore = try wrap("store a job") { try Int64.fetchOne(maxIDStmt) ?? 0 }
