@@ -6,11 +6,63 @@ public enum Endpoint: Sendable, Hashable {
     case workers, clients, control
 }
 
-/// A message for the socket loop to send.
+/// A message for the socket loop to send: its records stay packed in one buffer until they are sent.
 public struct Outgoing: Sendable {
     public var endpoint: Endpoint
     public var peer: [UInt8]
-    public var message: Message
+    public var command: Command
+    public var header: JSON
+    public var records: RecordBuffer
+
+    public init(endpoint: Endpoint, peer: [UInt8], command: Command, header: JSON = .object([:]), records: RecordBuffer = RecordBuffer()) {
+        self.endpoint = endpoint
+        self.peer = peer
+        self.command = command
+        self.header = header
+        self.records = records
+    }
+
+    public init(endpoint: Endpoint, peer: [UInt8], message: Message) {
+        self.init(endpoint: endpoint, peer: peer, command: message.command, header: message.header,
+                  records: RecordBuffer(message.records))
+    }
+
+    /// The message as a `Message` (one array per record).
+    public var message: Message { Message(command, header: header, records: records.arrays) }
+
+    /// The frames before the records: the peer's routing id, the signature, the command and the header.
+    public var head: [[UInt8]] { [peer, Wire.signature, Array(command.rawValue.utf8), header.bytes] }
+}
+
+/// A dictionary keyed by the ids the broker hands out (job ids, leases), hashed by a fixed 64-bit mixer instead of
+/// the standard library's seeded SipHash: a broker lookup per job per table, and profiling showed SipHash at about
+/// a hundred instructions a call. Peers choose no keys that go in, so there is no hash flooding to defend against.
+struct IDMap<Value> {
+    struct Key: Hashable {
+        let raw: UInt64
+        func hash(into hasher: inout Hasher) { hasher.combine(raw) }
+        // The splitmix64 finalizer: every output bit depends on every input bit.
+        func _rawHashValue(seed: Int) -> Int {
+            var x = raw &+ UInt64(UInt(bitPattern: seed))
+            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int(truncatingIfNeeded: x ^ (x >> 31))
+        }
+    }
+
+    private var storage: [Key: Value] = [:]
+
+    subscript(id: UInt64) -> Value? {
+        get { storage[Key(raw: id)] }
+        set { storage[Key(raw: id)] = newValue }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey id: UInt64) -> Value? { storage.removeValue(forKey: Key(raw: id)) }
+
+    var count: Int { storage.count }
+    var isEmpty: Bool { storage.isEmpty }
+    var values: Dictionary<Key, Value>.Values { storage.values }
 }
 
 /// The broker's scheduling, credit, lease, retry and intake logic as a state machine.
@@ -40,7 +92,13 @@ public final class BrokerCore {
         var attempts = 0  // failed attempts at the current stage
         var state: State = .queued
         var lease: UInt64 = 0
-        var owner: [UInt8]?
+        /// The connection its result goes to; nil for jobs recovered from the journal.
+        var owner: Client?
+        /// While leased: the worker holding it and when it was granted.
+        var worker: Worker?
+        var leasedAt: UInt64 = 0
+        /// False once it has ended: the heap entries left behind for it are skipped.
+        var live = true
         var progress = false
         var seq: UInt64 = 0
         var acceptedAt: UInt64 = 0  // 0 for jobs recovered from the journal (their submit time is unknown)
@@ -69,7 +127,7 @@ public final class BrokerCore {
 
     struct StageState {
         let name: String
-        var queue = MinHeap<UInt64>()  // key: (255 - priority) << 48 | seq
+        var queue = MinHeap<Job>()  // key: (255 - priority) << 48 | seq
         var queued = 0  // jobs in `queue` that are live
         var occupancy = 0  // jobs at this stage: queued, leased or backing off
         var reserved = 0  // jobs leased upstream whose next stage is this one
@@ -93,8 +151,11 @@ public final class BrokerCore {
         let name: String
         var credit: Int
         let capacity: Int
-        /// Its leases, each with the time it was granted.
-        var leases: [UInt64: UInt64] = [:]
+        /// Leases it holds now (each leased job names this worker).
+        var leaseCount = 0
+        /// TASK records for it from this round, and whether it is in the core's list of workers to send to.
+        var tasks = RecordBuffer()
+        var hasTasks = false
         var lastSeen: UInt64
         var draining = false
         var done: UInt64 = 0
@@ -114,15 +175,23 @@ public final class BrokerCore {
         }
     }
 
-    struct ClientState {
+    /// A client connection; jobs it owns point to it, so that finishing one needs no lookup by peer.
+    final class Client {
+        let peer: [UInt8]
         var outstanding = 0
         var lastSeen: UInt64 = 0
         /// Rate-limit tokens (jobs) and when they were last topped up; nil until the first SUBMIT.
         var tokens: Double?
         var tokensAt: UInt64 = 0
+        /// RESULT and PROGRESS records for it from this round, and whether it is in the list of clients to send to.
+        var results = RecordBuffer()
+        var progress = RecordBuffer()
+        var hasOutput = false
+
+        init(peer: [UInt8]) { self.peer = peer }
 
         /// Tops the bucket up to `now` at `rate` jobs/s with one second of burst.
-        mutating func refill(rate: Double, now: UInt64) {
+        func refill(rate: Double, now: UInt64) {
             let elapsed = Double(now &- tokensAt) / 1000
             tokens = min(rate, (tokens ?? rate) + (tokens == nil ? 0 : elapsed * rate))
             tokensAt = now
@@ -134,11 +203,11 @@ public final class BrokerCore {
     let logger: Logger
     var stages: [StageState]
     let stageIndex: [String: Int]
-    var jobs: [UInt64: Job] = [:]
-    /// Every live lease: its job and the worker holding it.
-    var leaseTable: [UInt64: (job: UInt64, worker: [UInt8])] = [:]
+    var jobs = IDMap<Job>()
+    /// Every live lease's job (which names the worker holding it).
+    var leaseTable = IDMap<Job>()
     var workers: [[UInt8]: Worker] = [:]
-    var clients: [[UInt8]: ClientState] = [:]
+    var clients: [[UInt8]: Client] = [:]
     var backoff = MinHeap<UInt64>()  // key: ready-at ms
     var deadlines = MinHeap<UInt64>()  // key: deadline ms
     var nextJobID: UInt64
@@ -158,13 +227,19 @@ public final class BrokerCore {
 
     // outbox
     var outgoing: [Outgoing] = []
-    var pendingTasks: [[UInt8]: [[UInt8]]] = [:]
-    var pendingResults: [[UInt8]: [[UInt8]]] = [:]
-    var pendingProgress: [[UInt8]: [[UInt8]]] = [:]
+    /// Workers with TASK records and clients with RESULT or PROGRESS records to send this round.
+    var workersWithTasks: [Worker] = []
+    var clientsWithOutput: [Client] = []
 
     // MARK: Counters (read by status and metrics)
     public private(set) var submitted: UInt64 = 0
-    public private(set) var finished: [JobStatus: UInt64] = [:]
+    /// Jobs finished since start, by `JobStatus.rawValue`.
+    public private(set) var finishedCounts = [UInt64](repeating: 0, count: JobStatus.allCases.count)
+    public var finished: [JobStatus: UInt64] {
+        var d: [JobStatus: UInt64] = [:]
+        for st in JobStatus.allCases where finishedCounts[Int(st.rawValue)] > 0 { d[st] = finishedCounts[Int(st.rawValue)] }
+        return d
+    }
     public private(set) var badMessages: UInt64 = 0
     /// The last `recentImageCount` stage images that went through the broker, oldest first (the status page's
     /// "latest outputs").
@@ -245,7 +320,7 @@ public final class BrokerCore {
         seq += 1
         job.seq = seq
         job.state = .queued
-        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (seq & 0xFFFF_FFFF_FFFF), job.id)
+        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (seq & 0xFFFF_FFFF_FFFF), job)
         stages[job.stage].queued += 1
     }
 
@@ -295,6 +370,25 @@ public final class BrokerCore {
         outgoing.append(Outgoing(endpoint: endpoint, peer: peer, message: message))
     }
 
+    /// The state of a client connection, made on first use.
+    func client(_ peer: [UInt8]) -> Client {
+        if let c = clients[peer] { return c }
+        let c = Client(peer: peer)
+        clients[peer] = c
+        return c
+    }
+
+    /// Queues a RESULT record for a client.
+    func result(to c: Client, jobID: UInt64, status: JobStatus, key: String, body: [UInt8]) {
+        c.results.append(size: ResultRecord.size(key: key, body: body)) {
+            ResultRecord.write(to: &$0, jobID: jobID, status: status, key: key, body: body)
+        }
+        if !c.hasOutput {
+            c.hasOutput = true
+            clientsWithOutput.append(c)
+        }
+    }
+
     func reply(_ endpoint: Endpoint, _ peer: [UInt8], error: HumeError, req: JSON?) {
         reply(endpoint, peer, Message(.error, header: .object(["req": req ?? .null, "code": .string(error.code.rawValue),
                                                                 "message": .string(error.message)])))
@@ -325,7 +419,7 @@ public final class BrokerCore {
             specs.append(s)
         }
         // Intake control: the client's window and the first stage's capacity, all or nothing.
-        var client = clients[peer] ?? ClientState()
+        let client = self.client(peer)
         client.lastSeen = now
         let first = route[0]
         let st = stages[first]
@@ -333,7 +427,6 @@ public final class BrokerCore {
         if config.clientRate > 0 {
             client.refill(rate: config.clientRate, now: now)
             if let t = client.tokens, t <= 0 {
-                clients[peer] = client
                 let wait = Int((-t + 1) / config.clientRate * 1000) + 1
                 reply(.clients, peer, Message(.busy, header: .object([
                     "req": req, "retry_after_ms": JSON(wait),
@@ -347,7 +440,6 @@ public final class BrokerCore {
         let roomQueue = config.queueCapacity - st.occupancy - st.reserved
         let roomBytes = config.queueBytes - st.bytes
         if specs.count > roomWindow || specs.count > roomQueue || bytes > roomBytes {
-            clients[peer] = client
             let reason = specs.count > roomWindow
                 ? "this connection has \(client.outstanding) unfinished jobs and a window of \(config.clientWindow)"
                 : "stage \(st.name) is full (\(st.occupancy) of \(config.queueCapacity) jobs, \(st.bytes) of \(config.queueBytes) bytes)"
@@ -357,8 +449,7 @@ public final class BrokerCore {
             ])))
             return
         }
-        var acks: [[UInt8]] = []
-        acks.reserveCapacity(specs.count)
+        var acks = RecordBuffer()
         var accepted = 0, duplicates = 0
         let batchTally = tally(batch)
         // Ids are handed out before the journal says which keys are new: a duplicate leaves a gap (ids only increase).
@@ -379,34 +470,32 @@ public final class BrokerCore {
                 submitted += 1
                 let job = Job(id: id, key: key, batch: batch, route: route, priority: s.priority, deadlineMs: s.deadlineMs,
                               params: s.params, input: s.data, position: 0)
-                job.owner = peer
+                job.owner = client
                 job.progress = wantsProgress
                 job.acceptedAt = now
                 client.outstanding += 1
                 job.tally = batchTally
                 batchTally.counts[0] += 1
                 admit(job)
-                acks.append(AckRecord(jobID: id, duplicate: false).encode())
+                acks.append(size: AckRecord.size) { AckRecord(jobID: id, duplicate: false).write(to: &$0) }
             case .existing(let old):
                 duplicates += 1
-                acks.append(AckRecord(jobID: old.id, duplicate: true).encode())
+                acks.append(size: AckRecord.size) { AckRecord(jobID: old.id, duplicate: true).write(to: &$0) }
                 if old.status != .active {
                     // Already finished: answer now from the journal, so a re-run resumes without a second run.
                     let body = old.status == .done ? old.output : Array(old.error.utf8)
-                    pendingResults[peer, default: []].append(
-                        ResultRecord(jobID: old.id, status: old.status, key: old.key, body: body).encode())
+                    result(to: client, jobID: old.id, status: old.status, key: old.key, body: body)
                 } else if let job = jobs[old.id] {
                     // Still running: its result now goes to this connection.
-                    if let prev = job.owner, prev != peer { clients[prev]?.outstanding -= 1 }
-                    if job.owner != peer { client.outstanding += 1 }
-                    job.owner = peer
+                    if let prev = job.owner, prev !== client { prev.outstanding -= 1 }
+                    if job.owner !== client { client.outstanding += 1 }
+                    job.owner = client
                     job.progress = job.progress || wantsProgress
                 }
             }
         }
         if config.clientRate > 0 { client.tokens = (client.tokens ?? config.clientRate) - Double(specs.count) }
-        clients[peer] = client
-        reply(.clients, peer, Message(.ack, header: .object([
+        outgoing.append(Outgoing(endpoint: .clients, peer: peer, command: .ack, header: .object([
             "req": req, "accepted": JSON(accepted), "duplicates": JSON(duplicates),
             "window": JSON(config.clientWindow), "outstanding": JSON(client.outstanding),
         ]), records: acks))
@@ -483,10 +572,10 @@ public final class BrokerCore {
         guard let w = workers[peer] else { return }
         w.draining = true
         w.credit = 0
-        logger.info("worker draining", metadata: ["worker": "\(w.name)", "leases": "\(w.leases.count)"])
+        logger.info("worker draining", metadata: ["worker": "\(w.name)", "leases": "\(w.leaseCount)"])
         // The reply follows every TASK already sent to this worker on the same connection, so once the worker has
         // it, it holds everything the broker thinks it holds (PROTOCOL.md 4.2).
-        reply(.workers, peer, Message(.drain, header: .object(["leases": JSON(w.leases.count)])))
+        reply(.workers, peer, Message(.drain, header: .object(["leases": JSON(w.leaseCount)])))
     }
 
     func done(_ peer: [UInt8], _ m: Message, now: UInt64) throws {
@@ -507,8 +596,11 @@ public final class BrokerCore {
                 continue
             }
             if !w.draining { w.credit = min(w.credit + 1, w.capacity) }
-            guard let started = w.leases.removeValue(forKey: d.lease) else { continue }  // revoked or expired: discard
-            guard let jobID = leaseTable.removeValue(forKey: d.lease)?.job, let job = jobs[jobID], job.state == .leased, job.lease == d.lease else { continue }
+            // A lease this worker no longer holds (revoked, expired, or another worker's) is discarded.
+            guard let job = leaseTable[d.lease], job.worker === w, job.state == .leased, job.lease == d.lease else { continue }
+            leaseTable.removeValue(forKey: d.lease)
+            let started = job.leasedAt
+            release(job)
             let stage = job.stage
             stages[stage].serviceMsTotal += Double(now - started)
             stages[stage].service.observe(ms: Double(now - started))
@@ -548,9 +640,13 @@ public final class BrokerCore {
             stages[next].bytes += job.bytes
             enqueue(job)
             if job.progress, let owner = job.owner {
-                var w = ByteWriter(capacity: 10)
-                w.u64(job.id); w.u8(UInt8(job.position)); w.u8(UInt8(job.route.count))
-                pendingProgress[owner, default: []].append(w.bytes)
+                owner.progress.append(size: 10) { w in
+                    w.u64(job.id); w.u8(UInt8(job.position)); w.u8(UInt8(job.route.count))
+                }
+                if !owner.hasOutput {
+                    owner.hasOutput = true
+                    clientsWithOutput.append(owner)
+                }
             }
         } else {
             job.state = .queued  // detached from the stage counters already
@@ -586,9 +682,8 @@ public final class BrokerCore {
         case .queued: stages[stage].queued -= 1  // its heap entry is skipped lazily
         case .leased:
             if let next = job.nextStage { stages[next].reserved -= 1 }
-            if let entry = leaseTable.removeValue(forKey: job.lease), let w = workers[entry.worker] {
-                w.leases[job.lease] = nil
-            }
+            leaseTable.removeValue(forKey: job.lease)
+            release(job)
         case .backoff: break
         }
         stages[stage].occupancy -= 1
@@ -607,27 +702,37 @@ public final class BrokerCore {
             jobDuration.observe(ms: Double(clock - job.acceptedAt))
         }
         jobs[job.id] = nil
+        job.live = false
         job.state = .queued
         job.lease = 0
-        finished[status, default: 0] += 1
+        finishedCounts[Int(status.rawValue)] += 1
         if let owner = job.owner {
-            clients[owner]?.outstanding -= 1
-            pendingResults[owner, default: []].append(
-                ResultRecord(jobID: job.id, status: status, key: job.key, body: status == .done ? body : Array(error.utf8)).encode())
+            owner.outstanding -= 1
+            result(to: owner, jobID: job.id, status: status, key: job.key, body: status == .done ? body : Array(error.utf8))
+            job.owner = nil
         }
+    }
+
+    /// Detaches a leased job from the worker holding it (the lease table entry is the caller's).
+    func release(_ job: Job) {
+        job.worker?.leaseCount -= 1
+        job.worker = nil
     }
 
     func removeWorker(_ peer: [UInt8], now: UInt64, reason: String) throws {
         guard let w = workers.removeValue(forKey: peer) else { return }
         stages[w.stage].workers.removeAll { $0 == peer }
-        if !w.leases.isEmpty {
-            logger.warning("worker lost; requeueing its leases", metadata: ["worker": "\(w.name)", "leases": "\(w.leases.count)",
+        if w.leaseCount > 0 {
+            logger.warning("worker lost; requeueing its leases", metadata: ["worker": "\(w.name)", "leases": "\(w.leaseCount)",
                                                                            "reason": "\(reason)"])
         } else {
             logger.info("worker left", metadata: ["worker": "\(w.name)", "reason": "\(reason)"])
         }
-        for lease in w.leases.keys.sorted() {
-            guard let jobID = leaseTable.removeValue(forKey: lease)?.job, let job = jobs[jobID], job.lease == lease else { continue }
+        // Its jobs in lease order (the order they were handed out), found through the lease table.
+        let held = leaseTable.values.filter { $0.worker === w }.sorted { $0.lease < $1.lease }
+        for job in held {
+            leaseTable.removeValue(forKey: job.lease)
+            release(job)
             try retryOrBury(job, error: "The worker \(w.name) went away (\(reason)) while running it.", now: now)
         }
     }
@@ -709,25 +814,33 @@ public final class BrokerCore {
         let lease = nextLease
         job.state = .leased
         job.lease = lease
-        leaseTable[lease] = (job.id, w.peer)
-        w.leases[lease] = now
+        leaseTable[lease] = job
+        job.worker = w
+        job.leasedAt = now
+        w.leaseCount += 1
         w.credit -= 1
         stages[job.stage].leasesGranted += 1
-        pendingTasks[w.peer, default: []].append(
-            TaskRecord(lease: lease, jobID: job.id, attempt: UInt16(min(job.attempts + 1, 65535)), key: job.key,
-                       params: job.params, input: job.input).encode())
+        w.tasks.append(size: TaskRecord.size(key: job.key, params: job.params, input: job.input)) {
+            TaskRecord.write(to: &$0, lease: lease, jobID: job.id, attempt: UInt16(min(job.attempts + 1, 65535)), key: job.key,
+                             params: job.params, input: job.input)
+        }
+        if !w.hasTasks {
+            w.hasTasks = true
+            workersWithTasks.append(w)
+        }
     }
 
     /// Undoes `popLive` for a job that could not be leased: same heap key, so it keeps its FIFO place.
     func requeueInPlace(_ job: Job) {
         job.state = .queued
-        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF), job.id)
+        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF), job)
         stages[job.stage].queued += 1
     }
 
     func popLive(_ s: Int) -> Job? {
         while let top = stages[s].queue.pop() {
-            if let job = jobs[top.value], job.state == .queued, job.stage == s,
+            let job = top.value
+            if job.live, job.state == .queued, job.stage == s,
                (UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF)) == top.key {
                 stages[s].queued -= 1
                 job.state = .leased
@@ -772,7 +885,7 @@ public final class BrokerCore {
             let ws = s.workers.compactMap { workers[$0] }
             stageList.append(.object([
                 "name": .string(s.name), "queued": JSON(s.queued), "occupancy": JSON(s.occupancy),
-                "in_flight": JSON(ws.reduce(0) { $0 + $1.leases.count }), "workers": JSON(ws.count),
+                "in_flight": JSON(ws.reduce(0) { $0 + $1.leaseCount }), "workers": JSON(ws.count),
                 "credit": JSON(ws.reduce(0) { $0 + $1.credit }), "capacity": JSON(ws.reduce(0) { $0 + $1.capacity }),
                 "queue_capacity": JSON(config.queueCapacity),
                 "arrived": .number(Double(s.arrived)), "leases": .number(Double(s.leasesGranted)),
@@ -786,7 +899,7 @@ public final class BrokerCore {
         let workerList: [JSON] = workers.values.sorted { $0.name < $1.name }.map { w in
             var o: [String: JSON] = [
                 "name": .string(w.name), "stage": .string(stages[w.stage].name), "credit": JSON(w.credit),
-                "capacity": JSON(w.capacity), "leases": JSON(w.leases.count), "done": .number(Double(w.done)),
+                "capacity": JSON(w.capacity), "leases": JSON(w.leaseCount), "done": .number(Double(w.done)),
                 "draining": .bool(w.draining), "stats": w.stats, "age_ms": .number(Double(clock &- w.joinedAt)),
             ]
             if let f = w.figures { o.merge(f.json) { a, _ in a } }
@@ -799,7 +912,7 @@ public final class BrokerCore {
             return .object(o)
         }
         var fin: [String: JSON] = [:]
-        for st in JobStatus.allCases where st != .active { fin[st.name] = .number(Double(finished[st] ?? 0)) }
+        for st in JobStatus.allCases where st != .active { fin[st.name] = .number(Double(finishedCounts[Int(st.rawValue)])) }
         return .object(["req": req ?? .null, "stages": .array(stageList), "workers": .array(workerList),
                         "batches": .array(batches), "submitted": .number(Double(submitted)), "finished": .object(fin),
                         "active_jobs": JSON(jobs.count), "bad_messages": .number(Double(badMessages)),
@@ -813,18 +926,24 @@ public final class BrokerCore {
     public func takeOutgoing() -> [Outgoing] {
         var out = outgoing
         outgoing.removeAll(keepingCapacity: true)
-        for (peer, recs) in pendingTasks {
-            out.append(Outgoing(endpoint: .workers, peer: peer, message: Message(.task, records: recs)))
+        for w in workersWithTasks {
+            out.append(Outgoing(endpoint: .workers, peer: w.peer, command: .task, records: w.tasks))
+            w.tasks = RecordBuffer()
+            w.hasTasks = false
         }
-        pendingTasks.removeAll(keepingCapacity: true)
-        for (peer, recs) in pendingProgress {
-            out.append(Outgoing(endpoint: .clients, peer: peer, message: Message(.progress, records: recs)))
+        workersWithTasks.removeAll(keepingCapacity: true)
+        for c in clientsWithOutput where !c.progress.isEmpty {
+            out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .progress, records: c.progress))
+            c.progress = RecordBuffer()
         }
-        pendingProgress.removeAll(keepingCapacity: true)
-        for (peer, recs) in pendingResults {
-            out.append(Outgoing(endpoint: .clients, peer: peer, message: Message(.result, records: recs)))
+        for c in clientsWithOutput {
+            if !c.results.isEmpty {
+                out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .result, records: c.results))
+                c.results = RecordBuffer()
+            }
+            c.hasOutput = false
         }
-        pendingResults.removeAll(keepingCapacity: true)
+        clientsWithOutput.removeAll(keepingCapacity: true)
         return out
     }
 

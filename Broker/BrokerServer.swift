@@ -132,10 +132,8 @@ public final class BrokerServer {
             try journal.commit()
             for out in core.takeOutgoing() {
                 let box = sockets[out.endpoint == .workers ? 0 : out.endpoint == .clients ? 1 : 2]
-                var frames = out.message.frames()
-                frames.insert(out.peer, at: 0)
-                if try !box.socket.send(frames, dontWait: true) {
-                    logger.debug("dropped a message to a peer that is gone", metadata: ["command": "\(out.message.command.rawValue)"])
+                if try !box.socket.send(out.head, records: out.records, dontWait: true) {
+                    logger.debug("dropped a message to a peer that is gone", metadata: ["command": "\(out.command.rawValue)"])
                 }
             }
         }

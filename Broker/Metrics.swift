@@ -134,7 +134,7 @@ extension BrokerCore {
             ("hume_stage_queued", "gauge", "Tasks waiting at the stage for a worker.", { s, _ in Double(s.queued) }),
             ("hume_stage_occupancy", "gauge", "Jobs at the stage: queued, leased or backing off before a retry.",
              { s, _ in Double(s.occupancy) }),
-            ("hume_stage_in_flight", "gauge", "Tasks leased to workers now.", { _, ws in Double(ws.reduce(0) { $0 + $1.leases.count }) }),
+            ("hume_stage_in_flight", "gauge", "Tasks leased to workers now.", { _, ws in Double(ws.reduce(0) { $0 + $1.leaseCount }) }),
             ("hume_stage_queue_capacity", "gauge", "Most jobs the stage may hold.", { _, _ in Double(self.config.queueCapacity) }),
             ("hume_stage_bytes", "gauge", "Bytes of inputs and parameters held for the stage.", { s, _ in Double(s.bytes) }),
             ("hume_stage_workers", "gauge", "Workers registered for the stage.", { _, ws in Double(ws.count) }),
@@ -167,7 +167,7 @@ extension BrokerCore {
             return ([("worker", n == 1 ? w.name : "\(w.name)#\(n)"), ("stage", stages[w.stage].name)], w)
         }
         p.family("hume_worker_leases", "gauge", "Tasks leased to the worker now.")
-        for (l, w) in ws { p.sample("hume_worker_leases", l, Double(w.leases.count)) }
+        for (l, w) in ws { p.sample("hume_worker_leases", l, Double(w.leaseCount)) }
         p.family("hume_worker_slots", "gauge", "The worker's task slots.")
         for (l, w) in ws { p.sample("hume_worker_slots", l, Double(w.capacity)) }
         p.family("hume_worker_draining", "gauge", "1 while the worker drains (takes no new work).")

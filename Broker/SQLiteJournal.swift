@@ -38,6 +38,10 @@ public final class SQLiteJournal: Journal {
     struct GroupKey: Hashable { var batch: String; var route: [String] }
     /// Most rows one multi-row statement writes.
     static let rowsPerStatement = 64
+    /// The text and blobs of one multi-row statement, copied back to back and bound without SQLite copying them
+    /// again (`SQLITE_STATIC`); `spans` holds each value's range. Reused statement after statement.
+    var scratch: [UInt8] = []
+    var spans: [Range<Int>] = []
 
     /// Opens the database queue for a journal file, creating the schema when needed.
     public static func openQueue(path: String, sync: JournalSync) throws -> DatabaseQueue {
@@ -169,22 +173,50 @@ public final class SQLiteJournal: Journal {
     // The three statements run once per job per stage, so they bind through SQLite's C API: GRDB's
     // StatementArguments box every value (an array of existentials, a Data per blob), which cost as much as SQLite.
 
-    /// Binds text (copied by SQLite).
-    @inline(__always) static func bind(_ s: OpaquePointer, _ i: Int32, _ text: String) {
-        var t = text
-        t.withUTF8 { u in
-            guard let p = u.baseAddress, u.count > 0 else { _ = sqlite3_bind_text(s, i, "", 0, transient); return }
-            _ = sqlite3_bind_text(s, i, UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self), Int32(u.count), transient)
+    /// Copies a value into `scratch` for `bindStatic`.
+    @inline(__always) func stage(_ text: String) {
+        let start = scratch.count
+        scratch.append(contentsOf: text.utf8)
+        spans.append(start..<scratch.count)
+    }
+
+    @inline(__always) func stage(_ bytes: [UInt8]) {
+        let start = scratch.count
+        scratch.append(contentsOf: bytes)
+        spans.append(start..<scratch.count)
+    }
+
+    /// Binds staged value `k` as text or blob, pointing into `scratch` (`base`): call it, and `stepStatic`, inside one
+    /// `scratch.withUnsafeBytes`. An empty blob is a zero-length blob, never NULL.
+    @inline(__always) func bindStatic(_ s: OpaquePointer, _ i: Int32, _ k: Int, text: Bool, _ base: UnsafeRawBufferPointer) {
+        let r = spans[k]
+        if r.isEmpty {
+            // Not sqlite3_bind_zeroblob: that value is expanded (allocated) when the row is made.
+            if text { _ = sqlite3_bind_text(s, i, "", 0, Self.static) } else { _ = sqlite3_bind_blob(s, i, Self.emptyBlob, 0, Self.static) }
+            return
+        }
+        let p = base.baseAddress! + r.lowerBound
+        if text {
+            _ = sqlite3_bind_text(s, i, p.assumingMemoryBound(to: CChar.self), Int32(r.count), Self.static)
+        } else {
+            _ = sqlite3_bind_blob(s, i, p, Int32(r.count), Self.static)
         }
     }
 
-    /// Binds a blob (copied by SQLite); an empty one is a zero-length blob, never NULL.
-    @inline(__always) static func bind(_ s: OpaquePointer, _ i: Int32, _ bytes: [UInt8]) {
-        if bytes.isEmpty { _ = sqlite3_bind_zeroblob(s, i, 0); return }
-        bytes.withUnsafeBytes { _ = sqlite3_bind_blob(s, i, $0.baseAddress, Int32($0.count), transient) }
+    /// Runs a statement bound by `bindStatic` and drops its bindings, so none outlives the scratch memory.
+    func stepStatic(_ s: OpaquePointer, _ what: String) throws {
+        defer { sqlite3_clear_bindings(s) }
+        try step(s, what)
     }
 
-    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    func resetScratch() {
+        scratch.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
+    }
+
+    static let `static` = unsafeBitCast(0, to: sqlite3_destructor_type.self)
+    /// A non-NULL pointer for empty blobs (a NULL pointer would bind NULL, which the NOT NULL columns refuse).
+    nonisolated(unsafe) static let emptyBlob = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
 
     /// Runs a bound statement to completion and resets it.
     func step(_ s: OpaquePointer, _ what: String) throws {
@@ -232,25 +264,31 @@ public final class SQLiteJournal: Journal {
         let largestBefore = try wrap("store a job") { try Int64.fetchOne(maxIDStmt) ?? 0 }
         for i in stride(from: 0, to: jobs.count, by: Self.rowsPerStatement) {
             let rows = min(Self.rowsPerStatement, jobs.count - i)
-            var groups: [Int64] = []
-            groups.reserveCapacity(rows)
-            for r in 0..<rows { groups.append(try group(batch: jobs[i + r].batch, route: jobs[i + r].route)) }
             let s = try statement(&insertStmts, rows: rows, head: Self.insertHead, tuple: "(?,?,?,?,?,?,?)",
                                   tail: " ON CONFLICT(key) DO NOTHING")
+            resetScratch()
             for r in 0..<rows {
-                let job = jobs[i + r], b = Int32(r * 7)
-                sqlite3_bind_int64(s, b + 1, Int64(bitPattern: job.id))
-                Self.bind(s, b + 2, job.key)
-                sqlite3_bind_int64(s, b + 3, groups[r])
-                sqlite3_bind_int64(s, b + 4, Int64(job.priority))
-                sqlite3_bind_int64(s, b + 5, Int64(bitPattern: job.deadlineMs))
-                Self.bind(s, b + 6, job.params)
-                Self.bind(s, b + 7, job.data)
+                stage(jobs[i + r].key)
+                stage(jobs[i + r].params)
+                stage(jobs[i + r].data)
             }
-            let rc = sqlite3_step(s)
-            sqlite3_reset(s)
-            guard rc == SQLITE_DONE else {
-                throw HumeError(.journal, "The journal failed to store jobs: \(String(cString: sqlite3_errmsg(db.sqliteConnection))).")
+            // A SUBMIT's jobs share one batch and route: look the group up again only when they change.
+            var group: Int64 = 0
+            try scratch.withUnsafeBytes { base in
+                for r in 0..<rows {
+                    let job = jobs[i + r], b = Int32(r * 7)
+                    if r == 0 || job.batch != jobs[i + r - 1].batch || job.route != jobs[i + r - 1].route {
+                        group = try self.group(batch: job.batch, route: job.route)
+                    }
+                    sqlite3_bind_int64(s, b + 1, Int64(bitPattern: job.id))
+                    bindStatic(s, b + 2, 3 * r, text: true, base)
+                    sqlite3_bind_int64(s, b + 3, group)
+                    sqlite3_bind_int64(s, b + 4, Int64(job.priority))
+                    sqlite3_bind_int64(s, b + 5, Int64(bitPattern: job.deadlineMs))
+                    bindStatic(s, b + 6, 3 * r + 1, text: false, base)
+                    bindStatic(s, b + 7, 3 * r + 2, text: false, base)
+                }
+                try stepStatic(s, "store jobs")
             }
             if Int(sqlite3_changes(db.sqliteConnection)) == rows { continue }
             for k in i..<(i + rows) {
@@ -312,27 +350,38 @@ public final class SQLiteJournal: Journal {
         for i in stride(from: 0, to: pendingProgress.count, by: n) {
             let rows = min(n, pendingProgress.count - i)
             let s = try statement(&progressStmts, rows: rows, head: "INSERT OR REPLACE INTO progress(id, stage, output) VALUES", tuple: "(?,?,?)")
-            for r in 0..<rows {
-                let p = pendingProgress[i + r], b = Int32(r * 3)
-                sqlite3_bind_int64(s, b + 1, Int64(bitPattern: p.id))
-                sqlite3_bind_int64(s, b + 2, Int64(p.stage))
-                Self.bind(s, b + 3, p.output)
+            resetScratch()
+            for r in 0..<rows { stage(pendingProgress[i + r].output) }
+            try scratch.withUnsafeBytes { base in
+                for r in 0..<rows {
+                    let p = pendingProgress[i + r], b = Int32(r * 3)
+                    sqlite3_bind_int64(s, b + 1, Int64(bitPattern: p.id))
+                    sqlite3_bind_int64(s, b + 2, Int64(p.stage))
+                    bindStatic(s, b + 3, r, text: false, base)
+                }
+                try stepStatic(s, "record finished stages")
             }
-            try step(s, "record finished stages")
         }
         for i in stride(from: 0, to: pendingResults.count, by: n) {
             let rows = min(n, pendingResults.count - i)
             let s = try statement(&resultStmts, rows: rows, head: "INSERT OR REPLACE INTO results(id, status, output, error) VALUES", tuple: "(?,?,?,?)")
             let clear = try statement(&clearStmts, rows: rows, head: "DELETE FROM progress WHERE id IN (", tuple: "?", tail: ")")
+            resetScratch()
             for r in 0..<rows {
-                let p = pendingResults[i + r], b = Int32(r * 4)
-                sqlite3_bind_int64(s, b + 1, Int64(bitPattern: p.id))
-                sqlite3_bind_int64(s, b + 2, Int64(p.status.rawValue))
-                Self.bind(s, b + 3, p.body)
-                Self.bind(s, b + 4, p.error)
-                sqlite3_bind_int64(clear, Int32(r + 1), Int64(bitPattern: p.id))
+                stage(pendingResults[i + r].body)
+                stage(pendingResults[i + r].error)
             }
-            try step(s, "record finished jobs")
+            try scratch.withUnsafeBytes { base in
+                for r in 0..<rows {
+                    let p = pendingResults[i + r], b = Int32(r * 4)
+                    sqlite3_bind_int64(s, b + 1, Int64(bitPattern: p.id))
+                    sqlite3_bind_int64(s, b + 2, Int64(p.status.rawValue))
+                    bindStatic(s, b + 3, 2 * r, text: false, base)
+                    bindStatic(s, b + 4, 2 * r + 1, text: true, base)
+                    sqlite3_bind_int64(clear, Int32(r + 1), Int64(bitPattern: p.id))
+                }
+                try stepStatic(s, "record finished jobs")
+            }
             try step(clear, "clear finished jobs' stage outputs")
         }
         pendingProgress.removeAll(keepingCapacity: true)

@@ -1,5 +1,40 @@
+/// What the wire protocol's records are written with: `ByteWriter` (a growing array of its own) or `RecordWriter`
+/// (a span reserved in a `RecordBuffer`). Each record's layout is written once, generically, for both.
+public protocol BinaryWriter {
+    mutating func u8(_ v: UInt8)
+    mutating func u16(_ v: UInt16)
+    mutating func u32(_ v: UInt32)
+    mutating func u64(_ v: UInt64)
+    /// Raw bytes, no length prefix.
+    mutating func raw(_ bytes: UnsafeRawBufferPointer)
+}
+
+extension BinaryWriter {
+    /// A string prefixed by its UTF-8 length as u16 (longer strings are cut at 65,535 bytes).
+    @inlinable
+    public mutating func shortString(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            let n = min(utf8.count, Int(UInt16.max))
+            u16(UInt16(n))
+            raw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[..<n]))
+        }
+    }
+
+    /// A byte blob prefixed by its length as u32.
+    @inlinable
+    public mutating func blob(_ b: [UInt8]) {
+        u32(UInt32(b.count))
+        b.withUnsafeBytes { raw($0) }
+    }
+
+    /// Bytes a `shortString` of `s` takes.
+    @inlinable
+    public static func size(shortString s: String) -> Int { 2 + min(s.utf8.count, Int(UInt16.max)) }
+}
+
 /// Little-endian binary writer used by the wire protocol's record frames.
-public struct ByteWriter: Sendable {
+public struct ByteWriter: BinaryWriter, Sendable {
     public private(set) var bytes: [UInt8]
 
     public init(capacity: Int = 64) {
@@ -7,22 +42,103 @@ public struct ByteWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    public var count: Int { bytes.count }
+
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
     public mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    /// A string prefixed by its UTF-8 length as u16.
-    public mutating func shortString(_ s: String) {
-        var s = s
-        s.withUTF8 { utf8 in
-            u16(UInt16(min(utf8.count, Int(UInt16.max))))
-            bytes.append(contentsOf: utf8.prefix(Int(UInt16.max)))
-        }
-    }
-    /// A byte blob prefixed by its length as u32.
+    public mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
+    /// A byte blob (any collection of bytes) prefixed by its length as u32.
     public mutating func blob<C: Collection>(_ b: C) where C.Element == UInt8 {
         u32(UInt32(b.count))
         bytes.append(contentsOf: b)
+    }
+}
+
+/// Records for one message, written back to back into one buffer (`ends[i]` is where record i stops), so that a
+/// batch of records costs two growing arrays instead of one array per record. Each record is written in place
+/// through a `RecordWriter` over exactly the bytes it said it needs.
+public struct RecordBuffer: Sendable {
+    /// The records' bytes are `storage[0..<used]`; the rest is room already allocated.
+    @usableFromInline var storage: [UInt8] = []
+    @usableFromInline var used = 0
+    public private(set) var ends: [Int] {
+        get { _ends }
+        set { _ends = newValue }
+    }
+    @usableFromInline var _ends: [Int] = []
+
+    public init() {}
+
+    /// Packs separately encoded records.
+    public init(_ records: [[UInt8]]) {
+        for r in records { append(size: r.count) { w in r.withUnsafeBytes { w.raw($0) } } }
+    }
+
+    public var count: Int { ends.count }
+    public var isEmpty: Bool { ends.isEmpty }
+
+    /// Appends one record of exactly `size` bytes, written by `body`.
+    @inlinable
+    public mutating func append(size: Int, _ body: (inout RecordWriter) -> Void) {
+        if storage.count - used < size {
+            // Doubling, so the zero-fill costs O(1) per byte over the buffer's life.
+            storage.append(contentsOf: [UInt8](repeating: 0, count: max(size, storage.count, 256)))
+        }
+        let start = used
+        storage.withUnsafeMutableBytes { all in
+            var w = RecordWriter(base: all.baseAddress! + start, size: size)
+            body(&w)
+            precondition(w.offset == size, "a record wrote \(w.offset) of the \(size) bytes it reserved")
+        }
+        used += size
+        _ends.append(used)
+    }
+
+    /// The byte range of record `i`.
+    public func range(_ i: Int) -> Range<Int> { (i == 0 ? 0 : ends[i - 1])..<ends[i] }
+
+    /// Calls `body` with the records' bytes (record `i` is `range(i)` of them).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[..<used])) }
+    }
+
+    /// Each record as an array of its own (for tests and callers that want `Message`).
+    public var arrays: [[UInt8]] { (0..<count).map { Array(storage[range($0)]) } }
+}
+
+/// Writes one record into the span a `RecordBuffer` reserved for it; writing past the span stops the process
+/// (a record's size and its writer disagreeing is a bug, never input).
+public struct RecordWriter: BinaryWriter {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let size: Int
+    public private(set) var offset: Int {
+        get { _offset }
+        set { _offset = newValue }
+    }
+    @usableFromInline var _offset = 0
+
+    @inlinable
+    init(base: UnsafeMutableRawPointer, size: Int) {
+        self.base = base
+        self.size = size
+    }
+
+    @inlinable mutating func put<T: FixedWidthInteger>(_ v: T) {
+        precondition(offset + MemoryLayout<T>.size <= size, "a record overran its reserved size")
+        base.storeBytes(of: v.littleEndian, toByteOffset: _offset, as: T.self)
+        _offset += MemoryLayout<T>.size
+    }
+
+    @inlinable public mutating func u8(_ v: UInt8) { put(v) }
+    @inlinable public mutating func u16(_ v: UInt16) { put(v) }
+    @inlinable public mutating func u32(_ v: UInt32) { put(v) }
+    @inlinable public mutating func u64(_ v: UInt64) { put(v) }
+    @inlinable public mutating func raw(_ b: UnsafeRawBufferPointer) {
+        precondition(_offset + b.count <= size, "a record overran its reserved size")
+        if let src = b.baseAddress, b.count > 0 { (base + _offset).copyMemory(from: src, byteCount: b.count) }
+        _offset += b.count
     }
 }
 
@@ -30,13 +146,19 @@ public struct ByteWriter: Sendable {
 public struct ByteReader {
     public let bytes: [UInt8]
     public private(set) var offset: Int
-    let what: String
+    let kind: String
+    let index: Int?
 
-    public init(_ bytes: [UInt8], what: String) {
+    /// `what` names the frame in error messages ("TASK record"); `index`, when given, is appended to it ("SUBMIT
+    /// record 3") only if an error is thrown, so a reader costs no string building.
+    public init(_ bytes: [UInt8], what: String, index: Int? = nil) {
         self.bytes = bytes
         self.offset = 0
-        self.what = what
+        self.kind = what
+        self.index = index
     }
+
+    var what: String { index.map { "\(kind) \($0)" } ?? kind }
 
     public var remaining: Int { bytes.count - offset }
 
@@ -55,20 +177,21 @@ public struct ByteReader {
     }
     public mutating func u32(_ field: String) throws -> UInt32 {
         try need(4, field); defer { offset += 4 }
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(bytes[offset + i]) << (8 * UInt32(i)) }
-        return v
+        return UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) })
     }
     public mutating func u64(_ field: String) throws -> UInt64 {
         try need(8, field); defer { offset += 8 }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
-        return v
+        return UInt64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) })
+    }
+    /// The next `n` bytes (already checked to be there) as a buffer pointer, for the fast contiguous paths.
+    @inline(__always) func span<R>(_ n: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[offset..<offset + n])) }
     }
     public mutating func shortString(_ field: String) throws -> String {
         let n = Int(try u16(field))
         try need(n, field); defer { offset += n }
-        guard let s = String(validating: bytes[offset..<offset + n], as: UTF8.self) else {
+        // ASCII (every key the broker makes, and most that clients send) needs no decoder; anything else is validated.
+        guard let s = span(n, { b in b.allSatisfy { $0 < 0x80 } ? String(decoding: b, as: UTF8.self) : String(validating: b, as: UTF8.self) }) else {
             throw HumeError(.badRequest, "\(what): field \(field) is not valid UTF-8.")
         }
         return s
@@ -79,7 +202,7 @@ public struct ByteReader {
             throw HumeError(.tooLarge, "\(what): field \(field) is \(n) bytes, over the limit of \(limit) bytes.")
         }
         try need(n, field); defer { offset += n }
-        return Array(bytes[offset..<offset + n])
+        return n == 0 ? [] : span(n) { Array($0) }
     }
     public func expectEnd() throws {
         if offset != bytes.count {

@@ -127,7 +127,7 @@ public struct JobSpec: Sendable, Equatable {
     }
 
     public static func decode(_ b: [UInt8], index: Int, maxBytes: Int) throws -> JobSpec {
-        var r = ByteReader(b, what: "SUBMIT record \(index)")
+        var r = ByteReader(b, what: "SUBMIT record", index: index)
         let s = JobSpec(priority: try r.u8("priority"), deadlineMs: try r.u64("deadline"), key: try r.shortString("key"),
                         params: try r.blob("params", limit: maxBytes), data: try r.blob("data", limit: maxBytes))
         try r.expectEnd()
@@ -148,9 +148,16 @@ public struct AckRecord: Sendable, Equatable {
 
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 9)
+        write(to: &w)
+        return w.bytes
+    }
+
+    public static let size = 9
+
+    @inlinable
+    public func write<W: BinaryWriter>(to w: inout W) {
         w.u64(jobID)
         w.u8(duplicate ? 1 : 0)
-        return w.bytes
     }
 
     public static func decode(_ b: [UInt8]) throws -> AckRecord {
@@ -194,11 +201,21 @@ public struct ResultRecord: Sendable, Equatable {
 
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 15 + key.utf8.count + body.count)
+        Self.write(to: &w, jobID: jobID, status: status, key: key, body: body)
+        return w.bytes
+    }
+
+    /// The bytes a record with this key and body takes.
+    @inlinable
+    public static func size(key: String, body: [UInt8]) -> Int { 13 + ByteWriter.size(shortString: key) + body.count }
+
+    /// Writes a record from its fields, with no `ResultRecord` made.
+    @inlinable
+    public static func write<W: BinaryWriter>(to w: inout W, jobID: UInt64, status: JobStatus, key: String, body: [UInt8]) {
         w.u64(jobID)
         w.u8(status.rawValue)
         w.shortString(key)
         w.blob(body)
-        return w.bytes
     }
 
     public static func decode(_ b: [UInt8]) throws -> ResultRecord {
@@ -232,13 +249,26 @@ public struct TaskRecord: Sendable, Equatable {
 
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 28 + key.utf8.count + params.count + input.count)
+        Self.write(to: &w, lease: lease, jobID: jobID, attempt: attempt, key: key, params: params, input: input)
+        return w.bytes
+    }
+
+    /// The bytes a record with this key, params and input takes.
+    @inlinable
+    public static func size(key: String, params: [UInt8], input: [UInt8]) -> Int {
+        26 + ByteWriter.size(shortString: key) + params.count + input.count
+    }
+
+    /// Writes a record from its fields, with no `TaskRecord` made.
+    @inlinable
+    public static func write<W: BinaryWriter>(to w: inout W, lease: UInt64, jobID: UInt64, attempt: UInt16, key: String,
+                                              params: [UInt8], input: [UInt8]) {
         w.u64(lease)
         w.u64(jobID)
         w.u16(attempt)
         w.shortString(key)
         w.blob(params)
         w.blob(input)
-        return w.bytes
     }
 
     public static func decode(_ b: [UInt8]) throws -> TaskRecord {
@@ -281,7 +311,7 @@ public struct DoneRecord: Sendable, Equatable {
     }
 
     public static func decode(_ b: [UInt8], index: Int, maxBytes: Int) throws -> DoneRecord {
-        var r = ByteReader(b, what: "DONE record \(index)")
+        var r = ByteReader(b, what: "DONE record", index: index)
         let lease = try r.u64("lease")
         let o = try r.u8("outcome")
         guard let outcome = Outcome(rawValue: o) else {

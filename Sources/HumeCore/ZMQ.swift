@@ -105,22 +105,46 @@ public struct ZMQSocket: ~Copyable {
     @discardableResult
     public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws -> Bool {
         for (i, frame) in frames.enumerated() {
-            var flags: Int32 = i < frames.count - 1 ? ZMQ_SNDMORE : 0
-            if dontWait { flags |= ZMQ_DONTWAIT }
-            while true {
-                let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
-                if rc >= 0 { break }
-                let e = zmq_errno()
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EHOSTUNREACH {
-                    if i == 0 { return false }
-                    // Mid-message: libzmq guarantees atomic multipart once the first frame is queued.
-                    continue
-                }
-                throw zmqFailure("zmq_send")
-            }
+            let sent = try frame.withUnsafeBytes { try sendFrame($0, first: i == 0, more: i < frames.count - 1, dontWait: dontWait) }
+            if !sent { return false }
         }
         return true
+    }
+
+    /// Sends `head` and then each record of `records` as a frame of its own, with no per-record array.
+    @discardableResult
+    public func send(_ head: [[UInt8]], records: RecordBuffer, dontWait: Bool = false) throws -> Bool {
+        for (i, frame) in head.enumerated() {
+            let more = i < head.count - 1 || !records.isEmpty
+            let sent = try frame.withUnsafeBytes { try sendFrame($0, first: i == 0, more: more, dontWait: dontWait) }
+            if !sent { return false }
+        }
+        guard !records.isEmpty else { return true }
+        return try records.withUnsafeBytes { all in
+            for i in 0..<records.count {
+                let r = records.range(i)
+                let frame = UnsafeRawBufferPointer(rebasing: all[r])
+                if try !sendFrame(frame, first: head.isEmpty && i == 0, more: i < records.count - 1, dontWait: dontWait) { return false }
+            }
+            return true
+        }
+    }
+
+    /// One frame; false only when the first frame of a message cannot be queued (later frames always follow it:
+    /// libzmq delivers a multipart message whole once its first frame is queued).
+    private func sendFrame(_ frame: UnsafeRawBufferPointer, first: Bool, more: Bool, dontWait: Bool) throws -> Bool {
+        var flags: Int32 = more ? ZMQ_SNDMORE : 0
+        if dontWait { flags |= ZMQ_DONTWAIT }
+        while true {
+            if zmq_send(handle, frame.baseAddress, frame.count, flags) >= 0 { return true }
+            let e = zmq_errno()
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EHOSTUNREACH {
+                if first { return false }
+                continue
+            }
+            throw zmqFailure("zmq_send")
+        }
     }
 
     /// Receives one whole multipart message, or nil when none is waiting (`dontWait`) or on a timeout.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HumeBroker
 import HumeClient
 import HumeCore
 import HumeFleet
@@ -223,7 +224,7 @@ struct CancelCommand: ParsableCommand {
 }
 
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks.", subcommands: [BenchBroker.self, BenchScale.self, BenchEmbed.self, BenchDenoise.self, BenchEdit.self, BenchRetrieve.self, BenchE2E.self])
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks.", subcommands: [BenchBroker.self, BenchCore.self, BenchScale.self, BenchEmbed.self, BenchDenoise.self, BenchEdit.self, BenchRetrieve.self, BenchE2E.self])
 }
 
 struct BenchScale: ParsableCommand {
@@ -267,6 +268,37 @@ struct BenchScale: ParsableCommand {
                       + "settled after \(p["settled_after_s"]?.double ?? 0) s, \(p["changes"]?.int ?? 0) change(s)")
             }
         }
+    }
+}
+
+struct BenchCore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "core",
+        abstract: "The broker's CPU per job (decode, state machine, SQLite journal, encode) in one process with no sockets.")
+
+    @Option(help: "Stages in each job's route.") var stages = 1
+    @Option(help: "Jobs per run.") var tasks = 200_000
+    @Option(help: "Jobs per SUBMIT message.") var chunk = 1000
+    @Option(help: "Runs; the median is reported.") var runs = 5
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        var b = CoreBench()
+        b.stages = stages
+        b.tasks = tasks
+        b.chunk = chunk
+        guard stages >= 1, stages <= 5, tasks > 0, chunk > 0, runs > 0 else { fail("Give --stages 1 to 5 and positive --tasks, --chunk and --runs.") }
+        var perJob: [Double] = []
+        for i in 0..<runs {
+            let r = reporting { try b.run(directory: NSTemporaryDirectory()) }
+            perJob.append(r["broker_cpu_us_per_job"]?.double ?? 0)
+            if !json { stderrLine("  run \(i + 1): \(r.serialized)") }
+        }
+        let sorted = perJob.sorted()
+        let out = JSON.object(["stages": JSON(stages), "tasks": JSON(tasks), "chunk": JSON(chunk),
+                               "broker_cpu_us_per_job": .number(sorted[sorted.count / 2]),
+                               "runs_us_per_job": .array(perJob.map { .number($0) })])
+        print(json ? out.serialized : "broker CPU per job: \(sorted[sorted.count / 2]) µs (median of \(runs): \(perJob))")
     }
 }
 

@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+import HumeCore
+import Logging
+
+/// `hume bench core`: the broker's own work per job — decoding, the state machine, the SQLite journal and encoding
+/// the replies — in one process with no sockets, so that the CPU it takes can be compared between builds without
+/// the noise of a client and workers sharing the machine. A simulated client keeps `window` jobs in flight in
+/// SUBMITs of `chunk`; a simulated worker per stage answers every TASK record with a DONE record in the next round.
+/// Only the broker's calls are timed (thread CPU time), exactly the calls the socket loop makes each round.
+public struct CoreBench {
+    public var stages = 1
+    public var tasks = 200_000
+    public var chunk = 1000
+    public var window = 10_000
+    public var workerCredit = 8192
+    public var payloadBytes = 16
+    /// DONE records per message (the noop worker's default batch).
+    public var doneBatch = 256
+
+    public init() {}
+
+    static func threadCPUNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// One round of the socket loop without the sockets: feed, tick, dispatch, commit, encode the replies. Not
+    /// inlined, so that a profiler (e.g. `valgrind --tool=callgrind --toggle-collect='*brokerRound*'`) can count it alone.
+    @inline(never)
+    static func brokerRound(core: BrokerCore, journal: SQLiteJournal, inbox: [(Endpoint, [UInt8], [[UInt8]])]) throws
+        -> [(Outgoing, [[UInt8]])] {
+        let now = wallMillis()
+        try journal.begin()
+        for (endpoint, peer, frames) in inbox {
+            try core.handle(endpoint, peer: peer, frames: frames[...], now: now)
+        }
+        try core.tick(now: now)
+        core.dispatch(now: now)
+        try journal.commit()
+        // The socket loop sends each record straight from the outgoing buffer; the head frames are all it builds.
+        return core.takeOutgoing().map { ($0, $0.head) }
+    }
+
+    /// Runs one measurement on a fresh journal in `directory`; returns the broker's CPU per finished job (µs).
+    public func run(directory: String) throws -> JSON {
+        let path = directory + "/core-bench-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        var config = BrokerConfig()
+        config.clientWindow = window
+        let queue = try SQLiteJournal.openQueue(path: path, sync: .normal)
+        return try queue.inDatabase { db in
+            let journal = try SQLiteJournal(db)
+            try journal.begin()
+            var logger = Logger(label: "hume.bench.core")
+            logger.logLevel = .warning
+            let core = try BrokerCore(config: config, journal: journal, now: wallMillis(), logger: logger)
+            try journal.commit()
+            let client: [UInt8] = [0, 0, 0, 0, 1]
+            let route = (1...stages).map { "noop\($0)" }
+            let workerPeers = (0..<stages).map { [0, 0, 0, 1, UInt8($0)] as [UInt8] }
+            // Workers join outside the timed part.
+            try journal.begin()
+            for (s, peer) in workerPeers.enumerated() {
+                let ready = Message(.ready, header: .object(["stage": .string(route[s]), "credit": JSON(workerCredit)]))
+                try core.handle(.workers, peer: peer, frames: ready.frames()[...], now: wallMillis())
+            }
+            try journal.commit()
+            _ = core.takeOutgoing()
+
+            let runID = UInt64.random(in: 0...UInt64.max)
+            let payload = [UInt8](repeating: 0x61, count: payloadBytes)
+            let header = JSON.object(["batch": .string("core-\(runID)"), "route": .array(route.map(JSON.string))]).bytes
+            var nextJob = 0, outstanding = 0, finished = 0, rounds = 0
+            var inbox: [(Endpoint, [UInt8], [[UInt8]])] = []
+            var cpu: UInt64 = 0
+            let wallStart = DispatchTime.now().uptimeNanoseconds
+            while finished < tasks {
+                // The client: one SUBMIT per round while its window has room.
+                if nextJob < tasks && outstanding + chunk <= window {
+                    let n = min(chunk, tasks - nextJob)
+                    var frames: [[UInt8]] = [Wire.signature, Array("SUBMIT".utf8), header]
+                    for i in nextJob..<(nextJob + n) {
+                        frames.append(JobSpec(key: "core-\(runID)-\(i)", data: payload).encode())
+                    }
+                    inbox.append((.clients, client, frames))
+                    nextJob += n
+                    outstanding += n
+                }
+                guard !inbox.isEmpty else {
+                    throw HumeError(.system, "The core benchmark stalled: no message to feed with \(finished) of \(tasks) jobs finished.")
+                }
+                // The broker's round, as BrokerServer.loop runs it.
+                let t0 = Self.threadCPUNanos()
+                let sent = try Self.brokerRound(core: core, journal: journal, inbox: inbox)
+                cpu += Self.threadCPUNanos() - t0
+                rounds += 1
+                inbox.removeAll(keepingCapacity: true)
+                // The workers and the client read what was sent.
+                for (out, _) in sent {
+                    switch out.command {
+                    case .task:
+                        // DONE in messages of `doneBatch` records, as a worker answers its batches.
+                        let head: [[UInt8]] = [Wire.signature, Array("DONE".utf8), Array("{}".utf8)]
+                        var done = head
+                        for r in out.records.arrays {
+                            let t = try TaskRecord.decode(r)
+                            done.append(DoneRecord(lease: t.lease, outcome: .ok, body: t.input).encode())
+                            if done.count - 3 == doneBatch {
+                                inbox.append((.workers, out.peer, done))
+                                done = head
+                            }
+                        }
+                        if done.count > 3 { inbox.append((.workers, out.peer, done)) }
+                    case .result:
+                        finished += out.records.count
+                        outstanding -= out.records.count
+                    case .ack, .welcome, .heartbeat, .progress:
+                        break
+                    default:
+                        throw HumeError(.system, "The core benchmark got \(out.command.rawValue): \(out.header.serialized)")
+                    }
+                }
+            }
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - wallStart) / 1e9
+            return .object([
+                "stages": JSON(stages), "tasks": JSON(tasks), "chunk": JSON(chunk), "rounds": JSON(rounds),
+                "broker_cpu_us_per_job": .number((Double(cpu) / 1000 / Double(tasks) * 100).rounded() / 100),
+                "elapsed_s": .number((wall * 1000).rounded() / 1000),
+            ])
+        }
+    }
+}
