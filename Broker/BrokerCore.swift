@@ -127,7 +127,8 @@ public final class BrokerCore {
 
     struct StageState {
         let name: String
-        var queue = MinHeap<Job>()  // key: (255 - priority) << 48 | seq
+        /// Entries are (the job's `seq` when queued, the job); an entry whose seq no longer matches is stale.
+        var queue = PriorityFIFO<(seq: UInt64, job: Job)>()
         var queued = 0  // jobs in `queue` that are live
         var occupancy = 0  // jobs at this stage: queued, leased or backing off
         var reserved = 0  // jobs leased upstream whose next stage is this one
@@ -320,7 +321,7 @@ public final class BrokerCore {
         seq += 1
         job.seq = seq
         job.state = .queued
-        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (seq & 0xFFFF_FFFF_FFFF), job)
+        stages[job.stage].queue.pushBack((seq, job), priority: job.priority)
         stages[job.stage].queued += 1
     }
 
@@ -692,7 +693,8 @@ public final class BrokerCore {
     }
     /// Journals the end of a job that no longer counts at any stage, and tells its owner.
     func finishDetached(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
-        try journal.finish(job: job.id, status: status, body: body, error: error)
+        // A job recovered from the journal (acceptedAt 0) may hold an output from before the restart.
+        try journal.finish(job: job.id, status: status, body: body, error: error, advanced: job.position > 0 || job.acceptedAt == 0)
         // In place: copying the row out and back would allocate for every finished job.
         if let t = job.tally {
             t.counts[0] -= 1
@@ -830,18 +832,16 @@ public final class BrokerCore {
         }
     }
 
-    /// Undoes `popLive` for a job that could not be leased: same heap key, so it keeps its FIFO place.
+    /// Undoes `popLive` for a job that could not be leased: back at the front of its priority, with the same seq.
     func requeueInPlace(_ job: Job) {
         job.state = .queued
-        stages[job.stage].queue.push(UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF), job)
+        stages[job.stage].queue.pushFront((job.seq, job), priority: job.priority)
         stages[job.stage].queued += 1
     }
 
     func popLive(_ s: Int) -> Job? {
-        while let top = stages[s].queue.pop() {
-            let job = top.value
-            if job.live, job.state == .queued, job.stage == s,
-               (UInt64(255 - job.priority) << 48 | (job.seq & 0xFFFF_FFFF_FFFF)) == top.key {
+        while let (seq, job) = stages[s].queue.popFirst() {
+            if job.live, job.state == .queued, job.stage == s, job.seq == seq {
                 stages[s].queued -= 1
                 job.state = .leased
                 return job
@@ -928,18 +928,18 @@ public final class BrokerCore {
         outgoing.removeAll(keepingCapacity: true)
         for w in workersWithTasks {
             out.append(Outgoing(endpoint: .workers, peer: w.peer, command: .task, records: w.tasks))
-            w.tasks = RecordBuffer()
+            w.tasks.removeAll()
             w.hasTasks = false
         }
         workersWithTasks.removeAll(keepingCapacity: true)
         for c in clientsWithOutput where !c.progress.isEmpty {
             out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .progress, records: c.progress))
-            c.progress = RecordBuffer()
+            c.progress.removeAll()
         }
         for c in clientsWithOutput {
             if !c.results.isEmpty {
                 out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .result, records: c.results))
-                c.results = RecordBuffer()
+                c.results.removeAll()
             }
             c.hasOutput = false
         }

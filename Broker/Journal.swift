@@ -62,8 +62,9 @@ public protocol Journal: AnyObject {
     func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome]
     /// Records that a job finished a stage: `stage` is now the index of the next stage, `output` its input.
     func advance(job: UInt64, stage: Int, output: [UInt8]) throws
-    /// Records how a job ended, with its result (done) or error sentence (otherwise).
-    func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String) throws
+    /// Records how a job ended, with its result (done) or error sentence (otherwise). `advanced` says whether it may
+    /// have finished a stage before (and so hold a stage output to drop); false only when it certainly has not.
+    func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String, advanced: Bool) throws
     /// Keeps a failed attempt's error (the dead-letter record).
     func recordFailure(job: UInt64, stage: String, attempt: Int, error: String) throws
     /// Every job still active, for recovery after a restart.
@@ -76,6 +77,11 @@ public protocol Journal: AnyObject {
 
 extension Journal {
     public func insert(_ jobs: [JournalJob]) throws -> [InsertOutcome] { try jobs.map { try insert($0) } }
+
+    /// Records how a job ended, not knowing whether it finished a stage before.
+    public func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String) throws {
+        try finish(job: job, status: status, body: body, error: error, advanced: true)
+    }
 }
 
 /// An in-memory journal for unit tests of the state machine (never for integration tests).
@@ -98,7 +104,10 @@ public final class MemoryJournal: Journal {
         jobs[job]?.stage = stage
         jobs[job]?.output = output
     }
-    public func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String) throws {
+    /// What each `finish` was told about `advanced`, so tests can hold the broker to it.
+    public private(set) var finishedAdvanced: [UInt64: Bool] = [:]
+    public func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String, advanced: Bool) throws {
+        finishedAdvanced[job] = advanced
         jobs[job]?.status = status
         jobs[job]?.output = body
         jobs[job]?.error = error

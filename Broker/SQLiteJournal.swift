@@ -27,6 +27,8 @@ public final class SQLiteJournal: Journal {
     /// transaction commits, or before anything reads the journal, so every read sees them.
     var pendingProgress: [(id: UInt64, stage: Int, output: [UInt8])] = []
     var pendingResults: [(id: UInt64, status: JobStatus, body: [UInt8], error: String)] = []
+    /// Ended jobs that may hold a `progress` row (they finished a stage, or came back from the journal).
+    var pendingClears: [UInt64] = []
     /// Multi-row statements by row count, prepared on first use.
     var progressStmts: [Int: Statement] = [:]
     var resultStmts: [Int: Statement] = [:]
@@ -328,8 +330,9 @@ public final class SQLiteJournal: Journal {
         pendingProgress.append((job, stage, output))
     }
 
-    public func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String) throws {
+    public func finish(job: UInt64, status: JobStatus, body: [UInt8], error: String, advanced: Bool) throws {
         pendingResults.append((job, status, body, error))
+        if advanced { pendingClears.append(job) }
     }
 
     /// A statement that writes `rows` rows at once: `head`, then `tuple` `rows` times separated by commas, then `tail`.
@@ -345,7 +348,7 @@ public final class SQLiteJournal: Journal {
     /// Writes the pending stage outputs and job ends, many rows per statement: outputs first, then ends, then the
     /// ended jobs' outputs are deleted (a job that moved on and ended in one transaction leaves no progress row).
     func flush() throws {
-        guard !pendingProgress.isEmpty || !pendingResults.isEmpty else { return }
+        guard !pendingProgress.isEmpty || !pendingResults.isEmpty || !pendingClears.isEmpty else { return }
         let n = Self.rowsPerStatement
         for i in stride(from: 0, to: pendingProgress.count, by: n) {
             let rows = min(n, pendingProgress.count - i)
@@ -365,7 +368,6 @@ public final class SQLiteJournal: Journal {
         for i in stride(from: 0, to: pendingResults.count, by: n) {
             let rows = min(n, pendingResults.count - i)
             let s = try statement(&resultStmts, rows: rows, head: "INSERT OR REPLACE INTO results(id, status, output, error) VALUES", tuple: "(?,?,?,?)")
-            let clear = try statement(&clearStmts, rows: rows, head: "DELETE FROM progress WHERE id IN (", tuple: "?", tail: ")")
             resetScratch()
             for r in 0..<rows {
                 stage(pendingResults[i + r].body)
@@ -378,14 +380,21 @@ public final class SQLiteJournal: Journal {
                     sqlite3_bind_int64(s, b + 2, Int64(p.status.rawValue))
                     bindStatic(s, b + 3, 2 * r, text: false, base)
                     bindStatic(s, b + 4, 2 * r + 1, text: true, base)
-                    sqlite3_bind_int64(clear, Int32(r + 1), Int64(bitPattern: p.id))
                 }
                 try stepStatic(s, "record finished jobs")
             }
+        }
+        // Only jobs that finished a stage have an output to drop: a one-stage route, the usual bulk job, skips this
+        // (measured: 1.5k of 24.7k instructions per job in `hume bench core`).
+        for i in stride(from: 0, to: pendingClears.count, by: n) {
+            let rows = min(n, pendingClears.count - i)
+            let clear = try statement(&clearStmts, rows: rows, head: "DELETE FROM progress WHERE id IN (", tuple: "?", tail: ")")
+            for r in 0..<rows { sqlite3_bind_int64(clear, Int32(r + 1), Int64(bitPattern: pendingClears[i + r])) }
             try step(clear, "clear finished jobs' stage outputs")
         }
         pendingProgress.removeAll(keepingCapacity: true)
         pendingResults.removeAll(keepingCapacity: true)
+        pendingClears.removeAll(keepingCapacity: true)
     }
 
     public func recordFailure(job: UInt64, stage: String, attempt: Int, error: String) throws {

@@ -99,6 +99,15 @@ public struct RecordBuffer: Sendable {
     /// The byte range of record `i`.
     public func range(_ i: Int) -> Range<Int> { (i == 0 ? 0 : ends[i - 1])..<ends[i] }
 
+    /// Empties the buffer but keeps its storage up to 1 MiB: once a copy handed to the socket is gone, the next
+    /// records are written into the same memory (no allocation, no fresh pages to fault in, no zero-fill). Larger
+    /// storage (a round of image-sized records) is let go rather than held for as long as its peer stays.
+    public mutating func removeAll() {
+        used = 0
+        if storage.count > 1 << 20 { storage = [] }
+        _ends.removeAll(keepingCapacity: true)
+    }
+
     /// Calls `body` with the records' bytes (record `i` is `range(i)` of them).
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[..<used])) }

@@ -42,6 +42,8 @@ struct IntakeTests {
         #expect(tasks.first.map { text($0.input) } == "in")
         let fin = try r.ok("w1", tasks[0], "result-bytes")
         #expect(try fin.results("c1") == [ResultRecord(jobID: id, status: .done, key: "k1", body: Array("result-bytes".utf8))])
+        // It never finished an earlier stage, so the journal is told it has no stage output to drop.
+        #expect(r.journal.finishedAdvanced[id] == false)
 
         // A re-run of the batch (another connection, later) gets the stored result without a second run.
         let rerun = try r.submit([job("k1")], client: "c2")
@@ -263,6 +265,7 @@ struct DispatchTests {
         #expect(try out.results("c1") == [ResultRecord(jobID: id, status: .done, key: "k", body: Array("final".utf8))])
         #expect(try r.journalJob(id).status == .done)
         #expect(text(try r.journalJob(id).output) == "final")
+        #expect(r.journal.finishedAdvanced[id] == true)  // its stage output must go
         #expect(r.core.activeJobCount == 0)
     }
 

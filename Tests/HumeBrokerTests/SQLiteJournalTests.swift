@@ -29,10 +29,11 @@ struct SQLiteJournalTests {
             try j.begin()
             for i in 1...150 { guard case .inserted = try j.insert(row(i)) else { Issue.record("k\(i) not inserted"); return } }
             for i in 1...100 { try j.advance(job: UInt64(i), stage: 1, output: Array("o\(i)".utf8)) }
-            // 40 of the ended jobs had moved on a stage, 30 had not; one ends as failed with an error sentence.
+            // 40 of the ended jobs had moved on a stage, 30 had not (and the journal is told so, as the broker does);
+            // one ends as failed with an error sentence.
             for i in 61...130 {
                 try j.finish(job: UInt64(i), status: i == 61 ? .failed : .done, body: i == 61 ? [] : Array("r\(i)".utf8),
-                             error: i == 61 ? "It broke." : "")
+                             error: i == 61 ? "It broke." : "", advanced: i <= 100)
             }
             try j.commit()
         }
