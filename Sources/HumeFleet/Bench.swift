@@ -187,6 +187,8 @@ public struct BrokerBench {
         }
         var peak = 0.0
         let brokerCPUStart = cpuSeconds(pid: fleet.broker.pid) ?? 0
+        let workersCPU = { fleet.workers.reduce(0.0) { $0 + (cpuSeconds(pid: $1.pid) ?? 0) } }
+        let workersCPUStart = workersCPU(), clientCPUStart = cpuSeconds(pid: getpid()) ?? 0
         let start = DispatchTime.now().uptimeNanoseconds
         var finished = false
         let limitMs = seconds.map { UInt64($0 * 1000) }
@@ -199,6 +201,8 @@ public struct BrokerBench {
         let elapsedS = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         peak = max(peak, peakRSSMiB(pid: fleet.broker.pid) ?? 0)
         let brokerCPU = (cpuSeconds(pid: fleet.broker.pid) ?? 0) - brokerCPUStart
+        let workerCPU = workersCPU() - workersCPUStart, clientCPU = (cpuSeconds(pid: getpid()) ?? 0) - clientCPUStart
+        func perJob(_ s: Double) -> JSON { .number(sub.finishedCount == 0 ? 0 : (s / Double(sub.finishedCount) * 1e7).rounded() / 10) }
         latencies.sort()
         func pct(_ p: Double) -> Double {
             latencies.isEmpty ? 0 : (latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000).rounded() / 1000
@@ -216,7 +220,9 @@ public struct BrokerBench {
             "broker_peak_rss_mb": .number((peak * 10).rounded() / 10),
             // CPU the broker spent per finished job: a cost that other load on a shared machine barely moves.
             "broker_cpu_s": .number((brokerCPU * 100).rounded() / 100),
-            "broker_cpu_us_per_job": .number(sub.finishedCount == 0 ? 0 : (brokerCPU / Double(sub.finishedCount) * 1e7).rounded() / 10),
+            "broker_cpu_us_per_job": perJob(brokerCPU),
+            // The same for the worker processes together and for this process (the client), which share the machine.
+            "workers_cpu_us_per_job": perJob(workerCPU), "client_cpu_us_per_job": perJob(clientCPU),
         ]
         if finished {
             out["lost"] = JSON(tasks - done)
