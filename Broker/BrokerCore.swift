@@ -97,7 +97,7 @@ public final class BrokerCore {
         /// While leased: the worker holding it and when it was granted.
         var worker: Worker?
         var leasedAt: UInt64 = 0
-        /// False once it has ended: the heap entries left behind for it are skipped.
+        /// False once it has ended: the queue entries left behind for it are skipped.
         var live = true
         var progress = false
         var seq: UInt64 = 0
@@ -154,9 +154,8 @@ public final class BrokerCore {
         let capacity: Int
         /// Leases it holds now (each leased job names this worker).
         var leaseCount = 0
-        /// TASK records for it from this round, and whether it is in the core's list of workers to send to.
+        /// TASK records for it from this round (while not empty, it is in `workersWithTasks`).
         var tasks = RecordBuffer()
-        var hasTasks = false
         var lastSeen: UInt64
         var draining = false
         var done: UInt64 = 0
@@ -184,10 +183,10 @@ public final class BrokerCore {
         /// Rate-limit tokens (jobs) and when they were last topped up; nil until the first SUBMIT.
         var tokens: Double?
         var tokensAt: UInt64 = 0
-        /// RESULT and PROGRESS records for it from this round, and whether it is in the list of clients to send to.
+        /// RESULT and PROGRESS records for it from this round (while either is not empty, it is in `clientsWithOutput`).
         var results = RecordBuffer()
         var progress = RecordBuffer()
-        var hasOutput = false
+        var hasOutput: Bool { !results.isEmpty || !progress.isEmpty }
 
         init(peer: [UInt8]) { self.peer = peer }
 
@@ -236,11 +235,6 @@ public final class BrokerCore {
     public private(set) var submitted: UInt64 = 0
     /// Jobs finished since start, by `JobStatus.rawValue`.
     public private(set) var finishedCounts = [UInt64](repeating: 0, count: JobStatus.allCases.count)
-    public var finished: [JobStatus: UInt64] {
-        var d: [JobStatus: UInt64] = [:]
-        for st in JobStatus.allCases where finishedCounts[Int(st.rawValue)] > 0 { d[st] = finishedCounts[Int(st.rawValue)] }
-        return d
-    }
     public private(set) var badMessages: UInt64 = 0
     /// The last `recentImageCount` stage images that went through the broker, oldest first (the status page's
     /// "latest outputs").
@@ -381,12 +375,9 @@ public final class BrokerCore {
 
     /// Queues a RESULT record for a client.
     func result(to c: Client, jobID: UInt64, status: JobStatus, key: String, body: [UInt8]) {
+        if !c.hasOutput { clientsWithOutput.append(c) }
         c.results.append(size: ResultRecord.size(key: key, body: body)) {
             ResultRecord.write(to: &$0, jobID: jobID, status: status, key: key, body: body)
-        }
-        if !c.hasOutput {
-            c.hasOutput = true
-            clientsWithOutput.append(c)
         }
     }
 
@@ -641,12 +632,9 @@ public final class BrokerCore {
             stages[next].bytes += job.bytes
             enqueue(job)
             if job.progress, let owner = job.owner {
+                if !owner.hasOutput { clientsWithOutput.append(owner) }
                 owner.progress.append(size: 10) { w in
                     w.u64(job.id); w.u8(UInt8(job.position)); w.u8(UInt8(job.route.count))
-                }
-                if !owner.hasOutput {
-                    owner.hasOutput = true
-                    clientsWithOutput.append(owner)
                 }
             }
         } else {
@@ -680,7 +668,7 @@ public final class BrokerCore {
     func end(_ job: Job, status: JobStatus, body: [UInt8], error: String) throws {
         let stage = job.stage
         switch job.state {
-        case .queued: stages[stage].queued -= 1  // its heap entry is skipped lazily
+        case .queued: stages[stage].queued -= 1  // its queue entry is skipped lazily
         case .leased:
             if let next = job.nextStage { stages[next].reserved -= 1 }
             leaseTable.removeValue(forKey: job.lease)
@@ -822,13 +810,10 @@ public final class BrokerCore {
         w.leaseCount += 1
         w.credit -= 1
         stages[job.stage].leasesGranted += 1
+        if w.tasks.isEmpty { workersWithTasks.append(w) }
         w.tasks.append(size: TaskRecord.size(key: job.key, params: job.params, input: job.input)) {
             TaskRecord.write(to: &$0, lease: lease, jobID: job.id, attempt: UInt16(min(job.attempts + 1, 65535)), key: job.key,
                              params: job.params, input: job.input)
-        }
-        if !w.hasTasks {
-            w.hasTasks = true
-            workersWithTasks.append(w)
         }
     }
 
@@ -929,19 +914,15 @@ public final class BrokerCore {
         for w in workersWithTasks {
             out.append(Outgoing(endpoint: .workers, peer: w.peer, command: .task, records: w.tasks))
             w.tasks.removeAll()
-            w.hasTasks = false
         }
         workersWithTasks.removeAll(keepingCapacity: true)
         for c in clientsWithOutput where !c.progress.isEmpty {
             out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .progress, records: c.progress))
             c.progress.removeAll()
         }
-        for c in clientsWithOutput {
-            if !c.results.isEmpty {
-                out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .result, records: c.results))
-                c.results.removeAll()
-            }
-            c.hasOutput = false
+        for c in clientsWithOutput where !c.results.isEmpty {
+            out.append(Outgoing(endpoint: .clients, peer: c.peer, command: .result, records: c.results))
+            c.results.removeAll()
         }
         clientsWithOutput.removeAll(keepingCapacity: true)
         return out

@@ -122,7 +122,7 @@ extension BrokerCore {
         p.sample("hume_jobs_active", [], Double(jobs.count))
         p.family("hume_jobs_finished_total", "counter", "Jobs finished since the broker started, by final status.")
         for st in JobStatus.allCases where st != .active {
-            p.sample("hume_jobs_finished_total", [("status", st.name)], Double(finished[st] ?? 0))
+            p.sample("hume_jobs_finished_total", [("status", st.name)], Double(finishedCounts[Int(st.rawValue)]))
         }
         p.family("hume_job_duration_seconds", "histogram", "Time from a job's acceptance to its last stage's result (jobs done).")
         p.histogram("hume_job_duration_seconds", [], jobDuration)

@@ -42,8 +42,6 @@ public struct ByteWriter: BinaryWriter, Sendable {
         bytes.reserveCapacity(capacity)
     }
 
-    public var count: Int { bytes.count }
-
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
     public mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
@@ -63,10 +61,8 @@ public struct RecordBuffer: Sendable {
     /// The records' bytes are `storage[0..<used]`; the rest is room already allocated.
     @usableFromInline var storage: [UInt8] = []
     @usableFromInline var used = 0
-    public private(set) var ends: [Int] {
-        get { _ends }
-        set { _ends = newValue }
-    }
+    /// Where each record stops.
+    public var ends: [Int] { _ends }
     @usableFromInline var _ends: [Int] = []
 
     public init() {}
@@ -122,10 +118,8 @@ public struct RecordBuffer: Sendable {
 public struct RecordWriter: BinaryWriter {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let size: Int
-    public private(set) var offset: Int {
-        get { _offset }
-        set { _offset = newValue }
-    }
+    /// Bytes written so far.
+    public var offset: Int { _offset }
     @usableFromInline var _offset = 0
 
     @inlinable
