@@ -366,3 +366,32 @@ struct StageNameTests {
         }
     }
 }
+
+@Suite("Wire: records packed in one buffer")
+struct RecordBufferTests {
+    @Test("records written in place read back as the same bytes as encode(); emptying keeps nothing of the old records")
+    func packed() throws {
+        var b = RecordBuffer()
+        let tasks = (0..<300).map { i in
+            TaskRecord(lease: UInt64(i) << 40 | 7, jobID: UInt64(i), attempt: UInt16(i % 5 + 1), key: "k-\(i)-é",
+                       params: Array("{\"n\":\(i)}".utf8), input: [UInt8](repeating: UInt8(i & 0xFF), count: i % 40))
+        }
+        for t in tasks {
+            b.append(size: TaskRecord.size(key: t.key, params: t.params, input: t.input)) {
+                TaskRecord.write(to: &$0, lease: t.lease, jobID: t.jobID, attempt: t.attempt, key: t.key, params: t.params, input: t.input)
+            }
+        }
+        #expect(b.count == tasks.count)
+        #expect(b.arrays == tasks.map { $0.encode() })
+        #expect(try b.arrays.map(TaskRecord.decode) == tasks)
+
+        b.removeAll()
+        #expect(b.isEmpty && b.arrays.isEmpty)
+        let r = ResultRecord(jobID: 9, status: .done, key: "x", body: [1, 2, 3])
+        b.append(size: ResultRecord.size(key: r.key, body: r.body)) {
+            ResultRecord.write(to: &$0, jobID: r.jobID, status: r.status, key: r.key, body: r.body)
+        }
+        #expect(b.arrays == [r.encode()])
+        #expect(RecordBuffer([[1], [], [2, 3]]).arrays == [[1], [], [2, 3]])
+    }
+}
