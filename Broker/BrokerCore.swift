@@ -65,16 +65,17 @@ struct IDMap<Value> {
     var values: Dictionary<Key, Value>.Values { storage.values }
 }
 
-/// The broker's scheduling, credit, lease, retry and intake logic as a state machine.
-///
-/// It does no I/O of its own: the socket loop feeds it decoded events with the current time and carries out the
-/// messages it leaves in its outbox; durable state goes through the injected `Journal`. The loop calls
-/// `journal.begin()` before feeding a round of events and `commit()` before sending the outbox, so nothing is
-/// acknowledged before it is durable.
 /// One batch's job counts by status (index: `JobStatus.rawValue`), shared by its jobs.
 final class BatchTally {
     var counts = [Int](repeating: 0, count: JobStatus.allCases.count)
 }
+
+/// The broker's scheduling, credit, lease, retry and intake logic as a state machine.
+///
+/// It does no I/O of its own: the socket loop feeds it decoded events with the current time and carries out the
+/// messages it leaves in its outbox; durable state goes through the injected `Journal`. Each loop round is one
+/// `round(now:_:)`: the journal's transaction opens before the events are fed and commits before the outbox is
+/// handed over, so nothing is acknowledged before it is durable.
 
 public final class BrokerCore {
     // MARK: State
@@ -906,6 +907,18 @@ public final class BrokerCore {
     }
 
     // MARK: Outbox
+
+    /// One loop round: opens the journal's transaction, lets `feed` hand in events, expires and requeues what is due,
+    /// dispatches, commits, and only then returns what to send. The socket loop, `hume bench core` and the tests all
+    /// run rounds through here.
+    public func round(now: UInt64, _ feed: () throws -> Void) throws -> [Outgoing] {
+        try journal.begin()
+        try feed()
+        try tick(now: now)
+        dispatch(now: now)
+        try journal.commit()
+        return takeOutgoing()
+    }
 
     /// Everything to send after the journal committed, with tasks and results coalesced per peer.
     public func takeOutgoing() -> [Outgoing] {

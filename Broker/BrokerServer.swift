@@ -118,19 +118,17 @@ public final class BrokerServer {
             // Pages render here, between rounds: everything they show has been committed.
             if poller.isReadable(renderIndex) { mailbox.serve { Self.page($0, core) } }
             now = wallMillis()
-            try journal.begin()
-            for (i, box) in sockets.enumerated() where poller.isReadable(i) {
-                var reads = 0
-                while reads < maxReadsPerRound, let frames = try box.socket.receive(dontWait: true) {
-                    reads += 1
-                    guard frames.count >= 2 else { continue }  // ROUTER always prefixes the peer id
-                    try core.handle(endpointsByIndex[i], peer: frames[0], frames: frames[1...], now: now)
+            let outgoing = try core.round(now: now) {
+                for (i, box) in sockets.enumerated() where poller.isReadable(i) {
+                    var reads = 0
+                    while reads < maxReadsPerRound, let frames = try box.socket.receive(dontWait: true) {
+                        reads += 1
+                        guard frames.count >= 2 else { continue }  // ROUTER always prefixes the peer id
+                        try core.handle(endpointsByIndex[i], peer: frames[0], frames: frames[1...], now: now)
+                    }
                 }
             }
-            try core.tick(now: now)
-            core.dispatch(now: now)
-            try journal.commit()
-            for out in core.takeOutgoing() {
+            for out in outgoing {
                 let box = sockets[out.endpoint == .workers ? 0 : out.endpoint == .clients ? 1 : 2]
                 if try !box.socket.send(out.head, records: out.records, dontWait: true) {
                     logger.debug("dropped a message to a peer that is gone", metadata: ["command": "\(out.command.rawValue)"])

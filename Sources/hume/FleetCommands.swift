@@ -294,11 +294,10 @@ struct BenchCore: ParsableCommand {
             perJob.append(r["broker_cpu_us_per_job"]?.double ?? 0)
             if !json { stderrLine("  run \(i + 1): \(r.serialized)") }
         }
-        let sorted = perJob.sorted()
         let out = JSON.object(["stages": JSON(stages), "tasks": JSON(tasks), "chunk": JSON(chunk),
-                               "broker_cpu_us_per_job": .number(sorted[sorted.count / 2]),
+                               "broker_cpu_us_per_job": .number(median(perJob)),
                                "runs_us_per_job": .array(perJob.map { .number($0) })])
-        print(json ? out.serialized : "broker CPU per job: \(sorted[sorted.count / 2]) µs (median of \(runs): \(perJob))")
+        print(json ? out.serialized : "broker CPU per job: \(median(perJob)) µs (median of \(runs): \(perJob))")
     }
 }
 

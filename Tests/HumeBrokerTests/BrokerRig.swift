@@ -31,9 +31,7 @@ final class Rig {
 
     @discardableResult
     func send(_ endpoint: Endpoint, _ peer: String, frames: [[UInt8]]) throws -> [Outgoing] {
-        try journal.begin()
-        try core.handle(endpoint, peer: Array(peer.utf8), frames: frames[...], now: now)
-        return try round()
+        try round { try core.handle(endpoint, peer: Array(peer.utf8), frames: frames[...], now: now) }
     }
 
     @discardableResult
@@ -41,13 +39,10 @@ final class Rig {
         try send(endpoint, peer, frames: m.frames())
     }
 
-    /// The rest of a loop round; every message the broker emits must itself decode.
+    /// One loop round of the real server (`BrokerCore.round`); every message the broker emits must itself decode.
     @discardableResult
-    func round() throws -> [Outgoing] {
-        try core.tick(now: now)
-        core.dispatch(now: now)
-        try journal.commit()
-        let out = core.takeOutgoing()
+    func round(_ feed: () throws -> Void = {}) throws -> [Outgoing] {
+        let out = try core.round(now: now, feed)
         for o in out { _ = try Message.decode(o.message.frames()[...]) }
         return out
     }
@@ -56,7 +51,6 @@ final class Rig {
     @discardableResult
     func wait(_ ms: UInt64) throws -> [Outgoing] {
         now += ms
-        try journal.begin()
         return try round()
     }
 
