@@ -83,6 +83,8 @@ let package = Package(
         // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
         .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
         .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
+        // Quality metrics (fidelity: recognised, near copy, seed diversity), free of stages and models.
+        .target(name: "HumeEval", dependencies: ["COpenBLAS"], path: "Sources/HumeEval", swiftSettings: numericsSettings),
         .executableTarget(name: "hume-diffusion-bench", dependencies: ["HumeDiffusion"], path: "Benchmarks/HumeDiffusionBench"),
 
         // Stages (one folder per stage under Workers/).
@@ -104,7 +106,7 @@ let package = Package(
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
-                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage", "HumeDemo",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage", "HumeDemo", "HumeEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
@@ -114,6 +116,7 @@ let package = Package(
         .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed", "HumeLaneMath"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
+        .testTarget(name: "HumeEvalTests", dependencies: ["HumeEval", "HumeData"], path: "Tests/HumeEvalTests"),
         .testTarget(name: "HumeStagesTests",
                     dependencies: ["HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeRetrieveStage", "HumeData", "HumeDiffusion",
                                    "HumeWorker", "HumeCore"],

@@ -17,8 +17,11 @@ public struct DatabaseItem: Sendable, Equatable {
     public var concept: String
     /// `"train"` or `"test"`.
     public var split: String
+    /// The drawing style (`noto`, `openmoji`, `emojione` in `emoji-styles`), or "" when the database names none.
+    public var style: String
 
-    public init(id: Int, caption: String, keywords: [String], group: String, subgroup: String, concept: String, split: String) {
+    public init(id: Int, caption: String, keywords: [String], group: String, subgroup: String, concept: String, split: String,
+                style: String = "") {
         self.id = id
         self.caption = caption
         self.keywords = keywords
@@ -26,6 +29,7 @@ public struct DatabaseItem: Sendable, Equatable {
         self.subgroup = subgroup
         self.concept = concept
         self.split = split
+        self.style = style
     }
 
     /// The text embedded for retrieval: the caption followed by the keywords not already in it
@@ -44,6 +48,9 @@ public struct DatabaseItem: Sendable, Equatable {
 public final class Database: Sendable {
     /// The embedding dimension (all-MiniLM-L6-v2).
     public static let dimension = 384
+    /// The database generation uses when a job names none: the emoji in several open styles side by side
+    /// (Ops/DATABASES.md), chosen by `hume eval fidelity` over the Noto-only `emoji` (README, "Fidelity").
+    public static let defaultName = "emoji-styles"
 
     /// Database name (`emoji`, `tuxpaint`).
     public let name: String
@@ -108,15 +115,62 @@ public final class Database: Sendable {
             guard let id = j["id"]?.int, id == items.count else {
                 throw HumeError(.invalidInput, "\(path) line \(lineNo) must have id \(items.count) (ids are dense and in order).")
             }
+            // Labels are optional: a database without groups or subgroups has "" (no label); without a concept, each
+            // caption is its own concept; without a split, every item is in the train split.
+            func optional(_ k: String, _ fallback: String) throws -> String {
+                guard let v = j[k], v != .null else { return fallback }
+                guard let s = v.string else { throw HumeError(.invalidInput, "\(path) line \(lineNo) has a field \"\(k)\" that is not a string.") }
+                return s
+            }
             let kws = (j["keywords"]?.array ?? []).compactMap(\.string)
-            items.append(DatabaseItem(id: id, caption: try str("caption"), keywords: kws, group: try str("group"),
-                                      subgroup: try str("subgroup"), concept: try str("concept"), split: try str("split")))
+            let caption = try str("caption")
+            items.append(DatabaseItem(id: id, caption: caption, keywords: kws, group: try optional("group", ""),
+                                      subgroup: try optional("subgroup", ""), concept: try optional("concept", caption),
+                                      split: try optional("split", "train"), style: try optional("style", "")))
         }
         self.items = items
     }
 
     /// Number of items.
     public var count: Int { items.count }
+
+    /// Where a database's images come from and under which licence (`info.json`'s `attribution`, Ops/DATABASES.md).
+    public struct Attribution: Sendable, Equatable {
+        /// The source's name ("OpenMoji").
+        public var name: String
+        /// SPDX licence id ("CC-BY-SA-4.0").
+        public var licence: String
+        /// The upstream project.
+        public var url: String
+        /// The copyright line.
+        public var copyright: String
+        /// How many of the database's items come from it.
+        public var count: Int
+
+        public init(name: String, licence: String, url: String, copyright: String, count: Int) {
+            self.name = name
+            self.licence = licence
+            self.url = url
+            self.copyright = copyright
+            self.count = count
+        }
+
+        /// One line for a person: "OpenMoji (CC-BY-SA-4.0, https://openmoji.org): 3,655 images; © …".
+        public var line: String {
+            "\(name) (\(licence), \(url)): \(count) images; \(copyright)"
+        }
+    }
+
+    /// The sources of the database's images, from `info.json`; empty when it records none.
+    public var attribution: [Attribution] {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("info.json").path),
+              let info = try? JSON.parse([UInt8](data), what: "info.json"), let list = info["attribution"]?.array else { return [] }
+        return list.compactMap { a in
+            guard let name = a["name"]?.string else { return nil }
+            return Attribution(name: name, licence: a["licence"]?.string ?? "", url: a["url"]?.string ?? "",
+                               copyright: a["copyright"]?.string ?? "", count: a["count"]?.int ?? 0)
+        }
+    }
 
     /// The memory-mapped image store at `side` (32 or 64).
     /// - Throws: `HumeError` for another side, a missing file, or a size that does not match the manifest.

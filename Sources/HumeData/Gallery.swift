@@ -56,7 +56,9 @@ public enum Gallery {
     }
 
     /// The whole page.
-    public static func html(title: String, summary: String, entries: [Entry]) -> String {
+    /// - Parameter credits: where the pictures come from (one line per image source, with its licence), shown under
+    ///   the results.
+    public static func html(title: String, summary: String, entries: [Entry], credits: [String] = []) -> String {
         var h = """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
@@ -71,7 +73,7 @@ public enum Gallery {
             img.result{width:192px;height:192px} img.small{width:64px;height:64px}
             .neighbours{display:flex;flex-wrap:wrap;gap:4px;max-width:560px}
             .neighbours figure{width:64px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-            .error{color:#b00} dl{margin:6px 0 0;font-size:12px;color:#666} dt{display:inline;font-weight:600} dd{display:inline;margin:0 8px 0 2px}
+            .credits{font-size:12px;color:#555;margin-top:20px} .error{color:#b00} dl{margin:6px 0 0;font-size:12px;color:#666} dt{display:inline;font-weight:600} dd{display:inline;margin:0 8px 0 2px}
             </style></head><body>
             <h1>\(escape(title))</h1>
             <p class="summary">\(escape(summary))</p>
@@ -91,6 +93,9 @@ public enum Gallery {
                 h += "<div class=\"neighbours\">" + e.neighbours.map { figure($0.path, $0.caption, cls: "small") }.joined() + "</div>\n"
             }
             h += "</div>\n"
+        }
+        if !credits.isEmpty {
+            h += "<div class=\"credits\"><b>Image sources</b><ul>" + credits.map { "<li>\(escape($0))</li>" }.joined() + "</ul></div>\n"
         }
         h += "</body></html>\n"
         return h

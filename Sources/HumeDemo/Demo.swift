@@ -88,10 +88,10 @@ public struct Demo {
         let (jobs, invalid) = try makeJobs(text: String(decoding: data, as: UTF8.self), dest: dest, out: out)
         report.invalid = invalid.count
         for (line, message) in invalid { onNews?("line \(line) of \(options.prompts) is skipped: \(message)") }
-        let needed = Set(jobs.map(\.database)).union(["emoji"])
+        let needed = Set(jobs.map(\.database)).union([Database.defaultName, "emoji"])
         let available = Set(Database.available())
-        guard available.contains("emoji") else {
-            throw HumeError(.invalidInput, "The emoji image database is not built in \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
+        for name in [Database.defaultName, "emoji"] where !available.contains(name) {
+            throw HumeError(.invalidInput, "The \(name) image database is not built in \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
         }
         // A line naming a database that does not exist fails on its own, with the retrieve stage's sentence.
         for name in needed.subtracting(available).sorted() {
@@ -207,14 +207,19 @@ public struct Demo {
                 for (k, v) in meta where k != "Software" { metadata[k] = (try? JSON.parse(v)) ?? .string(v) }
                 line["metadata"] = .object(metadata)
                 let ids = (metadata["neighbours"]?.array ?? []).compactMap(\.int)
+                let similarities = (metadata["similarities"]?.array ?? []).compactMap(\.double)
                 if job.kind == .generate, let (db, store) = try? open(job.database) {
-                    for id in ids where id >= 0 && id < db.count {
+                    for (n, id) in ids.enumerated() where id >= 0 && id < db.count {
                         let name = "neighbours/\(job.database)-\(id).png"
                         if !fm.fileExists(atPath: out + "/" + name) {
                             let png = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try store.copy(id: id)))
                             _ = fm.createFile(atPath: out + "/" + name, contents: Data(png))
                         }
-                        entry.neighbours.append((name, db.items[id].caption))
+                        // The caption, the drawing's style and how well it matched the prompt (what weighed it).
+                        let item = db.items[id]
+                        var caption = item.caption + (item.style.isEmpty ? "" : " (\(item.style))")
+                        if n < similarities.count { caption += String(format: " %.2f", similarities[n]) }
+                        entry.neighbours.append((name, caption))
                     }
                 }
                 for k in ["seed", "k", "steps", "size"] { if let v = metadata[k] { entry.details.append((k, v.string ?? v.serialized)) } }
@@ -234,7 +239,13 @@ public struct Demo {
         report.gallery = out + "/index.html"
         let summary = "\(report.done) of \(total) jobs done (\(generate.count) prompts, \(edits.count) edits) in "
             + String(format: "%.1f s", report.seconds) + (report.failed > 0 ? "; \(report.failed) failed" : "")
-        try Demo.writeAtomically(Gallery.html(title: "Hume demo", summary: summary, entries: entries), to: report.gallery)
+        // Credits: every image source of the databases the results came from, with its licence.
+        var credits: [String] = []
+        for name in Set(jobs.map(\.database)).sorted() {
+            guard let db = try? Database(named: name) else { continue }
+            credits += db.attribution.map { "\(name): \($0.line)" }
+        }
+        try Demo.writeAtomically(Gallery.html(title: "Hume demo", summary: summary, entries: entries, credits: credits), to: report.gallery)
         return report
     }
 
@@ -253,7 +264,7 @@ public struct Demo {
             if let s = options.size { params["size"] = JSON(s) }
             spec.params = JSON.object(params).bytes
             jobs.append(Job(spec: spec, kind: .generate, text: params["prompt"]?.string ?? "",
-                            database: params["database"]?.string ?? "emoji", line: lineNo))
+                            database: params["database"]?.string ?? Database.defaultName, line: lineNo))
         }
         let pairs = Demo.editPairs.prefix(max(0, options.edits))
         if !pairs.isEmpty {

@@ -27,7 +27,7 @@ public struct ConditioningSet: Sendable {
     public let height: Int
     /// The prompt's neighbours followed by the background images.
     public let images: [RGBImage]
-    /// One log prior weight per image (`log γ` for prompt images, 0 for background).
+    /// One log prior weight per image (`log γ` for prompt images, 0 for background) at the highest noise level.
     public let logWeights: [Float]
     /// How many of `images` (the first ones) are the prompt's neighbours.
     public let promptCount: Int
@@ -41,6 +41,11 @@ public struct ConditioningSet: Sendable {
     ///   - guidance: γ > 0, how strongly the prompt's neighbours dominate the background.
     ///   - rankDecay: a prior over the prompt's neighbours by rank (they come best first): neighbour i gets
     ///     log-weight `log γ − rankDecay·i`. 0 treats all k alike; larger values trust the best matches more.
+    ///   - similarities: how well each prompt image matches the prompt (the retriever's cosine scores), or empty to
+    ///     weigh by rank alone. Neighbour i then gets log-weight `−(s_max − sᵢ)/temperature` on top of the rest, so a
+    ///     neighbour 0.3 less similar than the best weighs e^(−0.3/temperature) as much: one strong match outweighs many
+    ///     weak ones, and neighbours that match equally well weigh alike whatever their rank.
+    ///   - temperature: τ > 0 for the similarity weights (ignored without similarities).
     ///   - labels: one class label per prompt image ("" for none), or empty when the database has no labels.
     ///   - consensus: a log-weight bonus for the neighbours that carry the consensus label (the label with the
     ///     most rank-prior mass, `consensusLabel(_:voteDecay:)` with `rankDecay`), so that a sample is made of one
@@ -49,6 +54,7 @@ public struct ConditioningSet: Sendable {
     ///   `.invalidArgument` if γ is not finite and positive, if rank decay or consensus is negative or not
     ///   finite, or if `labels` is neither empty nor one per prompt image.
     public init(prompt: [RGBImage], background: [RGBImage] = [], guidance: Double = 1, rankDecay: Double = 0,
+                similarities: [Double] = [], temperature: Double = 1,
                 labels: [String] = [], consensus: Double = 0) throws {
         guard let first = prompt.first else {
             throw DiffusionError(.emptyConditioningSet, "the conditioning set has no prompt images; pass at least one neighbour image")
@@ -61,6 +67,15 @@ public struct ConditioningSet: Sendable {
         }
         guard consensus >= 0, consensus.isFinite else {
             throw DiffusionError(.invalidArgument, "consensus \(consensus) is not allowed; it must be finite and 0 or more")
+        }
+        guard similarities.isEmpty || similarities.count == prompt.count else {
+            throw DiffusionError(.invalidArgument, "\(similarities.count) similarities were given for \(prompt.count) prompt images; give one per image, or none")
+        }
+        guard similarities.allSatisfy(\.isFinite) else {
+            throw DiffusionError(.invalidArgument, "a similarity is not a finite number; similarities are cosines in [-1, 1]")
+        }
+        guard temperature > 0, temperature.isFinite else {
+            throw DiffusionError(.invalidArgument, "temperature \(temperature) is not allowed; it must be finite and greater than 0")
         }
         guard labels.isEmpty || labels.count == prompt.count else {
             throw DiffusionError(.invalidArgument, "\(labels.count) labels were given for \(prompt.count) prompt images; give one per image, or none")
@@ -76,9 +91,11 @@ public struct ConditioningSet: Sendable {
         let logGamma = Float(DeterministicMath.log(guidance))
         let label = ConditioningSet.consensusLabel(labels, voteDecay: rankDecay)
         consensusLabel = label
+        let best = similarities.max() ?? 0
+        let gaps = (0..<prompt.count).map { i in similarities.isEmpty ? 0 : best - similarities[i] }
         logWeights = (0..<prompt.count).map { i in
             let bonus = label != nil && labels[i] == label ? consensus : 0
-            return logGamma + Float(bonus - rankDecay * Double(i))
+            return logGamma + Float(bonus - rankDecay * Double(i) - gaps[i] / temperature)
         } + [Float](repeating: 0, count: background.count)
     }
 

@@ -72,7 +72,7 @@ struct IndexBuild: ParsableCommand {
         commandName: "build",
         abstract: "Embeds a database's captions and keywords and writes embeddings.f32 and index.faiss (does nothing when current).")
 
-    @Option(help: "Database name (a folder under ${HUME_HOME:-~/.cache/hume}/db).") var database = "emoji"
+    @Option(help: "Database name (a folder under ${HUME_HOME:-~/.cache/hume}/db).") var database = Database.defaultName
     @Option(help: "Index type: flat, hnsw or ivfpq (default: by size — flat below 50k vectors, HNSW below 1M, IVF-PQ above).")
     var type: String?
     @Flag(help: "Rebuild even when current.") var force = false
@@ -119,7 +119,7 @@ struct SearchCommand: ParsableCommand {
         commandName: "search", abstract: "Finds the database images nearest to a text and prints them (optionally as a contact sheet).")
 
     @Argument(help: "The text to search for.") var query: String
-    @Option(help: "Database name.") var database = "emoji"
+    @Option(help: "Database name.") var database = Database.defaultName
     @Option(name: .short, help: "Neighbours to show (1…256).") var k = 16
     @Option(help: "Write a contact sheet PNG of the neighbours (64×64 each) to this path.") var sheet: String?
     @Flag(help: "Print the answer as the retrieve stage's JSON.") var json = false
@@ -162,7 +162,7 @@ struct SearchCommand: ParsableCommand {
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Quality evaluations.",
-                                                    subcommands: [EvalRetrieve.self, EvalGenerate.self, EvalEdit.self])
+                                                    subcommands: [EvalRetrieve.self, EvalGenerate.self, EvalFidelity.self, EvalEdit.self])
 }
 
 /// Precision of neighbours against a query's labels.

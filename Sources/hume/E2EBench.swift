@@ -44,7 +44,7 @@ struct BenchE2E: ParsableCommand {
 
     @Option(help: "Prompts to submit.") var prompts = 1000
     @Option(help: "A file of prompts, one per line (default: the database's captions, cycled).") var promptsFile: String?
-    @Option(help: "Database name.") var database = "emoji"
+    @Option(help: "Database name.") var database = Database.defaultName
     @Option(help: "Comma-separated replica counts for the scaled stage; one fleet per count.") var replicas = "1,2"
     @Option(help: "The stage that gets the replicas (default: the busiest stage of a run with one replica each).")
     var scaleStage: String?

@@ -102,7 +102,7 @@ struct BenchDenoise: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "denoise", abstract: "Seconds per generated image at 32² and 64² (median), FLOPs per image, fraction of peak.")
 
-    @Option(help: "Database name.") var database = "emoji"
+    @Option(help: "Database name.") var database = Database.defaultName
     @Option(name: .short, help: "Neighbours.") var k = 16
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "Images per size (median).") var repeats = 5

@@ -130,11 +130,13 @@ struct TrainSplitSearch {
         testCount = loaded.database.items.filter { $0.split != "train" }.count
     }
 
-    func neighbours(_ text: String, k: Int) -> [Int] {
+    /// The `k` nearest train items of `text`, best first, with their similarities (the retriever's cosines).
+    func neighbours(_ text: String, k: Int) -> (ids: [Int], scores: [Double]) {
         let items = loaded.database.items
         let q = reporting { try embedder.embed(text) }
         let r = reporting { try loaded.index.index.search(q, k: min(items.count, k + testCount)) }
-        return Array(r.ids.lazy.filter { $0 >= 0 && items[Int($0)].split == "train" }.map { Int($0) }.prefix(k))
+        let kept = zip(r.ids, r.scores).filter { $0.0 >= 0 && items[Int($0.0)].split == "train" }.prefix(k)
+        return (kept.map { Int($0.0) }, kept.map { Double($0.1) })
     }
 }
 
@@ -144,7 +146,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate one sticker for a prompt in one process: the embed, retrieve and denoise stages' own code, chained.")
 
     @Argument(help: "The prompt.") var prompt: String
-    @Option(help: "Database name.") var database = "emoji"
+    @Option(help: "Database name.") var database = Database.defaultName
     @Option(name: .short, help: "Neighbours.") var k = 16
     @Option(help: "Seed.") var seed = 1
     @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
@@ -154,6 +156,8 @@ struct GenerateCommand: ParsableCommand {
     var focus = GenerateParameters.defaultFocus
     @Option(help: "Log-weight bonus for the neighbours in their consensus subgroup, the one with the most rank-prior votes (0: none).")
     var consensus = GenerateParameters.defaultConsensus
+    @Option(help: "Similarity temperature: neighbour i gets log-weight −(s_best − sᵢ)/temperature (smaller: follow the best matches).")
+    var temperature = GenerateParameters.defaultTemperature
     @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Also write a sheet of the neighbours beside the result.") var sheet: String?
 
@@ -165,6 +169,7 @@ struct GenerateCommand: ParsableCommand {
         if let guidance { params["guidance"] = .number(guidance) }
         params["focus"] = .number(focus)
         params["consensus"] = .number(consensus)
+        params["temperature"] = .number(temperature)
         let embed: EmbedStage = reporting {
             do { return try EmbedStage(batchSize: 1) } catch {
                 throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
@@ -239,7 +244,7 @@ struct EvalGenerate: ParsableCommand {
         commandName: "generate",
         abstract: "Label agreement and copy rate of generated stickers on held-out concepts, retrieved vs random neighbours.")
 
-    @Option(help: "Database name.") var database = "emoji"
+    @Option(help: "Database name.") var database = Database.defaultName
     @Option(help: "Prompts: `concepts` (one per held-out concept, its base caption: each concept counts once) or `items` (every held-out item, so a concept with 25 skin-tone variants counts 25 times).")
     var prompts: PromptSet = .concepts
     @Option(help: "At most this many prompts (a seeded subset; absent: all).") var count: Int?
@@ -248,6 +253,7 @@ struct EvalGenerate: ParsableCommand {
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "γ over a random background sample (absent: none).") var guidance: Double?
     @Option(help: "Rank prior: neighbour i gets log-weight −focus·i.") var focus = GenerateParameters.defaultFocus
+    @Option(help: "Similarity temperature: neighbour i gets log-weight −(s_best − sᵢ)/temperature.") var temperature = GenerateParameters.defaultTemperature
     @Option(help: "Log-weight bonus for the neighbours in the neighbours' consensus subgroup (the denoise stage's `consensus`).") var consensus = GenerateParameters.defaultConsensus
     @Option(help: "A sample is a copy when its RMSE to the nearest real image, or to one of its neighbours shifted by up to --copy-shift pixels, is below this ([0,1] units).") var copyThreshold = 0.05
     @Option(help: "Shifts (pixels, each axis) under which a sample still counts as a copy of a neighbour.") var copyShift = 2
@@ -257,7 +263,8 @@ struct EvalGenerate: ParsableCommand {
 
     func run() throws {
         // The denoise stage's own parser checks k, size, steps, guidance, focus and consensus, with the stage's sentences.
-        var settings: [String: JSON] = ["k": JSON(k), "size": JSON(size), "steps": JSON(steps), "focus": .number(focus), "consensus": .number(consensus)]
+        var settings: [String: JSON] = ["k": JSON(k), "size": JSON(size), "steps": JSON(steps), "focus": .number(focus), "consensus": .number(consensus),
+                                        "temperature": .number(temperature)]
         if let guidance { settings["guidance"] = .number(guidance) }
         let base = reporting { try GenerateParameters(json: JSON.object(settings).bytes) }
         if let count, count < 1 { fail("--count must be at least 1.") }
@@ -297,7 +304,7 @@ struct EvalGenerate: ParsableCommand {
         let start = Date()
         for (n, id) in prompts.enumerated() {
             let item = items[id]
-            let ids = search.neighbours(item.caption, k: k)
+            let (ids, scores) = search.neighbours(item.caption, k: k)
             if let first = ids.first, items[first].subgroup == item.subgroup { firstNeighbourAgrees += 1 }
             neighbourAgreement += Double(ids.filter { items[$0].subgroup == item.subgroup }.count) / Double(max(1, ids.count))
             let votes = Dictionary(grouping: ids.map { items[$0].subgroup }, by: { $0 }).mapValues(\.count)
@@ -308,7 +315,8 @@ struct EvalGenerate: ParsableCommand {
             for j in 0..<seeds {
                 var p = base
                 p.prompt = item.caption; p.database = database; p.seed = UInt64(n + 1 + j * prompts.count)
-                let sample = reporting { try generator.stageImage(ids: ids, parameters: p) }.pixels
+                let sample = reporting { try generator.stageImage(ids: ids, scores: scores, parameters: p) }.pixels
+                // Random neighbours carry no similarity to the prompt: weighed alike (and by the rank prior, if any).
                 let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
                 let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
                 if items[near.id].subgroup == item.subgroup { agree += 1 }
@@ -333,7 +341,7 @@ struct EvalGenerate: ParsableCommand {
         let nearCopies = Double(copyDistances.filter { $0 < 2 * copyThreshold }.count) / samples
         let result: [String: Any] = [
             "database": database, "prompts": prompts.count, "prompt_set": self.prompts.rawValue, "k": k, "focus": focus, "size": size, "steps": steps,
-            "seeds": seeds, "samples": prompts.count * seeds,
+            "seeds": seeds, "samples": prompts.count * seeds, "temperature": temperature,
             "label_agreement": Double(agree) / samples, "label_agreement_random": Double(agreeRandom) / samples,
             "copy_rate": Double(copies) / samples, "copy_rate_random": Double(copiesRandom) / samples,
             "copy_threshold_rmse": copyThreshold, "copy_shift_px": copyShift,

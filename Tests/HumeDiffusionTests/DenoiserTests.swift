@@ -89,6 +89,44 @@ struct LocalDenoiserTests {
         #expect(throws: DiffusionError.self) { try ConditioningSet(prompt: prompt, rankDecay: -1) }
     }
 
+    @Test("similarities weigh the neighbours by how well they match: one strong match outweighs many weak ones, ties weigh alike")
+    func similarityWeights() throws {
+        let prompt = (0..<6).map { randomImage(width: 8, height: 8, seed: 760 + UInt64($0)) }
+        let scores = [0.89, 0.58, 0.58, 0.57, 0.89, 0.55]
+        let set = try ConditioningSet(prompt: prompt, similarities: scores, temperature: 0.05)
+        let expected = scores.map { -(0.89 - $0) / 0.05 }
+        #expect(zip(set.logWeights, expected).allSatisfy { abs(Double($0) - $1) < 1e-5 }, "\(set.logWeights)")
+        // Equal similarities weigh alike whatever their rank; the rank prior still adds on top when asked.
+        #expect(set.logWeights[0] == set.logWeights[4])
+        let ranked = try ConditioningSet(prompt: prompt, rankDecay: 0.1, similarities: scores, temperature: 0.05)
+        #expect(abs(Double(ranked.logWeights[4]) - (-0.4)) < 1e-5)
+        // Under noise, the prediction follows the strong matches rather than the crowd of weak ones.
+        let x = noised(prompt[1], alphaBar: 0.05, seed: 19)
+        let strong = try localPrediction(ConditioningSet([prompt[0], prompt[4]]), x, alphaBar: 0.05)
+        let weighted = try localPrediction(set, x, alphaBar: 0.05)
+        let flat = try localPrediction(ConditioningSet(prompt), x, alphaBar: 0.05)
+        #expect(maxAbsDifference(weighted, strong) < 0.05)
+        #expect(maxAbsDifference(flat, strong) > 0.2)
+        // The denoiser matches the direct definition with these weights.
+        let slow = bruteForceLocalDenoise(x, set: set, alphaBar: 0.05, patch: 3, window: 1)
+        #expect(maxAbsDifference(weighted, slow) < 1e-4)
+    }
+
+    @Test("similarities of the wrong count, non-finite ones and a bad temperature are refused in one sentence")
+    func similarityErrors() {
+        let prompt = [RGBImage(width: 4, height: 4), RGBImage(width: 4, height: 4)]
+        let cases: [(() throws -> ConditioningSet, String)] = [
+            ({ try ConditioningSet(prompt: prompt, similarities: [0.5]) }, "1 similarities were given for 2 prompt images"),
+            ({ try ConditioningSet(prompt: prompt, similarities: [0.5, .nan]) }, "not a finite number"),
+            ({ try ConditioningSet(prompt: prompt, similarities: [0.5, 0.4], temperature: 0) }, "temperature 0.0 is not allowed"),
+        ]
+        for (make, sentence) in cases {
+            do { _ = try make(); Issue.record("accepted: \(sentence)") } catch let e as DiffusionError {
+                #expect(e.message.contains(sentence), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+    }
+
     @Test("the consensus label is the one with the most rank-weighted votes; unlabelled neighbours do not vote")
     func consensusLabel() {
         // Plain counts: "b" has three votes against two.

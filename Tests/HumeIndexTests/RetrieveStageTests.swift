@@ -15,7 +15,7 @@ func task(_ params: String, _ input: [UInt8]) -> StageTask {
 
 /// The emoji database with its index, or a failure (not a skip) saying how to build it.
 func requireEmojiIndex() throws {
-    do { _ = try sharedStage.database("emoji") } catch {
+    do { _ = try sharedStage.database("emoji"); _ = try sharedStage.database(Database.defaultName) } catch {
         Issue.record("The emoji database and its index are needed: run Ops/prepare-data.sh first (\(error)).")
         throw error
     }
@@ -37,10 +37,12 @@ struct RetrieveStageTests {
         #expect(a.scores == a.scores.sorted(by: >))
     }
 
-    @Test("a stored embedding retrieves its own item first; default params are emoji and k = 16")
+    @Test("a stored embedding retrieves its own item first; default params are the default database and k = 16")
     func ownItem() throws {
         try requireEmojiIndex()
-        let db = try sharedStage.database("emoji").database
+        let db = try sharedStage.database(Database.defaultName).database
+        let out0 = try sharedStage.run([task("", encodeQuery(try db.embeddings().vector(0)))])
+        if case .ok(let bytes) = out0[0] { #expect(try RetrieveAnswer(bytes).database == Database.defaultName) }
         let emb = try db.embeddings()
         let out = try sharedStage.run([task("", encodeQuery(emb.vector(42))), task("{}", encodeQuery(emb.vector(7)))])
         for (o, id) in zip(out, [42, 7]) {

@@ -144,7 +144,7 @@ struct DenoiseStageTests {
         #expect((gm?["background"] as? [Int])?.count == 6)
         // The rank prior is recorded, and a different focus is a different sample.
         #expect(meta?["focus"] as? Double == GenerateParameters.defaultFocus)
-        let f = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6, "focus": 0}"#, input: retrieveJSON(ids))])
+        let f = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6, "focus": 0.7}"#, input: retrieveJSON(ids))])
         guard case .ok(let fy) = f[0] else { Issue.record("focus 0 generation failed: \(f)"); return }
         #expect(fy != x)
         // The consensus bonus is recorded with the label it went to (ids 0…12 are face-smiling, 19 face-affection), and
@@ -326,5 +326,87 @@ struct ChainTests {
         #expect(meta["k"] as? Int == 5 && meta["seed"] as? Int == 3 && meta["steps"] as? Int == 3 && meta["size"] as? Int == Generator.defaultSize)
         #expect(meta["version"] as? Int == StageImage.version)
         #expect(image.width == Generator.defaultSize && image.height == Generator.defaultSize)
+        // The retriever's similarities travel with the ids and are what weighed them.
+        #expect(meta["similarities"] as? [Double] == Array(answer.scores.prefix(5)))
+        #expect(meta["temperature"] as? Double == GenerateParameters.defaultTemperature)
+    }
+}
+
+@Suite("similarities in the denoise stage")
+struct SimilarityTests {
+    /// The denoise stage's image for the input `json` with `params`.
+    func generate(_ json: String, _ params: String) throws -> StageImage {
+        let out = try DenoiseStage().run([task(params, input: Array(json.utf8))])
+        guard case .ok(let body) = out[0] else { throw StageInputError("denoise failed: \(out[0])") }
+        return try StageImage(decoding: body)
+    }
+
+    func rmse(_ a: [UInt8], _ b: [UInt8]) -> Double {
+        (zip(a, b).reduce(0.0) { let d = Double($1.0) - Double($1.1); return $0 + d * d } / Double(a.count)).squareRoot() / 255
+    }
+
+    @Test("one strong match outweighs weak ones: the sample follows it, and without scores it does not", .timeLimit(.minutes(5)))
+    func strongMatchWins() throws {
+        guard try requireData().db else { Issue.record("The databases are missing; run Ops/prepare-data.sh."); return }
+        let ids = [10, 200, 300, 400, 500, 600]
+        let params = #"{"database": "tuxpaint", "seed": 4, "steps": 8, "size": 32, "consensus": 0, "focus": 0}"#
+        let strong = try generate(#"{"ids": [10, 200, 300, 400, 500, 600], "scores": [0.9, 0.6, 0.6, 0.6, 0.6, 0.6]}"#, params)
+        let flat = try generate(#"{"ids": [10, 200, 300, 400, 500, 600]}"#, params)
+        let images = try DatabaseImages(named: "tuxpaint")
+        let first = try images.rgb8(10, side: 32)
+        let others = try ids.dropFirst().map { try images.rgb8($0, side: 32) }
+        // Followed: the strong match is the nearest of the six, and nearer than without scores.
+        let toFirst = rmse(strong.pixels, first)
+        #expect(others.allSatisfy { rmse(strong.pixels, $0) > toFirst })
+        #expect(toFirst < 0.8 * rmse(flat.pixels, first), "strong \(toFirst), flat \(rmse(flat.pixels, first))")
+        // Equal scores weigh alike: swapping the order of two equally similar ids changes nothing but the metadata.
+        let a = try generate(#"{"ids": [10, 200], "scores": [0.7, 0.7]}"#, params)
+        let b = try generate(#"{"ids": [200, 10], "scores": [0.7, 0.7]}"#, params)
+        #expect(a.pixels == b.pixels)
+    }
+
+    @Test("malformed scores are refused in one sentence")
+    func badScores() throws {
+        guard try requireData().db else { Issue.record("The databases are missing; run Ops/prepare-data.sh."); return }
+        let cases = [(#"{"ids": [1, 2], "scores": [0.5]}"#, "has 1 entries for 2 ids"),
+                     (#"{"ids": [1, 2], "scores": "high"}"#, "is not a list"),
+                     (#"{"ids": [1, 2], "scores": [0.5, 7]}"#, "not a similarity from -1 to 1"),
+                     (#"{"ids": [1, 2], "scores": [0.5, "x"]}"#, "not a similarity from -1 to 1")]
+        for (json, sentence) in cases {
+            let out = try DenoiseStage().run([task(#"{"database": "tuxpaint", "steps": 1, "size": 32}"#, input: Array(json.utf8))])
+            #expect(permanentMessage(out[0])?.contains(sentence) == true, "\(json): \(out[0])")
+        }
+        let bad = try DenoiseStage().run([task(#"{"database": "tuxpaint", "temperature": 0}"#, input: Array(#"{"ids": [1]}"#.utf8))])
+        #expect(permanentMessage(bad[0])?.contains("\"temperature\" parameter is 0; it must be a number from 0.001 to 10") == true, "\(bad[0])")
+    }
+
+    @Test("a database without labels generates, with or without the label option", .timeLimit(.minutes(5)))
+    func unlabelledDatabase() throws {
+        guard try requireData().db else { Issue.record("The databases are missing; run Ops/prepare-data.sh."); return }
+        let source = try Database(named: "tuxpaint")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-unlabelled-\(UUID().uuidString)")
+        let dir = root.appendingPathComponent("mine")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Eight pictures with captions only: no group, subgroup, concept or split.
+        var manifest = ""
+        for id in 0..<8 { manifest += #"{"id": \#(id), "caption": "picture \#(id)"}"# + "\n" }
+        try manifest.write(to: dir.appendingPathComponent("manifest.jsonl"), atomically: true, encoding: .utf8)
+        for side in [32, 64] {
+            let store = try source.images(side: side)
+            let bytes = try (0..<8).flatMap { try store.copy(id: $0) }
+            try Data(bytes).write(to: dir.appendingPathComponent("images\(side).rgb"))
+        }
+        let db = try Database(named: "mine", root: root)
+        #expect(db.items.allSatisfy { $0.group.isEmpty && $0.subgroup.isEmpty && $0.split == "train" && $0.concept == $0.caption })
+        let stage = DenoiseStage(root: root)
+        for params in [#"{"database": "mine", "steps": 4, "size": 32}"#, #"{"database": "mine", "steps": 4, "size": 32, "consensus": 3}"#] {
+            let out = try stage.run([task(params, input: Array(#"{"ids": [3, 1, 5], "scores": [0.8, 0.7, 0.4]}"#.utf8))])
+            guard case .ok(let body) = out[0] else { Issue.record("\(params): \(out[0])"); continue }
+            let image = try StageImage(decoding: body)
+            #expect(image.width == 32 && image.pixels.count == 32 * 32 * 3)
+            let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+            #expect(meta["consensus_label"] == nil)
+        }
     }
 }

@@ -9,8 +9,8 @@ public struct GenerateParameters: Sendable {
     /// `prompt` (string, default ""): recorded in the metadata when the input (the retrieve stage's `prompt`) carries
     /// no text; `edit` stands in when `prompt` is absent.
     public var prompt = ""
-    /// `database` (string, default "emoji").
-    public var database = "emoji"
+    /// `database` (string, default `Database.defaultName`, "emoji-styles").
+    public var database = Database.defaultName
     /// `k` (int, default 16): how many of the retrieved neighbours condition the denoiser.
     public var k = 16
     /// `seed` (int, default 1).
@@ -22,20 +22,31 @@ public struct GenerateParameters: Sendable {
     /// `guidance` (number > 0, optional): γ, the weight of the prompt's neighbours over a random background
     /// sample of the database of `k` images. Absent: no background (the neighbours alone).
     public var guidance: Double?
-    /// `focus` (number 0…10, default 0.3): the rank prior over the neighbours, which come best first: neighbour i
-    /// gets log-weight −focus·i. 0 weighs all k alike (more mixing, more mosaic); larger values follow the best
-    /// matches more closely (more agreement with the prompt, closer to copying). See README, "Quality".
+    /// `temperature` (number 0.001…10, default `defaultTemperature`): how the retriever's similarities weigh the
+    /// neighbours. Neighbour i gets log-weight −(s_best − sᵢ)/temperature: neighbours that match the prompt equally
+    /// well (the same thing in several styles) weigh alike, and at 0.02 a neighbour 0.1 less similar than the best
+    /// weighs e^−5 ≈ 0.7% as much, so one strong match outweighs fifteen weak ones. Smaller values follow the best
+    /// matches more closely. Used only when the input carries `scores`; without them the neighbours weigh alike.
+    public var temperature = GenerateParameters.defaultTemperature
+    /// Chosen on the development prompts (`Ops/eval/fidelity-emoji-dev.jsonl`) and checked on held-out concepts
+    /// (README, "Fidelity"): 0.01 and 0.02 score alike on fidelity; 0.02 keeps held-out copies at 0.017 (0.01: 0.023),
+    /// 0.03 and above let related neighbours in (recognised 0.811 → 0.761 at 0.03, 0.05 lower still).
+    public static let defaultTemperature = 0.02
+    /// `focus` (number 0…10, default 0): a prior by rank over the neighbours, which come best first: neighbour i gets
+    /// log-weight −focus·i on top of the similarity weights. The first version's only weighting (0.3).
     public var focus = GenerateParameters.defaultFocus
-    /// Chosen by `hume eval generate` on held-out concepts: see `LocalDenoiserConfiguration.standard`.
-    public static let defaultFocus = 0.3
-    /// `consensus` (number 0…10, default `defaultConsensus`): a log-weight bonus for the neighbours whose database
-    /// label (the manifest's `subgroup`) is the neighbours' consensus label, the one with the most rank-prior mass
-    /// (neighbour i votes with weight e^(−focus·i)). Samples then compose one kind of thing instead of a chimera of
-    /// two. 0, or a database without labels, changes nothing. See README, "Generation quality".
+    public static let defaultFocus = 0.0
+    /// `consensus` (number 0…10, default 0, off): a log-weight bonus for the neighbours whose database label (the
+    /// manifest's `subgroup`) is the neighbours' consensus label, the one with the most rank-prior mass (neighbour i
+    /// votes with weight e^(−focus·i)). It uses the labels the held-out evaluation scores with and pulls samples away
+    /// from a strong match that the crowd's label outvotes, so it is off; a database without labels ignores it.
     public var consensus = GenerateParameters.defaultConsensus
-    /// Chosen by `hume eval generate --seeds 3` on held-out concepts (README, "Generation quality"): label agreement
-    /// 0.43 → 0.52 at copy rate 0.015 → 0.017; 1 gives 0.49, 4 gives 0.54 with more copies under random neighbours.
-    public static let defaultConsensus = 2.0
+    public static let defaultConsensus = 0.0
+    /// `patch_scale` (number 0.5…3, default `defaultPatchScale`): patch sizes as a multiple of the prototype's schedule
+    /// (DESIGN.md §8), scaled with the side. Smaller patches let regions follow different neighbours (more mixing, more
+    /// seams); larger ones follow one neighbour (cleaner, closer to a copy). See README, "Fidelity".
+    public var patchScale = GenerateParameters.defaultPatchScale
+    public static let defaultPatchScale = 1.5
 
     public init() {}
 
@@ -63,18 +74,17 @@ public struct GenerateParameters: Sendable {
             guard v == 32 || v == 64 else { throw StageInputError("The \"size\" parameter is \(v); it must be 32 or 64.") }
             size = v
         }
-        if let v = o["focus"] {
-            guard let n = v as? NSNumber, n.doubleValue >= 0, n.doubleValue <= 10 else {
-                throw StageInputError("The \"focus\" parameter is \(v); it must be a number from 0 to 10.")
+        func number(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+            guard let v = o[key] else { return nil }
+            guard let n = v as? NSNumber, range.contains(n.doubleValue) else {
+                throw StageInputError("The \"\(key)\" parameter is \(v); it must be a number from \(range.lowerBound.formatted()) to \(range.upperBound.formatted()).")
             }
-            focus = n.doubleValue
+            return n.doubleValue
         }
-        if let v = o["consensus"] {
-            guard let n = v as? NSNumber, n.doubleValue >= 0, n.doubleValue <= 10 else {
-                throw StageInputError("The \"consensus\" parameter is \(v); it must be a number from 0 to 10.")
-            }
-            consensus = n.doubleValue
-        }
+        if let v = try number("focus", 0...10) { focus = v }
+        if let v = try number("consensus", 0...10) { consensus = v }
+        if let v = try number("temperature", 0.001...10) { temperature = v }
+        if let v = try number("patch_scale", 0.5...3) { patchScale = v }
         if let v = o["guidance"] {
             guard let n = v as? NSNumber, n.doubleValue > 0, n.doubleValue.isFinite else {
                 throw StageInputError("The \"guidance\" parameter is \(v); it must be a finite number greater than 0.")
@@ -84,19 +94,23 @@ public struct GenerateParameters: Sendable {
     }
 }
 
-/// The retrieve stage's answer as the denoise stage reads it: `{"database", "ids", "prompt", ...}` (PROTOCOL.md,
-/// "Stage payloads"). Other keys (`scores`, `captions`) are ignored.
+/// The retrieve stage's answer as the denoise stage reads it: `{"database", "ids", "scores", "prompt", ...}`
+/// (PROTOCOL.md, "Stage payloads"). Other keys (`captions`) are ignored.
 public struct Neighbours: Sendable {
     /// The database the ids belong to; nil when the input names none (then the `database` parameter decides).
     public var database: String?
     /// Neighbour ids, best first.
     public var ids: [Int]
+    /// Each id's similarity to the prompt (the retriever's cosine), or nil when the input carries none: then the
+    /// neighbours are weighed by rank alone.
+    public var scores: [Double]?
     /// The text the ids were retrieved for (the embed stage's prompt); nil when absent or empty.
     public var prompt: String?
 
-    public init(database: String?, ids: [Int], prompt: String? = nil) {
+    public init(database: String?, ids: [Int], scores: [Double]? = nil, prompt: String? = nil) {
         self.database = database
         self.ids = ids
+        self.scores = scores
         self.prompt = prompt
     }
 
@@ -119,6 +133,22 @@ public struct Neighbours: Sendable {
             throw StageInputError("The retrieve stage found no neighbours (an empty \"ids\" list); the denoiser needs at least one.")
         }
         database = o["database"] as? String
+        if let raw = o["scores"], !(raw is NSNull) {
+            guard let list = raw as? [Any] else {
+                throw StageInputError("The retrieve stage's \"scores\" is not a list; it must hold one similarity per id.")
+            }
+            let values = try list.map { v -> Double in
+                guard let n = v as? NSNumber, n.doubleValue.isFinite, abs(n.doubleValue) <= 1.001 else {
+                    throw StageInputError("The retrieve stage's \"scores\" list holds \(v), which is not a similarity from -1 to 1.")
+                }
+                return n.doubleValue
+            }
+            // An empty list says no more than an absent one (clients written before scores were read send `[]`).
+            guard values.count == ids.count || values.isEmpty else {
+                throw StageInputError("The retrieve stage's \"scores\" list has \(values.count) entries for \(ids.count) ids; it must have one per id.")
+            }
+            scores = values.isEmpty ? nil : values
+        }
         if let p = o["prompt"] {
             guard let text = p as? String else {
                 throw StageInputError("The retrieve stage's \"prompt\" is not a string; it must be the text the ids were retrieved for.")
@@ -135,6 +165,13 @@ public final class Generator: Sendable {
     /// configuration 64² takes 0.13 s per image on one core (32²: 0.018 s), scores higher label agreement (0.40
     /// against 0.35 on held-out concepts, same copy rate) and shows the detail that makes a sticker readable.
     public static let defaultSize = 64
+
+    /// The denoiser's patch schedule and window for a job's settings: `LocalDenoiserConfiguration.standard` with the
+    /// job's patch scale.
+    public static func configuration(_ p: GenerateParameters) -> LocalDenoiserConfiguration {
+        LocalDenoiserConfiguration(patchSchedule: PatchSchedule.prototype.scaled(by: p.patchScale * Double(p.size) / 32),
+                                   window: max(1, p.size / 32))
+    }
 
     /// The database the neighbour ids refer to.
     public let images: DatabaseImages
@@ -164,7 +201,7 @@ public final class Generator: Sendable {
 
     /// Generates one image.
     /// - Throws: `StageInputError` for bad ids; diffusion errors otherwise.
-    public func generate(ids: [Int], parameters p: GenerateParameters, background: [Int] = []) throws -> RGBImage {
+    public func generate(ids: [Int], scores: [Double]? = nil, parameters p: GenerateParameters, background: [Int] = []) throws -> RGBImage {
         guard !ids.isEmpty else {
             throw StageInputError("The neighbour list is empty; the denoiser needs at least one neighbour image.")
         }
@@ -172,23 +209,29 @@ public final class Generator: Sendable {
         let prompt = try ids.prefix(p.k).map { try images.image($0, side: p.size) }
         let bg = try background.map { try images.image($0, side: p.size) }
         let conditioning = try ConditioningSet(prompt: prompt, background: bg, guidance: p.guidance ?? 1, rankDecay: p.focus,
+                                               similarities: scores.map { Array($0.prefix(p.k)) } ?? [], temperature: p.temperature,
                                                labels: labels(ids: ids, parameters: p), consensus: p.consensus)
-        let denoiser = try LocalEquivariantDenoiser(conditioning, configuration: .standard(imageSide: p.size))
+        let denoiser = try LocalEquivariantDenoiser(conditioning, configuration: Generator.configuration(p))
         let sampler = try DDIMSampler(steps: p.steps)
         return try sampler.sample(denoiser: denoiser, seed: p.seed)
     }
 
     /// Generates and wraps the result as a stage image with its provenance: `prompt`, `database`, `k`, `seed`,
     /// `steps`, `size`, `focus`, `consensus`, `neighbours` (the ids used, best first), `version`, `denoiser`, with
-    /// guidance also `guidance` and `background` (the background sample's ids), and with a consensus bonus over
-    /// labelled neighbours `consensus_label` (the label that got it).
-    public func stageImage(ids: [Int], parameters p: GenerateParameters) throws -> StageImage {
+    /// similarities also `similarities` (the used ids' scores) and `temperature`, with guidance also `guidance` and
+    /// `background` (the background sample's ids), and with a consensus bonus over labelled neighbours
+    /// `consensus_label` (the label that got it).
+    /// - Parameter scores: each id's similarity to the prompt (the retrieve stage's `scores`), or nil to weigh by rank.
+    public func stageImage(ids: [Int], scores: [Double]? = nil, parameters p: GenerateParameters) throws -> StageImage {
         let used = Array(ids.prefix(p.k))
+        let usedScores = scores.map { Array($0.prefix(p.k)) }
         let background = p.guidance == nil ? [] : backgroundIDs(count: p.k, seed: p.seed, excluding: used)
-        let image = try generate(ids: used, parameters: p, background: background)
+        let image = try generate(ids: used, scores: usedScores, parameters: p, background: background)
         var meta: [String: Any] = ["prompt": p.prompt, "database": images.name, "k": p.k, "seed": p.seed,
                                    "steps": p.steps, "size": p.size, "focus": p.focus, "consensus": p.consensus, "neighbours": used, "version": StageImage.version,
                                    "denoiser": "els-ddim"]
+        if let usedScores { meta["similarities"] = usedScores; meta["temperature"] = p.temperature }
+        if p.patchScale != GenerateParameters.defaultPatchScale { meta["patch_scale"] = p.patchScale }
         if let g = p.guidance { meta["guidance"] = g; meta["background"] = background }
         if let label = ConditioningSet.consensusLabel(labels(ids: used, parameters: p), voteDecay: p.focus) {
             meta["consensus_label"] = label
@@ -234,7 +277,7 @@ public final class DenoiseStage: Stage, @unchecked Sendable {
                 let neighbours = try Neighbours(json: task.input)
                 if let db = neighbours.database { p.database = db }
                 if let prompt = neighbours.prompt { p.prompt = prompt }
-                let image = try generator(for: p.database).stageImage(ids: neighbours.ids, parameters: p)
+                let image = try generator(for: p.database).stageImage(ids: neighbours.ids, scores: neighbours.scores, parameters: p)
                 return .ok(image.encoded())
             } catch {
                 return stageOutcome(for: error)

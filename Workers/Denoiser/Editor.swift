@@ -29,8 +29,31 @@ public struct Editor: Sendable {
     /// The local denoiser's settings for the mask and the harmonising pass.
     public var configuration: LocalDenoiserConfiguration { .prototype(imageSide: side) }
 
+    /// Similarity temperature for the neighbours' weights (`GenerateParameters.temperature`'s meaning). `hume eval
+    /// edit` (10 pairs, so one pair is 0.1): 0.6 at 0.2, as with equal weights before; 0.5 at 0.05 and at 1. Edits get
+    /// their own evaluation and tuning in issue 19.
+    public var temperature = 0.2
+
+    /// A conditioning set over neighbour images, weighed by their similarities when given (each list relative to its
+    /// own best match, so the source's and the edit text's best neighbours weigh alike when both sets are joined).
+    func conditioning(_ sets: [(images: [RGBImage], scores: [Double]?)]) throws -> ConditioningSet {
+        let images = sets.flatMap(\.images)
+        guard sets.contains(where: { $0.scores != nil }) else { return try ConditioningSet(images) }
+        let relative = sets.flatMap { set -> [Double] in
+            guard let scores = set.scores, scores.count >= set.images.count else { return [Double](repeating: 0, count: set.images.count) }
+            let used = scores.prefix(set.images.count)
+            let best = used.max() ?? 0
+            return used.map { $0 - best }
+        }
+        return try ConditioningSet(prompt: images, similarities: relative, temperature: temperature)
+    }
+
     /// The result and the mask (one byte per pixel, 255 = edited).
-    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], images: DatabaseImages, seed: UInt64) throws
+    /// - Parameters:
+    ///   - sourceScores, editScores: the similarities of the source's and the edit text's neighbours to their texts
+    ///     (the retriever's), or nil to weigh a set's neighbours alike.
+    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], images: DatabaseImages, seed: UInt64,
+                     sourceScores: [Double]? = nil, editScores: [Double]? = nil) throws
         -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
         guard source.width == side, source.height == side else {
             throw StageInputError("The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
@@ -42,8 +65,8 @@ public struct Editor: Sendable {
         let srcImages = try sourceIDs.prefix(k).map { try images.image($0, side: side) }
         let editImages = try editIDs.prefix(k).map { try images.image($0, side: side) }
         let config = configuration
-        let underSource = try LocalEquivariantDenoiser(try ConditioningSet(srcImages), configuration: config)
-        let underEdit = try LocalEquivariantDenoiser(try ConditioningSet(editImages), configuration: config)
+        let underSource = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores)]), configuration: config)
+        let underEdit = try LocalEquivariantDenoiser(try conditioning([(editImages, editScores)]), configuration: config)
         let n = side * side
         // 1. Mask.
         var diff = [Float](repeating: 0, count: n)
@@ -84,7 +107,7 @@ public struct Editor: Sendable {
         var composite = source
         for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = editImages[best.index].pixels[c * n + p] } }
         // 3. Harmonise under source + edit neighbours, then pin outside the mask.
-        let both = try LocalEquivariantDenoiser(try ConditioningSet(srcImages + editImages), configuration: config)
+        let both = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores), (editImages, editScores)]), configuration: config)
         let sampler = try DDIMSampler(steps: steps, startTime: strength)
         let start = sampler.noised(composite, rng: &rng)
         var result = try sampler.sample(denoiser: both, from: start, rng: &rng)

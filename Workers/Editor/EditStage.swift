@@ -94,10 +94,10 @@ public final class EditStage: Stage, @unchecked Sendable {
         return d
     }
 
-    /// The `k` nearest database ids of each text, through the embed and retrieve stages (the same payloads the
-    /// broker would carry between them).
+    /// The `k` nearest database ids of each text with their similarities, through the embed and retrieve stages (the
+    /// same payloads the broker would carry between them).
     /// - Throws: `StageInputError` with the stage's sentence when either refuses.
-    func neighbours(of texts: [String], database: String, k: Int) throws -> [[Int]] {
+    func neighbours(of texts: [String], database: String, k: Int) throws -> [(ids: [Int], scores: [Double])] {
         func check(_ o: StageOutcome) throws -> [UInt8] {
             switch o {
             case .ok(let b): return b
@@ -112,7 +112,7 @@ public final class EditStage: Stage, @unchecked Sendable {
         let found = try retrieve.run(embedded.map {
             StageTask(lease: 0, jobID: 0, attempt: 1, key: "", params: params, input: $0)
         }).map(check)
-        return try found.map { try RetrieveAnswer($0).ids }
+        return try found.map { let a = try RetrieveAnswer($0); return (a.ids, a.scores) }
     }
 
     /// Edits one source: the whole of what `run` does for a task, minus the error mapping.
@@ -130,9 +130,12 @@ public final class EditStage: Stage, @unchecked Sendable {
         let db = try database(p.database)
         let texts = [p.edit] + (p.caption.map { [$0] } ?? [])
         let found = try neighbours(of: texts, database: p.database, k: editor.k)
-        let sourceIDs = p.caption != nil ? found[1] : try editor.nearestByPixels(source, images: db)
-        let editIDs = found[0]
-        let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs, images: db, seed: p.seed)
+        // Neighbours found by pixels carry no similarity to a text: they are weighed alike.
+        let sourceIDs = p.caption != nil ? found[1].ids : try editor.nearestByPixels(source, images: db)
+        let sourceScores = p.caption != nil ? found[1].scores : nil
+        let editIDs = found[0].ids
+        let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs, images: db, seed: p.seed,
+                                sourceScores: sourceScores, editScores: found[0].scores)
         let covered = Double(r.mask.filter { $0 > 0 }.count) / Double(editor.side * editor.side)
         let meta: [String: Any] = [
             "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",

@@ -29,8 +29,8 @@ public final class LoadedDatabase: Sendable {
 
 /// Parameters of one retrieve task (the job's params JSON object).
 public struct RetrieveParams: Sendable, Equatable {
-    /// Database name (default `emoji`).
-    public var database: String = "emoji"
+    /// Database name (default `Database.defaultName`).
+    public var database: String = Database.defaultName
     /// Neighbours to return (default 16, 1…256).
     public var k: Int = 16
 
@@ -61,7 +61,7 @@ public struct RetrieveParams: Sendable, Equatable {
         }
     }
 
-    public init(database: String = "emoji", k: Int = 16) {
+    public init(database: String = Database.defaultName, k: Int = 16) {
         self.database = database
         self.k = k
     }
