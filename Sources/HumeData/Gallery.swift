@@ -72,7 +72,7 @@ public enum Gallery {
             img{image-rendering:pixelated;background:#fff;border:1px solid #eee}
             img.result{width:192px;height:192px} img.small{width:64px;height:64px}
             .neighbours{display:flex;flex-wrap:wrap;gap:4px;max-width:560px}
-            .neighbours figure{width:64px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+            .neighbours figure{width:64px;overflow:hidden} .neighbours figcaption{height:2.6em;overflow:hidden;overflow-wrap:anywhere}
             .credits{font-size:12px;color:#555;margin-top:20px} .error{color:#b00} dl{margin:6px 0 0;font-size:12px;color:#666} dt{display:inline;font-weight:600} dd{display:inline;margin:0 8px 0 2px}
             </style></head><body>
             <h1>\(escape(title))</h1>

@@ -218,7 +218,7 @@ public struct Demo {
                         // The caption, the drawing's style and how well it matched the prompt (what weighed it).
                         let item = db.items[id]
                         var caption = item.caption + (item.style.isEmpty ? "" : " (\(item.style))")
-                        if n < similarities.count { caption += String(format: " %.2f", similarities[n]) }
+                        if n < similarities.count { caption = String(format: "%.2f ", similarities[n]) + caption }
                         entry.neighbours.append((name, caption))
                     }
                 }

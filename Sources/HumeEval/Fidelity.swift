@@ -291,7 +291,9 @@ public struct FidelityMetric: Sendable {
                 let fine = conditioning.nearest(Alignments.copy.fineVariants(of: full, side: size, target: FidelityMetric.side))
                 s.fineCopyDistances.append(min(fine.rmse, copy.rmse))
                 s.fineNearCopy.append(min(fine.rmse, copy.rmse) < copyThreshold)
-                let local = neighbourTiles.map { Tiles.localDistance(tile, $0, side: FidelityMetric.side) }.min() ?? .infinity
+                // Mirrored neighbours too: a mirrored copy is still a copy.
+                let local = neighbourTiles.flatMap { [$0, Tiles.aligned($0, side: FidelityMetric.side, flip: true)] }
+                    .map { Tiles.localDistance(tile, $0, side: FidelityMetric.side) }.min() ?? .infinity
                 s.localCopyDistances.append(local)
                 s.localCopy.append(local < localCopyThreshold)
             }

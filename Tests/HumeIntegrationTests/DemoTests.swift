@@ -14,7 +14,7 @@ struct DemoTests {
     @Test("a small batch: every job done, PNGs carry how they were made, the manifest and gallery reference every output",
           .timeLimit(.minutes(3)))
     func smallBatch() throws {
-        guard Set(Database.available()).isSuperset(of: ["emoji", "tuxpaint"]) else {
+        guard Set(Database.available()).isSuperset(of: ["emoji", "tuxpaint", Database.defaultName]) else {
             Issue.record("the image databases are not built; Ops/test.sh runs Ops/prepare-data.sh first")
             return
         }
@@ -60,6 +60,9 @@ struct DemoTests {
                 #expect(meta["steps"] == "3")
                 let ids = try JSON.parse(meta["neighbours"] ?? "[]").array?.compactMap(\.int) ?? []
                 #expect(ids.count == Int(meta["k"] ?? "") && !ids.isEmpty)
+                // The retriever's similarities reached the denoiser through the fleet, one per neighbour used.
+                let similarities = try JSON.parse(meta["similarities"] ?? "[]").array?.compactMap(\.double) ?? []
+                #expect(similarities.count == ids.count && similarities == similarities.sorted(by: >), "\(meta)")
                 for id in ids {
                     let n = "neighbours/\(meta["database"]!)-\(id).png"
                     #expect(html.contains("src=\"\(n)\""), "the gallery shows neighbour \(n)")
@@ -73,6 +76,10 @@ struct DemoTests {
             }
         }
         #expect(lines.first { $0["line"]?.int == 4 }?["database"]?.string == "tuxpaint")
+        // A line naming no database uses the default; the gallery credits every image source with its licence.
+        #expect(lines.first { $0["line"]?.int == 1 }?["database"]?.string == Database.defaultName)
+        #expect(html.contains("Image sources") && html.contains("OpenMoji (CC-BY-SA-4.0") && html.contains("Tux Paint stamps (GPL-2.0-or-later"),
+                "the gallery's credits")
         // The contact sheet holds one 64-pixel tile per result, ten to a row, with 4-pixel gutters.
         let sheet = try PNGCodec.decode([UInt8](try #require(FileManager.default.contents(atPath: out + "/contact-sheet.png"))))
         #expect(sheet.width == 6 * 64 + 7 * 4 && sheet.height == 64 + 2 * 4)
