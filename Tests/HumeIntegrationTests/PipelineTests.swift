@@ -232,7 +232,9 @@ struct PipelineTests {
         }
         #expect(rc == 0, "\(err)")
         let j = try JSON.parse(out)
-        #expect(j["prompts"]?.int == 4 && j["prompt_set"]?.string == "concepts" && j["focus"]?.double == 0.3)
+        // The defaults: similarity weights, no rank prior, no labels.
+        #expect(j["prompts"]?.int == 4 && j["prompt_set"]?.string == "concepts" && j["focus"]?.double == 0
+                && j["consensus"]?.double == 0 && j["temperature"]?.double == 0.02, "\(out)")
         for key in ["label_agreement", "label_agreement_random", "copy_rate", "first_neighbour_agreement", "neighbour_agreement"] {
             let v = j[key]?.double ?? -1
             #expect(v >= 0 && v <= 1, "\(key) = \(v)")
@@ -252,5 +254,39 @@ struct PipelineTests {
             let (rc, _, err) = try await onOwnThread { try hume(args, timeout: 120) }
             #expect(rc == 1 && err.contains(expected), "\(args): rc \(rc), \(err)")
         }
+    }
+
+    @Test("hume eval fidelity scores a prompt list with the baseline and writes its sheet; a bad list or concept is one sentence",
+          .timeLimit(.minutes(5)))
+    func evalFidelity() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hume-fidelity-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let list = dir.appendingPathComponent("prompts.jsonl").path
+        let lines = [#"{"prompt": "a juicy strawberry", "concepts": ["strawberry"]}"#,
+                     #"{"prompt": "a rocket flying to space", "concepts": ["rocket"]}"#]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        let sheet = dir.appendingPathComponent("sheet.png").path
+        let (rc, out, err) = try await onOwnThread {
+            try hume(["eval", "fidelity", "--prompts", list, "--seeds", "2", "--steps", "4", "--size", "32", "--json", "--sheet", sheet], timeout: 240)
+        }
+        #expect(rc == 0, "\(err)")
+        let j = try JSON.parse(out)
+        #expect(j["database"]?.string == "emoji-styles" && j["prompts"]?.int == 2 && j["samples"]?.int == 4)
+        for key in ["recognised", "near_copy", "faithful_and_new", "seed_diversity", "warped_copy"] {
+            let v = j[key]?.double ?? -1, b = j["baseline"]?[key]?.double ?? -1
+            #expect(v >= 0 && v <= 1 && b >= 0 && b <= 1, "\(key) = \(v), baseline \(b)")
+        }
+        // Both prompts name things the database holds, and the retriever finds them.
+        #expect(j["retriever_top1"]?.double == 1)
+        let image = try PNGCodec.decode([UInt8](try #require(FileManager.default.contents(atPath: sheet))))
+        #expect(image.height == 2 * 32 + 3 * 2 && image.width == 5 * 32 + 6 * 2, "rows: best neighbour, 2 samples, 2 baseline samples")
+        #expect(try String(contentsOfFile: sheet + ".txt", encoding: .utf8).contains("a juicy strawberry [strawberry] top1: strawberry"))
+        try #"{"prompt": "a unicorn", "concepts": ["no such thing"]}"#.write(toFile: list, atomically: true, encoding: .utf8)
+        let (rc2, _, err2) = try await onOwnThread { try hume(["eval", "fidelity", "--prompts", list], timeout: 120) }
+        #expect(rc2 == 1 && err2.contains("names the concept \"no such thing\", which the database emoji-styles does not hold"), "\(err2)")
+        try "not json\n".write(toFile: list, atomically: true, encoding: .utf8)
+        let (rc3, _, err3) = try await onOwnThread { try hume(["eval", "fidelity", "--prompts", list], timeout: 120) }
+        #expect(rc3 == 1 && err3.contains("line 1 is not a JSON object"), "\(err3)")
     }
 }

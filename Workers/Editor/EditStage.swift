@@ -44,7 +44,9 @@ public struct EditParameters: Sendable, Equatable {
         }
         // The shared keys are validated the same way as for generation.
         let p = try GenerateParameters(json: params)
-        database = p.database
+        // Edits default to the one-style `emoji` database (a transplanted part should match a Noto source), not to
+        // generation's default.
+        database = o["database"] == nil ? "emoji" : p.database
         seed = p.seed
         if o["k"] != nil { k = p.k }
         if o["size"] != nil { size = p.size }
