@@ -189,7 +189,7 @@ def apply_curve(sock, env=os.environ):
 class HumeClient(object):
     """One DEALER connection to the broker's client endpoint."""
 
-    def __init__(self, endpoint, chunk=1000, silence_s=4.0, context=None):
+    def __init__(self, endpoint, chunk=1000, silence_s=4.0, context=None, ack_timeout_s=3.0):
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -197,6 +197,7 @@ class HumeClient(object):
         self.sock.connect(endpoint)
         self.chunk = max(1, min(chunk, 10000))
         self.silence_s = silence_s
+        self.ack_timeout_s = ack_timeout_s
         self.next_req = 1
         self.window = None  # learnt from the first ACK or BUSY
         self.busy_replies = 0
@@ -225,6 +226,7 @@ class HumeClient(object):
         results = [None] * n
         next_job = 0  # first job never sent
         in_flight = {}  # req -> list of job indexes, sent and not ACKed
+        sent_at = {}  # req -> when it was sent
         by_id = {}  # job id -> list of indexes (several when keys repeat)
         early = {}  # results for job ids not yet ACKed
         unfinished = set()  # ACKed indexes without a result
@@ -237,6 +239,7 @@ class HumeClient(object):
             req = self.next_req
             self.next_req += 1
             in_flight[req] = idx
+            sent_at[req] = time.time()
             hdr = {"req": req, "batch": batch, "route": route}
             if progress:
                 hdr["progress"] = True
@@ -274,6 +277,11 @@ class HumeClient(object):
                     k = min(room, self.chunk, n - next_job)
                     send_chunk(list(range(next_job, next_job + k)))
                     next_job += k
+            # A SUBMIT never acknowledged (the broker died with it): send the same jobs again under a new req; their
+            # keys make the resend safe. Without this a lost SUBMIT would block every later send.
+            for req in [r for r, t in sent_at.items() if r in in_flight and now > t + self.ack_timeout_s]:
+                sent_at.pop(req, None)
+                send_chunk(in_flight.pop(req))
             # Re-attach after a long silence (broker restart): resubmit unfinished keys.
             if unfinished and not in_flight and now > last_news + self.silence_s:
                 idx = sorted(unfinished)[: self.chunk]
@@ -290,6 +298,7 @@ class HumeClient(object):
             last_news = time.time()
             cmd, header, records = msg
             if cmd == "ACK":
+                sent_at.pop(header.get("req"), None)
                 idx = in_flight.pop(header.get("req"), None)
                 if idx is None:
                     continue
@@ -315,6 +324,7 @@ class HumeClient(object):
                 self.busy_replies += 1
                 if "window" in header:
                     self.window = int(header["window"])
+                sent_at.pop(header.get("req"), None)
                 idx = in_flight.pop(header.get("req"), None)
                 if idx is not None:
                     # All or nothing: nothing of the chunk was taken; send it again after the pause.

@@ -114,10 +114,15 @@ public final class BatchSubmitter {
     var indexByKey: [String: Int] = [:]
     var window = 1_000
     var outstanding = Set<Int>()  // acked, not finished
+    /// Jobs the broker acknowledged that have no result yet.
+    public var unansweredCount: Int { outstanding.count }
     var inFlight: [UInt64: (range: Range<Int>, sentAt: UInt64, reattach: [Int]?)] = [:]
     var nextIndex = 0
     var retryQueue: [Range<Int>] = []
     var pauseUntil: UInt64 = 0
+    /// When the broker last sent anything, across `run` calls: callers run in short slices (`hume submit` runs
+    /// 500 ms at a time), so a silence must be measured from here, not from the start of the current call.
+    var lastNews: UInt64?
 
     public init(connection: BrokerConnection, batch: String, route: [String], jobs: [JobSpec]) {
         self.connection = connection
@@ -186,7 +191,7 @@ public final class BatchSubmitter {
     @discardableResult
     public func run(timeoutMs: UInt64 = .max, extraFDs: @autoclosure () -> [Int32] = [], onFD: ((Int) -> Void)? = nil) throws -> Bool {
         let start = Self.now()
-        var lastNews = start
+        if lastNews == nil { lastNews = start }
         while !done {
             let t = Self.now()
             if timeoutMs != .max && t > start + timeoutMs { return false }
@@ -204,7 +209,7 @@ public final class BatchSubmitter {
                 if let ids = f.reattach { try submit(indices: ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
             }
             // Long silence with jobs outstanding: re-attach (the broker may have restarted and forgotten us).
-            if !outstanding.isEmpty && n > lastNews + silenceMs && inFlight.isEmpty {
+            if !outstanding.isEmpty && n > (lastNews ?? n) + silenceMs && inFlight.isEmpty {
                 lastNews = n
                 let ids = outstanding.sorted()
                 for start in stride(from: 0, to: ids.count, by: chunkSize) {

@@ -87,6 +87,36 @@ struct FleetTests {
         #expect(j.rows == n && j.distinctKeys == n && j.done == n, "journal: \(j)")
     }
 
+    @Test("The broker killed after acknowledging and before answering: a client that runs in short slices, as hume submit does, re-attaches and finishes",
+          .timeLimit(.minutes(3)))
+    func clientReattachesAcrossShortRuns() throws {
+        let dir = tempDir("reattach")
+        let fleet = try LocalFleet(directory: dir, brokerArguments: fastLeases)
+        defer { fleet.stop() }
+        // A slow stage: every job is acknowledged long before it has a result.
+        try fleet.startWorker("noop", arguments: ["--work-ms", "20", "--batch", "4"])
+        try fleet.waitForWorkers(1)
+        let n = 400
+        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let sub = BatchSubmitter(connection: conn, batch: "ra", route: ["noop"], jobs: specs(n, prefix: "ra"))
+        sub.chunkSize = 100
+        sub.silenceMs = 1500
+        // Short slices, as `hume submit` (500 ms) and `hume stream` (200 ms) call it: every job acknowledged, few done.
+        let deadline = Date().addingTimeInterval(30)
+        while (sub.unansweredCount + sub.finishedCount < n || sub.finishedCount == 0) && Date() < deadline { _ = try sub.run(timeoutMs: 200) }
+        #expect(sub.finishedCount > 0 && sub.finishedCount < n / 2, "the kill should land with most jobs acknowledged and unanswered (\(sub.finishedCount) done)")
+        fleet.killBroker()
+        try fleet.startBroker(extra: fastLeases)
+        // The results of the acknowledged jobs went to a connection the broker's death closed; the client must ask again.
+        let bound = Date().addingTimeInterval(60)
+        var finished = false
+        while !finished && Date() < bound { finished = try sub.run(timeoutMs: 200) }
+        #expect(finished, "the client hung: \(sub.finishedCount) of \(n) results after 60 s in 200 ms slices")
+        #expect(sub.results.allSatisfy { $0?.status == .done } && sub.duplicateResults == 0)
+        let j = try journalCounts(dir, batch: "ra")
+        #expect(j.rows == n && j.distinctKeys == n && j.done == n, "journal: \(j)")
+    }
+
     @Test("A stalled stage: upstream stops at the downstream bound, memory stays bounded, then everything drains",
           .timeLimit(.minutes(3)))
     func stalledStage() throws {

@@ -107,6 +107,42 @@ struct PythonClientTests {
         #expect(batch?["failed"] as? Int == 1)
     }
 
+    @Test("A SUBMIT the broker took and died with is sent again: the Python client finishes after the restart instead of hanging",
+          .timeLimit(.minutes(3)))
+    func lostSubmitIsResent() async throws {
+        try requirePyZMQ()
+        let dir = freshDir("lostsubmit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--stages", "noop"])
+        defer { fleet.stop() }
+        _ = try fleet.startWorker("noop")
+        try fleet.waitForWorkers(1)
+        let clients = try #require(fleet.endpoints["clients"])
+        // Stand-in for a broker that reads a SUBMIT and dies before acknowledging it: a ROUTER on the broker's port
+        // that takes the message and goes away.
+        fleet.killBroker()
+        let context = ZMQContext()
+        var sink: ZMQSocket? = try ZMQSocket(context, .router)
+        try sink!.bind(clients)
+        let input = (0..<20).map { "lost \($0)" }.joined(separator: "\n") + "\n"
+        let args = ["Ops/examples/hume_client.py", "--broker", clients, "--route", "noop", "--batch", "lost", "--timeout", "60"]
+        async let run = onOwnThread { try python(args, stdin: input, timeout: 90) }
+        var swallowed = false
+        let deadline = Date().addingTimeInterval(20)
+        while !swallowed && Date() < deadline {
+            if let frames = try sink!.receive(dontWait: true), frames.contains(where: { String(decoding: $0, as: UTF8.self) == "SUBMIT" }) {
+                swallowed = true
+            } else { usleep(20_000) }
+        }
+        #expect(swallowed, "the client's SUBMIT should reach the stand-in")
+        sink = nil
+        try fleet.startBroker(extra: ["--stages", "noop"])
+        let (rc, out, err) = try await run
+        #expect(rc == 0, "exit \(rc); stderr: \(err)")
+        let results = jsonLines(out)
+        #expect(results.count == 20 && results.allSatisfy { $0["status"] as? String == "done" }, "stdout: \(out)")
+    }
+
     @Test("The Python client speaks CURVE from HUME_CURVE_KEY/HUME_SERVER_KEY; without them it gets no answer",
           .timeLimit(.minutes(2)))
     func curve() throws {
