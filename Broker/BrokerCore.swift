@@ -552,13 +552,20 @@ public final class BrokerCore {
 
     func heartbeat(_ peer: [UInt8], _ m: Message, now: UInt64) {
         guard let w = workers[peer] else {
-            reply(.workers, peer, error: HumeError(.unknownWorker, "This broker does not know the worker; send READY again."), req: nil)
+            refuseUnknownWorker(peer)
             return
         }
         w.lastSeen = now
         if let stats = m.header["stats"] { w.stats = stats }
         if let f = WorkerFigures(m.header) { w.figures = f }
         reply(.workers, peer, Message(.heartbeat))
+    }
+
+    /// The ERROR a worker gets when the broker does not know it (after a broker restart, or before READY); counted in
+    /// `bad_messages` like every other ERROR (PROTOCOL.md 3).
+    func refuseUnknownWorker(_ peer: [UInt8]) {
+        badMessages += 1
+        reply(.workers, peer, error: HumeError(.unknownWorker, "This broker does not know the worker; send READY again."), req: nil)
     }
 
     func drain(_ peer: [UInt8]) {
@@ -573,7 +580,7 @@ public final class BrokerCore {
 
     func done(_ peer: [UInt8], _ m: Message, now: UInt64) throws {
         guard let w = workers[peer] else {
-            reply(.workers, peer, error: HumeError(.unknownWorker, "This broker does not know the worker; send READY again."), req: nil)
+            refuseUnknownWorker(peer)
             return
         }
         w.lastSeen = now
@@ -582,10 +589,20 @@ public final class BrokerCore {
             do {
                 d = try DoneRecord.decode(r, index: i, maxBytes: config.maxBlobBytes)
             } catch let e as HumeError {
-                // A broken record still frees a slot; its lease expires or is retried via the worker's silence.
                 badMessages += 1
-                if !w.draining { w.credit = min(w.credit + 1, w.capacity) }
                 reply(.workers, peer, error: e, req: nil)
+                // A record that names one of this worker's leases ends that task as a retryable failure, which frees
+                // its slot. One whose lease cannot be read frees nothing: the broker cannot tell which task ended, and
+                // giving the slot back while the task stays leased would send the worker more than it has room for
+                // (PROTOCOL.md 6).
+                var reader = ByteReader(r, what: "DONE record", index: i)
+                guard let lease = try? reader.u64("lease"), let job = leaseTable[lease], job.worker === w,
+                      job.state == .leased, job.lease == lease else { continue }
+                if !w.draining { w.credit = min(w.credit + 1, w.capacity) }
+                leaseTable.removeValue(forKey: lease)
+                release(job)
+                stages[job.stage].failures += 1
+                try retryOrBury(job, error: "The worker's DONE record was malformed: \(e.message)", now: now)
                 continue
             }
             if !w.draining { w.credit = min(w.credit + 1, w.capacity) }

@@ -463,9 +463,9 @@ struct FailureTests {
         #expect(try r.wait(10_000).allTasks().isEmpty)
     }
 
-    @Test("a broken DONE record gets an ERROR and still frees the worker's slot")
+    @Test("a DONE record with a bad outcome gets an ERROR, ends its task as a retryable failure and frees that slot only")
     func brokenDoneRecord() throws {
-        let r = try Rig()
+        let r = try Rig { $0.retryBaseMs = 100 }
         try r.ready("w1", credit: 1)
         let t = try #require(try r.submit([job("k1"), job("k2")]).tasks("w1").first)
         var bad = ByteWriter()
@@ -473,7 +473,29 @@ struct FailureTests {
         let out = try r.send(.workers, "w1", Message(.done, records: [bad.bytes]))
         #expect(out.errors("w1").first?["code"]?.string == "bad_request")
         #expect(try out.allResults().isEmpty)
-        #expect(try out.tasks("w1").map(\.key) == ["k2"])
+        // The slot k1 held is free and k1 is no longer leased: the worker holds one task, never two on credit 1.
+        let next = try out.tasks("w1")
+        #expect(next.map(\.key) == ["k2"])
+        #expect(try r.stage("a")["in_flight"] == JSON(1))
+        #expect(try r.stage("a")["retries"] == JSON(1))
+        // k1 runs again after its back-off, as its second attempt.
+        _ = try r.ok("w1", try #require(next.first), "done k2")
+        let again = try r.wait(100).tasks("w1")
+        #expect(again.map(\.key) == ["k1"] && again.first?.attempt == 2)
+    }
+
+    @Test("a DONE record too short to name its lease gets an ERROR and frees no slot, so the worker is never overcommitted")
+    func unreadableDoneRecord() throws {
+        let r = try Rig()
+        try r.ready("w1", credit: 1)
+        let t = try #require(try r.submit([job("k1"), job("k2")]).tasks("w1").first)
+        let out = try r.send(.workers, "w1", Message(.done, records: [[1, 2, 3]]))
+        #expect(out.errors("w1").first?["code"]?.string == "bad_request")
+        #expect(try out.tasks("w1").isEmpty, "no credit came back, so nothing more is sent")
+        #expect(try r.stage("a")["in_flight"] == JSON(1))
+        // The task it still holds finishes normally; then the next one is sent.
+        let after = try r.ok("w1", t, "done k1")
+        #expect(try after.results("c1").count == 1 && after.tasks("w1").map(\.key) == ["k2"])
     }
 }
 
@@ -624,8 +646,8 @@ struct LifecycleTests {
         let st = try r.status()
         #expect(st["submitted"] == JSON(0))
         #expect(st["workers"]?.array?.isEmpty == true)
-        // Unknown workers are told to re-announce themselves; that is not counted as a bad message.
-        #expect(st["bad_messages"] == JSON(cases.filter { $0.2 != "unknown_worker" }.count + 1))
+        // Every ERROR is counted (PROTOCOL.md 3), the unknown workers' included.
+        #expect(st["bad_messages"] == JSON(cases.count + 1))
         // The broker carries on as before.
         #expect(try r.submit([job("k")]).acks("c1").count == 1)
     }
