@@ -34,12 +34,15 @@ public final class Child {
     var startedAt = Date()
     let logPath: String
     let environment: [String: String]
+    /// A file to read standard input from (else /dev/null).
+    let stdinPath: String?
 
-    init(role: String, arguments: [String], logPath: String, environment: [String: String]) throws {
+    init(role: String, arguments: [String], logPath: String, environment: [String: String], stdinPath: String? = nil) throws {
         self.role = role
         self.arguments = arguments
         self.logPath = logPath
         self.environment = environment
+        self.stdinPath = stdinPath
         process = Process()
         try start()
     }
@@ -57,7 +60,7 @@ public final class Child {
             p.standardOutput = h
             p.standardError = h
         }
-        p.standardInput = FileHandle.nullDevice
+        p.standardInput = stdinPath.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
         try p.run()
         process = p
         startedAt = Date()
