@@ -121,21 +121,27 @@ struct PythonClientTests {
         // Stand-in for a broker that reads a SUBMIT and dies before acknowledging it: a ROUTER on the broker's port
         // that takes the message and goes away.
         fleet.killBroker()
-        let context = ZMQContext()
-        var sink: ZMQSocket? = try ZMQSocket(context, .router)
-        try sink!.bind(clients)
         let input = (0..<20).map { "lost \($0)" }.joined(separator: "\n") + "\n"
         let args = ["Ops/examples/hume_client.py", "--broker", clients, "--route", "noop", "--batch", "lost", "--timeout", "60"]
         async let run = onOwnThread { try python(args, stdin: input, timeout: 90) }
-        var swallowed = false
-        let deadline = Date().addingTimeInterval(20)
-        while !swallowed && Date() < deadline {
-            if let frames = try sink!.receive(dontWait: true), frames.contains(where: { String(decoding: $0, as: UTF8.self) == "SUBMIT" }) {
-                swallowed = true
-            } else { usleep(20_000) }
+        // The stand-in polls on its own thread: a polling loop on the cooperative pool (2 threads in CI) can keep the
+        // task above from ever starting the client.
+        let swallowed = try await onOwnThread { () throws -> Bool in
+            let context = ZMQContext()
+            var sink: ZMQSocket? = try ZMQSocket(context, .router)
+            try sink!.bind(clients)
+            var swallowed = false
+            let deadline = Date().addingTimeInterval(30)
+            while !swallowed && Date() < deadline {
+                if let frames = try sink!.receive(dontWait: true),
+                   frames.contains(where: { String(decoding: $0, as: UTF8.self) == "SUBMIT" }) {
+                    swallowed = true
+                } else { usleep(20_000) }
+            }
+            sink = nil
+            return swallowed
         }
         #expect(swallowed, "the client's SUBMIT should reach the stand-in")
-        sink = nil
         try fleet.startBroker(extra: ["--stages", "noop"])
         let (rc, out, err) = try await run
         #expect(rc == 0, "exit \(rc); stderr: \(err)")
