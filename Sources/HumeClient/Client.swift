@@ -85,11 +85,13 @@ public struct JobResult: Sendable {
 /// Submits a batch of jobs through a connection with everything a bulk run needs: chunks that fit the client's
 /// window, waiting on `BUSY`, resending un-acknowledged chunks, re-attaching to unfinished jobs after a broker
 /// restart (idempotency keys make every resend safe), and exactly one result per job.
+///
+/// Memory is bounded by what is unfinished, not by the batch: a job's spec is dropped when its result arrives, and
+/// with `keepsResults` false results are only handed to `onResult` (a million-line `hume submit` stays small).
 public final class BatchSubmitter {
     public let connection: BrokerConnection
     public let batch: String
     public let route: [String]
-    public private(set) var specs: [JobSpec]
     /// Jobs per SUBMIT message (default 500).
     public var chunkSize = 500
     /// Resend a SUBMIT that is not acknowledged within this time (default 3 s).
@@ -98,6 +100,9 @@ public final class BatchSubmitter {
     public var silenceMs: UInt64 = 4_000
     /// Ask the broker for PROGRESS records.
     public var wantsProgress = false
+    /// Keep every result in `results` (default). Callers that stream results elsewhere set it false before adding
+    /// jobs, so memory does not grow with the batch.
+    public var keepsResults = true
     /// Called for every job's first result.
     public var onResult: ((JobResult) -> Void)?
     /// Called for PROGRESS records: (job index, finished stages, stage count).
@@ -107,16 +112,31 @@ public final class BatchSubmitter {
     /// Called when a chunk is refused as a whole (bad request): every job in it gets this error.
     public var onRefused: ((Range<Int>, String) -> Void)?
 
-    public private(set) var results: [JobResult?]
+    /// Every job's result by index (nil until it arrives); empty when `keepsResults` is false.
+    public private(set) var results: [JobResult?] = []
+    /// Jobs added so far.
+    public private(set) var jobCount = 0
     public private(set) var finishedCount = 0
+    /// Results for a job that already had one (or that this submitter never sent): the broker answering twice.
     public private(set) var duplicateResults = 0
     public private(set) var busyReplies = 0
+    /// The specs of jobs without a result yet (sent or not), by index: all a resend or a re-attach needs.
+    var live: [Int: JobSpec] = [:]
     var indexByKey: [String: Int] = [:]
+    /// Later jobs that repeat an unfinished job's key: they are the same job to the broker, so its one result
+    /// answers them all.
+    var sameKey: [String: [Int]] = [:]
+    /// One bit per job: has its result.
+    var finished: [UInt64] = []
     var window = 1_000
+    /// The most unfinished jobs the broker lets this connection hold, as it last said (1,000 until it says).
+    public var windowSize: Int { window }
     var outstanding = Set<Int>()  // acked, not finished
     /// Jobs the broker acknowledged that have no result yet.
     public var unansweredCount: Int { outstanding.count }
-    var inFlight: [UInt64: (range: Range<Int>, sentAt: UInt64, reattach: [Int]?)] = [:]
+    /// SUBMITs not yet answered, by req: the chunk's range (empty for a re-attach), when it went, and the jobs it
+    /// carried in record order (a chunk's jobs that finished meanwhile, through a repeated key, are left out).
+    var inFlight: [UInt64: (range: Range<Int>, sentAt: UInt64, ids: [Int], reattach: Bool)] = [:]
     var nextIndex = 0
     var retryQueue: [Range<Int>] = []
     var pauseUntil: UInt64 = 0
@@ -128,9 +148,7 @@ public final class BatchSubmitter {
         self.connection = connection
         self.batch = batch
         self.route = route
-        self.specs = jobs
-        self.results = Array(repeating: nil, count: jobs.count)
-        for (i, s) in jobs.enumerated() { indexByKey[s.key] = i }
+        add(jobs)
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
@@ -139,31 +157,41 @@ public final class BatchSubmitter {
     public var inputClosed = true
 
     /// Jobs added but not yet sent.
-    public var unsent: Int { specs.count - nextIndex + retryQueue.reduce(0) { $0 + $1.count } }
+    public var unsent: Int { jobCount - nextIndex + retryQueue.reduce(0) { $0 + $1.count } }
 
-    /// Adds jobs to a streaming batch; returns their indices.
+    /// Adds jobs to the batch; returns their indices.
     @discardableResult
     public func add(_ more: [JobSpec]) -> Range<Int> {
-        let start = specs.count
-        for (k, s) in more.enumerated() { indexByKey[s.key] = start + k }
-        specs.append(contentsOf: more)
-        results.append(contentsOf: Array(repeating: nil, count: more.count))
-        return start..<specs.count
+        let start = jobCount
+        for (k, s) in more.enumerated() {
+            live[start + k] = s
+            if indexByKey[s.key] == nil { indexByKey[s.key] = start + k } else { sameKey[s.key, default: []].append(start + k) }
+        }
+        jobCount += more.count
+        if keepsResults { results.append(contentsOf: Array(repeating: nil, count: more.count)) }
+        let words = (jobCount + 63) / 64
+        if finished.count < words { finished.append(contentsOf: Array(repeating: 0, count: words - finished.count)) }
+        return start..<jobCount
     }
 
-    var done: Bool { inputClosed && finishedCount == specs.count }
+    /// Whether job `index` has its result.
+    public func isFinished(_ index: Int) -> Bool { finished[index >> 6] & (1 << UInt64(index & 63)) != 0 }
+
+    /// Every job added has its result and no more will be added.
+    public var done: Bool { inputClosed && finishedCount == jobCount }
 
     func submit(indices: [Int], range: Range<Int>?, reattach: Bool) throws {
         let req = connection.newRequestID()
-        let recs = indices.map { specs[$0].encode() }
+        let ids = indices.filter { live[$0] != nil }
+        let recs = ids.map { live[$0]!.encode() }
         var h: [String: JSON] = ["req": JSON(Int(req)), "batch": .string(batch), "route": .array(route.map { .string($0) })]
         if wantsProgress { h["progress"] = .bool(true) }
         try connection.send(Message(.submit, header: .object(h), records: recs))
-        inFlight[req] = (range ?? 0..<0, Self.now(), reattach ? indices : nil)
+        inFlight[req] = (range ?? 0..<0, Self.now(), ids, reattach)
         if let range, !reattach { onSent?(range, DispatchTime.now().uptimeNanoseconds) }
     }
 
-    var inFlightJobs: Int { inFlight.values.reduce(0) { $0 + ($1.reattach?.count ?? $1.range.count) } }
+    var inFlightJobs: Int { inFlight.values.reduce(0) { $0 + $1.ids.count } }
 
     /// Sends what the window allows. Returns false when nothing could be sent.
     func pump() throws {
@@ -177,8 +205,8 @@ public final class BatchSubmitter {
                 retryQueue.removeFirst()
                 range = r
             } else {
-                guard nextIndex < specs.count else { return }
-                let n = min(chunkSize, specs.count - nextIndex, room)
+                guard nextIndex < jobCount else { return }
+                let n = min(chunkSize, jobCount - nextIndex, room)
                 guard n > 0 else { return }
                 range = nextIndex..<nextIndex + n
                 nextIndex += n
@@ -206,7 +234,7 @@ public final class BatchSubmitter {
             // Resend SUBMITs that were never acknowledged (broker down or restarted).
             for (req, f) in inFlight where n > f.sentAt + ackTimeoutMs {
                 inFlight[req] = nil
-                if let ids = f.reattach { try submit(indices: ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
+                if f.reattach { try submit(indices: f.ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
             }
             // Long silence with jobs outstanding: re-attach (the broker may have restarted and forgotten us).
             if !outstanding.isEmpty && n > (lastNews ?? n) + silenceMs && inFlight.isEmpty {
@@ -226,28 +254,34 @@ public final class BatchSubmitter {
         case .ack:
             guard let req, let f = inFlight.removeValue(forKey: req) else { return }
             if let w = m.header["window"]?.int, w > 0 { window = w }
-            let idx = f.reattach ?? Array(f.range)
+            let idx = f.ids
             for (k, r) in m.records.enumerated() where k < idx.count {
-                if results[idx[k]] == nil, (try? AckRecord.decode(r)) != nil { outstanding.insert(idx[k]) }
+                if !isFinished(idx[k]), (try? AckRecord.decode(r)) != nil { outstanding.insert(idx[k]) }
             }
         case .busy:
             busyReplies += 1
             guard let req, let f = inFlight.removeValue(forKey: req) else { return }
-            if let ids = f.reattach { try submit(indices: ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
+            if f.reattach { try submit(indices: f.ids, range: nil, reattach: true) } else { retryQueue.append(f.range) }
             if let w = m.header["window"]?.int, w > 0 { window = w }
             pauseUntil = Self.now() + UInt64(max(10, m.header["retry_after_ms"]?.int ?? 100))
         case .error:
             guard let req, let f = inFlight.removeValue(forKey: req) else { return }
             let msg = m.header["message"]?.string ?? "The broker refused the request."
-            let idx = f.reattach ?? Array(f.range)
+            let idx = f.ids
             onRefused?(f.range, msg)
-            for i in idx where results[i] == nil {
-                record(JobResult(index: i, jobID: 0, status: .failed, key: specs[i].key, body: Array(msg.utf8)))
+            for i in idx where !isFinished(i) {
+                record(JobResult(index: i, jobID: 0, status: .failed, key: live[i]?.key ?? "", body: Array(msg.utf8)))
             }
         case .result:
             for r in m.records {
-                guard let rec = try? ResultRecord.decode(r), let i = indexByKey[rec.key] else { continue }
-                record(JobResult(index: i, jobID: rec.jobID, status: rec.status, key: rec.key, body: rec.body))
+                guard let rec = try? ResultRecord.decode(r) else { continue }
+                guard let i = indexByKey[rec.key] else {
+                    duplicateResults += 1
+                    continue
+                }
+                for j in [i] + (sameKey.removeValue(forKey: rec.key) ?? []) {
+                    record(JobResult(index: j, jobID: rec.jobID, status: rec.status, key: rec.key, body: rec.body))
+                }
             }
         case .progress:
             for r in m.records where r.count == 10 {
@@ -262,11 +296,13 @@ public final class BatchSubmitter {
     }
 
     func record(_ r: JobResult) {
-        if results[r.index] != nil {
+        if isFinished(r.index) {
             duplicateResults += 1
             return
         }
-        results[r.index] = r
+        finished[r.index >> 6] |= 1 << UInt64(r.index & 63)
+        if keepsResults { results[r.index] = r }
+        if let spec = live.removeValue(forKey: r.index), indexByKey[spec.key] == r.index { indexByKey[spec.key] = nil }
         outstanding.remove(r.index)
         finishedCount += 1
         onResult?(r)

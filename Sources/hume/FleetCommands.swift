@@ -224,7 +224,7 @@ struct CancelCommand: ParsableCommand {
 }
 
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks.", subcommands: [BenchBroker.self, BenchCore.self, BenchScale.self, BenchChaos.self, BenchEmbed.self, BenchDenoise.self, BenchEdit.self, BenchRetrieve.self, BenchE2E.self])
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Benchmarks.", subcommands: [BenchBroker.self, BenchCore.self, BenchScale.self, BenchChaos.self, BenchSubmit.self, BenchEmbed.self, BenchDenoise.self, BenchEdit.self, BenchRetrieve.self, BenchE2E.self])
 }
 
 struct BenchScale: ParsableCommand {

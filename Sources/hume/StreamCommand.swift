@@ -17,11 +17,13 @@ struct StreamCommand: ParsableCommand {
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         let conn = reporting { try BrokerConnection(endpoint: broker) }
         let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: [])
+        sub.keepsResults = false
         sub.inputClosed = false
         sub.chunkSize = 200
-        var lineOf: [Int] = []
+        // The line of each job without a result yet: memory follows what is unfinished, not the stream's length.
+        var lineOf: [Int: Int] = [:]
         sub.onResult = { r in
-            var o: [String: JSON] = ["line": JSON(lineOf[r.index]), "key": .string(r.key), "job": .number(Double(r.jobID)),
+            var o: [String: JSON] = ["line": JSON(lineOf.removeValue(forKey: r.index) ?? 0), "key": .string(r.key), "job": .number(Double(r.jobID)),
                                      "status": .string(r.status.name)]
             let (k, v) = JobLines.bodyField(r.body, status: r.status)
             o[k] = v
@@ -41,6 +43,7 @@ struct StreamCommand: ParsableCommand {
                 break
             }
             var specs: [JobSpec] = []
+            var lines: [Int] = []
             while let nl = pending.firstIndex(of: 0x0A) ?? (eof && !pending.isEmpty ? pending.count : nil) {
                 let line = String(decoding: pending[0..<nl], as: UTF8.self)
                 pending.removeSubrange(0..<min(nl + 1, pending.count))
@@ -48,19 +51,19 @@ struct StreamCommand: ParsableCommand {
                 if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
                 do {
                     specs.append(try JobLines.parse(line, batch: batchName, line: lineNo))
-                    lineOf.append(lineNo)
+                    lines.append(lineNo)
                 } catch let e as HumeError {
                     emit(.object(["line": JSON(lineNo), "status": .string("invalid"), "error": .string(e.message)]))
                 } catch {}
             }
-            if !specs.isEmpty { sub.add(specs) }
+            for (index, line) in zip(sub.add(specs), lines) { lineOf[index] = line }
             if eof { sub.inputClosed = true }
         }
         // Read stdin only while the window has room: a fast producer is held back, never buffered without bound.
-        while !(eof && sub.inputClosed && sub.finishedCount == sub.specs.count) {
+        while !(eof && sub.done) {
             let room = !eof && sub.unsent < 1000
             _ = reporting { try sub.run(timeoutMs: 200, extraFDs: room ? [0] : [], onFD: { _ in readInput() }) }
-            if eof && sub.finishedCount == sub.specs.count { break }
+            if eof && sub.done { break }
         }
     }
 }

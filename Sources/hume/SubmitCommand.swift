@@ -19,59 +19,93 @@ struct SubmitCommand: ParsableCommand {
     @Flag(help: "No progress bar.") var quiet = false
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else { fail("Cannot read \(file).") }
+        // The file is read twice, a line at a time: once to count the jobs for the progress bar, once to submit
+        // them as the window opens. Memory holds what is unfinished, never the file or its results.
+        guard let counter = LineReader(path: file) else { fail("Cannot read \(file).") }
+        var total = 0
+        while let line = counter.next() { if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { total += 1 } }
+        guard let reader = LineReader(path: file) else { fail("Cannot read \(file).") }
         let batchName = batch ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
-        let text = String(decoding: data, as: UTF8.self)
         let baseDirectory = (file as NSString).deletingLastPathComponent.isEmpty ? nil : (file as NSString).deletingLastPathComponent
-        let parsed = JobLines.parseFile(text, batch: batchName, baseDirectory: baseDirectory)
-        let specs = parsed.jobs.map(\.spec)
-        let lineOf = parsed.jobs.map(\.line)
-        let badLines = parsed.invalid
+        let dir = out ?? "out/\(batchName)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let manifest = dir + "/manifest.jsonl"
+        let spill = try ManifestSpill(path: manifest + ".spill")
+        var counts: [String: Int] = [:]
+        func entry(line: Int, key: String, status: String, _ fields: [String: JSON] = [:]) {
+            var o = fields
+            o["line"] = JSON(line)
+            o["key"] = .string(key)
+            o["status"] = .string(status)
+            spill.write(line: line, JSON.object(o).serialized)
+            counts[status, default: 0] += 1
+        }
+
         let conn = reporting { try BrokerConnection(endpoint: broker) }
-        let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: specs)
+        let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: [])
+        sub.keepsResults = false
+        sub.inputClosed = false
         sub.chunkSize = max(1, chunk)
-        let progress = ProgressBar(total: specs.count, enabled: !quiet)
+        // Line number and key of each job without a result yet, by the submitter's index.
+        var unfinished: [Int: (line: Int, key: String)] = [:]
+        var invalid = 0
+        let progress = ProgressBar(total: total, enabled: !quiet)
         var refusal: String?
         sub.onRefused = { _, msg in refusal = refusal ?? msg }
-        sub.onResult = { _ in progress.update(sub.finishedCount) }
+        sub.onResult = { r in
+            guard let job = unfinished.removeValue(forKey: r.index) else { return }
+            let (k, v) = JobLines.bodyField(r.body, status: r.status)
+            entry(line: job.line, key: job.key, status: r.status.name, ["job": .number(Double(r.jobID)), k: v])
+            progress.update(sub.finishedCount + invalid)
+        }
+        /// The job on a line; nil for a blank line, or a bad one, which gets its manifest entry here.
+        func job(_ raw: ArraySlice<UInt8>, line: Int) -> JobSpec? {
+            let text = String(decoding: raw, as: UTF8.self)
+            if text.trimmingCharacters(in: .whitespaces).isEmpty { return nil }
+            do {
+                return try JobLines.parse(text, batch: batchName, line: line, baseDirectory: baseDirectory)
+            } catch {
+                let message = (error as? HumeError)?.message ?? "Line \(line) is not a valid job: \(error)."
+                entry(line: line, key: JobLines.derivedKey(batch: batchName, line: line), status: "invalid", ["error": .string(message)])
+                invalid += 1
+                return nil
+            }
+        }
+        /// Reads lines until `room` jobs wait unsent (or the file ends); a bad line becomes its manifest entry.
+        func readJobs(upTo room: Int) {
+            while !sub.inputClosed && sub.unsent < room {
+                guard let raw = reader.next() else {
+                    sub.inputClosed = true
+                    return
+                }
+                guard let spec = job(raw, line: reader.lineNumber) else { continue }
+                unfinished[sub.add([spec]).lowerBound] = (reader.lineNumber, spec.key)
+            }
+        }
+
         let interrupted = WakeFlag()
         onTerminationSignal { interrupted.set() }
         var finished = false
         let start = Date()
         while !finished && !interrupted.isSet {
             if let t = timeout, Date().timeIntervalSince(start) > t { break }
-            finished = reporting { try sub.run(timeoutMs: 500) }
+            // Unsent jobs kept ready: a window's worth and a few chunks, however fast the broker takes them.
+            readJobs(upTo: sub.windowSize + 4 * sub.chunkSize)
+            finished = reporting { try sub.run(timeoutMs: sub.inputClosed ? 500 : 50) }
         }
-        progress.finish(sub.finishedCount)
+        progress.finish(sub.finishedCount + invalid)
+
+        // Stopped early: what was read and is unfinished, and every line not yet read, is pending (or invalid).
+        if !finished {
+            for (_, job) in unfinished { entry(line: job.line, key: job.key, status: "pending") }
+            while let raw = reader.next() {
+                if let spec = job(raw, line: reader.lineNumber) { entry(line: reader.lineNumber, key: spec.key, status: "pending") }
+            }
+        }
 
         // The manifest: one line per job in file order (bad lines included), written atomically.
-        let dir = out ?? "out/\(batchName)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        var lines: [(Int, String)] = badLines.map { (ln, msg) in
-            (ln, JSON.object(["line": JSON(ln), "key": .string(JobLines.derivedKey(batch: batchName, line: ln)),
-                              "status": .string("invalid"), "error": .string(msg)]).serialized)
-        }
-        var counts: [String: Int] = ["invalid": badLines.count]
-        for (i, spec) in specs.enumerated() {
-            var o: [String: JSON] = ["line": JSON(lineOf[i]), "key": .string(spec.key)]
-            if let r = sub.results[i] {
-                o["job"] = .number(Double(r.jobID))
-                o["status"] = .string(r.status.name)
-                let (k, v) = JobLines.bodyField(r.body, status: r.status)
-                o[k] = v
-                counts[r.status.name, default: 0] += 1
-            } else {
-                o["status"] = .string("pending")
-                counts["pending", default: 0] += 1
-            }
-            lines.append((lineOf[i], JSON.object(o).serialized))
-        }
-        lines.sort { $0.0 < $1.0 }
-        let manifest = dir + "/manifest.jsonl"
-        let body = lines.map(\.1).joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
-        _ = FileManager.default.createFile(atPath: manifest + ".tmp", contents: Data(body.utf8))
-        _ = rename(manifest + ".tmp", manifest)
+        try spill.writeManifest(to: manifest)
         let summary = counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         stderrLine("hume submit: batch \(batchName): \(summary); manifest: \(manifest)")
         if let refusal { stderrLine("hume submit: the broker refused some jobs: \(refusal)") }
