@@ -46,7 +46,7 @@ public final class BrokerServer {
     /// CURVE on all three endpoints, letting in only the listed public keys; nil for plaintext.
     public var curve: CurveServerConfig?
 
-    public init(config: BrokerConfig, endpoints: BrokerEndpoints, journalPath: String, sync: JournalSync = .normal,
+    public init(config: BrokerConfig, endpoints: BrokerEndpoints, journalPath: String, sync: JournalSync = .full,
                 logger: Logger = Logger(label: "hume.broker")) throws {
         self.config = config
         self.endpoints = endpoints

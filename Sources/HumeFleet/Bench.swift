@@ -125,7 +125,7 @@ public struct BrokerBench {
     public var workers = 1
     public var workMs = 0.0
     public var payloadBytes = 16
-    public var sync = "normal"
+    public var sync = "full"
     public var chunk = 1000
     /// `--batch` for every worker; nil leaves the noop stage's default.
     public var workerBatch: Int?

@@ -13,8 +13,8 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Endpoint clients connect to.") var bindClients = "tcp://127.0.0.1:5556"
     @Option(help: "Endpoint for control (status, scale).") var bindControl = "tcp://127.0.0.1:5557"
     @Option(help: "SQLite journal file.") var journal = "var/journal.sqlite"
-    @Option(help: "normal (survives kill -9 of any process) or full (fsync each group commit; survives power loss).")
-    var sync = "normal"
+    @Option(help: "full (fsync each group commit before acknowledging: survives power loss) or normal (survives kill -9 of any process, not power loss).")
+    var sync = "full"
     @Option(help: "Comma-separated stage names to serve.") var stages = BrokerConfig.defaultStages.joined(separator: ",")
     @Option(help: "Most jobs held per stage.") var queueCapacity = 20_000
     @Option(help: "Most bytes held per stage.") var queueBytes = 256 << 20

@@ -309,7 +309,7 @@ struct BenchBroker: ParsableCommand {
     @Option(help: "Jobs to submit.") var tasks = 100_000
     @Option(help: "Worker processes per stage.") var workers = 1
     @Option(help: "Simulated work per task, ms.") var workMs = 0.0
-    @Option(help: "Journal sync mode: normal or full.") var sync = "normal"
+    @Option(help: "Journal sync mode: full or normal.") var sync = "full"
     @Option(help: "Jobs per SUBMIT message.") var chunk = 1000
     @Option(help: "Stop after this many seconds (backpressure mode); lost is then not judged.") var seconds: Double?
     @Option(help: "Broker queue capacity per stage.") var queueCapacity = 20_000

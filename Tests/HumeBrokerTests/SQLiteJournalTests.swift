@@ -22,6 +22,19 @@ struct SQLiteJournalTests {
 
     func cleanUp() { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
 
+    @Test("--sync full reaches SQLite: synchronous is FULL (2) on the journal's connection, NORMAL (1) for normal; WAL either way")
+    func syncModeApplies() throws {
+        defer { cleanUp() }
+        for (mode, expected) in [(JournalSync.full, 2), (.normal, 1)] {
+            let queue = try SQLiteJournal.openQueue(path: path, sync: mode)
+            let (synchronous, journalMode) = try queue.inDatabase { db in
+                (try Int.fetchOne(db, sql: "PRAGMA synchronous"), try String.fetchOne(db, sql: "PRAGMA journal_mode"))
+            }
+            #expect(synchronous == expected, "\(mode)")
+            #expect(journalMode == "wal")
+        }
+    }
+
     @Test("Finished stages and ended jobs, written 64 rows per statement at commit, read back from a fresh connection")
     func roundTrip() throws {
         defer { cleanUp() }
