@@ -53,7 +53,7 @@ struct SubmitCommand: ParsableCommand {
         let progress = ProgressBar(total: total, enabled: !quiet)
         var refusal: String?
         sub.onRefused = { _, msg in refusal = refusal ?? msg }
-        sub.onResult = { r in
+        sub.onResult = { [unowned sub] r in
             guard let job = unfinished.removeValue(forKey: r.index) else { return }
             let (k, v) = JobLines.bodyField(r.body, status: r.status)
             entry(line: job.line, key: job.key, status: r.status.name, ["job": .number(Double(r.jobID)), k: v])

@@ -64,7 +64,8 @@ struct CLITests {
     }
 
     @Test("submit holds what is unfinished, not the file: ten times the jobs costs the client almost no more memory",
-          .timeLimit(.minutes(3)))
+          // Under AddressSanitizer freed memory sits in a 256 MiB quarantine, so peaks measure ASan, not the client.
+          .enabled(if: ProcessInfo.processInfo.environment["HUME_SANITIZER"] == nil), .timeLimit(.minutes(3)))
     func submitMemoryIsBounded() throws {
         // `hume bench submit` runs the client as its own child, so its peak is the client's alone.
         func bench(_ jobs: Int) throws -> JSON {

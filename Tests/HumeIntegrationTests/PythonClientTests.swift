@@ -109,7 +109,7 @@ struct PythonClientTests {
 
     @Test("A SUBMIT the broker took and died with is sent again: the Python client finishes after the restart instead of hanging",
           .timeLimit(.minutes(3)))
-    func lostSubmitIsResent() async throws {
+    func lostSubmitIsResent() throws {
         try requirePyZMQ()
         let dir = freshDir("lostsubmit")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -122,28 +122,26 @@ struct PythonClientTests {
         // that takes the message and goes away.
         fleet.killBroker()
         let input = (0..<20).map { "lost \($0)" }.joined(separator: "\n") + "\n"
-        let args = ["Ops/examples/hume_client.py", "--broker", clients, "--route", "noop", "--batch", "lost", "--timeout", "60"]
-        async let run = onOwnThread { try python(args, stdin: input, timeout: 90) }
-        // The stand-in polls on its own thread: a polling loop on the cooperative pool (2 threads in CI) can keep the
-        // task above from ever starting the client.
-        let swallowed = try await onOwnThread { () throws -> Bool in
-            let context = ZMQContext()
-            var sink: ZMQSocket? = try ZMQSocket(context, .router)
-            try sink!.bind(clients)
-            var swallowed = false
-            let deadline = Date().addingTimeInterval(30)
-            while !swallowed && Date() < deadline {
-                if let frames = try sink!.receive(dontWait: true),
-                   frames.contains(where: { String(decoding: $0, as: UTF8.self) == "SUBMIT" }) {
-                    swallowed = true
-                } else { usleep(20_000) }
-            }
-            sink = nil
-            return swallowed
+        let args = ["Ops/examples/hume_client.py", "--broker", clients, "--route", "noop", "--batch", "lost", "--timeout", "120"]
+        // The client and the stand-in run on threads of their own, started here: a task on the cooperative pool
+        // (2 threads, shared with every other test) may not start for tens of seconds when the suite is busy, or
+        // slowed by a sanitizer, and the stand-in would give up before the client sent anything.
+        let client = StartedThread { try python(args, stdin: input, timeout: 150) }
+        let context = ZMQContext()
+        var sink: ZMQSocket? = try ZMQSocket(context, .router)
+        try sink!.bind(clients)
+        var swallowed = false
+        let deadline = Date().addingTimeInterval(60)
+        while !swallowed && Date() < deadline {
+            if let frames = try sink!.receive(dontWait: true),
+               frames.contains(where: { String(decoding: $0, as: UTF8.self) == "SUBMIT" }) {
+                swallowed = true
+            } else { usleep(20_000) }
         }
+        sink = nil
         #expect(swallowed, "the client's SUBMIT should reach the stand-in")
         try fleet.startBroker(extra: ["--stages", "noop"])
-        let (rc, out, err) = try await run
+        let (rc, out, err) = try client.wait()
         #expect(rc == 0, "exit \(rc); stderr: \(err)")
         let results = jsonLines(out)
         #expect(results.count == 20 && results.allSatisfy { $0["status"] as? String == "done" }, "stdout: \(out)")
@@ -230,5 +228,25 @@ struct PythonClientTests {
         #expect(header(5)["req"] as? Int == 10)
         #expect((header(5)["bad_messages"] as? Int ?? 0) >= 5)
         #expect((header(5)["submitted"] as? Int) == 0)
+    }
+}
+
+/// A body run on a thread started at once (not a task waiting for the cooperative pool); `wait` blocks for its result.
+final class StartedThread<T: Sendable>: @unchecked Sendable {  // `result` is written once, before `done` is signalled.
+    private var result: Result<T, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        let thread = Thread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }
+        thread.name = "hume-test-started"
+        thread.start()
+    }
+
+    func wait() throws -> T {
+        done.wait()
+        return try result!.get()
     }
 }
