@@ -569,7 +569,12 @@ public final class BrokerCore {
     }
 
     func drain(_ peer: [UInt8]) {
-        guard let w = workers[peer] else { return }
+        // A worker the broker does not know (a broker restart, or no READY yet) holds nothing the broker counts: it
+        // may stop at once. Silence would leave a draining worker waiting for a reply that never comes.
+        guard let w = workers[peer] else {
+            reply(.workers, peer, Message(.drain, header: .object(["leases": JSON(0)])))
+            return
+        }
         w.draining = true
         w.credit = 0
         logger.info("worker draining", metadata: ["worker": "\(w.name)", "leases": "\(w.leaseCount)"])

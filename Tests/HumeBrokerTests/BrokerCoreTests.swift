@@ -343,6 +343,11 @@ struct DispatchTests {
         #expect(w["draining"] == .bool(true))
         #expect(w["credit"] == JSON(0))
         #expect(try r.ready("w2", credit: 5).tasks("w2").count == 2)
+        // A DRAIN from a worker the broker does not know (say, after a broker restart) is answered too: it holds
+        // nothing, so the worker need not wait.
+        let unknown = try r.send(.workers, "ghost", Message(.drain)).messages("ghost", .drain)
+        #expect(unknown.count == 1 && unknown.first?.header["leases"] == JSON(0))
+        #expect(try r.status()["workers"]?.array?.count == 2, "an unknown worker's DRAIN registers nothing")
     }
 }
 
