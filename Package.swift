@@ -31,6 +31,8 @@ let package = Package(
         .executable(name: "hume", targets: ["hume"]),
         .library(name: "HumeCore", targets: ["HumeCore"]),
         .library(name: "HumeClient", targets: ["HumeClient"]),
+        // For the libFuzzer build in Fuzz/ (issue 16); nothing else links it.
+        .library(name: "HumeFuzzTargets", targets: ["HumeFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -98,6 +100,12 @@ let package = Package(
                 path: "Workers/Editor"),
         .target(name: "HumeRetrieveStage", dependencies: ["HumeWorker", "HumeIndex", "HumeData", "HumeCore"],
                 path: "Workers/Retriever"),
+        // Every decoder of outside bytes behind one function per fuzz target: libFuzzer drives them from Fuzz/, and
+        // HumeFuzzTests replays the seed corpus through them.
+        .target(name: "HumeFuzzTargets",
+                dependencies: ["HumeCore", "HumeBroker", "HumeClient", "HumeData", "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage",
+                               "HumeEditStage", "HumeRetrieveStage", "HumeUploadStage"],
+                path: "Sources/HumeFuzzTargets"),
         .target(name: "HumeUploadStage", dependencies: ["HumeWorker", "HumeData", "HumeCore", "CCurl"], path: "Workers/Uploader"),
 
         // The README's main job: a local fleet, a prompt file and edits through every stage, a gallery.
@@ -124,6 +132,8 @@ let package = Package(
         .testTarget(name: "HumeDataTests", dependencies: ["HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
         .testTarget(name: "HumeIndexTests", dependencies: ["HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
                     path: "Tests/HumeIndexTests"),
+        .testTarget(name: "HumeFuzzTests", dependencies: ["HumeFuzzTargets", "HumeCore", "HumeData", "HumeClient"],
+                    path: "Tests/HumeFuzzTests"),
         .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore", "HumeClient"], path: "Tests/HumeCoreTests"),
         .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore", .product(name: "GRDB", package: "GRDB.swift")],
                     path: "Tests/HumeBrokerTests"),

@@ -15,3 +15,7 @@ sh Ops/prepare-data.sh .build/debug/hume
 /usr/bin/python3 -m pytest -q -p no:cacheprovider Ops/test_build_db.py Ops/test_deploy.py
 
 swift test --skip-build
+
+# The fuzz smoke: every libFuzzer target (the wire, stage parameters and payloads, PNG, safetensors, job lines)
+# for 30 s from the seed corpus; a crash or an unbounded allocation fails the run (Ops/fuzz.sh).
+bash Ops/fuzz.sh 30

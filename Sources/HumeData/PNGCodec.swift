@@ -161,12 +161,13 @@ public enum PNGCodec {
         guard bytes.count >= 8, Array(bytes[0..<8]) == signature else {
             throw HumeError(.invalidInput, "The data is not a PNG (its first 8 bytes are not the PNG signature).")
         }
+        let decodable = try decodableChunks(bytes)
         var png = png_image()
         png.version = hume_png_image_version()
         // libpng keeps a pointer to the input until finish_read: hold a copy whose address cannot move.
-        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: decodable.count, alignment: 8)
         defer { input.deallocate() }
-        bytes.withUnsafeBytes { input.copyMemory(from: $0) }
+        decodable.withUnsafeBytes { input.copyMemory(from: $0) }
         let began = png_image_begin_read_from_memory(&png, input.baseAddress, input.count)
         guard began != 0 else { throw pngError(&png, "read the PNG header", code: .invalidInput) }
         defer { png_image_free(&png) }
@@ -186,6 +187,34 @@ public enum PNGCodec {
         }
         guard ok != 0 else { throw pngError(&png, "decode the PNG", code: .invalidInput) }
         return PixelImage(width: w, height: h, channels: channels, pixels: pixels)
+    }
+
+    /// Chunks the pixels depend on; everything else (text, ICC profiles, anything compressed) is left out before
+    /// libpng sees the data.
+    static let decodableTypes: Set<String> = ["IHDR", "PLTE", "IDAT", "IEND", "tRNS", "gAMA", "sRGB", "cHRM", "sBIT", "bKGD"]
+
+    /// The PNG rebuilt from the chunks decoding needs, after checking that every chunk lies inside the data. libpng
+    /// allocates whatever a chunk's length claims before reading it (a 121-byte file claiming a 1.9 GB `tEXt` chunk
+    /// made it allocate 1.9 GB; found by fuzzing), and inflates compressed text and profiles to any size, so neither
+    /// reaches it. Bounds every allocation by the input's size and the image's dimensions.
+    static func decodableChunks(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out = Array(bytes[0..<8])
+        out.reserveCapacity(bytes.count)
+        var p = 8
+        while p < bytes.count {
+            guard p + 12 <= bytes.count else {
+                throw HumeError(.invalidInput, "The PNG is truncated: \(bytes.count - p) stray bytes at byte \(p), too few for a chunk.")
+            }
+            let n = Int(bytes[p]) << 24 | Int(bytes[p + 1]) << 16 | Int(bytes[p + 2]) << 8 | Int(bytes[p + 3])
+            guard n <= bytes.count - p - 12 else {
+                throw HumeError(.invalidInput, "The PNG is truncated or corrupt: a chunk at byte \(p) claims \(n) bytes; \(bytes.count - p - 12) remain.")
+            }
+            let type = String(decoding: bytes[p + 4 ..< p + 8], as: UTF8.self)
+            if decodableTypes.contains(type) { out += bytes[p ..< p + 12 + n] }
+            p += 12 + n
+            if type == "IEND" { break }
+        }
+        return out
     }
 
     static func pngError(_ png: inout png_image, _ what: String, code: HumeError.Code = .system) -> HumeError {

@@ -109,7 +109,7 @@ public final class RetrieveStage: Stage, @unchecked Sendable {
     public static let queryBytes = Database.dimension * 4
 
     /// Decodes an input: 384 finite little-endian float32, then optionally the UTF-8 text they embed.
-    static func decodeInput(_ input: [UInt8]) throws -> (query: [Float], prompt: String) {
+    public static func decodeInput(_ input: [UInt8]) throws -> (query: [Float], prompt: String) {
         guard input.count >= queryBytes else {
             throw HumeError(.permanent, "The retrieve input must be a query embedding of \(Database.dimension) little-endian float32 (\(queryBytes) bytes), got \(input.count) bytes (the UTF-8 text it embeds may follow those bytes).")
         }
