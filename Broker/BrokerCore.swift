@@ -216,6 +216,10 @@ public final class BrokerCore {
     var seq: UInt64 = 0
     var lastWorkerScan: UInt64 = 0
     var supervisor: [UInt8]?
+    /// When the supervisor last sent SUPERVISE (it does every second); one silent for `supervisorSilenceMs` is gone,
+    /// and SCALE is refused rather than forwarded into nothing.
+    var supervisorSeenMs: UInt64 = 0
+    static let supervisorSilenceMs: UInt64 = 10_000
     /// What the supervisor last reported about the fleet (replica targets, autoscaling, decisions), shown in STATUS.
     var fleet: JSON = .null
     /// Job counts per batch and status (indexed by `JobStatus.rawValue`): loaded from the journal at start, then
@@ -348,9 +352,10 @@ public final class BrokerCore {
             case (.workers, .disconnect): try removeWorker(peer, now: now, reason: "it disconnected")
             case (.control, .supervise):
                 supervisor = peer
+                supervisorSeenMs = now
                 if let f = message.header["fleet"] { fleet = f }
                 reply(.control, peer, Message(.supervise, header: .object(["req": req ?? .null, "ok": .bool(true)])))
-            case (.control, .scale): try scale(peer, message)
+            case (.control, .scale): try scale(peer, message, now: now)
             default:
                 throw HumeError(.unknown, "Command \(message.command.rawValue) is not accepted on the \(endpoint) endpoint.")
             }
@@ -860,9 +865,12 @@ public final class BrokerCore {
 
     // MARK: Control
 
-    func scale(_ peer: [UInt8], _ m: Message) throws {
+    func scale(_ peer: [UInt8], _ m: Message, now: UInt64) throws {
         guard let sup = supervisor else {
             throw HumeError(.unknown, "No supervisor is attached to this broker; scaling needs a fleet started with `hume up`.")
+        }
+        guard now <= supervisorSeenMs + Self.supervisorSilenceMs else {
+            throw HumeError(.unknown, "The supervisor has not reported for \((now - supervisorSeenMs) / 1000) s (it does every second), so nothing would scale; is `hume up` still running?")
         }
         guard let stage = m.header["stage"]?.string, stageIndex[stage] != nil else {
             throw HumeError(.badRequest, "SCALE needs a header field \"stage\" naming a stage this broker serves.")

@@ -149,6 +149,14 @@ struct MetricsTests {
             #expect(out.errors("k").first?["code"]?.string == "bad_request", "\(bad)")
             #expect(out.messages("sup", .scale).isEmpty)
         }
+        // A supervisor that stopped reporting has gone (hume up was killed): SCALE is refused, not answered ok.
+        r.now += 10_001
+        out = try r.send(.control, "k", Message(.scale, header: .object(["req": JSON(4), "stage": .string("a"), "replicas": JSON(2)])))
+        #expect(out.errors("k").first?["code"]?.string == "unknown")
+        #expect(out.messages("sup", .scale).isEmpty && out.messages("k", .scale).isEmpty)
+        try r.send(.control, "sup", Message(.supervise, header: .object(["req": JSON(0), "fleet": fleet])))
+        out = try r.send(.control, "k", Message(.scale, header: .object(["req": JSON(5), "stage": .string("a"), "replicas": JSON(2)])))
+        #expect(out.messages("k", .scale).first?.header["ok"] == .bool(true), "reporting again brings it back")
     }
 
     @Test("the status page lists stages, workers and batches with progress bars and escapes names")
