@@ -434,6 +434,11 @@ public final class BrokerCore {
                 return
             }
         }
+        // A SUBMIT bigger than the window or the first stage's whole capacity could never be taken: BUSY would have
+        // the client wait forever, so it is refused with what would fit.
+        if specs.count > config.clientWindow || specs.count > config.queueCapacity || bytes > config.queueBytes {
+            throw HumeError(.tooLarge, "This SUBMIT carries \(specs.count) jobs and \(bytes) bytes; one SUBMIT can never hold more than \(min(config.clientWindow, config.queueCapacity)) jobs (the window and stage \(st.name)'s capacity) or \(config.queueBytes) bytes: send fewer jobs per SUBMIT.")
+        }
         let roomWindow = config.clientWindow - client.outstanding
         let roomQueue = config.queueCapacity - st.occupancy - st.reserved
         let roomBytes = config.queueBytes - st.bytes

@@ -201,9 +201,13 @@ public final class BatchSubmitter {
             let room = window - outstanding.count - inFlightJobs
             var range: Range<Int>
             if let r = retryQueue.first {
-                guard r.count <= room else { return }
+                // A resend goes in pieces that fit the room and the chunk size: the window may have shrunk since
+                // (a BUSY or an ACK says what it is), and a piece too big would wait for room that never comes.
+                let n = min(r.count, room, chunkSize)
+                guard n > 0 else { return }
                 retryQueue.removeFirst()
-                range = r
+                range = r.lowerBound..<r.lowerBound + n
+                if n < r.count { retryQueue.insert(range.upperBound..<r.upperBound, at: 0) }
             } else {
                 guard nextIndex < jobCount else { return }
                 let n = min(chunkSize, jobCount - nextIndex, room)
@@ -267,6 +271,21 @@ public final class BatchSubmitter {
         case .error:
             guard let req, let f = inFlight.removeValue(forKey: req) else { return }
             let msg = m.header["message"]?.string ?? "The broker refused the request."
+            // Too many jobs or bytes for one SUBMIT (a small window, or big images): send it again in halves, and
+            // smaller chunks from now on. Only a single job too big for the broker fails.
+            if m.header["code"]?.string == HumeError.Code.tooLarge.rawValue, f.ids.count > 1 {
+                chunkSize = max(1, min(chunkSize, f.ids.count / 2))
+                let half = f.ids.count / 2
+                for part in [Array(f.ids[..<half]), Array(f.ids[half...])] {
+                    if f.reattach {
+                        try submit(indices: part, range: nil, reattach: true)
+                    } else {
+                        // A chunk's ids are consecutive indices, so each half is a range again.
+                        retryQueue.append(part.first!..<(part.last! + 1))
+                    }
+                }
+                return
+            }
             let idx = f.ids
             onRefused?(f.range, msg)
             for i in idx where !isFinished(i) {

@@ -156,13 +156,25 @@ struct IntakeTests {
         #expect(r.journal.jobs.count == 4)
     }
 
-    @Test("a SUBMIT whose bytes exceed the first stage's byte budget gets BUSY")
+    @Test("a SUBMIT over the first stage's free bytes gets BUSY; one over its whole budget or the window, which could never fit, gets ERROR too_large")
     func firstStageBytes() throws {
-        let r = try Rig { $0.queueBytes = 10 }
-        let out = try r.submit([job("k1", data: String(repeating: "x", count: 11))])
-        #expect(out.messages("c1", .busy).count == 1)
+        let r = try Rig {
+            $0.queueBytes = 10
+            $0.clientWindow = 3
+        }
+        // Larger than the whole budget: waiting would never help (it used to be BUSY forever).
+        var out = try r.submit([job("k1", data: String(repeating: "x", count: 11))], req: 1)
+        #expect(out.messages("c1", .busy).isEmpty)
+        let tooBig = try #require(out.errors("c1").first)
+        #expect(tooBig["code"]?.string == "too_large" && tooBig["message"]?.string?.contains("send fewer jobs per SUBMIT") == true)
+        // More jobs than the window, ever.
+        out = try r.submit((1...4).map { job("w\($0)") }, req: 2)
+        #expect(out.errors("c1").first?["code"]?.string == "too_large" && out.messages("c1", .busy).isEmpty)
         #expect(r.journal.jobs.isEmpty)
-        #expect(try r.submit([job("k1", data: String(repeating: "x", count: 10))]).acks("c1").count == 1)
+        // Over what is free now, but within the budget: BUSY, and it fits once the stage has room.
+        #expect(try r.submit([job("k1", data: String(repeating: "x", count: 6))]).acks("c1").count == 1)
+        #expect(try r.submit([job("k2", data: String(repeating: "x", count: 6))]).messages("c1", .busy).count == 1)
+        #expect(try r.submit([job("k2", data: String(repeating: "x", count: 4))]).acks("c1").count == 1)
     }
 }
 

@@ -80,6 +80,23 @@ struct CLITests {
         #expect(growth < 20, "client peak grew \(growth) MiB from 15,000 to 150,000 jobs: \(small) \(big)")
     }
 
+    @Test("submit finishes against a broker whose window and byte budget are smaller than its chunks (it waited forever)",
+          .timeLimit(.minutes(2)))
+    func smallWindowAndBudget() throws {
+        let dir = tempDir("cli-small-window")
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--window", "100", "--queue-bytes", "20000"])
+        defer { fleet.stop() }
+        try fleet.startWorker("noop")
+        try fleet.waitForWorkers(1)
+        // 300 jobs of 1,000 bytes in chunks of 500: 5x the window, 25x the stage's bytes.
+        let lines = (1...300).map { String(format: "%04d", $0) + String(repeating: "x", count: 996) }
+        try lines.joined(separator: "\n").write(toFile: dir + "/jobs.txt", atomically: true, encoding: .utf8)
+        let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--route", "noop", "--broker", fleet.endpoints["clients"]!,
+                                     "--out", dir + "/out", "--timeout", "60", "--quiet"], timeout: 90)
+        #expect(rc == 0, "\(err)")
+        #expect(err.contains("300 done"), "\(err)")
+    }
+
     @Test("submit: two lines with the same key are one job; both lines get its result and the command finishes",
           .timeLimit(.minutes(1)))
     func sameKeyTwice() throws {
