@@ -150,10 +150,20 @@ struct ScalingTests {
         #expect(logs.prefix(3).allSatisfy { !$0.contains("draining") }, "the oldest workers stay")
         let noop = stageStatus(final, "noop")
         #expect(noop?["completed"]?.int == n, "each job completed once at the stage")
-        #expect(noop?["leases"]?.int == n, "each job leased exactly once: no task was lost and redone")
-        #expect(noop?["retries"]?.int == 0 && noop?["failures"]?.int == 0)
+        // Draining loses and redoes nothing. The one other way a lease is redone here is a kept worker the broker
+        // heard nothing from for 5 s (a process starved on a loaded 2-core CI machine, seen once): the broker logs
+        // it, with its leases, and requeues them, as it should. Those are counted; anything else redone fails.
+        let brokerLog = (try? String(contentsOfFile: up.dir + "/logs/broker.log", encoding: .utf8)) ?? ""
+        let lostLines = brokerLog.split(separator: "\n").filter { $0.contains("worker lost; requeueing its leases") }
+        let requeued = lostLines.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("leases=") }.flatMap { Int($0.dropFirst("leases=".count)) }
+        }.reduce(0, +)
+        #expect(!lostLines.contains { l in ["noop-4", "noop-5", "noop-6"].contains { l.contains("worker=\($0)") } },
+                "a drained worker was lost: \(lostLines)")
+        #expect(noop?["leases"]?.int == n + requeued, "each job leased once, but for \(requeued) requeued from a silent worker")
+        #expect(noop?["retries"]?.int == requeued && noop?["failures"]?.int == requeued)
         let j = try journalFacts(up.dir, batch: "sl")
-        #expect(j.rows == n && j.done == n && j.failures == 0, "journal: \(j)")
+        #expect(j.rows == n && j.done == n && j.failures == requeued, "journal: \(j)")
         // The supervisor logged both changes, and status shows them.
         let decisions = final?["fleet"]?["decisions"]?.array ?? []
         #expect(decisions.map { "\($0["from"]?.int ?? -1)->\($0["to"]?.int ?? -1)" } == ["2->6", "6->3"])
