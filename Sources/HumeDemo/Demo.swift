@@ -208,6 +208,7 @@ public struct Demo {
                 line["metadata"] = .object(metadata)
                 let ids = (metadata["neighbours"]?.array ?? []).compactMap(\.int)
                 let similarities = (metadata["similarities"]?.array ?? []).compactMap(\.double)
+                let used = Set((metadata["used"]?.array ?? []).compactMap(\.int)), shapeFrom = metadata["shape_from"]?.int
                 if job.kind == .generate, let (db, store) = try? open(job.database) {
                     for (n, id) in ids.enumerated() where id >= 0 && id < db.count {
                         let name = "neighbours/\(job.database)-\(id).png"
@@ -219,6 +220,8 @@ public struct Demo {
                         let item = db.items[id]
                         var caption = item.caption + (item.style.isEmpty ? "" : " (\(item.style))")
                         if n < similarities.count { caption = String(format: "%.2f ", similarities[n]) + caption }
+                        // Which neighbours the sample was made from, and the one that set its shape.
+                        if id == shapeFrom { caption += " · shape" } else if used.contains(id) { caption += " · used" }
                         entry.neighbours.append((name, caption))
                     }
                 }

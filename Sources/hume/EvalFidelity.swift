@@ -29,6 +29,11 @@ struct EvalFidelity: ParsableCommand {
     @Option(help: "Patch sizes as a multiple of the prototype's (the denoise stage's `patch_scale`).") var patchScale = GenerateParameters.defaultPatchScale
     @Option(help: "Rank prior (the denoise stage's `focus`).") var focus = GenerateParameters.defaultFocus
     @Option(help: "Label consensus bonus (the denoise stage's `consensus`; uses database labels).") var consensus = GenerateParameters.defaultConsensus
+    @Option(help: "Neighbours more than this below the best similarity are not used (the denoise stage's `margin`; 2 keeps all).")
+    var margin = GenerateParameters.defaultMargin ?? 2
+    @Option(help: "Minimum silhouette overlap with the sample's shape-setting neighbour (the denoise stage's `coherence`; 0 keeps all).")
+    var coherence = GenerateParameters.defaultCoherence ?? 0
+    @Flag(inversion: .prefixedNo, help: "Register neighbours to the shape-setting one (the denoise stage's `register`).") var register = true
     @Option(help: "A sample is a near copy when its aligned RMSE at 32² to some database image is below this.") var copyThreshold = 0.08
     @Flag(inversion: .prefixedNo, help: "Also score the first version's default (rank-only focus 0.3, consensus 2, no similarities).")
     var baseline = true
@@ -92,6 +97,7 @@ struct EvalFidelity: ParsableCommand {
         let settings: [String: JSON] = ["database": .string(database), "k": JSON(k), "size": JSON(size), "steps": JSON(steps),
                                         "temperature": .number(temperature), "focus": .number(focus), "consensus": .number(consensus),
                                         "patch_scale": .number(patchScale)]
+            .merging(["margin": .number(margin), "coherence": .number(coherence), "register": .bool(register)]) { a, _ in a }
         _ = reporting { try GenerateParameters(json: JSON.object(settings).bytes) }
         let embed: EmbedStage = reporting { try EmbedStage(batchSize: 64) }
         let retrieve = RetrieveStage(batchSize: 64)
@@ -132,21 +138,26 @@ struct EvalFidelity: ParsableCommand {
 
         var current = Totals(), old = Totals()
         var top1 = 0
+        var usedHistogram: [Int: Int] = [:]
         var rows: [[[UInt8]]] = [], lines: [String] = []
         for (n, p) in list.enumerated() {
             let asked = Set(p.concepts)
             let neighbours = reporting { try Neighbours(json: answers[n]) }
             if let first = neighbours.ids.first, asked.contains(items[first].concept) { top1 += 1 }
-            var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = []
+            var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = [], usedCounts: [Int] = []
             for seed in 1...seeds {
                 let seeded = JSON.object(settings.merging(["seed": JSON(seed)]) { a, _ in a })
                 let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: seeded.bytes, input: answers[n])
                 let out = check(reporting { try denoise.run([task]) }[0], "denoising")
-                samples.append(reporting { try StageImage(decoding: out) }.pixels)
+                let image = reporting { try StageImage(decoding: out) }
+                samples.append(image.pixels)
+                let meta = (try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any]
+                usedCounts.append((meta?["used"] as? [Int])?.count ?? 0)
                 if baseline {
                     var b = GenerateParameters()
                     b.database = database; b.k = k; b.size = size; b.steps = steps; b.seed = UInt64(seed)
                     b.focus = 0.3; b.consensus = 2
+                    b.patchScale = 1.5; b.margin = nil; b.coherence = nil; b.register = false
                     baselineSamples.append(reporting { try generator.stageImage(ids: neighbours.ids, scores: nil, parameters: b) }.pixels)
                 }
             }
@@ -157,7 +168,8 @@ struct EvalFidelity: ParsableCommand {
             line += " | nearest: " + s.nearestIDs.indices.map { i in
                 "\(items[s.nearestIDs[i]].concept) (copy \(String(format: "%.3f", s.copyDistances[i])), fine \(String(format: "%.3f", s.fineCopyDistances[i])), local \(String(format: "%.3f", s.localCopyDistances[i])))"
             }.joined(separator: ", ")
-            line += String(format: " | diversity %.3f", s.diversity ?? 0)
+            line += String(format: " | diversity %.3f", s.diversity ?? 0) + " | used " + usedCounts.map(String.init).joined(separator: ",")
+            for n in usedCounts { usedHistogram[min(n, 4), default: 0] += 1 }
             if baseline {
                 let b = metric.score(samples: baselineSamples, size: size, asked: asked, neighbours: conditioned)
                 old.add(b)
@@ -177,8 +189,10 @@ struct EvalFidelity: ParsableCommand {
         result["prompt_list"] = path
         result["seeds"] = seeds
         result["settings"] = ["k": k, "size": size, "steps": steps, "temperature": temperature, "focus": focus, "consensus": consensus,
-                              "patch_scale": patchScale]
+                              "patch_scale": patchScale, "margin": margin, "coherence": coherence, "register": register]
         result["copy_threshold"] = copyThreshold
+        // How many neighbours the samples were made from (after margin and coherence): 1, 2, 3, 4 or more.
+        result["used_neighbours"] = Dictionary(uniqueKeysWithValues: usedHistogram.map { (($0.key >= 4 ? "4+" : String($0.key)), $0.value) })
         result["seconds"] = Date().timeIntervalSince(start)
         result["sheet"] = sheet
         if baseline {

@@ -106,17 +106,20 @@ struct BenchDenoise: ParsableCommand {
     @Option(name: .short, help: "Neighbours.") var k = 16
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "Images per size (median).") var repeats = 5
+    @Option(help: "Further denoise parameters as a JSON object, e.g. '{\"coherence\": 0, \"register\": false, \"patch_scale\": 1.5}'.")
+    var settings = "{}"
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         guard repeats >= 1 else { fail("--repeats must be at least 1.") }
+        let base = reporting { try GenerateParameters(json: Array(settings.utf8)) }
         let db = openImages(database)
         let generator = Generator(images: db)
         let ids = Array(0..<k).map { ($0 * 97) % db.count }
         let peak = peakFlopsPerCore()
         var rows: [[String: Any]] = []
         for side in [32, 64] {
-            var p = GenerateParameters(); p.k = k; p.steps = steps; p.size = side
+            var p = base; p.k = k; p.steps = steps; p.size = side
             var times: [Double] = []
             for r in 0..<repeats {
                 p.seed = UInt64(r + 1)

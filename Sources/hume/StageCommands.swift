@@ -158,6 +158,11 @@ struct GenerateCommand: ParsableCommand {
     var consensus = GenerateParameters.defaultConsensus
     @Option(help: "Similarity temperature: neighbour i gets log-weight −(s_best − sᵢ)/temperature (smaller: follow the best matches).")
     var temperature = GenerateParameters.defaultTemperature
+    @Option(help: "Neighbours scored more than this below the best are not used.") var margin = GenerateParameters.defaultMargin ?? 0.03
+    @Option(help: "Silhouette overlap a neighbour needs with the one that sets the sample's shape (0: every neighbour).")
+    var coherence = GenerateParameters.defaultCoherence ?? 0.8
+    @Flag(inversion: .prefixedNo, help: "Mirror, scale and shift neighbours onto the shape-setting one first.") var register = true
+    @Option(help: "Patch sizes as a multiple of the prototype's.") var patchScale = GenerateParameters.defaultPatchScale
     @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Also write a sheet of the neighbours beside the result.") var sheet: String?
 
@@ -170,6 +175,10 @@ struct GenerateCommand: ParsableCommand {
         params["focus"] = .number(focus)
         params["consensus"] = .number(consensus)
         params["temperature"] = .number(temperature)
+        params["margin"] = .number(margin)
+        params["coherence"] = .number(coherence)
+        params["register"] = .bool(register)
+        params["patch_scale"] = .number(patchScale)
         let embed: EmbedStage = reporting {
             do { return try EmbedStage(batchSize: 1) } catch {
                 throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")

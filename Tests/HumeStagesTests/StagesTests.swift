@@ -378,6 +378,69 @@ struct SimilarityTests {
         }
         let bad = try DenoiseStage().run([task(#"{"database": "tuxpaint", "temperature": 0}"#, input: Array(#"{"ids": [1]}"#.utf8))])
         #expect(permanentMessage(bad[0])?.contains("\"temperature\" parameter is 0; it must be a number from 0.001 to 10") == true, "\(bad[0])")
+        for (params, sentence) in [(#"{"coherence": 2}"#, "\"coherence\" parameter is 2; it must be a number from 0 to 1."),
+                                   (#"{"margin": -0.1}"#, "\"margin\" parameter is -0.1; it must be a number from 0 to 2."),
+                                   (#"{"register": "yes"}"#, "\"register\" parameter must be true or false.")] {
+            let out = try DenoiseStage().run([task(params, input: Array(#"{"database": "tuxpaint", "ids": [1]}"#.utf8))])
+            #expect(permanentMessage(out[0])?.contains(sentence) == true, "\(params): \(out[0])")
+        }
+    }
+
+    @Test("a sample takes its shape from one neighbour and regions only from neighbours of that shape", .timeLimit(.minutes(5)))
+    func coherentShapes() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-shapes-\(UUID().uuidString)")
+        let dir = root.appendingPathComponent("bars")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Four equally good matches: two lying bars and two standing bars, each pair alike up to a shift.
+        func bar(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, side: Int, colour: (UInt8, UInt8, UInt8)) -> [UInt8] {
+            var out = [UInt8](repeating: 255, count: side * side * 3)
+            let f = side / 64
+            for y in (y0 * f)..<(y1 * f) { for x in (x0 * f)..<(x1 * f) { out[3 * (y * side + x)] = colour.0; out[3 * (y * side + x) + 1] = colour.1; out[3 * (y * side + x) + 2] = colour.2 } }
+            return out
+        }
+        let shapes: [((Int, Int, Int, Int), (UInt8, UInt8, UInt8))] = [((6, 26, 58, 38), (200, 40, 40)), ((9, 30, 61, 42), (40, 40, 200)),
+                                                                       ((26, 6, 38, 58), (40, 160, 40)), ((28, 4, 40, 56), (200, 160, 0))]
+        var manifest = ""
+        for id in shapes.indices { manifest += #"{"id": \#(id), "caption": "bar \#(id)"}"# + "\n" }
+        try manifest.write(to: dir.appendingPathComponent("manifest.jsonl"), atomically: true, encoding: .utf8)
+        let big = shapes.map { bar($0.0.0, $0.0.1, $0.0.2, $0.0.3, side: 64, colour: $0.1) }
+        // The 32² store: each 64² image box-averaged by 2.
+        let small = big.map { image in
+            (0..<(32 * 32 * 3)).map { i -> UInt8 in
+                let c = i % 3, x = (i / 3) % 32, y = i / 96
+                let sum = [(0, 0), (1, 0), (0, 1), (1, 1)].reduce(0) { $0 + Int(image[3 * ((2 * y + $1.1) * 64 + 2 * x + $1.0) + c]) }
+                return UInt8(sum / 4)
+            }
+        }
+        try Data(big.flatMap { $0 }).write(to: dir.appendingPathComponent("images64.rgb"))
+        try Data(small.flatMap { $0 }).write(to: dir.appendingPathComponent("images32.rgb"))
+        let stage = DenoiseStage(root: root)
+        let input = Array(#"{"ids": [0, 1, 2, 3], "scores": [0.8, 0.8, 0.8, 0.8]}"#.utf8)
+        var shapesSeen = Set<Int>()
+        for seed in 1...6 {
+            let out = try stage.run([task(#"{"database": "bars", "steps": 10, "size": 64, "seed": \#(seed)}"#, input: input)])
+            guard case .ok(let body) = out[0] else { Issue.record("seed \(seed): \(out[0])"); continue }
+            let image = try StageImage(decoding: body)
+            let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+            let used = try #require(meta["used"] as? [Int]), shape = try #require(meta["shape_from"] as? Int)
+            shapesSeen.insert(shape)
+            // Lying bars lend only to lying bars, standing to standing.
+            let family = shape < 2 ? [0, 1] : [2, 3]
+            #expect(used.sorted() == family, "seed \(seed): shape from \(shape), used \(used)")
+            // The sample's inked area lies where its family's bars lie, not across the other family's.
+            let sample = try RGBImage(width: 64, height: 64, rgb8: image.pixels)
+            let lying = Silhouette(try RGBImage(width: 64, height: 64, rgb8: bar(6, 26, 58, 38, side: 64, colour: (0, 0, 0))))
+            let standing = Silhouette(try RGBImage(width: 64, height: 64, rgb8: bar(26, 6, 38, 58, side: 64, colour: (0, 0, 0))))
+            let own = shape < 2 ? lying : standing, other = shape < 2 ? standing : lying
+            #expect(Silhouette(sample).overlap(own) > Silhouette(sample).overlap(other), "seed \(seed)")
+        }
+        #expect(shapesSeen.count >= 2, "six seeds all took their shape from \(shapesSeen)")
+        // Without coherence, the four are mixed into one sample.
+        let mixed = try stage.run([task(#"{"database": "bars", "steps": 10, "size": 64, "seed": 1, "coherence": 0}"#, input: input)])
+        guard case .ok(let body) = mixed[0] else { Issue.record("\(mixed[0])"); return }
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(try StageImage(decoding: body).metadata)) as? [String: Any])
+        #expect((meta["used"] as? [Int])?.count == 4)
     }
 
     @Test("a database without labels generates, with or without the label option", .timeLimit(.minutes(5)))

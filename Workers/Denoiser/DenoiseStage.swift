@@ -44,9 +44,29 @@ public struct GenerateParameters: Sendable {
     public static let defaultConsensus = 0.0
     /// `patch_scale` (number 0.5…3, default `defaultPatchScale`): patch sizes as a multiple of the prototype's schedule
     /// (DESIGN.md §8), scaled with the side. Smaller patches let regions follow different neighbours (more mixing, more
-    /// seams); larger ones follow one neighbour (cleaner, closer to a copy). See README, "Fidelity".
+    /// seams); larger ones follow one neighbour (cleaner, closer to a copy). 1.0 since the neighbours agree in shape
+    /// (`coherence`): the seams that made 1.5 the better choice came from mixing drawings in different poses.
     public var patchScale = GenerateParameters.defaultPatchScale
-    public static let defaultPatchScale = 1.5
+    public static let defaultPatchScale = 1.0
+    /// `margin` (number 0…2, default `defaultMargin`; only with `scores`): neighbours whose similarity is more than
+    /// `margin` below the best one's are not used (an adaptive k). The temperature only sets a prior, which the patch
+    /// likelihood outweighs at low noise; the margin removes a weak neighbour from every noise level.
+    public var margin: Double? = GenerateParameters.defaultMargin
+    public static let defaultMargin: Double? = 0.03
+    /// `coherence` (number 0…1, default `defaultCoherence`): each sample takes its shape from one neighbour, drawn by
+    /// `shapeTemperature` weights at the seed's point (`CoherentSources.point`), and uses only the neighbours whose
+    /// silhouettes overlap that one's by at least this much (intersection over union), so regions of drawings in
+    /// different poses are not stitched into one chimera. 0 keeps every neighbour.
+    public var coherence: Double? = GenerateParameters.defaultCoherence
+    public static let defaultCoherence: Double? = 0.8
+    /// `register` (bool, default true): with `coherence`, each other neighbour is first mirrored, scaled and shifted to
+    /// overlap the shape-setting one best (`StickerPose.register`), so the same thing drawn facing the other way or a
+    /// little larger can still lend it regions.
+    public var register = true
+    /// The shape-setter is drawn with weight e^(−(s_best − sᵢ)/0.005): neighbours that match equally well (one thing in
+    /// several styles) take turns, and one 0.03 less similar (a shipwreck beside "a sailing ship") sets the shape for
+    /// fewer than 1 sample in 400. With the similarity temperature (0.02) it did for about 1 in 6.
+    public static let shapeTemperature = 0.005
 
     public init() {}
 
@@ -85,6 +105,9 @@ public struct GenerateParameters: Sendable {
         if let v = try number("consensus", 0...10) { consensus = v }
         if let v = try number("temperature", 0.001...10) { temperature = v }
         if let v = try number("patch_scale", 0.5...3) { patchScale = v }
+        if let v = try number("margin", 0...2) { margin = v }
+        if let v = try number("coherence", 0...1) { coherence = v }
+        if let v = o["register"] { guard let b = v as? Bool else { throw StageInputError("The \"register\" parameter must be true or false.") }; register = b }
         if let v = o["guidance"] {
             guard let n = v as? NSNumber, n.doubleValue > 0, n.doubleValue.isFinite else {
                 throw StageInputError("The \"guidance\" parameter is \(v); it must be a finite number greater than 0.")
@@ -199,41 +222,97 @@ public final class Generator: Sendable {
         return p.consensus > 0 ? ids.prefix(p.k).map { items.indices.contains($0) ? items[$0].subgroup : "" } : []
     }
 
-    /// Generates one image.
-    /// - Throws: `StageInputError` for bad ids; diffusion errors otherwise.
-    public func generate(ids: [Int], scores: [Double]? = nil, parameters p: GenerateParameters, background: [Int] = []) throws -> RGBImage {
+    /// The neighbours one sample is made from.
+    public struct SampleSources: Sendable, Equatable {
+        /// The ids used, best first (ties by id), after `margin` and `coherence`.
+        public var ids: [Int]
+        /// Their similarities, or nil when the input carried none.
+        public var scores: [Double]?
+        /// How each one was mirrored, scaled and shifted onto the shape-setting one (identity without `register`).
+        public var poses: [StickerPose]
+        /// The id that set the sample's shape, or nil when `coherence` is off or one neighbour was left.
+        public var shapeFrom: Int?
+    }
+
+    /// Which neighbours a sample uses, and their images at the job's size, posed: the first `k` ids, best first with
+    /// ties broken by id (so the order of equally similar ids changes nothing), without those more than `margin`
+    /// below the best; then, with `coherence`, one of them sets the shape (`CoherentSources`) and only those whose
+    /// silhouettes agree with it, registered to it, remain.
+    /// - Throws: `StageInputError` for bad ids.
+    public func sources(ids: [Int], scores: [Double]?, parameters p: GenerateParameters) throws -> (SampleSources, [RGBImage]) {
         guard !ids.isEmpty else {
             throw StageInputError("The neighbour list is empty; the denoiser needs at least one neighbour image.")
         }
-        try images.check(ids: ids + background)
-        let prompt = try ids.prefix(p.k).map { try images.image($0, side: p.size) }
+        try images.check(ids: ids)
+        var order = Array(ids.prefix(p.k).indices)
+        if let s = scores { order.sort { s[$0] != s[$1] ? s[$0] > s[$1] : ids[$0] < ids[$1] } }
+        if let margin = p.margin, let s = scores, let best = s.max() { order.removeAll { s[$0] < best - margin } }
+        var used = SampleSources(ids: order.map { ids[$0] }, scores: scores.map { s in order.map { s[$0] } },
+                                 poses: order.map { _ in StickerPose() }, shapeFrom: nil)
+        var prompt = try used.ids.map { try images.image($0, side: p.size) }
+        if let coherence = p.coherence, prompt.count > 1 {
+            let best = used.scores?.max() ?? 0
+            let weights = used.scores.map { $0.map { DeterministicMath.exp(-(best - $0) / GenerateParameters.shapeTemperature) } }
+                ?? prompt.map { _ in 1.0 }
+            let chosen = CoherentSources.choose(silhouettes: prompt.map { Silhouette($0) }, weights: weights,
+                                                minimumOverlap: coherence, register: p.register,
+                                                u: CoherentSources.point(seed: p.seed, key: used.ids))
+            prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
+            used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
+                                 poses: chosen.kept.map(\.pose), shapeFrom: used.ids[chosen.base])
+        }
+        return (used, prompt)
+    }
+
+    /// Generates one image.
+    /// - Throws: `StageInputError` for bad ids; diffusion errors otherwise.
+    public func generate(ids: [Int], scores: [Double]? = nil, parameters p: GenerateParameters, background: [Int] = []) throws -> RGBImage {
+        try generateWithSources(ids: ids, scores: scores, parameters: p, background: background).0
+    }
+
+    /// Generates one image and says which neighbours made it.
+    public func generateWithSources(ids: [Int], scores: [Double]?, parameters p: GenerateParameters,
+                                    background: [Int] = []) throws -> (RGBImage, SampleSources) {
+        let (used, prompt) = try sources(ids: ids, scores: scores, parameters: p)
+        try images.check(ids: background)
         let bg = try background.map { try images.image($0, side: p.size) }
         let conditioning = try ConditioningSet(prompt: prompt, background: bg, guidance: p.guidance ?? 1, rankDecay: p.focus,
-                                               similarities: scores.map { Array($0.prefix(p.k)) } ?? [], temperature: p.temperature,
-                                               labels: labels(ids: ids, parameters: p), consensus: p.consensus)
+                                               similarities: used.scores ?? [], temperature: p.temperature,
+                                               labels: labels(ids: used.ids, parameters: p), consensus: p.consensus)
         let denoiser = try LocalEquivariantDenoiser(conditioning, configuration: Generator.configuration(p))
         let sampler = try DDIMSampler(steps: p.steps)
-        return try sampler.sample(denoiser: denoiser, seed: p.seed)
+        return (try sampler.sample(denoiser: denoiser, seed: p.seed), used)
     }
 
     /// Generates and wraps the result as a stage image with its provenance: `prompt`, `database`, `k`, `seed`,
-    /// `steps`, `size`, `focus`, `consensus`, `neighbours` (the ids used, best first), `version`, `denoiser`, with
-    /// similarities also `similarities` (the used ids' scores) and `temperature`, with guidance also `guidance` and
-    /// `background` (the background sample's ids), and with a consensus bonus over labelled neighbours
-    /// `consensus_label` (the label that got it).
+    /// `steps`, `size`, `focus`, `consensus`, `neighbours` (the first `k` retrieved ids, in the input's order), `used`
+    /// (the ids the sample was made from, best first, after `margin` and `coherence`), `version`, `denoiser`; with
+    /// similarities also `similarities` (the first `k` ids' scores), `temperature` and `margin`; with `coherence` also
+    /// `coherence`, `shape_from` (the id that set the shape) and, registered, `poses` (one per used id: `mirrored`,
+    /// `scale`, `dx`, `dy`); with guidance also `guidance` and `background` (the background sample's ids); and with a
+    /// consensus bonus over labelled neighbours `consensus_label` (the label that got it).
     /// - Parameter scores: each id's similarity to the prompt (the retrieve stage's `scores`), or nil to weigh by rank.
     public func stageImage(ids: [Int], scores: [Double]? = nil, parameters p: GenerateParameters) throws -> StageImage {
         let used = Array(ids.prefix(p.k))
         let usedScores = scores.map { Array($0.prefix(p.k)) }
         let background = p.guidance == nil ? [] : backgroundIDs(count: p.k, seed: p.seed, excluding: used)
-        let image = try generate(ids: used, scores: usedScores, parameters: p, background: background)
+        let (image, sources) = try generateWithSources(ids: used, scores: usedScores, parameters: p, background: background)
         var meta: [String: Any] = ["prompt": p.prompt, "database": images.name, "k": p.k, "seed": p.seed,
                                    "steps": p.steps, "size": p.size, "focus": p.focus, "consensus": p.consensus, "neighbours": used, "version": StageImage.version,
                                    "denoiser": "els-ddim"]
         if let usedScores { meta["similarities"] = usedScores; meta["temperature"] = p.temperature }
         if p.patchScale != GenerateParameters.defaultPatchScale { meta["patch_scale"] = p.patchScale }
         if let g = p.guidance { meta["guidance"] = g; meta["background"] = background }
-        if let label = ConditioningSet.consensusLabel(labels(ids: used, parameters: p), voteDecay: p.focus) {
+        meta["used"] = sources.ids
+        if let m = p.margin, usedScores != nil { meta["margin"] = m }
+        if let c = p.coherence, let shape = sources.shapeFrom {
+            meta["coherence"] = c
+            meta["shape_from"] = shape
+            if p.register {
+                meta["poses"] = sources.poses.map { ["mirrored": $0.mirrored, "scale": $0.scale, "dx": $0.dx, "dy": $0.dy] as [String: Any] }
+            }
+        }
+        if let label = ConditioningSet.consensusLabel(labels(ids: sources.ids, parameters: p), voteDecay: p.focus) {
             meta["consensus_label"] = label
         }
         let json = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])

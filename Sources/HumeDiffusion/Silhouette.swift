@@ -1,0 +1,211 @@
+/// The inked area of a sticker on a white ground, and how well two stickers' shapes agree. The generator uses it to
+/// keep a sample's patch sources to drawings whose shapes agree with one chosen drawing, so that regions of two
+/// drawings in different poses (a crocodile from the side and from above) are not stitched into one chimera.
+public struct Silhouette: Sendable, Equatable {
+    /// Width and height of the mask.
+    public let width: Int, height: Int
+    /// Row-major, true where the image is not (near) white.
+    public let ink: [Bool]
+
+    /// A pixel is ink when some channel is darker than `whiteLevel` (in [-1, 1]; the default is about 0.9 in [0, 1]).
+    public init(_ image: RGBImage, whiteLevel: Float = 0.8) {
+        width = image.width
+        height = image.height
+        let n = image.planeCount
+        ink = (0..<n).map { p in
+            image.pixels[p] < whiteLevel || image.pixels[n + p] < whiteLevel || image.pixels[2 * n + p] < whiteLevel
+        }
+    }
+
+    /// A mask from its pixels (row-major).
+    public init(width: Int, height: Int, ink: [Bool]) {
+        precondition(ink.count == width * height, "one flag per pixel")
+        self.width = width
+        self.height = height
+        self.ink = ink
+    }
+
+    /// The mask box-downsampled by an integer factor: a cell is ink when at least half its pixels are.
+    public func downsampled(by f: Int) -> Silhouette {
+        guard f > 1 else { return self }
+        let w = width / f, h = height / f
+        var out = [Bool](repeating: false, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                var count = 0
+                for yy in 0..<f { for xx in 0..<f where ink[(y * f + yy) * width + x * f + xx] { count += 1 } }
+                out[y * w + x] = 2 * count >= f * f
+            }
+        }
+        return Silhouette(width: w, height: h, ink: out)
+    }
+
+    /// How many pixels are ink.
+    public var area: Int { ink.reduce(0) { $0 + ($1 ? 1 : 0) } }
+
+    /// Intersection over union of the two masks (1 when both are empty).
+    public func overlap(_ other: Silhouette) -> Double {
+        precondition(width == other.width && height == other.height, "silhouettes of one size")
+        var both = 0, either = 0
+        for i in ink.indices {
+            if ink[i] && other.ink[i] { both += 1 }
+            if ink[i] || other.ink[i] { either += 1 }
+        }
+        return either == 0 ? 1 : Double(both) / Double(either)
+    }
+}
+
+/// Chooses, for one sample, the drawing that sets its shape and the drawings that may lend it regions.
+public enum CoherentSources {
+    /// The point `choose` draws the shape-setting drawing with for `seed`: consecutive seeds step by the golden ratio
+    /// from a start that depends on `key` (the neighbour ids), so seeds 1, 2, 3 of one prompt fall in different thirds
+    /// of [0, 1) and pick different drawings when there are three alike, instead of repeating one by chance.
+    public static func point(seed: UInt64, key: [Int]) -> Double {
+        var h: UInt64 = 0x5EED_C0DE_0000_0001
+        for id in key {
+            var mix = SplitMix64(seed: h ^ UInt64(bitPattern: Int64(id)))
+            h = mix.next()
+        }
+        let start = Double(h >> 11) / Double(1 << 53)
+        let step = 0.618_033_988_749_894_8 * Double(seed % (1 << 40))
+        return (start + step).truncatingRemainder(dividingBy: 1)
+    }
+
+    /// The index of the shape-setting drawing, the one whose share of the total weight (`weights`, all ≥ 0, some > 0, in
+    /// order) covers the point `u` in [0, 1),
+    /// and every index whose silhouette overlaps that drawing's by at least `minimumOverlap` (the chosen one included),
+    /// in their original order, each with the pose that registers it to the chosen one (identity unless `register`).
+    public static func choose(silhouettes: [Silhouette], weights: [Double], minimumOverlap: Double, register: Bool = false,
+                              u: Double) -> (base: Int, kept: [(index: Int, pose: StickerPose)]) {
+        precondition(!silhouettes.isEmpty && silhouettes.count == weights.count, "one weight per silhouette")
+        let total = weights.reduce(0, +)
+        var base = 0
+        if total > 0 {
+            var u = min(max(u, 0), 1) * total
+            for (i, w) in weights.enumerated() {
+                base = i
+                u -= w
+                if u < 0 { break }
+            }
+            while weights[base] <= 0, base > 0 { base -= 1 }
+        }
+        let factor = max(1, silhouettes[base].width / 32)
+        let target = silhouettes[base].downsampled(by: factor)
+        var kept: [(index: Int, pose: StickerPose)] = []
+        for i in silhouettes.indices {
+            if i == base { kept.append((i, StickerPose())); continue }
+            if register {
+                let (pose, o) = StickerPose.register(silhouettes[i].downsampled(by: factor), to: target, maxShift: 4)
+                if o >= minimumOverlap { kept.append((i, StickerPose(mirrored: pose.mirrored, scale: pose.scale, dx: pose.dx * factor, dy: pose.dy * factor))) }
+            } else if silhouettes[base].overlap(silhouettes[i]) >= minimumOverlap {
+                kept.append((i, StickerPose()))
+            }
+        }
+        return (base, kept)
+    }
+}
+
+/// A similarity transform of a sticker about the image centre: mirror, then scale, then shift (in pixels).
+public struct StickerPose: Sendable, Equatable {
+    public var mirrored = false
+    public var scale = 1.0
+    public var dx = 0, dy = 0
+
+    public init(mirrored: Bool = false, scale: Double = 1, dx: Int = 0, dy: Int = 0) {
+        self.mirrored = mirrored
+        self.scale = scale
+        self.dx = dx
+        self.dy = dy
+    }
+
+    /// The source position (in the untransformed image) that lands on output pixel (x, y).
+    @inline(__always) func source(_ x: Int, _ y: Int, width: Int, height: Int) -> (Double, Double) {
+        let cx = Double(width - 1) / 2, cy = Double(height - 1) / 2
+        var u = (Double(x - dx) - cx) / scale + cx
+        let v = (Double(y - dy) - cy) / scale + cy
+        if mirrored { u = Double(width - 1) - u }
+        return (u, v)
+    }
+
+    /// The image under this pose, bilinear, white (1) outside the original.
+    public func apply(_ image: RGBImage) -> RGBImage {
+        if self == StickerPose() { return image }
+        var out = RGBImage(width: image.width, height: image.height, fill: 1)
+        let w = image.width, h = image.height, n = image.planeCount
+        for y in 0..<h {
+            for x in 0..<w {
+                let (u, v) = source(x, y, width: w, height: h)
+                let x0 = Int(u.rounded(.down)), y0 = Int(v.rounded(.down))
+                let fx = Float(u - Double(x0)), fy = Float(v - Double(y0))
+                for c in 0..<3 {
+                    func at(_ xx: Int, _ yy: Int) -> Float {
+                        xx >= 0 && xx < w && yy >= 0 && yy < h ? image.pixels[c * n + yy * w + xx] : 1
+                    }
+                    let top = at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx
+                    let bottom = at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx
+                    out.pixels[c * n + y * w + x] = top * (1 - fy) + bottom * fy
+                }
+            }
+        }
+        return out
+    }
+
+    /// The mask under this pose (nearest neighbour, no ink outside the original).
+    public func apply(_ mask: Silhouette) -> Silhouette {
+        let w = mask.width, h = mask.height
+        var ink = [Bool](repeating: false, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let (u, v) = source(x, y, width: w, height: h)
+                let xi = Int(u.rounded()), yi = Int(v.rounded())
+                if xi >= 0, xi < w, yi >= 0, yi < h { ink[y * w + x] = mask.ink[yi * w + xi] }
+            }
+        }
+        return Silhouette(width: w, height: h, ink: ink)
+    }
+
+    /// The pose of `mask` (mirror or not, scales 0.8…1.25, shifts up to ±`maxShift` in steps of `shiftStep`) whose
+    /// silhouette overlaps `target` most, and that overlap. The same as applying each pose to `mask` and measuring
+    /// `overlap`, computed without building the posed masks: the pose's source column depends on x alone and its row on
+    /// y alone, so each is a table, and the union is |target| + |posed| − |both|.
+    public static func register(_ mask: Silhouette, to target: Silhouette, maxShift: Int, shiftStep: Int = 1) -> (StickerPose, Double) {
+        precondition(mask.width == target.width && mask.height == target.height, "silhouettes of one size")
+        let w = mask.width, h = mask.height
+        let targetArea = target.area
+        var best = (StickerPose(), mask.overlap(target))
+        var columns = [Int](repeating: -1, count: w), rows = [Int](repeating: -1, count: h)
+        mask.ink.withUnsafeBufferPointer { ink in
+            target.ink.withUnsafeBufferPointer { goal in
+                for mirrored in [false, true] {
+                    for scale in [0.8, 0.9, 1.0, 1.1, 1.25] {
+                        for dy in stride(from: -maxShift, through: maxShift, by: shiftStep) {
+                            for dx in stride(from: -maxShift, through: maxShift, by: shiftStep) {
+                                let pose = StickerPose(mirrored: mirrored, scale: scale, dx: dx, dy: dy)
+                                for x in 0..<w {
+                                    let xi = Int(pose.source(x, 0, width: w, height: h).0.rounded())
+                                    columns[x] = xi >= 0 && xi < w ? xi : -1
+                                }
+                                for y in 0..<h {
+                                    let yi = Int(pose.source(0, y, width: w, height: h).1.rounded())
+                                    rows[y] = yi >= 0 && yi < h ? yi : -1
+                                }
+                                var both = 0, posedArea = 0
+                                for y in 0..<h where rows[y] >= 0 {
+                                    let src = rows[y] * w, dst = y * w
+                                    for x in 0..<w where columns[x] >= 0 && ink[src + columns[x]] {
+                                        posedArea += 1
+                                        if goal[dst + x] { both += 1 }
+                                    }
+                                }
+                                let either = targetArea + posedArea - both
+                                let o = either == 0 ? 1 : Double(both) / Double(either)
+                                if o > best.1 + 1e-9 { best = (pose, o) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return best
+    }
+}

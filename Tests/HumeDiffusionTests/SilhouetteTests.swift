@@ -1,0 +1,80 @@
+import Testing
+@testable import HumeDiffusion
+
+/// A white 64² image with one dark filled rectangle [x0, x1) × [y0, y1), and a small dark square near its left end
+/// (so that the shape is not mirror-symmetric).
+func rectangleSticker(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, side: Int = 64) -> RGBImage {
+    var image = RGBImage(width: side, height: side, fill: 1)
+    for y in y0..<y1 { for x in x0..<x1 { for c in 0..<3 { image[c, x, y] = c == 0 ? 0.2 : -0.6 } } }
+    for y in max(0, y0 - 6)..<y0 { for x in x0..<(x0 + 6) { for c in 0..<3 { image[c, x, y] = -1 } } }
+    return image
+}
+
+@Suite("shape-coherent patch sources")
+struct SilhouetteTests {
+    @Test("overlap is intersection over union of the inked pixels")
+    func overlap() {
+        let a = Silhouette(rectangleSticker(10, 20, 40, 40))
+        let b = Silhouette(rectangleSticker(10, 20, 40, 40))
+        #expect(a.overlap(b) == 1)
+        let wide = Silhouette(width: 4, height: 1, ink: [true, true, false, false])
+        let shifted = Silhouette(width: 4, height: 1, ink: [false, true, true, false])
+        #expect(wide.overlap(shifted) == 1.0 / 3)
+        #expect(Silhouette(width: 2, height: 1, ink: [false, false]).overlap(Silhouette(width: 2, height: 1, ink: [false, false])) == 1)
+    }
+
+    @Test("a mirrored, shifted copy is registered back onto the original")
+    func registersMirrorAndShift() {
+        let original = rectangleSticker(8, 24, 44, 40)
+        let moved = StickerPose(mirrored: true, scale: 1, dx: 6, dy: -4).apply(original)
+        let before = Silhouette(moved).overlap(Silhouette(original))
+        let factor = 2
+        let (pose, after) = StickerPose.register(Silhouette(moved).downsampled(by: factor),
+                                                 to: Silhouette(original).downsampled(by: factor), maxShift: 4)
+        #expect(before < 0.6, "the moved copy should overlap poorly before registration: \(before)")
+        #expect(after > 0.9, "registered overlap \(after), pose \(pose)")
+        #expect(pose.mirrored)
+        let full = StickerPose(mirrored: pose.mirrored, scale: pose.scale, dx: pose.dx * factor, dy: pose.dy * factor)
+        #expect(Silhouette(full.apply(moved)).overlap(Silhouette(original)) > 0.85)
+    }
+
+    @Test("only drawings whose shape agrees with the chosen one remain; the choice follows the weights")
+    func keepsAgreeingShapes() {
+        let horizontal = rectangleSticker(6, 26, 58, 38)
+        let alsoHorizontal = rectangleSticker(8, 25, 56, 39)
+        let vertical = rectangleSticker(26, 6, 38, 58)
+        let masks = [horizontal, alsoHorizontal, vertical].map { Silhouette($0) }
+        for register in [false, true] {
+            let a = CoherentSources.choose(silhouettes: masks, weights: [1, 1, 1], minimumOverlap: 0.7, register: register, u: 0.1)
+            #expect(a.base == 0 && a.kept.map(\.index) == [0, 1], "register \(register): \(a.kept)")
+            let b = CoherentSources.choose(silhouettes: masks, weights: [1, 1, 1], minimumOverlap: 0.7, register: register, u: 0.9)
+            #expect(b.base == 2 && b.kept.map(\.index) == [2], "register \(register): \(b.kept)")
+            // A drawing with no weight is never chosen, wherever the point falls.
+            let c = CoherentSources.choose(silhouettes: masks, weights: [1, 0, 0], minimumOverlap: 0.7, register: register, u: 0.99)
+            #expect(c.base == 0)
+        }
+    }
+
+    @Test("three seeds of one prompt fall apart in [0, 1), so alike drawings take turns setting the shape")
+    func seedsSpread() {
+        var rng = SeededRandom(seed: 7)
+        for _ in 0..<200 {
+            let key = (0..<6).map { _ in Int(rng.next() % 9000) }
+            let points = (1...3).map { CoherentSources.point(seed: UInt64($0), key: key) }
+            #expect(points.allSatisfy { $0 >= 0 && $0 < 1 })
+            for i in 0..<3 {
+                for j in (i + 1)..<3 {
+                    let d = abs(points[i] - points[j])
+                    #expect(min(d, 1 - d) > 0.2, "\(key): \(points)")
+                }
+            }
+            // Seed 1 with three equal drawings: each drawing sets the shape for exactly one of the seeds.
+            let bases = points.map { u in
+                CoherentSources.choose(silhouettes: [Silhouette](repeating: Silhouette(width: 1, height: 1, ink: [true]), count: 3),
+                                       weights: [1, 1, 1], minimumOverlap: 0.5, u: u).base
+            }
+            #expect(Set(bases).count >= 2, "\(points) → \(bases)")
+        }
+        #expect(CoherentSources.point(seed: 1, key: [1, 2]) != CoherentSources.point(seed: 1, key: [2, 1]))
+    }
+}
