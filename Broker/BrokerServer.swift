@@ -28,6 +28,31 @@ public func wallMillis() -> UInt64 {
     return UInt64(tv.tv_sec) * 1000 + UInt64(tv.tv_usec) / 1000
 }
 
+/// The broker loop's clock: wall-clock milliseconds when the broker starts, then advanced by the monotonic clock. A
+/// step of the system clock (NTP, an operator's `date -s`) therefore does not make every worker look silent for the
+/// step's length, nor expire deadlines early; deadlines stay wall-clock times across restarts, because each start
+/// anchors to the wall clock again. It drifts from the wall clock only by the slew applied while the broker runs.
+public struct AnchoredClock: Sendable {
+    private let wallAtStart: UInt64, monotonicAtStart: UInt64
+
+    public init(wall: UInt64 = wallMillis(), monotonic: UInt64 = AnchoredClock.monotonicMillis()) {
+        wallAtStart = wall
+        monotonicAtStart = monotonic
+    }
+
+    /// Milliseconds of CLOCK_MONOTONIC (never steps backwards or forwards).
+    public static func monotonicMillis() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// The time for a monotonic reading (the current one by default).
+    public func now(monotonic: UInt64 = AnchoredClock.monotonicMillis()) -> UInt64 {
+        wallAtStart + (monotonic &- monotonicAtStart)
+    }
+}
+
 /// The broker process: binds the three ROUTER endpoints and runs the state machine's event loop on the calling
 /// thread (give it a thread of its own). Each loop round reads what is waiting, feeds it to `BrokerCore` inside
 /// one journal transaction, commits, and only then sends the replies, tasks and results.
@@ -96,7 +121,8 @@ public final class BrokerServer {
         let bound = BrokerEndpoints(workers: try sockets[0].socket.lastEndpoint(), clients: try sockets[1].socket.lastEndpoint(),
                                     control: try sockets[2].socket.lastEndpoint(), metrics: http?.address)
         try journal.begin()
-        let core = try BrokerCore(config: config, journal: journal, now: wallMillis(), logger: logger)
+        let clock = AnchoredClock()
+        let core = try BrokerCore(config: config, journal: journal, now: clock.now(), logger: logger)
         try journal.commit()
         logger.info("broker listening", metadata: ["workers": "\(bound.workers)", "clients": "\(bound.clients)",
                                                    "control": "\(bound.control)", "metrics": "\(bound.metrics ?? "off")",
@@ -111,13 +137,13 @@ public final class BrokerServer {
         let endpointsByIndex: [Endpoint] = [.workers, .clients, .control]
 
         while true {
-            var now = wallMillis()
+            var now = clock.now()
             let wait = Int(max(0, Int64(core.nextDeadline(now: now)) - Int64(now)))
             _ = try poller.poll(timeoutMs: wait)
             if poller.isReadable(stopIndex) { break }
             // Pages render here, between rounds: everything they show has been committed.
             if poller.isReadable(renderIndex) { mailbox.serve { Self.page($0, core) } }
-            now = wallMillis()
+            now = clock.now()
             let outgoing = try core.round(now: now) {
                 for (i, box) in sockets.enumerated() where poller.isReadable(i) {
                     var reads = 0
