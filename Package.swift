@@ -30,6 +30,7 @@ let package = Package(
     products: [
         .executable(name: "hume", targets: ["hume"]),
         .library(name: "HumeCore", targets: ["HumeCore"]),
+        .library(name: "HumeTransport", targets: ["HumeTransport"]),
         .library(name: "HumeClient", targets: ["HumeClient"]),
         // For the libFuzzer build in Fuzz/ (issue 16); nothing else links it.
         .library(name: "HumeFuzzTargets", targets: ["HumeFuzzTargets"]),
@@ -54,25 +55,29 @@ let package = Package(
                                  .linkedLibrary("gomp"), .linkedLibrary("m"), .linkedLibrary("stdc++")]),
 
         // Shared libraries.
-        .target(name: "HumeCore",
-                dependencies: ["CZeroMQ", .product(name: "Logging", package: "swift-log")],
-                path: "Sources/HumeCore"),
+        // Errors, JSON, bytes and the wire codec: no sockets, no libzmq (modules that never send a message use this).
+        .target(name: "HumeCore", path: "Sources/HumeCore"),
+        // ZeroMQ sockets and CURVE/ZAP: only the modules that send messages.
+        .target(name: "HumeTransport", dependencies: ["HumeCore", "CZeroMQ"], path: "Sources/HumeTransport"),
+        // The stage contracts (PROTOCOL.md §11): the Stage protocol, task outcomes and the one error→outcome mapping,
+        // the payloads stages hand each other, and each job kind's parameters. No sockets, no models.
+        .target(name: "HumeStages", dependencies: ["HumeCore"], path: "Sources/HumeStages"),
         .target(name: "HumeBroker",
-                dependencies: ["HumeCore", "CZeroMQ", .product(name: "GRDB", package: "GRDB.swift"),
+                dependencies: ["HumeCore", "HumeTransport", "HumeStages", "CZeroMQ", .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                                .product(name: "Logging", package: "swift-log")],
                 path: "Broker",
                 // The state machine is single-threaded by design; dynamic exclusivity checks were 2% of its time.
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         .target(name: "HumeWorker",
-                dependencies: ["HumeCore", "CZeroMQ", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["HumeCore", "HumeTransport", "HumeStages", "CZeroMQ", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/HumeWorker"),
         .target(name: "HumeClient",
-                dependencies: ["HumeCore", "CZeroMQ"],
+                dependencies: ["HumeCore", "HumeTransport", "CZeroMQ"],
                 path: "Sources/HumeClient"),
 
         .target(name: "HumeFleet",
-                dependencies: ["HumeCore", "HumeClient", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["HumeCore", "HumeTransport", "HumeClient", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/HumeFleet"),
 
         // Numerics: the MiniLM text embedder over OpenBLAS, and the closed-form diffusion core.
@@ -81,39 +86,43 @@ let package = Package(
         .target(name: "HumeLaneMath", path: "Sources/HumeLaneMath", swiftSettings: numericsSettings),
         .target(name: "HumeEmbed", dependencies: ["COpenBLAS", "HumeLaneMath"], path: "Sources/HumeEmbed",
                 swiftSettings: numericsSettings + hostVectorSettings),
-        .target(name: "HumeDiffusion", dependencies: ["HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings + hostVectorSettings),
+        .target(name: "HumeDiffusion", dependencies: ["HumeCore", "HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings + hostVectorSettings),
         // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
-        .target(name: "HumeData", dependencies: ["HumeCore", "CPNG"], path: "Sources/HumeData"),
+        .target(name: "HumeData", dependencies: ["HumeCore", "HumeStages", "CPNG"], path: "Sources/HumeData"),
         .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
+        // Texts to neighbours: the indexed databases (what the retrieve stage serves) and, given an embedding
+        // function, the in-process search the edit stage uses. Links FAISS, not the text model.
+        .target(name: "HumeSearch", dependencies: ["HumeCore", "HumeData", "HumeIndex", "HumeStages"], path: "Sources/HumeSearch"),
         // Quality metrics (fidelity: recognised, near copy, seed diversity), free of stages and models.
         .target(name: "HumeEval", dependencies: ["COpenBLAS"], path: "Sources/HumeEval", swiftSettings: numericsSettings),
         .executableTarget(name: "hume-diffusion-bench", dependencies: ["HumeDiffusion"], path: "Benchmarks/HumeDiffusionBench"),
 
         // Stages (one folder per stage under Workers/).
-        .target(name: "HumeNoop", dependencies: ["HumeWorker"], path: "Workers/Noop"),
-        .target(name: "HumeEmbedStage", dependencies: ["HumeWorker", "HumeEmbed"], path: "Workers/Embedder"),
+        // Each depends on the contracts and the libraries it computes with, never on another stage or on the runtime
+        // (the executable hands a stage to `WorkerRuntime`).
+        .target(name: "HumeNoop", dependencies: ["HumeStages"], path: "Workers/Noop"),
+        .target(name: "HumeEmbedStage", dependencies: ["HumeStages", "HumeEmbed"], path: "Workers/Embedder"),
         .target(name: "HumeDenoiseStage",
-                dependencies: ["HumeWorker", "HumeDiffusion", "HumeData", "HumeEmbedStage", "HumeCore"], path: "Workers/Denoiser"),
+                dependencies: ["HumeStages", "HumeDiffusion", "HumeData", "HumeCore"], path: "Workers/Denoiser"),
         .target(name: "HumeEditStage",
-                dependencies: ["HumeWorker", "HumeDenoiseStage", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeEmbedStage",
-                               "HumeRetrieveStage", "HumeCore"],
+                dependencies: ["HumeStages", "HumeDiffusion", "HumeData", "HumeEmbed", "HumeSearch", "HumeCore"],
                 path: "Workers/Editor"),
-        .target(name: "HumeRetrieveStage", dependencies: ["HumeWorker", "HumeIndex", "HumeData", "HumeCore"],
+        .target(name: "HumeRetrieveStage", dependencies: ["HumeStages", "HumeSearch", "HumeData", "HumeCore"],
                 path: "Workers/Retriever"),
         // Every decoder of outside bytes behind one function per fuzz target: libFuzzer drives them from Fuzz/, and
         // HumeFuzzTests replays the seed corpus through them.
         .target(name: "HumeFuzzTargets",
-                dependencies: ["HumeCore", "HumeBroker", "HumeClient", "HumeData", "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage",
+                dependencies: ["HumeCore", "HumeStages", "HumeBroker", "HumeClient", "HumeData", "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage",
                                "HumeEditStage", "HumeRetrieveStage", "HumeUploadStage"],
                 path: "Sources/HumeFuzzTargets"),
-        .target(name: "HumeUploadStage", dependencies: ["HumeWorker", "HumeData", "HumeCore", "CCurl"], path: "Workers/Uploader"),
+        .target(name: "HumeUploadStage", dependencies: ["HumeStages", "HumeData", "HumeCore", "CCurl"], path: "Workers/Uploader"),
 
         // The README's main job: a local fleet, a prompt file and edits through every stage, a gallery.
         .target(name: "HumeDemo", dependencies: ["HumeFleet", "HumeClient", "HumeData", "HumeCore"], path: "Sources/HumeDemo"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
-                          dependencies: ["HumeCore", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
+                          dependencies: ["HumeCore", "HumeTransport", "HumeStages", "HumeSearch", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
                                          "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage", "HumeDemo", "HumeEval",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
@@ -123,25 +132,27 @@ let package = Package(
                     path: "Tests/HumeBridgeTests"),
         .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed", "HumeLaneMath"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
+        // The stage contracts alone: no sockets, no models, no data.
+        .testTarget(name: "HumeContractsTests", dependencies: ["HumeStages", "HumeCore"], path: "Tests/HumeContractsTests"),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
         .testTarget(name: "HumeEvalTests", dependencies: ["HumeEval", "HumeData"], path: "Tests/HumeEvalTests"),
         .testTarget(name: "HumeStagesTests",
-                    dependencies: ["HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeRetrieveStage", "HumeData", "HumeDiffusion",
+                    dependencies: ["HumeStages", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeRetrieveStage", "HumeData", "HumeDiffusion",
                                    "HumeWorker", "HumeCore"],
                     path: "Tests/HumeStagesTests"),
-        .testTarget(name: "HumeDataTests", dependencies: ["HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
-        .testTarget(name: "HumeIndexTests", dependencies: ["HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
+        .testTarget(name: "HumeDataTests", dependencies: ["HumeStages", "HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
+        .testTarget(name: "HumeIndexTests", dependencies: ["HumeStages", "HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
                     path: "Tests/HumeIndexTests"),
-        .testTarget(name: "HumeFuzzTests", dependencies: ["HumeFuzzTargets", "HumeCore", "HumeData", "HumeClient"],
+        .testTarget(name: "HumeFuzzTests", dependencies: ["HumeStages", "HumeFuzzTargets", "HumeCore", "HumeData", "HumeClient"],
                     path: "Tests/HumeFuzzTests"),
-        .testTarget(name: "HumeCoreTests", dependencies: ["HumeCore", "HumeClient"], path: "Tests/HumeCoreTests"),
-        .testTarget(name: "HumeBrokerTests", dependencies: ["HumeBroker", "HumeCore", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "HumeCoreTests", dependencies: ["HumeStages", "HumeCore", "HumeTransport", "HumeClient"], path: "Tests/HumeCoreTests"),
+        .testTarget(name: "HumeBrokerTests", dependencies: ["HumeStages", "HumeBroker", "HumeCore", .product(name: "GRDB", package: "GRDB.swift")],
                     path: "Tests/HumeBrokerTests"),
-        .testTarget(name: "HumeFleetTests", dependencies: ["HumeFleet", "HumeCore"], path: "Tests/HumeFleetTests"),
-        .testTarget(name: "HumeUploadTests", dependencies: ["HumeUploadStage", "HumeData", "HumeWorker", "HumeCore", "HumeClient", "HumeFleet"],
+        .testTarget(name: "HumeFleetTests", dependencies: ["HumeStages", "HumeFleet", "HumeCore"], path: "Tests/HumeFleetTests"),
+        .testTarget(name: "HumeUploadTests", dependencies: ["HumeStages", "HumeUploadStage", "HumeData", "HumeWorker", "HumeCore", "HumeClient", "HumeFleet"],
                     path: "Tests/HumeUploadTests"),
         .testTarget(name: "HumeIntegrationTests",
-                    dependencies: ["HumeCore", "HumeClient", "HumeBroker", "HumeFleet", "HumeData", "CZeroMQ",
+                    dependencies: ["HumeStages", "HumeCore", "HumeTransport", "HumeClient", "HumeBroker", "HumeFleet", "HumeData", "CZeroMQ",
                                    .product(name: "GRDB", package: "GRDB.swift")],
                     path: "Tests/HumeIntegrationTests"),
     ],

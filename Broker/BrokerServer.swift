@@ -2,6 +2,7 @@ import CZeroMQ
 import Foundation
 import GRDB
 import HumeCore
+import HumeTransport
 import Logging
 
 /// The addresses a broker binds.

@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeTransport
 #if canImport(Glibc)
 import Glibc
 #endif

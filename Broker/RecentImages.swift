@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeStages
 
 /// An image a stage produced, kept for the status page's "latest outputs": the last few stage images (`HIMG`,
 /// PROTOCOL.md §11.5) that passed through the broker, whatever stage made them.
@@ -19,19 +20,16 @@ public struct RecentImage: Sendable, Equatable {
 
     /// Reads a stage image's header, metadata text and pixels; nil for anything else or a malformed one.
     public init?(job: UInt64, key: String, stage: String, body: [UInt8]) {
-        guard body.count >= 12, body[0] == 0x48, body[1] == 0x49, body[2] == 0x4D, body[3] == 0x47 else { return nil }
-        let w = Int(body[4]) | Int(body[5]) << 8
-        let h = Int(body[6]) | Int(body[7]) << 8
-        let m = Int(body[8]) | Int(body[9]) << 8 | Int(body[10]) << 16 | Int(body[11]) << 24
-        guard w > 0, h > 0, w <= RecentImage.maxSide, h <= RecentImage.maxSide, m >= 0, body.count - 12 - m >= w * h * 3 else { return nil }
+        guard let h = StageImage.header(of: body), h.width > 0, h.height > 0,
+              h.width <= RecentImage.maxSide, h.height <= RecentImage.maxSide else { return nil }
         self.job = job
         self.key = key
         self.stage = stage
-        width = w
-        height = h
-        let meta = (try? JSON.parse(body[12 ..< 12 + m])) ?? .null
+        width = h.width
+        height = h.height
+        let meta = (try? JSON.parse(body[h.metadata])) ?? .null
         text = meta["prompt"]?.string ?? meta["edit"]?.string ?? ""
-        rgb = Array(body[(12 + m) ..< (12 + m + w * h * 3)])
+        rgb = Array(body[h.pixels])
     }
 
     /// The image as a 24-bit BMP (bottom-up BGR rows padded to 4 bytes): every browser shows it in an `<img>`, and

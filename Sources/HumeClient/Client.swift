@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import HumeCore
+import HumeTransport
 
 /// A connection to a broker's client (or control) endpoint. Not thread-safe: use it from one thread.
 public final class BrokerConnection {

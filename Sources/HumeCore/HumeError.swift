@@ -60,3 +60,18 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
     }
     public var description: String { "\(function) failed: \(detail) (errno \(errno))" }
 }
+
+/// An error that says, in one sentence for whoever sent the request, what was wrong, and whether a retry could help.
+/// The stages' errors conform; `StageOutcome(error:)` (HumeStages) turns any of them into a task outcome, in one place.
+public protocol ReportableError: Error {
+    /// One sentence for the sender.
+    var message: String { get }
+    /// True when no retry can succeed (bad input: the job fails at once); false when another attempt may.
+    var isPermanent: Bool { get }
+}
+
+extension HumeError: ReportableError {
+    /// The codes that describe the request rather than this host: bad input, an unknown name, a size over a limit.
+    public static let permanentCodes: Set<Code> = [.permanent, .invalidInput, .unknown, .tooLarge, .badRequest]
+    public var isPermanent: Bool { HumeError.permanentCodes.contains(code) }
+}

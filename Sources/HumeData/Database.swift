@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeStages
 
 /// One item of a database's `manifest.jsonl` (see Ops/DATABASES.md).
 public struct DatabaseItem: Sendable, Equatable {
@@ -50,7 +51,7 @@ public final class Database: Sendable {
     public static let dimension = 384
     /// The database generation uses when a job names none: the emoji in several open styles side by side
     /// (Ops/DATABASES.md), chosen by `hume eval fidelity` over the Noto-only `emoji` (README, "Fidelity").
-    public static let defaultName = "emoji-styles"
+    public static let defaultName = GenerateParameters.defaultDatabase
 
     /// Database name (`emoji`, `tuxpaint`).
     public let name: String

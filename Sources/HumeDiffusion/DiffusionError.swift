@@ -1,5 +1,9 @@
+import HumeCore
+
 /// An error from the diffusion library: a stable code to branch on and one sentence for a person.
-public struct DiffusionError: Error, CustomStringConvertible, Sendable {
+public struct DiffusionError: ReportableError, CustomStringConvertible, Sendable {
+    /// The diffusion library refuses bad settings or inputs only: no retry can help.
+    public var isPermanent: Bool { true }
     /// What kind of failure this is. Extensible: new codes are added as static members.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String

@@ -1,6 +1,7 @@
 import Foundation
 import HumeClient
 import HumeCore
+import HumeTransport
 
 /// Reads a process's peak resident set (VmHWM) in MiB from /proc.
 public func peakRSSMiB(pid: Int32) -> Double? {

@@ -1,6 +1,7 @@
 import Foundation
 import HumeClient
 import HumeCore
+import HumeTransport
 import Logging
 
 /// The path of the running executable (children are started from the same binary).

@@ -2,6 +2,7 @@ import Foundation
 import HumeBroker
 import HumeClient
 import HumeCore
+import HumeStages
 import HumeData
 import HumeDenoiseStage
 import HumeEditStage
@@ -33,7 +34,7 @@ public enum FuzzTargets {
     static func expectHumeErrors<T>(_ what: String, _ body: () throws -> T) {
         do { _ = try body() } catch {
             switch error {
-            case is HumeError, is StageInputError, is StageImageError, is EmbedError, is UploadError: break
+            case is any ReportableError, is EmbedError, is UploadError: break
             default: fatalError("\(what) threw \(type(of: error)), not one of Hume's errors: \(error)")
             }
         }
@@ -81,18 +82,16 @@ public enum FuzzTargets {
     public static func params(_ data: [UInt8]) {
         expectHumeErrors("GenerateParameters") { try GenerateParameters(json: data) }
         expectHumeErrors("EditParameters") { try EditParameters(json: data) }
-        expectHumeErrors("RetrieveParams") { try RetrieveParams(json: data) }
         expectHumeErrors("UploadParameters") { try UploadParameters(json: data, defaultDestination: "file:///tmp/hume-fuzz-out") }
         expectHumeErrors("JSON.parse") { try JSON.parse(data) }
     }
 
-    /// What stages hand each other: the embed output, the retrieve input and answer, the denoiser's neighbours, the
+    /// What stages hand each other: the embed input and output, the neighbours (the retrieve answer), the
     /// stage image (as the next stage and the broker's status page read it).
     public static func payloads(_ data: [UInt8]) {
-        _ = EmbedStage.decodeOutput(data)
-        expectHumeErrors("RetrieveStage.decodeInput") { try RetrieveStage.decodeInput(data) }
-        expectHumeErrors("RetrieveAnswer") { try RetrieveAnswer(data) }
-        expectHumeErrors("Neighbours") { try Neighbours(json: data) }
+        expectHumeErrors("EmbedOutput") { try EmbedOutput(decoding: data) }
+        expectHumeErrors("Neighbours") { try Neighbours(decoding: data) }
+        expectHumeErrors("EmbedInput") { try EmbedInput.text(params: data, data: []).get() }
         expectHumeErrors("StageImage") { try StageImage(decoding: data) }
         _ = RecentImage(job: 1, key: "k", stage: "denoise", body: data)
     }

@@ -1,6 +1,8 @@
 import CZeroMQ
 import Foundation
 import HumeCore
+import HumeStages
+import HumeTransport
 import Logging
 
 /// Hands tasks from the I/O thread to executor threads and outcomes back. Guarded by one condition variable.
@@ -134,19 +136,23 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
             var records: [DoneRecord] = []
             records.reserveCapacity(tasks.count)
             let started = DispatchTime.now().uptimeNanoseconds
+            func record(_ o: StageOutcome, _ lease: UInt64) -> DoneRecord {
+                switch o {
+                case .ok(let b): DoneRecord(lease: lease, outcome: .ok, body: b)
+                case .retryable(let m): DoneRecord(lease: lease, outcome: .retryable, body: Array(m.utf8))
+                case .permanent(let m): DoneRecord(lease: lease, outcome: .permanent, body: Array(m.utf8))
+                }
+            }
             do {
                 let outcomes = try stage.run(tasks)
                 for (i, t) in tasks.enumerated() {
-                    let o = i < outcomes.count ? outcomes[i] : .retryable("The stage returned no outcome for this task.")
-                    switch o {
-                    case .ok(let b): records.append(DoneRecord(lease: t.lease, outcome: .ok, body: b))
-                    case .retryable(let m): records.append(DoneRecord(lease: t.lease, outcome: .retryable, body: Array(m.utf8)))
-                    case .permanent(let m): records.append(DoneRecord(lease: t.lease, outcome: .permanent, body: Array(m.utf8)))
-                    }
+                    records.append(record(i < outcomes.count ? outcomes[i] : .retryable("The stage returned no outcome for this task."), t.lease))
                 }
             } catch {
-                let m = Array("The stage failed: \(error)".utf8)
-                records = tasks.map { DoneRecord(lease: $0.lease, outcome: .retryable, body: m) }
+                // One task: the error is its own, mapped as every stage maps errors. A batch: no task can be blamed, so
+                // all are retried (each may land in another batch).
+                let o = tasks.count == 1 ? StageOutcome(error: error) : .retryable("The stage failed: \(error)")
+                records = tasks.map { record(o, $0.lease) }
             }
             board.complete(records, busyNs: DispatchTime.now().uptimeNanoseconds - started)
             resultsReady.wake()

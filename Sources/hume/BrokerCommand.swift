@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HumeBroker
 import HumeCore
+import HumeTransport
 import HumeFleet
 import HumeWorker
 import Logging

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeEmbed
 import HumeIndex
@@ -126,23 +127,23 @@ struct SearchCommand: ParsableCommand {
 
     func run() throws {
         reporting {
-            guard (1...RetrieveParams.maxK).contains(k) else {
-                throw HumeError(.invalidInput, "-k must be from 1 to \(RetrieveParams.maxK), got \(k).")
+            guard (1...GenerateParameters.maxK).contains(k) else {
+                throw HumeError(.invalidInput, "-k must be from 1 to \(GenerateParameters.maxK), got \(k).")
             }
             let stage = RetrieveStage(batchSize: 1)
-            let loaded = try stage.database(database)
+            let loaded = try stage.databases.database(database)
             let q = try loadEmbedder().embed(query)
             let params = JSON.object(["database": JSON(database), "k": JSON(k)]).bytes
-            let outcome = try stage.run([StageTask(lease: 0, jobID: 0, attempt: 0, key: "search", params: params, input: encodeQuery(q))])[0]
+            let outcome = try stage.run([StageTask(lease: 0, jobID: 0, attempt: 0, key: "search", params: params, input: EmbedOutput(vector: q, text: query).encoded())])[0]
             guard case .ok(let bytes) = outcome else { throw HumeError(.permanent, "\(outcome)") }
-            let answer = try RetrieveAnswer(bytes)
+            let answer = try Neighbours(decoding: bytes)
             if json {
                 print(String(decoding: bytes, as: UTF8.self))
             } else {
                 print("rank  score   id     caption")
                 for (i, id) in answer.ids.enumerated() {
                     let item = loaded.database.items[id]
-                    print(String(format: "%4d  %.4f  %-5d  ", i + 1, answer.scores[i], id) + item.caption + "  [\(item.subgroup)]")
+                    print(String(format: "%4d  %.4f  %-5d  ", i + 1, answer.scores?[i] ?? 0, id) + item.caption + "  [\(item.subgroup)]")
                 }
             }
             if let sheet {

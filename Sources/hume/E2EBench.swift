@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HumeClient
 import HumeCore
+import HumeStages
 import HumeData
 import HumeFleet
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
@@ -17,23 +18,23 @@ struct EvalFidelity: ParsableCommand {
         commandName: "fidelity",
         abstract: "Recognised / near copy / seed diversity of generated stickers on prompts naming things the database holds.")
 
-    @Option(help: "Database name.") var database = Database.defaultName
     @Option(help: "Prompt list (JSONL: prompt, concepts); default Ops/eval/fidelity-<emoji|tuxpaint>.jsonl for the database.")
     var prompts: String?
     @Option(help: "At most this many prompts (the list's first).") var count: Int?
     @Option(help: "Samples per prompt (seeds 1…n).") var seeds = 3
-    @Option(name: .short, help: "Neighbours.") var k = 16
-    @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
-    @Option(help: "DDIM steps.") var steps = 20
-    @Option(help: "Similarity temperature (the denoise stage's `temperature`).") var temperature = GenerateParameters.defaultTemperature
-    @Option(help: "Patch sizes as a multiple of the prototype's (the denoise stage's `patch_scale`).") var patchScale = GenerateParameters.defaultPatchScale
-    @Option(help: "Rank prior (the denoise stage's `focus`).") var focus = GenerateParameters.defaultFocus
-    @Option(help: "Label consensus bonus (the denoise stage's `consensus`; uses database labels).") var consensus = GenerateParameters.defaultConsensus
-    @Option(help: "Neighbours more than this below the best similarity are not used (the denoise stage's `margin`; 2 keeps all).")
-    var margin = GenerateParameters.defaultMargin ?? 2
-    @Option(help: "Minimum silhouette overlap with the sample's shape-setting neighbour (the denoise stage's `coherence`; 0 keeps all).")
-    var coherence = GenerateParameters.defaultCoherence ?? 0
-    @Flag(inversion: .prefixedNo, help: "Register neighbours to the shape-setting one (the denoise stage's `register`).") var register = true
+    @OptionGroup var options: GenerateOptions
+    // The shared settings under the names the code below reads.
+    var database: String { options.database }
+    var k: Int { options.k }
+    var size: Int { options.size }
+    var steps: Int { options.steps }
+    var temperature: Double { options.temperature }
+    var patchScale: Double { options.patchScale }
+    var focus: Double { options.focus }
+    var consensus: Double { options.consensus }
+    var margin: Double { options.margin }
+    var coherence: Double { options.coherence }
+    var register: Bool { options.register }
     @Option(help: "A sample is a near copy when its aligned RMSE at 32² to some database image is below this.") var copyThreshold = 0.08
     @Flag(inversion: .prefixedNo, help: "Also score the first version's default (rank-only focus 0.3, consensus 2, no similarities).")
     var baseline = true
@@ -93,12 +94,8 @@ struct EvalFidelity: ParsableCommand {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { fail("could not read the prompt list \(path)") }
         var list = reporting { try FidelityPrompt.parseList(text, file: path) }
         if let count { guard count >= 1 else { fail("--count must be at least 1.") }; list = Array(list.prefix(count)) }
-        // The denoise stage's own parser checks every setting, with the stage's sentences.
-        let settings: [String: JSON] = ["database": .string(database), "k": JSON(k), "size": JSON(size), "steps": JSON(steps),
-                                        "temperature": .number(temperature), "focus": .number(focus), "consensus": .number(consensus),
-                                        "patch_scale": .number(patchScale)]
-            .merging(["margin": .number(margin), "coherence": .number(coherence), "register": .bool(register)]) { a, _ in a }
-        _ = reporting { try GenerateParameters(json: JSON.object(settings).bytes) }
+        // `GenerateOptions.validate()` has run the settings through the stages' own parser.
+        let settings = options.parameters
         let embed: EmbedStage = reporting { try EmbedStage(batchSize: 64) }
         let retrieve = RetrieveStage(batchSize: 64)
         let denoise = DenoiseStage()
@@ -118,7 +115,7 @@ struct EvalFidelity: ParsableCommand {
         metric.copyThreshold = copyThreshold
 
         // Embed and retrieve every prompt in batches, as the fleet's stages would.
-        let params = JSON.object(settings).bytes
+        let params = settings.object.bytes
         func check(_ o: StageOutcome, _ what: String) -> [UInt8] {
             switch o {
             case .ok(let b): return b
@@ -142,12 +139,13 @@ struct EvalFidelity: ParsableCommand {
         var rows: [[[UInt8]]] = [], lines: [String] = []
         for (n, p) in list.enumerated() {
             let asked = Set(p.concepts)
-            let neighbours = reporting { try Neighbours(json: answers[n]) }
+            let neighbours = reporting { try Neighbours(decoding: answers[n]) }
             if let first = neighbours.ids.first, asked.contains(items[first].concept) { top1 += 1 }
             var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = [], usedCounts: [Int] = []
             for seed in 1...seeds {
-                let seeded = JSON.object(settings.merging(["seed": JSON(seed)]) { a, _ in a })
-                let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: seeded.bytes, input: answers[n])
+                var seeded = settings
+                seeded.seed = UInt64(seed)
+                let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: seeded.object.bytes, input: answers[n])
                 let out = check(reporting { try denoise.run([task]) }[0], "denoising")
                 let image = reporting { try StageImage(decoding: out) }
                 samples.append(image.pixels)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeTransport
 
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

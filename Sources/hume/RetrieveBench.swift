@@ -4,7 +4,7 @@ import HumeCore
 import HumeData
 import HumeIndex
 import HumeRetrieveStage
-import HumeWorker
+import HumeStages
 
 /// Deterministic random unit vectors (SplitMix64 + Box–Muller).
 struct UnitVectors {
@@ -120,13 +120,13 @@ struct BenchRetrieve: ParsableCommand {
     /// The stage's run() against the raw index search on the same queries (the database's own embeddings).
     func stageOverhead() throws -> JSON {
         let stage = RetrieveStage(batchSize: 1)
-        let loaded = try stage.database(database)
+        let loaded = try stage.databases.database(database)
         let emb = try loaded.database.embeddings()
         let n = min(500, emb.count)
         let d = Database.dimension
         let params = JSON.object(["database": JSON(database), "k": JSON(16)]).bytes
         let tasks = (0..<n).map { i in
-            StageTask(lease: UInt64(i), jobID: UInt64(i), attempt: 0, key: "\(i)", params: params, input: encodeQuery(emb.vector(i)))
+            StageTask(lease: UInt64(i), jobID: UInt64(i), attempt: 0, key: "\(i)", params: params, input: EmbedOutput(vector: emb.vector(i), text: "").encoded())
         }
         let ix = loaded.index.index
         var raw: [Double] = [], staged: [Double] = []

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion

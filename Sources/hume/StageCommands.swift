@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
@@ -8,6 +9,7 @@ import HumeEditStage
 import HumeEmbed
 import HumeEmbedStage
 import HumeRetrieveStage
+import HumeSearch
 import HumeWorker
 
 /// Loads the embedder or exits with one sentence.
@@ -96,7 +98,7 @@ struct EmbedCommand: ParsableCommand {
         let d = embedder.dimension
         var bytes: [UInt8]
         if format == "npy" {
-            bytes = npyHeader(rows: texts.count, columns: d) + EmbedStage.littleEndianBytes(flat[...])
+            bytes = npyHeader(rows: texts.count, columns: d) + EmbedOutput(vector: flat, text: "").encoded()
         } else {
             var s = ""
             for i in 0..<texts.count {
@@ -125,7 +127,7 @@ struct TrainSplitSearch {
     let testCount: Int
 
     init(database name: String) {
-        loaded = reporting { try RetrieveStage(batchSize: 1).database(name) }
+        loaded = reporting { try IndexedDatabases(root: Database.databasesRoot).database(name) }
         embedder = loadEmbedder()
         testCount = loaded.database.items.filter { $0.split != "train" }.count
     }
@@ -146,46 +148,28 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate one sticker for a prompt in one process: the embed, retrieve and denoise stages' own code, chained.")
 
     @Argument(help: "The prompt.") var prompt: String
-    @Option(help: "Database name.") var database = Database.defaultName
-    @Option(name: .short, help: "Neighbours.") var k = 16
-    @Option(help: "Seed.") var seed = 1
-    @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
-    @Option(help: "DDIM steps.") var steps = 20
-    @Option(help: "γ: weight of the prompt's neighbours over a random background sample.") var guidance: Double?
-    @Option(help: "Rank prior: neighbour i gets log-weight −focus·i (0: all alike; more: follow the best matches).")
-    var focus = GenerateParameters.defaultFocus
-    @Option(help: "Log-weight bonus for the neighbours in their consensus subgroup, the one with the most rank-prior votes (0: none).")
-    var consensus = GenerateParameters.defaultConsensus
-    @Option(help: "Similarity temperature: neighbour i gets log-weight −(s_best − sᵢ)/temperature (smaller: follow the best matches).")
-    var temperature = GenerateParameters.defaultTemperature
-    @Option(help: "Neighbours scored more than this below the best are not used.") var margin = GenerateParameters.defaultMargin ?? 0.03
-    @Option(help: "Silhouette overlap a neighbour needs with the one that sets the sample's shape (0: every neighbour).")
-    var coherence = GenerateParameters.defaultCoherence ?? 0.8
-    @Flag(inversion: .prefixedNo, help: "Mirror, scale and shift neighbours onto the shape-setting one first.") var register = true
-    @Option(help: "Patch sizes as a multiple of the prototype's.") var patchScale = GenerateParameters.defaultPatchScale
+    @Option(help: "Seed (0 or more).") var seed = 1
+    @OptionGroup var options: GenerateOptions
     @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Also write a sheet of the neighbours beside the result.") var sheet: String?
 
+    func validate() throws {
+        guard !prompt.allSatisfy(\.isWhitespace) else { throw ValidationError("The prompt is empty; give a text such as \"a smiling sun\".") }
+        guard seed >= 0 else { throw ValidationError("--seed must be 0 or more, got \(seed).") }
+    }
+
     func run() throws {
-        guard !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { fail("the prompt is empty; give a text such as \"a smiling sun\"") }
         // The same job a client would submit with route embed,retrieve,denoise: the prompt as data, settings as params.
-        var params: [String: JSON] = ["database": .string(database), "k": JSON(k), "seed": JSON(seed), "size": JSON(size),
-                                      "steps": JSON(steps)]
-        if let guidance { params["guidance"] = .number(guidance) }
-        params["focus"] = .number(focus)
-        params["consensus"] = .number(consensus)
-        params["temperature"] = .number(temperature)
-        params["margin"] = .number(margin)
-        params["coherence"] = .number(coherence)
-        params["register"] = .bool(register)
-        params["patch_scale"] = .number(patchScale)
+        var p = options.parameters
+        p.seed = UInt64(seed)
+        let database = p.database, size = p.size
         let embed: EmbedStage = reporting {
             do { return try EmbedStage(batchSize: 1) } catch {
                 throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
             }
         }
         let retrieve = RetrieveStage(batchSize: 1), denoise = DenoiseStage()
-        let body = reporting { try runStages([embed, retrieve, denoise], params: JSON.object(params).bytes, data: Array(prompt.utf8)) }
+        let body = reporting { try runStages([embed, retrieve, denoise], params: p.object.bytes, data: Array(prompt.utf8)) }
         let image = reporting { try StageImage(decoding: body) }
         write(reporting { try image.png() }, to: out)
         let ids = ints(metadataObject(image)["neighbours"])
@@ -253,17 +237,19 @@ struct EvalGenerate: ParsableCommand {
         commandName: "generate",
         abstract: "Label agreement and copy rate of generated stickers on held-out concepts, retrieved vs random neighbours.")
 
-    @Option(help: "Database name.") var database = Database.defaultName
     @Option(help: "Prompts: `concepts` (one per held-out concept, its base caption: each concept counts once) or `items` (every held-out item, so a concept with 25 skin-tone variants counts 25 times).")
     var prompts: PromptSet = .concepts
     @Option(help: "At most this many prompts (a seeded subset; absent: all).") var count: Int?
-    @Option(name: .short, help: "Neighbours.") var k = 16
-    @Option(help: "Side: 32 or 64.") var size = Generator.defaultSize
-    @Option(help: "DDIM steps.") var steps = 20
-    @Option(help: "γ over a random background sample (absent: none).") var guidance: Double?
-    @Option(help: "Rank prior: neighbour i gets log-weight −focus·i.") var focus = GenerateParameters.defaultFocus
-    @Option(help: "Similarity temperature: neighbour i gets log-weight −(s_best − sᵢ)/temperature.") var temperature = GenerateParameters.defaultTemperature
-    @Option(help: "Log-weight bonus for the neighbours in the neighbours' consensus subgroup (the denoise stage's `consensus`).") var consensus = GenerateParameters.defaultConsensus
+    @OptionGroup var options: GenerateOptions
+    // The shared settings under the names the code below reads.
+    var database: String { options.database }
+    var k: Int { options.k }
+    var size: Int { options.size }
+    var steps: Int { options.steps }
+    var guidance: Double? { options.guidance }
+    var temperature: Double { options.temperature }
+    var focus: Double { options.focus }
+    var consensus: Double { options.consensus }
     @Option(help: "A sample is a copy when its RMSE to the nearest real image, or to one of its neighbours shifted by up to --copy-shift pixels, is below this ([0,1] units).") var copyThreshold = 0.05
     @Option(help: "Shifts (pixels, each axis) under which a sample still counts as a copy of a neighbour.") var copyShift = 2
     @Option(help: "Samples per prompt: sample j (0-based) of prompt n uses seed n + 1 + j·prompts, so 1 gives the single-sample numbers; rates are means over all samples.") var seeds = 1
@@ -271,11 +257,8 @@ struct EvalGenerate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        // The denoise stage's own parser checks k, size, steps, guidance, focus and consensus, with the stage's sentences.
-        var settings: [String: JSON] = ["k": JSON(k), "size": JSON(size), "steps": JSON(steps), "focus": .number(focus), "consensus": .number(consensus),
-                                        "temperature": .number(temperature)]
-        if let guidance { settings["guidance"] = .number(guidance) }
-        let base = reporting { try GenerateParameters(json: JSON.object(settings).bytes) }
+        // `GenerateOptions.validate()` has run the settings through the stages' own parser.
+        let base = options.parameters
         if let count, count < 1 { fail("--count must be at least 1.") }
         guard (1...100).contains(seeds) else { fail("--seeds must be a whole number from 1 to 100.") }
         guard (0..<size).contains(copyShift) else { fail("--copy-shift must be from 0 to \(size - 1) pixels.") }

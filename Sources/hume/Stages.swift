@@ -1,4 +1,5 @@
 import HumeCore
+import HumeStages
 import HumeDenoiseStage
 import HumeEditStage
 import HumeEmbedStage

@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeEmbed
 import HumeRetrieveStage
@@ -9,13 +10,16 @@ import Testing
 /// One stage for the suite: it caches the loaded index, as a worker does.
 let sharedStage = RetrieveStage(batchSize: 16)
 
+/// The embed stage's payload for a bare vector (no text).
+func query(_ v: [Float]) -> [UInt8] { EmbedOutput(vector: v, text: "").encoded() }
+
 func task(_ params: String, _ input: [UInt8]) -> StageTask {
     StageTask(lease: 1, jobID: 1, attempt: 0, key: "t", params: Array(params.utf8), input: input)
 }
 
 /// The emoji database with its index, or a failure (not a skip) saying how to build it.
 func requireEmojiIndex() throws {
-    do { _ = try sharedStage.database("emoji"); _ = try sharedStage.database(Database.defaultName) } catch {
+    do { _ = try sharedStage.databases.database("emoji"); _ = try sharedStage.databases.database(Database.defaultName) } catch {
         Issue.record("The emoji database and its index are needed: run Ops/prepare-data.sh first (\(error)).")
         throw error
     }
@@ -28,28 +32,28 @@ struct RetrieveStageTests {
         try requireEmojiIndex()
         let embedder = try Embedder(modelDirectory: Embedder.defaultModelDirectory)
         let q = try embedder.embed("a red apple")
-        let out = try sharedStage.run([task(#"{"database": "emoji", "k": 5}"#, encodeQuery(q))])
+        let out = try sharedStage.run([task(#"{"database": "emoji", "k": 5}"#, query(q))])
         guard case .ok(let bytes) = out[0] else { Issue.record("not ok: \(out[0])"); return }
-        let a = try RetrieveAnswer(bytes)
+        let a = try Neighbours(decoding: bytes)
         #expect(a.database == "emoji")
-        #expect(a.ids.count == 5 && a.scores.count == 5 && a.captions.count == 5)
+        #expect(a.ids.count == 5 && a.scores?.count == 5 && a.captions.count == 5)
         #expect(a.captions.contains { $0.contains("apple") }, "top 5: \(a.captions)")
-        #expect(a.scores == a.scores.sorted(by: >))
+        #expect(a.scores == a.scores?.sorted(by: >))
     }
 
     @Test("a stored embedding retrieves its own item first; default params are the default database and k = 16")
     func ownItem() throws {
         try requireEmojiIndex()
-        let db = try sharedStage.database(Database.defaultName).database
-        let out0 = try sharedStage.run([task("", encodeQuery(try db.embeddings().vector(0)))])
-        if case .ok(let bytes) = out0[0] { #expect(try RetrieveAnswer(bytes).database == Database.defaultName) }
+        let db = try sharedStage.databases.database(Database.defaultName).database
+        let out0 = try sharedStage.run([task("", query(try db.embeddings().vector(0)))])
+        if case .ok(let bytes) = out0[0] { #expect(try Neighbours(decoding: bytes).database == Database.defaultName) }
         let emb = try db.embeddings()
-        let out = try sharedStage.run([task("", encodeQuery(emb.vector(42))), task("{}", encodeQuery(emb.vector(7)))])
+        let out = try sharedStage.run([task("", query(emb.vector(42))), task("{}", query(emb.vector(7)))])
         for (o, id) in zip(out, [42, 7]) {
             guard case .ok(let bytes) = o else { Issue.record("not ok: \(o)"); continue }
-            let a = try RetrieveAnswer(bytes)
+            let a = try Neighbours(decoding: bytes)
             #expect(a.ids.count == 16)
-            #expect(a.scores[0] > 0.999)
+            #expect(a.scores![0] > 0.999)
             #expect(db.items[a.ids[0]].retrievalText == db.items[id].retrievalText)
         }
     }
@@ -57,13 +61,13 @@ struct RetrieveStageTests {
     @Test("the text after the embedding is echoed as \"prompt\"; text that is not UTF-8 is refused")
     func echoesPrompt() throws {
         try requireEmojiIndex()
-        let q = encodeQuery([Float](repeating: 1 / Float(384).squareRoot(), count: 384))
+        let q = query([Float](repeating: 1 / Float(384).squareRoot(), count: 384))
         let out = try sharedStage.run([task(#"{"k": 2}"#, q + Array("a red apple 🍎".utf8)), task(#"{"k": 2}"#, q),
                                        task(#"{"k": 2}"#, q + [0xff, 0xfe])])
         guard case .ok(let a) = out[0], case .ok(let b) = out[1] else { Issue.record("not ok: \(out)"); return }
-        #expect(try RetrieveAnswer(a).prompt == "a red apple 🍎")
-        #expect(try RetrieveAnswer(b).prompt == "")
-        #expect(try RetrieveAnswer(a).ids == RetrieveAnswer(b).ids, "the text does not change the search")
+        #expect(try Neighbours(decoding: a).prompt == "a red apple 🍎")
+        #expect(try Neighbours(decoding: b).prompt == nil)
+        #expect(try Neighbours(decoding: a).ids == Neighbours(decoding: b).ids, "the text does not change the search")
         guard case .permanent(let m) = out[2] else { Issue.record("accepted a non-UTF-8 text: \(out[2])"); return }
         #expect(m.contains("not valid UTF-8"))
     }
@@ -71,7 +75,7 @@ struct RetrieveStageTests {
     @Test("bad inputs fail permanently with one clear sentence, and do not spoil the batch")
     func badInputs() throws {
         try requireEmojiIndex()
-        let good = encodeQuery([Float](repeating: 1 / Float(384).squareRoot(), count: 384))
+        let good = query([Float](repeating: 1 / Float(384).squareRoot(), count: 384))
         let out = try sharedStage.run([
             task("{}", Array(good.prefix(100))),
             task(#"{"database": "nope"}"#, good),
@@ -80,7 +84,7 @@ struct RetrieveStageTests {
             task(#"{"k": "ten"}"#, good),
             task("[1, 2]", good),
             task("{", good),
-            task("{}", encodeQuery([Float](repeating: .nan, count: 384))),
+            task("{}", query([Float](repeating: .nan, count: 384))),
             task(#"{"k": 3}"#, good),
         ])
         func message(_ o: StageOutcome) -> String? { if case .permanent(let m) = o { return m }; return nil }
@@ -94,6 +98,6 @@ struct RetrieveStageTests {
         #expect(message(out[6])?.contains("not valid JSON") == true)
         #expect(message(out[7])?.contains("NaN") == true)
         guard case .ok(let bytes) = out[8] else { Issue.record("good task failed: \(out[8])"); return }
-        #expect(try RetrieveAnswer(bytes).ids.count == 3)
+        #expect(try Neighbours(decoding: bytes).ids.count == 3)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import HumeClient
 import HumeCore
+import HumeTransport
 import HumeFleet
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import HumeClient
 import HumeCore
+import HumeStages
 import HumeData
 import HumeFleet
 import Testing
@@ -71,8 +72,8 @@ struct PipelineTests {
         GenerateCase(key: "face-param", prompt: "grinning face", database: "emoji", seed: 3, promptAsData: false),
         GenerateCase(key: "unicode", prompt: "café ☕ at night", database: "emoji", seed: 4),
         GenerateCase(key: "bad-db", prompt: "a red apple", database: "nope", seed: 1, failure: "Unknown database \"nope\""),
-        GenerateCase(key: "bad-k0", prompt: "a red apple", database: "emoji", seed: 1, k: 0, failure: "\"k\" must be an integer from 1 to 256"),
-        GenerateCase(key: "bad-k", prompt: "a red apple", database: "tuxpaint", seed: 1, failure: "\"k\" must be an integer from 1 to 256",
+        GenerateCase(key: "bad-k0", prompt: "a red apple", database: "emoji", seed: 1, k: 0, failure: "The \"k\" parameter is 0; it must be a whole number from 1 to 256"),
+        GenerateCase(key: "bad-k", prompt: "a red apple", database: "tuxpaint", seed: 1, failure: "The \"k\" parameter is \"many\"; it must be a whole number from 1 to 256",
                      extra: ["k": .string("many")]),
         GenerateCase(key: "no-prompt", prompt: "", database: "emoji", seed: 1, failure: "no \"prompt\""),
         GenerateCase(key: "bad-size", prompt: "a red apple", database: "emoji", seed: 1, failure: "must be 32 or 64",
@@ -243,16 +244,17 @@ struct PipelineTests {
         #expect(rc2 == 0, "\(err2)")
         let b = try JSON.parse(out2)
         #expect(b["edits"]?.int == 10 && (b["seconds_per_edit"]?.double ?? 0) > 0 && (b["flops_per_edit"]?.double ?? 0) > 0)
-        // Bad settings: one sentence and exit 1, never a crash.
-        let bad: [([String], String)] = [
-            (["eval", "generate", "--count=-1"], "--count must be at least 1"),
-            (["eval", "generate", "--copy-shift=-1", "--size", "32"], "--copy-shift must be from 0 to 31"),
-            (["eval", "generate", "--focus", "11"], "\"focus\" parameter is 11"),
-            (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1"),
+        // Bad settings: one sentence and exit 1, never a crash; a generate setting the stages' parser refuses is a usage
+        // error (exit 64, swift-argument-parser's), caught before anything loads, with the sentence a worker would send.
+        let bad: [([String], String, Int32)] = [
+            (["eval", "generate", "--count=-1"], "--count must be at least 1", 1),
+            (["eval", "generate", "--copy-shift=-1", "--size", "32"], "--copy-shift must be from 0 to 31", 1),
+            (["eval", "generate", "--focus", "11"], "Error: The \"focus\" parameter is 11; it must be a number from 0 to 10.", 64),
+            (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1", 1),
         ]
-        for (args, expected) in bad {
+        for (args, expected, code) in bad {
             let (rc, _, err) = try await onOwnThread { try hume(args, timeout: 120) }
-            #expect(rc == 1 && err.contains(expected), "\(args): rc \(rc), \(err)")
+            #expect(rc == code && err.contains(expected), "\(args): rc \(rc), \(err)")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeTransport
 import HumeFleet
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import HumeClient
 import HumeCore
+import HumeTransport
 import HumeFleet
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import HumeClient
 import HumeCore
+import HumeStages
 import HumeData
 import HumeFleet
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeDenoiseStage
 import HumeDiffusion
@@ -23,7 +24,7 @@ func task(_ params: String, input: [UInt8] = []) -> StageTask {
 
 /// The cosine of two outcomes' vectors (the embed output's first 1536 bytes), or nil unless both are `.ok`.
 func cosine(_ a: StageOutcome, _ b: StageOutcome) -> Float? {
-    guard case .ok(let x) = a, case .ok(let y) = b, let u = EmbedStage.decodeOutput(x), let v = EmbedStage.decodeOutput(y) else { return nil }
+    guard case .ok(let x) = a, case .ok(let y) = b, let u = (try? EmbedOutput(decoding: x)), let v = (try? EmbedOutput(decoding: y)) else { return nil }
     return zip(u.vector, v.vector).reduce(0) { $0 + $1.0 * $1.1 }
 }
 
@@ -51,7 +52,7 @@ struct EmbedStageTests {
             let single = try stage.run([tasks[i]])
             let c = cosine(single[0], batch[i])
             #expect(c != nil && c! > 0.99999, "task \(i): batch vs single cosine \(String(describing: c))")
-            guard case .ok(let bytes) = batch[i], let out = EmbedStage.decodeOutput(bytes) else { Issue.record("task \(i) failed: \(batch[i])"); continue }
+            guard case .ok(let bytes) = batch[i], let out = (try? EmbedOutput(decoding: bytes)) else { Issue.record("task \(i) failed: \(batch[i])"); continue }
             #expect(out.vector.count == 384)
             #expect(bytes.count == 1536 + out.text.utf8.count)
             let v = out.vector
@@ -66,7 +67,7 @@ struct EmbedStageTests {
         let other = cosine(batch[0], batch[2])
         #expect(other != nil && other! < 0.9, "different texts must give different vectors")
         // The text embedded follows the vector, so the retrieve stage can echo it.
-        if case .ok(let bytes) = batch[2] { #expect(EmbedStage.decodeOutput(bytes)?.text == "with sunglasses") }
+        if case .ok(let bytes) = batch[2] { #expect((try? EmbedOutput(decoding: bytes))?.text == "with sunglasses") }
     }
 
     @Test("the job's data is the prompt; it wins over the prompt parameter, and non-UTF-8 data is refused")
@@ -82,17 +83,17 @@ struct EmbedStageTests {
         let c = cosine(out[0], out[1])
         #expect(c != nil && c! > 0.99999, "data vs prompt parameter cosine \(String(describing: c))")
         guard case .ok(let bytes) = out[2] else { Issue.record("data with a prompt parameter failed: \(out[2])"); return }
-        #expect(EmbedStage.decodeOutput(bytes)?.text == "a smiling sun")
+        #expect((try? EmbedOutput(decoding: bytes))?.text == "a smiling sun")
         #expect(permanentMessage(out[3])?.contains("not UTF-8") == true, "\(out[3])")
         #expect(permanentMessage(out[4])?.contains("data is empty") == true, "\(out[4])")
     }
 
     @Test("parameter validation names the problem")
     func badParams() {
-        if case .failure(let e) = EmbedStage.text(fromParams: Array("not json".utf8)) { #expect(e.message.contains("JSON object")) } else { Issue.record("accepted non-JSON") }
-        let long = String(repeating: "a", count: EmbedStage.maxTextBytes + 1)
-        if case .failure(let e) = EmbedStage.text(fromParams: Array("{\"prompt\": \"\(long)\"}".utf8)) { #expect(e.message.contains("at most")) } else { Issue.record("accepted an over-long prompt") }
-        if case .failure(let e) = EmbedStage.text(fromParams: Array(#"{"prompt": 3}"#.utf8)) { #expect(e.message.contains("not a string")) } else { Issue.record("accepted a number") }
+        if case .failure(let e) = EmbedInput.text(fromParams: Array("not json".utf8)) { #expect(e.message.contains("JSON object")) } else { Issue.record("accepted non-JSON") }
+        let long = String(repeating: "a", count: EmbedInput.maxTextBytes + 1)
+        if case .failure(let e) = EmbedInput.text(fromParams: Array("{\"prompt\": \"\(long)\"}".utf8)) { #expect(e.message.contains("at most")) } else { Issue.record("accepted an over-long prompt") }
+        if case .failure(let e) = EmbedInput.text(fromParams: Array(#"{"prompt": 3}"#.utf8)) { #expect(e.message.contains("not a string")) } else { Issue.record("accepted a number") }
     }
 }
 
@@ -210,6 +211,11 @@ struct DenoiseStageTests {
     }
 }
 
+/// Database image `id` at 32² as a diffusion image (what the edit stage hands the editor).
+func db32(_ db: DatabaseImages, _ id: Int) throws -> RGBImage {
+    try RGBImage(width: 32, height: 32, rgb8: db.rgb8(id, side: 32))
+}
+
 @Suite("editor")
 struct EditorTests {
     @Test("pixels outside the mask are exactly the source's; the mask is neither empty nor everything")
@@ -220,8 +226,8 @@ struct EditorTests {
         }
         let db = try DatabaseImages(named: "emoji")
         let editor = Editor()
-        let source = try db.image(0, side: 32)   // grinning face
-        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], images: db, seed: 3)
+        let source = try db32(db, 0)   // grinning face
+        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], image: { try db32(db, $0) }, seed: 3)
         let covered = r.mask.filter { $0 == 255 }.count
         #expect(covered > 0 && covered < 32 * 32)
         let before = source.rgb8(), after = r.image.rgb8()
@@ -241,11 +247,11 @@ struct EditorTests {
         }
         let db = try DatabaseImages(named: "emoji")
         let editor = Editor()
-        do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], images: db, seed: 1); Issue.record("accepted 16x16") }
-        catch let e as StageInputError { #expect(e.message.contains("16x16")) }
-        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [], editIDs: [1], images: db, seed: 1); Issue.record("accepted no neighbours") }
-        catch let e as StageInputError { #expect(e.message.contains("empty")) }
-        do { _ = try editor.edit(source: try db.image(0, side: 32), sourceIDs: [0], editIDs: [123_456], images: db, seed: 1); Issue.record("accepted an unknown id") }
+        do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], image: { try db32(db, $0) }, seed: 1); Issue.record("accepted 16x16") }
+        catch let e as any ReportableError { #expect(e.isPermanent && e.message.contains("16x16")) }
+        do { _ = try editor.edit(source: try db32(db, 0), sourceIDs: [], editIDs: [1], image: { try db32(db, $0) }, seed: 1); Issue.record("accepted no neighbours") }
+        catch let e as any ReportableError { #expect(e.isPermanent && e.message.contains("empty")) }
+        do { _ = try editor.edit(source: try db32(db, 0), sourceIDs: [0], editIDs: [123_456], image: { try db32(db, $0) }, seed: 1); Issue.record("accepted an unknown id") }
         catch let e as StageInputError { #expect(e.message.contains("123456")) }
     }
 }
@@ -313,7 +319,7 @@ struct ChainTests {
         guard case .ok(let vector) = embedded[0] else { Issue.record("embed failed: \(embedded[0])"); return }
         let retrieved = try RetrieveStage().run([task(params, input: vector)])
         guard case .ok(let json) = retrieved[0] else { Issue.record("retrieve failed: \(retrieved[0])"); return }
-        let answer = try RetrieveAnswer(json)
+        let answer = try Neighbours(decoding: json)
         #expect(answer.prompt == prompt)
         #expect(answer.database == "tuxpaint" && answer.ids.count == 5)
         let denoised = try DenoiseStage().run([task(params, input: json)])
@@ -327,7 +333,7 @@ struct ChainTests {
         #expect(meta["version"] as? Int == StageImage.version)
         #expect(image.width == Generator.defaultSize && image.height == Generator.defaultSize)
         // The retriever's similarities travel with the ids and are what weighed them.
-        #expect(meta["similarities"] as? [Double] == Array(answer.scores.prefix(5)))
+        #expect(meta["similarities"] as? [Double] == answer.scores.map { Array($0.prefix(5)) })
         #expect(meta["temperature"] as? Double == GenerateParameters.defaultTemperature)
     }
 }

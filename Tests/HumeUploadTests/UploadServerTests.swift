@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeStages
 import HumeData
 import HumeUploadStage
 import HumeWorker

@@ -1,5 +1,5 @@
 import Foundation
-import HumeWorker
+import HumeStages
 
 /// A stage that does no real work: it echoes its input after an optional simulated work time, and fails on
 /// demand. Tests, the demo and the benchmarks route jobs through one or several of these.

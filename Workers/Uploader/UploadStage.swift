@@ -1,7 +1,7 @@
 import Foundation
 import HumeCore
 import HumeData
-import HumeWorker
+import HumeStages
 
 /// An upload job's parameters (keys, types and defaults listed here, where they are read). The job's other
 /// parameters (prompt, seed, …) belong to the earlier stages and are ignored.

@@ -1,11 +1,8 @@
 import Foundation
 import HumeCore
-import HumeData
-import HumeDiffusion
-import HumeEmbedStage
-import HumeWorker
+import HumeStages
 
-/// A database (HumeData's `Database`) with its 32² and 64² image stores mapped, read as diffusion images.
+/// A database with its 32² and 64² image stores mapped.
 ///
 /// This is how the denoise and edit stages see a database: the manifest for ids and captions, and the
 /// memory-mapped pixels of the neighbours they condition on. Opening one maps both stores once.
@@ -50,35 +47,11 @@ public final class DatabaseImages: Sendable {
         return try store(side: side).copy(id: id)
     }
 
-    /// Image `id` at `side` as a diffusion image in [-1, 1].
-    public func image(_ id: Int, side: Int) throws -> RGBImage {
-        try RGBImage(width: side, height: side, rgb8: rgb8(id, side: side))
-    }
-
     /// Checks neighbour ids, with one sentence naming the first bad one.
     /// - Throws: `StageInputError`.
     public func check(ids: [Int]) throws {
         if let bad = ids.first(where: { $0 < 0 || $0 >= count }) {
             throw StageInputError("Neighbour id \(bad) is not in the database \"\(name)\", whose ids run from 0 to \(count - 1).")
         }
-    }
-}
-
-/// The outcome for a task whose work threw: bad input (one sentence for the user) fails the job permanently;
-/// anything else (a missing file on this host, a system error) is retryable, so another attempt or worker may succeed.
-public func stageOutcome(for error: any Error) -> StageOutcome {
-    switch error {
-    case let e as StageInputError:
-        return .permanent(e.message)
-    case let e as DiffusionError:
-        return .permanent(e.message)
-    case let e as StageImageError:
-        return .permanent(e.message)
-    case let e as HumeError where [.permanent, .invalidInput, .unknown, .tooLarge, .badRequest].contains(e.code):
-        return .permanent(e.message)
-    case let e as HumeError:
-        return .retryable(e.message)
-    default:
-        return .retryable("\(error)")
     }
 }

@@ -71,6 +71,19 @@ public struct StageImage: Equatable, Sendable {
         return out
     }
 
+    /// The main image's geometry and where its metadata and pixels lie in `bytes`, read from the header alone (no
+    /// copy): what the broker's status page needs. Nil when `bytes` is not a stage image or is cut short of its pixels.
+    public static func header(of bytes: some RandomAccessCollection<UInt8>) -> (width: Int, height: Int, metadata: Range<Int>, pixels: Range<Int>)? {
+        guard bytes.count >= 12 else { return nil }
+        let b = bytes.startIndex
+        func byte(_ i: Int) -> Int { Int(bytes[bytes.index(b, offsetBy: i)]) }
+        guard byte(0) == 0x48, byte(1) == 0x49, byte(2) == 0x4D, byte(3) == 0x47 else { return nil }
+        let w = byte(4) | byte(5) << 8, h = byte(6) | byte(7) << 8
+        let m = byte(8) | byte(9) << 8 | byte(10) << 16 | byte(11) << 24
+        guard bytes.count - 12 - m >= w * h * 3 else { return nil }
+        return (w, h, 12 ..< 12 + m, 12 + m ..< 12 + m + w * h * 3)
+    }
+
     /// Parses a stage image.
     /// - Throws: `StageImageError` with one sentence naming what is wrong.
     public init(decoding bytes: [UInt8]) throws {
@@ -105,47 +118,11 @@ public struct StageImage: Equatable, Sendable {
     }
 }
 
-extension StageImage {
-    /// The `tEXt` key under which `png()` stores the metadata JSON.
-    public static let pngMetadataKey = "hume"
-
-    /// The main image as PNG bytes, with the metadata JSON in a `tEXt` chunk keyed `hume` (`pngMetadataKey`).
-    /// `tEXt` is Latin-1, so every non-ASCII character of the JSON is written as a `\u` escape: the chunk's text is
-    /// still the same JSON document.
-    /// - Throws: `HumeError` when the pixels do not match the size or the metadata is not UTF-8.
-    public func png() throws -> [UInt8] {
-        guard let json = String(validating: metadata, as: UTF8.self) else {
-            throw HumeError(.invalidInput, "The stage image's metadata is not UTF-8 text.")
-        }
-        let text = metadata.isEmpty ? [] : [(StageImage.pngMetadataKey, StageImage.asciiJSON(json))]
-        return try PNGCodec.encode(PixelImage(width: width, height: height, channels: 3, pixels: pixels), metadata: text)
-    }
-
-    /// The metadata JSON a PNG written by `png()` carries, or nil when it has none.
-    /// - Throws: `HumeError(.invalidInput)` when the bytes are not a well-formed PNG.
-    public static func metadata(fromPNG bytes: [UInt8]) throws -> [UInt8]? {
-        try PNGCodec.textChunks(bytes).first { $0.0 == pngMetadataKey }.map { Array($0.1.utf8) }
-    }
-
-    /// JSON text with every non-ASCII character escaped as `\uXXXX` (UTF-16, surrogate pairs above U+FFFF).
-    /// Valid for JSON documents because non-ASCII characters can only occur inside their strings.
-    static func asciiJSON(_ json: String) -> String {
-        var out = ""
-        out.reserveCapacity(json.utf8.count)
-        for u in json.unicodeScalars {
-            if u.value < 0x80 { out.unicodeScalars.append(u); continue }
-            for unit in String(u).utf16 {
-                let hex = String(unit, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            }
-        }
-        return out
-    }
-}
-
 /// A stage image could not be parsed.
-public struct StageImageError: Error, CustomStringConvertible, Sendable {
+public struct StageImageError: ReportableError, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+    /// A malformed image is bad input: no retry reads it differently.
+    public var isPermanent: Bool { true }
 }

@@ -1,7 +1,4 @@
 import Foundation
-import HumeData
-import HumeDiffusion
-import HumeEmbedStage
 
 /// Text-driven local editing without a user mask (DESIGN.md §8).
 ///
@@ -52,18 +49,18 @@ public struct Editor: Sendable {
     /// - Parameters:
     ///   - sourceScores, editScores: the similarities of the source's and the edit text's neighbours to their texts
     ///     (the retriever's), or nil to weigh a set's neighbours alike.
-    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], images: DatabaseImages, seed: UInt64,
+    ///   - image: the database image of an id at `side` (the caller has checked the ids).
+    public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], image: (Int) throws -> RGBImage, seed: UInt64,
                      sourceScores: [Double]? = nil, editScores: [Double]? = nil) throws
         -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
         guard source.width == side, source.height == side else {
-            throw StageInputError("The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
+            throw DiffusionError(.sizeMismatch, "The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
         }
         guard !sourceIDs.isEmpty, !editIDs.isEmpty else {
-            throw StageInputError("The editor needs at least one neighbour for the source and one for the edit text; the neighbour list is empty.")
+            throw DiffusionError(.emptyConditioningSet, "The editor needs at least one neighbour for the source and one for the edit text; the neighbour list is empty.")
         }
-        try images.check(ids: sourceIDs + editIDs)
-        let srcImages = try sourceIDs.prefix(k).map { try images.image($0, side: side) }
-        let editImages = try editIDs.prefix(k).map { try images.image($0, side: side) }
+        let srcImages = try sourceIDs.prefix(k).map(image)
+        let editImages = try editIDs.prefix(k).map(image)
         let config = configuration
         let underSource = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores)]), configuration: config)
         let underEdit = try LocalEquivariantDenoiser(try conditioning([(editImages, editScores)]), configuration: config)
@@ -131,28 +128,23 @@ public struct Editor: Sendable {
         return out
     }
 
-    /// The `k` database ids nearest to `image` in pixels (L2 at the working side, over the memory-mapped store).
-    public func nearestByPixels(_ image: RGBImage, images: DatabaseImages) throws -> [Int] {
+    /// The `k` database ids nearest to `image` in pixels (L2 at the working side).
+    /// - Parameters:
+    ///   - count: the database's size (ids 0..<count).
+    ///   - rgb8: the interleaved RGB8 pixels of an id at `side` (a memory-mapped store's buffer).
+    public func nearestByPixels(_ image: RGBImage, count: Int, rgb8: (Int) throws -> UnsafeBufferPointer<UInt8>) throws -> [Int] {
         let q = image.rgb8()
-        let store = try images.store(side: side)
-        guard q.count == store.bytesPerImage else {
-            throw StageInputError("The source image is \(image.width)x\(image.height) but the editor works at \(side)x\(side).")
+        guard image.width == side, image.height == side else {
+            throw DiffusionError(.sizeMismatch, "The source image is \(image.width)x\(image.height) but the editor works at \(side)x\(side).")
         }
         var scored: [(Int, Int)] = []
-        scored.reserveCapacity(store.count)
-        for i in 0..<store.count {
-            let r = try store.image(id: i)
+        scored.reserveCapacity(count)
+        for i in 0..<count {
+            let r = try rgb8(i)
             var d = 0
             for j in 0..<q.count { let t = Int(r[j]) - Int(q[j]); d += t * t }
             scored.append((i, d))
         }
         return scored.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k).map(\.0)
-    }
-
-    /// Wraps an edit as a stage image with a MASK section.
-    public static func stageImage(result: RGBImage, mask: [UInt8], metadata: [String: Any]) throws -> StageImage {
-        let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
-        return StageImage(width: result.width, height: result.height, metadata: [UInt8](json), pixels: result.rgb8(),
-                          sections: [.init(tag: "MASK", width: result.width, height: result.height, channels: 1, pixels: mask)])
     }
 }

@@ -44,11 +44,39 @@ public protocol Stage: Sendable {
     /// (`batchSize > 1`: fast bulk work), none for one-task-at-a-time stages, whose tasks are better left in the
     /// broker's queue for whichever replica frees first (an idle replica is never starved by a busy one hoarding).
     var prefetch: Int { get }
-    /// Runs a batch of tasks, one outcome per task in order. Runs on a runtime thread of its own: blocking here
-    /// (BLAS, curl, sleeping) is fine. Throwing fails the whole batch as retryable.
+    /// Runs a batch of tasks, one outcome per task in order (`StageOutcome.of` maps a task's error). Runs on a runtime
+    /// thread of its own: blocking here (BLAS, curl, sleeping) is fine. Throwing fails a one-task batch with
+    /// `StageOutcome(error:)` and a larger batch as retryable.
     func run(_ tasks: [StageTask]) throws -> [StageOutcome]
 }
 
 extension Stage {
     public var prefetch: Int { batchSize > 1 ? batchSize * max(1, concurrency) : 0 }
+}
+
+extension StageOutcome {
+    /// The outcome for a task whose work threw, decided in this one place: an error that reports itself
+    /// (`ReportableError`: bad input, a malformed payload, an unknown database) fails the job permanently with its
+    /// sentence, or is retried when it says a retry may help; any other error (a missing file on this host, a system
+    /// failure) is retryable, so another attempt or worker may succeed.
+    public init(error: any Error) {
+        if let e = error as? any ReportableError {
+            self = e.isPermanent ? .permanent(e.message) : .retryable(e.message)
+        } else {
+            self = .retryable("\(error)")
+        }
+    }
+
+    /// Runs `work` for one task and maps what it throws with `init(error:)`.
+    public static func of(_ work: () throws -> [UInt8]) -> StageOutcome {
+        do { return .ok(try work()) } catch { return StageOutcome(error: error) }
+    }
+}
+
+/// Bad input to a stage: one sentence for whoever sent the job. Always permanent.
+public struct StageInputError: ReportableError, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var isPermanent: Bool { true }
 }

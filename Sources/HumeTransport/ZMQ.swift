@@ -1,4 +1,5 @@
 import CZeroMQ
+import HumeCore
 #if canImport(Glibc)
 import Glibc
 #endif

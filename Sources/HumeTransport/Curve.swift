@@ -1,4 +1,5 @@
 import CZeroMQ
+import HumeCore
 import Foundation
 #if canImport(Glibc)
 import Glibc

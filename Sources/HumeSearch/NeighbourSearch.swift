@@ -1,0 +1,99 @@
+import Foundation
+import HumeCore
+import HumeData
+import HumeIndex
+import HumeStages
+
+/// A database with its FAISS index loaded, ready to answer queries.
+public final class LoadedDatabase: Sendable {
+    /// The database (manifest and paths).
+    public let database: Database
+    /// Its index, searched concurrently.
+    public let index: SharedIndex
+
+    /// Opens the database `name` under `root` and reads its `index.faiss` (memory-mapped where FAISS allows).
+    /// - Throws: `HumeError(.unknown)` for an unknown database or a missing index.
+    public init(name: String, root: URL) throws {
+        database = try Database(named: name, root: root)
+        let path = database.indexPath.path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HumeError(.unknown, "The database \(name) has no index.faiss; run `hume index build --database \(name)` (or Ops/prepare-data.sh).")
+        }
+        let ix = try VectorIndex.read(path: path, mmap: true)
+        guard ix.count == database.count, ix.dimension == Database.dimension else {
+            throw HumeError(.system, "The index of \(name) holds \(ix.count) vectors of dimension \(ix.dimension) but the manifest lists \(database.count) items; rebuild it with `hume index build --database \(name)`.")
+        }
+        index = SharedIndex(ix)
+    }
+
+    /// The `k` nearest items of each query (`queries` holds them back to back, `Database.dimension` floats each), as
+    /// the retrieve stage's payload; `prompts[i]` is echoed with query i.
+    /// - Throws: what FAISS throws (a retryable failure of this host).
+    public func search(_ queries: [Float], k: Int, prompts: [String]) throws -> [Neighbours] {
+        let r = try index.index.search(queries, k: k)
+        return prompts.indices.map { q in
+            var found = Neighbours(database: database.name, ids: [], scores: [], captions: [], prompt: prompts[q])
+            for j in 0..<r.k {
+                let id = r.ids[q * r.k + j]
+                guard id >= 0, Int(id) < database.count else { continue }
+                found.ids.append(Int(id))
+                // Rounded as the payload carries them, so in-process callers see the numbers a pipeline would.
+                found.scores!.append((Double(r.scores[q * r.k + j]) * 1e6).rounded() / 1e6)
+                found.captions.append(database.items[Int(id)].caption)
+            }
+            return found
+        }
+    }
+}
+
+/// The databases of one folder, each opened with its index on first use and kept: what the retrieve stage and the edit
+/// stage search.
+public final class IndexedDatabases: @unchecked Sendable {
+    // Safe: `cache` is only touched under `lock`; everything else is immutable.
+    public let root: URL
+    private let lock = NSLock()
+    private var cache: [String: LoadedDatabase] = [:]
+
+    /// - Parameter root: the folder holding the databases (the CLI passes `${HUME_HOME:-~/.cache/hume}/db`).
+    public init(root: URL) {
+        self.root = root
+        VectorIndex.setThreads(1)
+    }
+
+    /// The loaded database `name`, loading it on first use.
+    /// - Throws: `HumeError(.unknown)` naming the available databases.
+    public func database(_ name: String) throws -> LoadedDatabase {
+        lock.lock()
+        if let d = cache[name] { lock.unlock(); return d }
+        lock.unlock()
+        // Loading happens outside the lock; two racing loads are harmless (one wins the cache).
+        let d = try LoadedDatabase(name: name, root: root)
+        lock.lock()
+        defer { lock.unlock() }
+        if let existing = cache[name] { return existing }
+        cache[name] = d
+        return d
+    }
+}
+
+/// Texts to neighbours in one process: an embedding function (the embed stage's model) and the indexed databases.
+/// What the edit stage uses for its edit text and caption, instead of the embed and retrieve stages' task code.
+public struct NeighbourSearch: Sendable {
+    /// Unit embeddings of texts, `Database.dimension` floats each, back to back.
+    public typealias Embed = @Sendable ([String]) throws -> [Float]
+
+    public let embed: Embed
+    public let databases: IndexedDatabases
+
+    public init(embed: @escaping Embed, databases: IndexedDatabases) {
+        self.embed = embed
+        self.databases = databases
+    }
+
+    /// The `k` nearest items of each text in database `name`, best first, with their similarities.
+    /// - Throws: `HumeError(.unknown)` for an unknown database; what the model or FAISS throws.
+    public func neighbours(of texts: [String], database name: String, k: Int) throws -> [Neighbours] {
+        let db = try databases.database(name)
+        return try db.search(embed(texts), k: k, prompts: texts)
+    }
+}

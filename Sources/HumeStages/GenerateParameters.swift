@@ -1,0 +1,152 @@
+import HumeCore
+
+/// Generation settings from a job's parameters (keys, types and defaults listed here, where they are read).
+public struct GenerateParameters: Sendable {
+    /// `prompt` (string, default ""): recorded in the metadata when the input (the retrieve stage's `prompt`) carries
+    /// no text; `edit` stands in when `prompt` is absent.
+    public var prompt = ""
+    /// `database` (string, default `defaultDatabase`, "emoji-styles").
+    public var database = GenerateParameters.defaultDatabase
+    /// The database a job that names none uses.
+    public static let defaultDatabase = "emoji-styles"
+    /// `k` (int 1…`maxK`, default 16): how many neighbours the retrieve stage finds and the denoiser is conditioned on.
+    public var k = 16
+    public static let maxK = 256
+    /// `seed` (int, default 1).
+    public var seed: UInt64 = 1
+    /// `size` (32 or 64, default `defaultSize`).
+    public var size = GenerateParameters.defaultSize
+    /// 64²: measured by `hume bench denoise` and `hume eval generate` (README, "Quality"): with the standard
+    /// configuration 64² takes 0.13 s per image on one core (32²: 0.018 s), scores higher label agreement (0.40
+    /// against 0.35 on held-out concepts, same copy rate) and shows the detail that makes a sticker readable.
+    public static let defaultSize = 64
+    /// `steps` (int 1…200, default 20): DDIM steps.
+    public var steps = 20
+    /// `guidance` (number > 0, optional): γ, the weight of the prompt's neighbours over a random background
+    /// sample of the database of `k` images. Absent: no background (the neighbours alone).
+    public var guidance: Double?
+    /// `temperature` (number 0.001…10, default `defaultTemperature`): how the retriever's similarities weigh the
+    /// neighbours. Neighbour i gets log-weight −(s_best − sᵢ)/temperature: neighbours that match the prompt equally
+    /// well (the same thing in several styles) weigh alike, and at 0.02 a neighbour 0.1 less similar than the best
+    /// weighs e^−5 ≈ 0.7% as much, so one strong match outweighs fifteen weak ones. Smaller values follow the best
+    /// matches more closely. Used only when the input carries `scores`; without them the neighbours weigh alike.
+    public var temperature = GenerateParameters.defaultTemperature
+    /// Chosen on the development prompts (`Ops/eval/fidelity-emoji-dev.jsonl`) and checked on held-out concepts
+    /// (README, "Fidelity"): 0.01 and 0.02 score alike on fidelity; 0.02 keeps held-out copies at 0.017 (0.01: 0.023),
+    /// 0.03 and above let related neighbours in (recognised 0.811 → 0.761 at 0.03, 0.05 lower still).
+    public static let defaultTemperature = 0.02
+    /// `focus` (number 0…10, default 0): a prior by rank over the neighbours, which come best first: neighbour i gets
+    /// log-weight −focus·i on top of the similarity weights. The first version's only weighting (0.3).
+    public var focus = GenerateParameters.defaultFocus
+    public static let defaultFocus = 0.0
+    /// `consensus` (number 0…10, default 0, off): a log-weight bonus for the neighbours whose database label (the
+    /// manifest's `subgroup`) is the neighbours' consensus label, the one with the most rank-prior mass (neighbour i
+    /// votes with weight e^(−focus·i)). It uses the labels the held-out evaluation scores with and pulls samples away
+    /// from a strong match that the crowd's label outvotes, so it is off; a database without labels ignores it.
+    public var consensus = GenerateParameters.defaultConsensus
+    public static let defaultConsensus = 0.0
+    /// `patch_scale` (number 0.5…3, default `defaultPatchScale`): patch sizes as a multiple of the prototype's schedule
+    /// (DESIGN.md §8), scaled with the side. Smaller patches let regions follow different neighbours (more mixing, more
+    /// seams); larger ones follow one neighbour (cleaner, closer to a copy). 1.0 since the neighbours agree in shape
+    /// (`coherence`): the seams that made 1.5 the better choice came from mixing drawings in different poses.
+    public var patchScale = GenerateParameters.defaultPatchScale
+    public static let defaultPatchScale = 1.0
+    /// `margin` (number 0…2 or null for none, default `defaultMargin`; only with `scores`): neighbours whose similarity is more than
+    /// `margin` below the best one's are not used (an adaptive k). The temperature only sets a prior, which the patch
+    /// likelihood outweighs at low noise; the margin removes a weak neighbour from every noise level.
+    public var margin: Double? = GenerateParameters.defaultMargin
+    public static let defaultMargin: Double? = 0.03
+    /// `coherence` (number 0…1 or null for none, default `defaultCoherence`): each sample takes its shape from one neighbour, drawn by
+    /// `shapeTemperature` weights at the seed's point (`CoherentSources.point`), and uses only the neighbours whose
+    /// silhouettes overlap that one's by at least this much (intersection over union), so regions of drawings in
+    /// different poses are not stitched into one chimera. 0 keeps every neighbour.
+    public var coherence: Double? = GenerateParameters.defaultCoherence
+    public static let defaultCoherence: Double? = 0.8
+    /// `register` (bool, default true): with `coherence`, each other neighbour is first mirrored, scaled and shifted to
+    /// overlap the shape-setting one best (`StickerPose.register`), so the same thing drawn facing the other way or a
+    /// little larger can still lend it regions.
+    public var register = true
+    /// The shape-setter is drawn with weight e^(−(s_best − sᵢ)/0.005): neighbours that match equally well (one thing in
+    /// several styles) take turns, and one 0.03 less similar (a shipwreck beside "a sailing ship") sets the shape for
+    /// fewer than 1 sample in 400. With the similarity temperature (0.02) it did for about 1 in 6.
+    public static let shapeTemperature = 0.005
+
+    public init() {}
+
+    /// Parses a job's parameter object (empty bytes: every default). The embed, retrieve and denoise stages all read a
+    /// generate job's parameters with this one function, so a bad value fails the job at its first stage, with the same
+    /// sentence wherever it is read.
+    /// - Throws: `StageInputError` naming the bad key and what is allowed.
+    public init(json params: [UInt8]) throws {
+        guard !params.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else { self.init(); return }
+        guard let o = try? JSON.parse(params, what: "job parameters") else {
+            throw StageInputError("The job's parameters are not valid JSON; send an object like {\"database\": \"emoji\", \"k\": 16}.")
+        }
+        guard o.object != nil else {
+            throw StageInputError("The job's parameters must be a JSON object like {\"database\": \"emoji\", \"k\": 16}.")
+        }
+        try self.init(object: o)
+    }
+
+    /// Reads the keys of a parsed parameter object (see `init(json:)`).
+    public init(object o: JSON) throws {
+        if let v = o["prompt"]?.string { prompt = v }
+        if let v = o["edit"]?.string, prompt.isEmpty { prompt = v }
+        if let v = o["database"] {
+            guard let s = v.string, !s.isEmpty else { throw StageInputError("The \"database\" parameter must be a non-empty string such as \"emoji\".") }
+            database = s
+        }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v = o[key] else { return nil }
+            guard let i = v.int, range.contains(i) else {
+                throw StageInputError("The \"\(key)\" parameter is \(v.serialized); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+            }
+            return i
+        }
+        if let v = try int("k", 1...Self.maxK) { k = v }
+        if let v = try int("seed", 0...Int.max) { seed = UInt64(v) }
+        if let v = try int("steps", 1...200) { steps = v }
+        if let v = o["size"] {
+            guard let i = v.int, i == 32 || i == 64 else { throw StageInputError("The \"size\" parameter is \(v.serialized); it must be 32 or 64.") }
+            size = i
+        }
+        func number(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+            guard let v = o[key] else { return nil }
+            guard let d = v.double, range.contains(d) else {
+                throw StageInputError("The \"\(key)\" parameter is \(v.serialized); it must be a number from \(Self.text(range.lowerBound)) to \(Self.text(range.upperBound)).")
+            }
+            return d
+        }
+        if let v = try number("focus", 0...10) { focus = v }
+        if let v = try number("consensus", 0...10) { consensus = v }
+        if let v = try number("temperature", 0.001...10) { temperature = v }
+        if let v = try number("patch_scale", 0.5...3) { patchScale = v }
+        // null turns the filter off (the first version's behaviour); absent keeps the default.
+        if o["margin"] == .null { margin = nil } else if let v = try number("margin", 0...2) { margin = v }
+        if o["coherence"] == .null { coherence = nil } else if let v = try number("coherence", 0...1) { coherence = v }
+        if let v = o["register"] { guard let b = v.bool else { throw StageInputError("The \"register\" parameter must be true or false.") }; register = b }
+        if let v = o["guidance"] {
+            guard let d = v.double, d > 0, d.isFinite else {
+                throw StageInputError("The \"guidance\" parameter is \(v.serialized); it must be a finite number greater than 0.")
+            }
+            guidance = d
+        }
+    }
+
+    /// A bound as people write it: 10, 0.5, 0.001.
+    static func text(_ d: Double) -> String { JSON.number(d).serialized }
+
+    /// The parameter object that `init(json:)` reads back as these settings: every key, defaults included, so a job
+    /// records exactly what it asked for. Clients (the CLI, the demo, the evaluations) build jobs with it.
+    public var object: JSON {
+        var o: [String: JSON] = [
+            "database": .string(database), "k": JSON(k), "seed": .number(Double(seed)), "size": JSON(size),
+            "steps": JSON(steps), "temperature": .number(temperature), "focus": .number(focus),
+            "consensus": .number(consensus), "patch_scale": .number(patchScale), "register": .bool(register),
+            "margin": margin.map { .number($0) } ?? .null, "coherence": coherence.map { .number($0) } ?? .null,
+        ]
+        if !prompt.isEmpty { o["prompt"] = .string(prompt) }
+        if let guidance { o["guidance"] = .number(guidance) }
+        return .object(o)
+    }
+}
