@@ -134,6 +134,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         // The stage contracts alone: no sockets, no models, no data.
         .testTarget(name: "HumeContractsTests", dependencies: ["HumeStages", "HumeCore"], path: "Tests/HumeContractsTests"),
+        // The worker's connection rules, with a hand-moved clock and no sockets.
+        .testTarget(name: "HumeWorkerTests", dependencies: ["HumeWorker", "HumeStages", "HumeCore"], path: "Tests/HumeWorkerTests"),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion"], path: "Tests/HumeDiffusionTests"),
         .testTarget(name: "HumeEvalTests", dependencies: ["HumeEval", "HumeData"], path: "Tests/HumeEvalTests"),
         .testTarget(name: "HumeStagesTests",

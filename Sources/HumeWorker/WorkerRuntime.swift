@@ -161,14 +161,12 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
 
     func now() -> UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
+    /// The socket loop around `WorkerConnection`: it polls the broker socket, the executors' results and the stop
+    /// signal, feeds what happened to the state machine, and carries out its actions.
     func ioLoop() throws {
         let context = ZMQContext()
-        var heartbeatMs: UInt64 = 1000
-        var backoffMs: UInt64 = 100
-        var draining = false
-        var drainStarted: UInt64 = 0
-        // The broker's DRAIN reply: every TASK it sent before it has arrived, so held == 0 then means none is owed.
-        var drainAcknowledged = false
+        var machine = WorkerConnection(stage: stage.name, workerName: name, capacity: capacity, batch: stage.batchSize)
+        machine.drainTimeoutMs = drainTimeoutMs
         connection: while true {
             let socket = try ZMQSocket(context, .dealer)
             if let c = curve { try socket.makeCurveClient(c) }
@@ -179,34 +177,39 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
             poller.add(socket)
             let resultsIndex = poller.add(fd: resultsReady.fd)
             let stopIndex = poller.add(fd: stop.fd)
-            var lastHeard = now()
-            var lastBeat: UInt64 = 0
-            var readySentAt: UInt64 = 0
-            var welcomed = false
 
-            func sendReady() throws {
-                let credit = draining ? 0 : max(0, capacity - board.held)
-                try socket.send(Message(.ready, header: .object([
-                    "stage": .string(stage.name), "credit": JSON(credit), "capacity": JSON(capacity),
-                    "batch": JSON(stage.batchSize), "name": .string(name),
-                ])).frames())
-                readySentAt = now()
-                lastBeat = readySentAt
-                if draining { try socket.send(Message(.drain).frames()) }
+            /// Carries out actions; returns false when the loop must end (leave) and nil to reconnect.
+            func perform(_ actions: [WorkerConnection.Action]) throws -> Bool? {
+                for action in actions {
+                    switch action {
+                    case .send(let m):
+                        try socket.send(m.frames(), dontWait: m.command == .heartbeat)
+                    case .run(let tasks):
+                        board.push(tasks)
+                    case .refused(let why):
+                        logger.warning("broker refused a message", metadata: ["error": "\(why)"])
+                    case .reconnect(let wait):
+                        logger.warning("broker silent; reconnecting", metadata: ["backoff_ms": "\(wait)"])
+                        usleep(UInt32(wait * 1000))
+                        return nil
+                    case .leave(let drained):
+                        if drained { logger.info("drained; leaving") } else {
+                            logger.warning("drain timed out; leaving with tasks unfinished (the broker will requeue them)")
+                        }
+                        return false
+                    }
+                }
+                return true
             }
-            try sendReady()
 
+            _ = try perform(machine.connected(now: now(), held: board.held))
             while true {
-                let t = now()
-                let nextBeat = lastBeat + heartbeatMs
-                _ = try poller.poll(timeoutMs: Int(max(0, Int64(nextBeat) - Int64(t))))
+                _ = try poller.poll(timeoutMs: machine.pollTimeoutMs(now: now()))
                 let n = now()
-                if poller.isReadable(stopIndex) && !draining {
+                if poller.isReadable(stopIndex) && !machine.draining {
                     stop.drain()
-                    draining = true
-                    drainStarted = n
                     logger.info("draining: finishing held tasks, taking no more", metadata: ["held": "\(board.held)"])
-                    try socket.send(Message(.drain).frames())
+                    _ = try perform(machine.stop(now: n))
                 }
                 if poller.isReadable(resultsIndex) { resultsReady.drain() }
                 let done = board.takeFinished()
@@ -214,73 +217,34 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
                     try socket.send(Message(.done, records: done.map { $0.encode() }).frames())
                 }
                 while let frames = try socket.receive(dontWait: true) {
-                    lastHeard = n
-                    backoffMs = 100
+                    machine.heard(now: n)
                     guard let m = try? Message.decode(frames[...]) else {
                         logger.warning("ignored a malformed message from the broker")
                         continue
                     }
-                    switch m.command {
-                    case .drain:
-                        drainAcknowledged = true
-                    case .welcome:
-                        welcomed = true
-                        if let hb = m.header["heartbeat_ms"]?.int, hb > 0 { heartbeatMs = UInt64(hb) }
-                    case .task:
-                        var tasks: [StageTask] = []
-                        for r in m.records {
-                            guard let t = try? TaskRecord.decode(r) else { continue }
-                            tasks.append(StageTask(lease: t.lease, jobID: t.jobID, attempt: Int(t.attempt), key: t.key,
-                                                   params: t.params, input: t.input))
-                        }
-                        board.push(tasks)
-                    case .error:
-                        if m.header["code"]?.string == HumeError.Code.unknownWorker.rawValue {
-                            // The broker restarted or expired us: announce again (once per second at most).
-                            if n > readySentAt + 1000 || welcomed {
-                                welcomed = false
-                                logger.info("broker does not know this worker; announcing again")
-                                try sendReady()
-                            }
-                        } else {
-                            logger.warning("broker refused a message", metadata: ["error": "\(m.header["message"]?.string ?? "?")"])
-                        }
-                    default:
-                        break
-                    }
+                    _ = try perform(machine.received(m, now: n, held: board.held))
                 }
-                // Without the broker's reply (an old or unreachable broker) leave after 5 s idle: its leases expire anyway.
-                if draining && board.held == 0 && (drainAcknowledged || n > drainStarted + 5000) {
-                    try socket.send(Message(.disconnect).frames())
-                    logger.info("drained; leaving")
-                    return
-                }
-                if draining && n > drainStarted + drainTimeoutMs {
-                    logger.warning("drain timed out; leaving with tasks unfinished (the broker will requeue them)")
-                    return
-                }
-                // A heartbeat every interval, busy or not: it carries the worker's own figures (PROTOCOL.md 4.2).
-                if n >= lastBeat + heartbeatMs {
-                    var stats: [String: JSON] = ["busy": JSON(board.busyLeases)]
-                    if let extra = statsProvider?().object { stats.merge(extra) { a, _ in a } }
-                    let totals = board.totals
-                    var header: [String: JSON] = [
-                        "stats": .object(stats), "tasks_done": .number(Double(totals.done)),
-                        "tasks_failed": .number(Double(totals.failed)), "busy_ms": .number(Double(totals.busyNs / 1_000_000)),
-                        "executors": JSON(max(1, stage.concurrency)),
-                    ]
-                    if let rss = residentBytes() { header["rss_bytes"] = .number(Double(rss)) }
-                    try socket.send(Message(.heartbeat, header: .object(header)).frames(), dontWait: true)
-                    lastBeat = n
-                }
-                if n > lastHeard + 3 * heartbeatMs + 1000 {
-                    logger.warning("broker silent; reconnecting", metadata: ["backoff_ms": "\(backoffMs)"])
-                    usleep(UInt32(backoffMs * 1000))
-                    backoffMs = min(backoffMs * 2, 5000)
-                    continue connection
+                switch try perform(machine.tick(now: n, held: board.held, heartbeat: heartbeatHeader)) {
+                case .none: continue connection
+                case .some(false): return
+                case .some(true): break
                 }
             }
         }
+    }
+
+    /// A heartbeat's header: the worker's own figures (PROTOCOL.md 4.2).
+    func heartbeatHeader() -> JSON {
+        var stats: [String: JSON] = ["busy": JSON(board.busyLeases)]
+        if let extra = statsProvider?().object { stats.merge(extra) { a, _ in a } }
+        let totals = board.totals
+        var header: [String: JSON] = [
+            "stats": .object(stats), "tasks_done": .number(Double(totals.done)),
+            "tasks_failed": .number(Double(totals.failed)), "busy_ms": .number(Double(totals.busyNs / 1_000_000)),
+            "executors": JSON(max(1, stage.concurrency)),
+        ]
+        if let rss = residentBytes() { header["rss_bytes"] = .number(Double(rss)) }
+        return .object(header)
     }
 }
 
