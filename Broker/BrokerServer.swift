@@ -6,21 +6,6 @@ import HumeTransport
 import Logging
 
 /// The addresses a broker binds.
-public struct BrokerEndpoints: Sendable {
-    public var workers: String
-    public var clients: String
-    public var control: String
-    /// HTTP address ("127.0.0.1:9464") for `/metrics` (Prometheus), `/` (status page) and `/status.json`; nil: none.
-    public var metrics: String?
-
-    public init(workers: String = "tcp://127.0.0.1:5555", clients: String = "tcp://127.0.0.1:5556",
-                control: String = "tcp://127.0.0.1:5557", metrics: String? = nil) {
-        self.workers = workers
-        self.clients = clients
-        self.control = control
-        self.metrics = metrics
-    }
-}
 
 /// Wall-clock milliseconds since the Unix epoch: the broker's one clock (deadlines are wall-clock times).
 public func wallMillis() -> UInt64 {

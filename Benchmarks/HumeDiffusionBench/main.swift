@@ -12,22 +12,6 @@ func now(_ clock: clockid_t = CLOCK_MONOTONIC) -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-/// Smooth random "stickers" so the neighbours are not white noise.
-func syntheticImage(side: Int, seed: UInt64) -> RGBImage {
-    var rng = SeededRandom(seed: seed)
-    var image = RGBImage(width: side, height: side, fill: 1)
-    for _ in 0..<6 {
-        let cx = rng.nextUniform() * Double(side), cy = rng.nextUniform() * Double(side)
-        let r = (0.1 + 0.25 * rng.nextUniform()) * Double(side)
-        let colour = (0..<3).map { _ in Float(rng.nextUniform() * 2 - 1) }
-        for y in 0..<side { for x in 0..<side {
-            let dx = Double(x) - cx, dy = Double(y) - cy
-            if dx * dx + dy * dy < r * r { for c in 0..<3 { image[c, x, y] = colour[c] } }
-        } }
-    }
-    return image
-}
-
 var args = Array(CommandLine.arguments.dropFirst())
 var images = 5
 if let i = args.firstIndex(of: "--images") { images = Int(args[i + 1])!; args.removeSubrange(i...(i + 1)) }
@@ -36,7 +20,7 @@ if let i = args.firstIndex(of: "--emoji") { args.removeSubrange(i...(i + 1)) }
 let sides = args.isEmpty ? [32, 64] : args.map { Int($0)! }
 let k = 16, steps = 20
 for side in sides {
-    let neighbours = (0..<k).map { syntheticImage(side: side, seed: UInt64(side * 1000 + $0)) }
+    let neighbours = (0..<k).map { RGBImage.discs(side: side, seed: UInt64(side * 1000 + $0)) }
     let config = LocalDenoiserConfiguration.prototype(imageSide: side)
     let denoiser = try LocalEquivariantDenoiser(try ConditioningSet(neighbours), configuration: config)
     let sampler = try DDIMSampler(steps: steps)
@@ -73,7 +57,7 @@ for side in sides {
 // --dump: write a contact sheet (PPM) of 16 neighbours, the whole-image sample and 4 ELS samples at 32².
 if CommandLine.arguments.contains("--dump") {
     let side = 32
-    let neighbours = (0..<16).map { syntheticImage(side: side, seed: UInt64(side * 1000 + $0)) }
+    let neighbours = (0..<16).map { RGBImage.discs(side: side, seed: UInt64(side * 1000 + $0)) }
     let set = try ConditioningSet(neighbours)
     let sampler = try DDIMSampler(steps: 20)
     let local = try LocalEquivariantDenoiser(set, configuration: .prototype(imageSide: side))

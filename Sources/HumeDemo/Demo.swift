@@ -127,12 +127,12 @@ public struct Demo {
         let edits = jobs.filter { $0.kind == .edit }
         var submitters: [(BatchSubmitter, [Job])] = []
         if !generate.isEmpty {
-            let s = BatchSubmitter(connection: try BrokerConnection(endpoint: fleet.endpoints["clients"]!), batch: "demo",
+            let s = BatchSubmitter(connection: try BrokerConnection(endpoint: fleet.endpoints.clients), batch: "demo",
                                    route: ["embed", "retrieve", "denoise", "upload"], jobs: generate.map(\.spec))
             submitters.append((s, generate))
         }
         if !edits.isEmpty {
-            let s = BatchSubmitter(connection: try BrokerConnection(endpoint: fleet.endpoints["clients"]!), batch: "demo-edits",
+            let s = BatchSubmitter(connection: try BrokerConnection(endpoint: fleet.endpoints.clients), batch: "demo-edits",
                                    route: ["edit", "upload"], jobs: edits.map(\.spec))
             submitters.append((s, edits))
         }

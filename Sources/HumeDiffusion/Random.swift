@@ -1,17 +1,4 @@
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny generator used to expand a 64-bit seed into state.
-public struct SplitMix64: Sendable {
-    private var state: UInt64
-    /// Creates the generator from a seed.
-    public init(seed: UInt64) { state = seed }
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import HumeCore
 
 /// A seeded, platform-independent random source: xoshiro256** (Blackman & Vigna) seeded by SplitMix64,
 /// with standard normals by Box–Muller on `DeterministicMath`, so a seed gives the same bits everywhere.
@@ -61,4 +48,25 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 
     @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+}
+
+extension RGBImage {
+    /// A sticker-like synthetic image: six flat discs of seeded random colours on white. Benchmarks and tests condition
+    /// the denoiser on these where a database would be an unneeded dependency.
+    public static func discs(side: Int, seed: UInt64) -> RGBImage {
+        var rng = SeededRandom(seed: seed)
+        var image = RGBImage(width: side, height: side, fill: 1)
+        for _ in 0..<6 {
+            let cx = rng.nextUniform() * Double(side), cy = rng.nextUniform() * Double(side)
+            let r = (0.1 + 0.25 * rng.nextUniform()) * Double(side)
+            let colour = (0..<3).map { _ in Float(rng.nextUniform() * 2 - 1) }
+            for y in 0..<side {
+                for x in 0..<side {
+                    let dx = Double(x) - cx, dy = Double(y) - cy
+                    if dx * dx + dy * dy < r * r { for c in 0..<3 { image[c, x, y] = colour[c] } }
+                }
+            }
+        }
+        return image
+    }
 }

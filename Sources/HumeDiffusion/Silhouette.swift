@@ -1,3 +1,5 @@
+import HumeCore
+
 /// The inked area of a sticker on a white ground, and how well two stickers' shapes agree. The generator uses it to
 /// keep a sample's patch sources to drawings whose shapes agree with one chosen drawing, so that regions of two
 /// drawings in different poses (a crocodile from the side and from above) are not stitched into one chimera.

@@ -28,7 +28,8 @@ public final class LocalFleet {
     public let directory: String
     public private(set) var broker: Child!
     public private(set) var workers: [Child] = []
-    public private(set) var endpoints: [String: String] = [:]
+    /// Where the broker listens (its ephemeral ports once it is up; kept across restarts).
+    public private(set) var endpoints = BrokerEndpoints.ephemeralLoopback
     let environment: [String: String]
     /// CURVE keys for this process's own connections to the broker (status); nil for plaintext.
     public let curve: CurveClientConfig?
@@ -49,17 +50,13 @@ public final class LocalFleet {
         let ready = directory + "/broker.ready"
         try? FileManager.default.removeItem(atPath: ready)
         var args = ["broker", "--journal", directory + "/journal.sqlite", "--ready-file", ready]
-        if endpoints.isEmpty {
-            args += ["--bind-workers", "tcp://127.0.0.1:*", "--bind-clients", "tcp://127.0.0.1:*", "--bind-control", "tcp://127.0.0.1:*"]
-        } else {
-            args += ["--bind-workers", endpoints["workers"]!, "--bind-clients", endpoints["clients"]!, "--bind-control", endpoints["control"]!]
-        }
+        args += endpoints.bindArguments
         broker = try Child(role: "broker", arguments: args + extra, logPath: directory + "/broker.log", environment: environment)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let data = FileManager.default.contents(atPath: ready), let j = try? JSON.parse(Array(data)),
-               let w = j["workers"]?.string, let c = j["clients"]?.string, let k = j["control"]?.string {
-                endpoints = ["workers": w, "clients": c, "control": k]
+               let bound = BrokerEndpoints(readyFile: j) {
+                endpoints = bound
                 return
             }
             if !broker.isRunning {
@@ -75,7 +72,7 @@ public final class LocalFleet {
     @discardableResult
     public func startWorker(_ stage: String, arguments: [String] = []) throws -> Child {
         let n = workers.count + 1
-        let c = try Child(role: stage, arguments: ["worker", stage, "--broker", endpoints["workers"]!, "--name", "\(stage)-\(n)"] + arguments,
+        let c = try Child(role: stage, arguments: ["worker", stage, "--broker", endpoints.workers, "--name", "\(stage)-\(n)"] + arguments,
                           logPath: directory + "/worker-\(n).log", environment: environment)
         workers.append(c)
         return c
@@ -83,7 +80,7 @@ public final class LocalFleet {
 
     /// Asks the broker for STATUS.
     public func status() throws -> JSON {
-        let conn = try BrokerConnection(endpoint: endpoints["control"]!, curve: curve)
+        let conn = try BrokerConnection(endpoint: endpoints.control, curve: curve)
         return try conn.request(.status, timeoutMs: 5000).header
     }
 
@@ -170,7 +167,7 @@ public struct BrokerBench {
         let payload = [UInt8](repeating: 0x61, count: payloadBytes)
         let runID = UInt64.random(in: 0...UInt64.max)
         let specs = (0..<tasks).map { JobSpec(key: "bench-\(runID)-\($0)", data: payload) }
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!, curve: clientCurve)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients, curve: clientCurve)
         let sub = BatchSubmitter(connection: conn, batch: "bench-\(runID)", route: route, jobs: specs)
         sub.chunkSize = chunk
         var sentAt = [UInt64](repeating: 0, count: tasks)

@@ -68,17 +68,6 @@ public struct ChaosRound: Sendable {
 }
 
 /// A small seeded generator (SplitMix64), so a round's kill schedule replays from its seed.
-struct ChaosRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
-}
 
 /// Runs chaos rounds: per round a fresh broker (SQLite journal) with one worker per stage and a client, all real
 /// processes on loopback; kills with -9 at seeded moments (broker: restarted on its journal; worker: replaced;
@@ -91,7 +80,7 @@ public enum Chaos {
         result.round = index
         result.seed = config.seed &+ UInt64(index)
         result.jobs = config.jobs
-        var rng = ChaosRandom(state: result.seed)
+        var rng = SplitMix64(seed: result.seed)
         let dir = config.directory + "/round-\(index)-seed-\(result.seed)"
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -113,7 +102,7 @@ public enum Chaos {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var streamRuns = 0
         func startClient() throws -> Child {
-            let clients = fleet.endpoints["clients"]!
+            let clients = fleet.endpoints.clients
             switch config.client {
             case "stream":
                 // Its results (stdout) and any sentence on stderr go to one file per run; `check` reads the JSON lines.

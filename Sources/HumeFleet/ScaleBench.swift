@@ -52,7 +52,7 @@ public struct ScaleBench {
         let n = Int(ideal * (warmupSeconds + seconds) * 1.3) + 200
         let runID = UInt64.random(in: 0...UInt64.max)
         let specs = (0..<n).map { JobSpec(key: "scale-\(runID)-\($0)", data: [0x61]) }
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "scale-\(runID)", route: ["noop"], jobs: specs)
         sub.chunkSize = 1000
         var times: [UInt64] = []

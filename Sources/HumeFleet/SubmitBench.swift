@@ -52,7 +52,7 @@ public enum SubmitBench {
         log("\(jobs) jobs written; submitting")
         let start = Date()
         let client = try Child(role: "client", arguments: ["submit", file, "--batch", "memory", "--route", "noop",
-                                                            "--broker", fleet.endpoints["clients"]!, "--out", directory + "/out", "--quiet"],
+                                                            "--broker", fleet.endpoints.clients, "--out", directory + "/out", "--quiet"],
                                logPath: directory + "/client.log", environment: [:])
         client.process.waitUntilExit()
         var result = SubmitBenchResult()

@@ -116,7 +116,7 @@ public final class Supervisor {
     public struct Options: Sendable {
         public var directory: String
         public var replicas: [(stage: String, count: Int)]
-        public var endpoints: [String: String]  // workers, clients, control
+        public var endpoints: BrokerEndpoints
         public var brokerArguments: [String] = []
         public var workerArguments: [String: [String]] = [:]  // per stage
         public var environment: [String: String] = ["OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"]
@@ -127,7 +127,7 @@ public final class Supervisor {
         /// How often the supervisor reads STATUS and evaluates the policy, ms (default 1000).
         public var evaluateEveryMs: UInt64 = 1000
 
-        public init(directory: String, replicas: [(stage: String, count: Int)], endpoints: [String: String]) {
+        public init(directory: String, replicas: [(stage: String, count: Int)], endpoints: BrokerEndpoints) {
             self.directory = directory
             self.replicas = replicas
             self.endpoints = endpoints
@@ -165,16 +165,14 @@ public final class Supervisor {
     var logDir: String { options.directory + "/logs" }
 
     func startBroker() throws -> Child {
-        var args = ["broker", "--journal", options.directory + "/journal.sqlite",
-                    "--bind-workers", options.endpoints["workers"]!, "--bind-clients", options.endpoints["clients"]!,
-                    "--bind-control", options.endpoints["control"]!]
+        var args = ["broker", "--journal", options.directory + "/journal.sqlite"] + options.endpoints.bindArguments
         args += options.brokerArguments
         return try Child(role: "broker", arguments: args, logPath: logDir + "/broker.log", environment: options.environment)
     }
 
     func startWorker(_ stage: String) throws -> Child {
         workerSerial += 1
-        let args = ["worker", stage, "--broker", options.endpoints["workers"]!, "--name", "\(stage)-\(workerSerial)"]
+        let args = ["worker", stage, "--broker", options.endpoints.workers, "--name", "\(stage)-\(workerSerial)"]
             + (options.workerArguments[stage] ?? [])
         return try Child(role: stage, arguments: args, logPath: logDir + "/\(stage)-\(workerSerial).log",
                          environment: options.environment)
@@ -182,7 +180,7 @@ public final class Supervisor {
 
     /// Waits until the broker answers STATUS.
     func waitForBroker(timeoutMs: Int) throws {
-        let conn = try BrokerConnection(endpoint: options.endpoints["control"]!)
+        let conn = try BrokerConnection(endpoint: options.endpoints.control)
         let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
         while Date() < deadline {
             if (try? conn.request(.status, timeoutMs: 500)) != nil { return }
@@ -204,7 +202,7 @@ public final class Supervisor {
         for (stage, n) in targets.sorted(by: { $0.key < $1.key }) {
             workers[stage] = try (0..<n).map { _ in try startWorker(stage) }
         }
-        let control = try BrokerConnection(endpoint: options.endpoints["control"]!)
+        let control = try BrokerConnection(endpoint: options.endpoints.control)
         try control.send(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
         onReady()
         var nextEvaluation = Self.uptimeMs()

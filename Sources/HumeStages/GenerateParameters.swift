@@ -96,27 +96,24 @@ public struct GenerateParameters: Sendable {
             guard let s = v.string, !s.isEmpty else { throw StageInputError("The \"database\" parameter must be a non-empty string such as \"emoji\".") }
             database = s
         }
-        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+        /// The value of `key` read by `read` when it passes `valid`; nil when absent; else one sentence saying `allowed`.
+        func value<T>(_ key: String, _ read: (JSON) -> T?, _ allowed: String, _ valid: (T) -> Bool) throws -> T? {
             guard let v = o[key] else { return nil }
-            guard let i = v.int, range.contains(i) else {
-                throw StageInputError("The \"\(key)\" parameter is \(v.serialized); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+            guard let t = read(v), valid(t) else {
+                throw StageInputError("The \"\(key)\" parameter is \(v.serialized); it must be \(allowed).")
             }
-            return i
+            return t
+        }
+        func int(_ key: String, _ r: ClosedRange<Int>) throws -> Int? {
+            try value(key, \.int, "a whole number from \(r.lowerBound) to \(r.upperBound)", r.contains)
+        }
+        func number(_ key: String, _ r: ClosedRange<Double>) throws -> Double? {
+            try value(key, \.double, "a number from \(Self.text(r.lowerBound)) to \(Self.text(r.upperBound))", r.contains)
         }
         if let v = try int("k", 1...Self.maxK) { k = v }
         if let v = try int("seed", 0...Int.max) { seed = UInt64(v) }
         if let v = try int("steps", 1...200) { steps = v }
-        if let v = o["size"] {
-            guard let i = v.int, i == 32 || i == 64 else { throw StageInputError("The \"size\" parameter is \(v.serialized); it must be 32 or 64.") }
-            size = i
-        }
-        func number(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
-            guard let v = o[key] else { return nil }
-            guard let d = v.double, range.contains(d) else {
-                throw StageInputError("The \"\(key)\" parameter is \(v.serialized); it must be a number from \(Self.text(range.lowerBound)) to \(Self.text(range.upperBound)).")
-            }
-            return d
-        }
+        if let v = try value("size", \.int, "32 or 64", { $0 == 32 || $0 == 64 }) { size = v }
         if let v = try number("focus", 0...10) { focus = v }
         if let v = try number("consensus", 0...10) { consensus = v }
         if let v = try number("temperature", 0.001...10) { temperature = v }
@@ -125,12 +122,7 @@ public struct GenerateParameters: Sendable {
         if o["margin"] == .null { margin = nil } else if let v = try number("margin", 0...2) { margin = v }
         if o["coherence"] == .null { coherence = nil } else if let v = try number("coherence", 0...1) { coherence = v }
         if let v = o["register"] { guard let b = v.bool else { throw StageInputError("The \"register\" parameter must be true or false.") }; register = b }
-        if let v = o["guidance"] {
-            guard let d = v.double, d > 0, d.isFinite else {
-                throw StageInputError("The \"guidance\" parameter is \(v.serialized); it must be a finite number greater than 0.")
-            }
-            guidance = d
-        }
+        if let v = try value("guidance", \.double, "a finite number greater than 0", { $0 > 0 && $0.isFinite }) { guidance = v }
     }
 
     /// A bound as people write it: 10, 0.5, 0.001.

@@ -1,25 +1,9 @@
 import HumeCore
 
-/// One task as a stage sees it.
-public struct StageTask: Sendable {
-    public var lease: UInt64
-    public var jobID: UInt64
-    public var attempt: Int
-    public var key: String
-    /// The job's parameters (a JSON object, possibly empty).
-    public var params: [UInt8]
-    /// The previous stage's output, or the job's data for the first stage.
-    public var input: [UInt8]
-
-    public init(lease: UInt64, jobID: UInt64, attempt: Int, key: String, params: [UInt8], input: [UInt8]) {
-        self.lease = lease
-        self.jobID = jobID
-        self.attempt = attempt
-        self.key = key
-        self.params = params
-        self.input = input
-    }
-}
+/// One task as a stage sees it: the broker's TASK record (PROTOCOL.md §5.5) as it arrived: `lease`, `jobID`, `attempt`,
+/// `key`, `params` (the job's JSON object, possibly empty) and `input` (the previous stage's output, or the job's data
+/// for the first stage).
+public typealias StageTask = TaskRecord
 
 /// What a stage made of one task.
 public enum StageOutcome: Sendable, Equatable {

@@ -96,10 +96,7 @@ public struct WorkerConnection: Sendable {
             welcomed = true
             if let hb = m.header["heartbeat_ms"]?.int, hb > 0 { heartbeatMs = UInt64(hb) }
         case .task:
-            let tasks = m.records.compactMap { r -> StageTask? in
-                guard let t = try? TaskRecord.decode(r) else { return nil }
-                return StageTask(lease: t.lease, jobID: t.jobID, attempt: Int(t.attempt), key: t.key, params: t.params, input: t.input)
-            }
+            let tasks = m.records.compactMap { try? StageTask.decode($0) }
             return tasks.isEmpty ? [] : [.run(tasks)]
         case .error:
             if m.header["code"]?.string == HumeError.Code.unknownWorker.rawValue {

@@ -32,21 +32,6 @@ func writeAtomically(_ data: Data, to url: URL) throws {
     }
 }
 
-/// The sha256 of a file (coreutils' sha256sum; Foundation on Linux has no SHA-256).
-func sha256(of path: String) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    p.arguments = [path]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    try p.run()
-    let out = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0, let line = String(data: out, encoding: .utf8), let sum = line.split(separator: " ").first else {
-        throw HumeError(.system, "sha256sum failed on \(path).")
-    }
-    return String(sum)
-}
 
 func parseKind(_ s: String) throws -> IndexKind {
     guard let k = IndexKind(rawValue: s.lowercased()) else {
@@ -83,8 +68,8 @@ struct IndexBuild: ParsableCommand {
             let db = try Database(named: database)
             let kind = try type.map(parseKind) ?? IndexKind.forCount(db.count)
             let model = Embedder.defaultModelDirectory
-            let modelSum = try sha256(of: model.appendingPathComponent("model.safetensors").path)
-            let vocabSum = try sha256(of: model.appendingPathComponent("vocab.txt").path)
+            let modelSum = try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path)
+            let vocabSum = try SHA256.hex(file: model.appendingPathComponent("vocab.txt").path)
             // The text is part of the stamp: changing what is embedded must rebuild.
             let stamp = "hume-index v1 text=caption+keywords kind=\(kind.rawValue) items=\(db.count) manifest=\(db.manifestDigest) model=\(modelSum.prefix(16)) vocab=\(vocabSum.prefix(16))\n"
             let fm = FileManager.default

@@ -126,7 +126,7 @@ struct BenchE2E: ParsableCommand {
                                          "seed": JSON(i + 1)]).bytes,
                     data: Array(t.utf8))
         }
-        let conn = reporting { try BrokerConnection(endpoint: fleet.endpoints["clients"]!) }
+        let conn = reporting { try BrokerConnection(endpoint: fleet.endpoints.clients) }
         let sub = BatchSubmitter(connection: conn, batch: "e2e-\(runID)", route: BenchE2E.route, jobs: specs)
         let start = DispatchTime.now().uptimeNanoseconds
         var lastShown = 0

@@ -60,7 +60,7 @@ struct UpCommand: ParsableCommand {
         let ranges = parseRanges(autoscale)
         let fixed = parseReplicas(replicas.isEmpty && ranges.isEmpty ? ["noop=1"] : replicas)
         var opts = Supervisor.Options(directory: dir, replicas: fixed,
-                                      endpoints: ["workers": bindWorkers, "clients": bindClients, "control": bindControl])
+                                      endpoints: BrokerEndpoints(workers: bindWorkers, clients: bindClients, control: bindControl))
         opts.autoscale = ranges
         guard targetWaitMs > 0 else { fail("--target-wait-ms must be above 0.") }
         opts.autoscaleConfig.targetQueueWaitMs = targetWaitMs

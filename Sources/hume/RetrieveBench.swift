@@ -8,15 +8,8 @@ import HumeStages
 
 /// Deterministic random unit vectors (SplitMix64 + Box–Muller).
 struct UnitVectors {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { (Double(next() >> 11) + 0.5) / Double(1 << 53) }
+    var rng: SplitMix64
+    mutating func uniform() -> Double { rng.uniform() }
     mutating func make(_ n: Int, _ d: Int) -> [Float] {
         var out = [Float](repeating: 0, count: n * d)
         for i in 0..<n {
@@ -61,7 +54,7 @@ struct BenchRetrieve: ParsableCommand {
             var rows: [JSON] = []
             if !json { print("size       type    factory          build s   queries/s   recall@10") }
             for n in sizeList {
-                var rng = UnitVectors(state: UInt64(n))
+                var rng = UnitVectors(rng: SplitMix64(seed: UInt64(n)))
                 let base = rng.make(n, d)
                 let qs = rng.make(queries, d)
                 // Ground truth: exact flat search (batched, not timed).

@@ -1,5 +1,6 @@
 import Testing
-@testable import HumeDiffusion
+@testable import HumeCore
+import HumeDiffusion
 
 @Suite("Local equivariant (ELS) denoiser")
 struct LocalDenoiserTests {

@@ -90,23 +90,8 @@ final class ConstantDenoiser: Denoiser {
     }
 }
 
-/// A sticker-like test image: flat discs of random colour on a white background.
-func stickerImage(side: Int, seed: UInt64) -> RGBImage {
-    var rng = SeededRandom(seed: seed)
-    var image = RGBImage(width: side, height: side, fill: 1)
-    for _ in 0..<6 {
-        let cx = rng.nextUniform() * Double(side), cy = rng.nextUniform() * Double(side)
-        let r = (0.1 + 0.25 * rng.nextUniform()) * Double(side)
-        let colour = (0..<3).map { _ in Float(rng.nextUniform() * 2 - 1) }
-        for y in 0..<side {
-            for x in 0..<side {
-                let dx = Double(x) - cx, dy = Double(y) - cy
-                if dx * dx + dy * dy < r * r { for c in 0..<3 { image[c, x, y] = colour[c] } }
-            }
-        }
-    }
-    return image
-}
+/// A sticker-like test image: flat discs of random colour on a white background (`RGBImage.discs`).
+func stickerImage(side: Int, seed: UInt64) -> RGBImage { RGBImage.discs(side: side, seed: seed) }
 
 /// The local denoiser's prediction for `x` at ᾱ with a fixed patch size and window.
 func localPrediction(_ set: ConditioningSet, _ x: RGBImage, alphaBar: Double, patch: Int = 3, window: Int = 1) throws -> RGBImage {

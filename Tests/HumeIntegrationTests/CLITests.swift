@@ -30,7 +30,7 @@ struct CLITests {
         lines[29] = "this one #invalid"
         lines[39] = ""
         try lines.joined(separator: "\n").write(toFile: dir + "/jobs.txt", atomically: true, encoding: .utf8)
-        let broker = fleet.endpoints["clients"]!
+        let broker = fleet.endpoints.clients
         let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--batch", "cli", "--route", "noop1,noop2", "--broker", broker,
                                      "--out", dir + "/out"])
         #expect(rc == 1, "a batch with failures exits 1: \(err)")
@@ -91,7 +91,7 @@ struct CLITests {
         // 300 jobs of 1,000 bytes in chunks of 500: 5x the window, 25x the stage's bytes.
         let lines = (1...300).map { String(format: "%04d", $0) + String(repeating: "x", count: 996) }
         try lines.joined(separator: "\n").write(toFile: dir + "/jobs.txt", atomically: true, encoding: .utf8)
-        let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--route", "noop", "--broker", fleet.endpoints["clients"]!,
+        let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--route", "noop", "--broker", fleet.endpoints.clients,
                                      "--out", dir + "/out", "--timeout", "60", "--quiet"], timeout: 90)
         #expect(rc == 0, "\(err)")
         #expect(err.contains("300 done"), "\(err)")
@@ -107,7 +107,7 @@ struct CLITests {
         try fleet.waitForWorkers(1)
         let lines = [#"{"key": "same", "text": "first"}"#, "other", #"{"key": "same", "text": "second"}"#]
         try lines.joined(separator: "\n").write(toFile: dir + "/jobs.txt", atomically: true, encoding: .utf8)
-        let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--route", "noop", "--broker", fleet.endpoints["clients"]!,
+        let (rc, _, err) = try hume(["submit", dir + "/jobs.txt", "--route", "noop", "--broker", fleet.endpoints.clients,
                                      "--out", dir + "/out", "--timeout", "30"])
         #expect(rc == 0, "\(err)")
         let rows = try String(contentsOfFile: dir + "/out/manifest.jsonl", encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }

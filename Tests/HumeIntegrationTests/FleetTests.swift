@@ -41,7 +41,7 @@ struct FleetTests {
         defer { fleet.stop() }
         let victim = try fleet.startWorker("noop", arguments: ["--work-ms", "400", "--concurrency", "2"])
         try fleet.waitForWorkers(1)
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "wk", route: ["noop"], jobs: specs(12, prefix: "wk"))
         // Let the victim take its leases, then kill it and start the survivor.
         _ = try sub.run(timeoutMs: 300)
@@ -69,7 +69,7 @@ struct FleetTests {
         try fleet.startWorker("noop2", arguments: ["--work-ms", "1", "--batch", "8"])
         try fleet.waitForWorkers(2)
         let n = 3000
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "bk", route: ["noop1", "noop2"], jobs: specs(n, prefix: "bk"))
         sub.chunkSize = 200
         sub.silenceMs = 1500
@@ -98,7 +98,7 @@ struct FleetTests {
         try fleet.startWorker("noop", arguments: ["--work-ms", "20", "--batch", "4"])
         try fleet.waitForWorkers(1)
         let n = 400
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "ra", route: ["noop"], jobs: specs(n, prefix: "ra"))
         sub.chunkSize = 100
         sub.silenceMs = 1500
@@ -127,7 +127,7 @@ struct FleetTests {
         try fleet.startWorker("noop1")
         try fleet.waitForWorkers(1)
         let n = 20_000
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "st", route: ["noop1", "noop2"], jobs: specs(n, prefix: "st"))
         _ = try sub.run(timeoutMs: 4000)
         let s = try fleet.status()
@@ -154,7 +154,7 @@ struct FleetTests {
         defer { fleet.stop() }
         try fleet.startWorker("noop")
         try fleet.waitForWorkers(1)
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let jobs = specs(200, prefix: "pz") { $0 == 57 ? "bad #poison" : $0 == 99 ? "refuse #invalid" : "job \($0)" }
         let sub = BatchSubmitter(connection: conn, batch: "pz", route: ["noop"], jobs: jobs)
         #expect(try sub.run(timeoutMs: 60_000))
@@ -178,7 +178,7 @@ struct FleetTests {
         defer { fleet.stop() }
         let ctx = ZMQContext()
         let raw = try ZMQSocket(ctx, .dealer)
-        try raw.connect(fleet.endpoints["clients"]!)
+        try raw.connect(fleet.endpoints.clients)
         func ask(_ frames: [[UInt8]]) throws -> Message {
             try raw.send(frames)
             var poller = ZMQPoller()

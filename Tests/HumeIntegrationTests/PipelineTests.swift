@@ -87,7 +87,7 @@ struct PipelineTests {
         defer { fleet.stop() }
         for stage in ["embed", "retrieve", "denoise", "edit"] { try fleet.startWorker(stage) }
         try fleet.waitForWorkers(4, timeoutMs: 60_000)
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
 
         let generate = BatchSubmitter(connection: conn, batch: "pipe-gen", route: ["embed", "retrieve", "denoise"],
                                       jobs: cases.map(\.spec))

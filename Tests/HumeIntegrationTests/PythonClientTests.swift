@@ -50,7 +50,7 @@ struct PythonClientTests {
         defer { fleet.stop() }
         _ = try fleet.startWorker("noop")
         try fleet.waitForWorkers(1)
-        let clients = try #require(fleet.endpoints["clients"])
+        let clients = fleet.endpoints.clients
 
         var lines = (0..<50).map { "line \($0) payload" }
         lines[17] = "line 17 #invalid please refuse"
@@ -98,7 +98,7 @@ struct PythonClientTests {
         #expect(again.filter { $0["status"] as? String == "done" }.count == 49)
 
         // STATUS through the CLI: the batch counts match.
-        let control = try #require(fleet.endpoints["control"])
+        let control = fleet.endpoints.control
         let (rc3, out3, err3) = try python([script, "--control", control, "--status"])
         #expect(rc3 == 0, "stderr: \(err3)")
         let status = jsonLines(out3).first ?? [:]
@@ -118,7 +118,7 @@ struct PythonClientTests {
         defer { fleet.stop() }
         _ = try fleet.startWorker("noop")
         try fleet.waitForWorkers(1)
-        let clients = try #require(fleet.endpoints["clients"])
+        let clients = fleet.endpoints.clients
         // Stand-in for a broker that reads a SUBMIT and dies before acknowledging it: a ROUTER on the broker's port
         // that takes the message and goes away.
         fleet.killBroker()
@@ -160,7 +160,7 @@ struct PythonClientTests {
         defer { fleet.stop() }
         _ = try fleet.startWorker("noop")
         try fleet.waitForWorkers(1)
-        let args = ["Ops/examples/hume_client.py", "--broker", fleet.endpoints["clients"]!, "--route", "noop", "--batch", "pycurve",
+        let args = ["Ops/examples/hume_client.py", "--broker", fleet.endpoints.clients, "--route", "noop", "--batch", "pycurve",
                     "--timeout", "20"]
         let env = ["HUME_CURVE_KEY": keys.dir + "/client.key", "HUME_SERVER_KEY": keys.dir + "/broker.pub"]
         let (rc, out, err) = try python(args, stdin: "one\ntwo\n", environment: env)
@@ -178,8 +178,8 @@ struct PythonClientTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let fleet = try LocalFleet(directory: dir, brokerArguments: ["--stages", "noop"])
         defer { fleet.stop() }
-        let clients = try #require(fleet.endpoints["clients"])
-        let control = try #require(fleet.endpoints["control"])
+        let clients = fleet.endpoints.clients
+        let control = fleet.endpoints.control
         let code = """
         import json, sys, zmq
         sys.path.insert(0, "Ops/examples")

@@ -3,30 +3,30 @@ import GRDB
 import HumeClient
 import HumeCore
 import HumeFleet
+import HumeTransport
 import Testing
 
 /// `hume up` as a child process on free loopback ports, stopped with SIGTERM (it drains) at the end.
 final class UpFleet {
     let dir: String
-    let endpoints: [String: String]
+    let endpoints: BrokerEndpoints
     let process = Process()
     let logPath: String
 
     init(_ name: String, _ arguments: [String]) throws {
         dir = tempDir(name)
-        endpoints = ["workers": "tcp://127.0.0.1:\(freePort())", "clients": "tcp://127.0.0.1:\(freePort())",
-                     "control": "tcp://127.0.0.1:\(freePort())"]
+        endpoints = BrokerEndpoints(workers: "tcp://127.0.0.1:\(freePort())", clients: "tcp://127.0.0.1:\(freePort())",
+                                    control: "tcp://127.0.0.1:\(freePort())")
         logPath = dir + "/up.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: humeExecutable())
-        process.arguments = ["up"] + arguments + ["--dir", dir, "--bind-workers", endpoints["workers"]!,
-                                                  "--bind-clients", endpoints["clients"]!, "--bind-control", endpoints["control"]!]
+        process.arguments = ["up"] + arguments + ["--dir", dir] + endpoints.bindArguments
         process.standardError = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
     }
 
-    lazy var control: BrokerConnection = try! BrokerConnection(endpoint: endpoints["control"]!)
+    lazy var control: BrokerConnection = try! BrokerConnection(endpoint: endpoints.control)
 
     func status() -> JSON? { try? control.request(.status, timeoutMs: 3000).header }
 
@@ -114,14 +114,14 @@ struct ScalingTests {
         defer { up.stop() }
         up.waitFor("2 workers") { workerList($0).count == 2 }
         let n = 2500
-        let conn = try BrokerConnection(endpoint: up.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: up.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "sl", route: ["noop"], jobs: specs(n, prefix: "sl"))
         sub.chunkSize = 500
         _ = try sub.run(timeoutMs: 1000)
         #expect(sub.finishedCount > 0 && sub.finishedCount < n / 4, "mid-batch: \(sub.finishedCount)")
 
         // Up: the four new workers each take work as soon as they join.
-        let (rc, out, err) = try hume(["scale", "noop=6", "--control", up.endpoints["control"]!])
+        let (rc, out, err) = try hume(["scale", "noop=6", "--control", up.endpoints.control])
         #expect(rc == 0 && out.contains("noop: scaling to 6"), "\(out)\(err)")
         let joined = Date()
         let six = up.waitFor("6 workers all working", seconds: 15) { s in
@@ -134,7 +134,7 @@ struct ScalingTests {
         #expect(sub.finishedCount < n, "the scale-down must land while work is in flight")
 
         // Down: three workers drain (finish what they hold, leave); nothing is lost or run twice.
-        #expect(try hume(["scale", "noop=3", "--control", up.endpoints["control"]!]).0 == 0)
+        #expect(try hume(["scale", "noop=3", "--control", up.endpoints.control]).0 == 0)
         let deadline = Date().addingTimeInterval(60)
         while !(try sub.run(timeoutMs: 200)) && Date() < deadline {}
         #expect(sub.finishedCount == n)
@@ -178,7 +178,7 @@ struct ScalingTests {
         defer { up.stop() }
         up.waitFor("1 worker") { workerList($0).count == 1 }
         let n = 3000
-        let conn = try BrokerConnection(endpoint: up.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: up.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "as", route: ["noop"], jobs: specs(n, prefix: "as"))
         let start = Date()
         var maxWorkers = 0
@@ -201,7 +201,7 @@ struct ScalingTests {
         #expect(!ups.isEmpty && ups.allSatisfy { $0["source"]?.string == "autoscale" && ($0["reason"]?.string ?? "").hasPrefix("up:") },
                 "\(decisions)")
         // The text view shows the decisions too.
-        let (_, text, _) = try hume(["status", "--control", up.endpoints["control"]!])
+        let (_, text, _) = try hume(["status", "--control", up.endpoints.control])
         #expect(text.contains("SCALING") && text.contains("autoscale  up:"), "\(text)")
         // Idle: back to the minimum by draining, within the 4 s window plus the rate window and a margin.
         let idle = up.waitFor("back to 1 worker", seconds: 30) { workerList($0).count == 1 && ($0["fleet"]?["stages"]?.array?.first?["replicas"]?.int == 1) }
@@ -219,7 +219,7 @@ struct ScalingTests {
         defer { up.stop() }
         up.waitFor("2 workers") { workerList($0).count == 2 }
         let n = 3000
-        let conn = try BrokerConnection(endpoint: up.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: up.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "mx", route: ["noop"], jobs: specs(n, prefix: "mx"))
         var scrapes = 0
         var lastDone = -1.0

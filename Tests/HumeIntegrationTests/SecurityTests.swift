@@ -97,13 +97,13 @@ struct SecurityTests {
         try fleet.startWorker("noop")
         try fleet.waitForWorkers(1)
 
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!, curve: keys.clientConfig(keys.client))
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients, curve: keys.clientConfig(keys.client))
         let sub = BatchSubmitter(connection: conn, batch: "sec", route: ["noop"], jobs: specs(20, prefix: "sec"))
         #expect(try sub.run(timeoutMs: 20_000))
         #expect(sub.results.allSatisfy { $0?.status == .done })
 
         // A stranger's key and a plaintext client: no reply at all, on the client and the control endpoints.
-        for ep in [fleet.endpoints["clients"]!, fleet.endpoints["control"]!] {
+        for ep in [fleet.endpoints.clients, fleet.endpoints.control] {
             let stranger = try BrokerConnection(endpoint: ep, curve: keys.clientConfig(keys.stranger))
             #expect(throws: HumeError.self) { try stranger.request(.status, timeoutMs: 1500) }
             let plain = try BrokerConnection(endpoint: ep, curve: nil)
@@ -114,7 +114,7 @@ struct SecurityTests {
         env["HUME_CURVE_KEY"] = keys.dir + "/stranger.key"
         let outsider = Process()
         outsider.executableURL = URL(fileURLWithPath: humeExecutable())
-        outsider.arguments = ["worker", "noop", "--broker", fleet.endpoints["workers"]!, "--name", "outsider"]
+        outsider.arguments = ["worker", "noop", "--broker", fleet.endpoints.workers, "--name", "outsider"]
         outsider.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
         outsider.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try outsider.run()
@@ -138,7 +138,7 @@ struct SecurityTests {
             defer { fleet.stop() }
             try fleet.startWorker("noop")
             try fleet.waitForWorkers(1)
-            let port = Int(fleet.endpoints["clients"]!.split(separator: ":").last!)!
+            let port = Int(fleet.endpoints.clients.split(separator: ":").last!)!
             let relay = try RecordingRelay(targetPort: port)
             defer { relay.stop() }
             let conn = try BrokerConnection(endpoint: "tcp://127.0.0.1:\(relay.port)", curve: useCurve ? keys.clientConfig(keys.client) : nil)

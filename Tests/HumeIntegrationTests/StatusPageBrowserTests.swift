@@ -33,7 +33,7 @@ struct StatusPageBrowserTests {
         try fleet.waitForWorkers(1)
         // Three magenta stage images through a noop stage (it echoes its input), as a denoise stage would make them.
         let jobs = (0..<3).map { JobSpec(key: "img-\($0)", data: solidStageImage(side: 32, rgb: (255, 0, 255), prompt: "magenta \($0)")) }
-        let sub = BatchSubmitter(connection: try BrokerConnection(endpoint: fleet.endpoints["clients"]!), batch: "page", route: ["noop"], jobs: jobs)
+        let sub = BatchSubmitter(connection: try BrokerConnection(endpoint: fleet.endpoints.clients), batch: "page", route: ["noop"], jobs: jobs)
         let deadline = Date().addingTimeInterval(30)
         while !(try sub.run(timeoutMs: 200)) && Date() < deadline {}
         #expect(sub.finishedCount == 3)

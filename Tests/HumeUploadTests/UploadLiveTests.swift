@@ -20,7 +20,7 @@ struct UploadLiveTests {
         var jobs = (0..<8).map { JobSpec(key: "live:\($0)", params: dest, data: stageImage(mask: $0 == 3, seed: $0)) }
         jobs.append(JobSpec(key: "live:corrupt", params: dest, data: Array("definitely not an image".utf8)))
         jobs.append(JobSpec(key: "live:outside", params: JSON.object(["dest": .string("file://\(dir)/elsewhere")]).bytes, data: stageImage()))
-        let conn = try BrokerConnection(endpoint: fleet.endpoints["clients"]!)
+        let conn = try BrokerConnection(endpoint: fleet.endpoints.clients)
         let sub = BatchSubmitter(connection: conn, batch: "live", route: ["upload"], jobs: jobs)
         #expect(try sub.run(timeoutMs: 60_000), "every job should finish")
         for i in 0..<8 {

@@ -1,5 +1,7 @@
-/// SHA-256 (FIPS 180-4), for the digest an upload reports and the `x-amz-content-sha256` header S3 signs.
-/// Foundation on Linux has none, and one small function does not warrant a crypto package.
+import Foundation
+
+/// SHA-256 (FIPS 180-4): the digest an upload reports, the `x-amz-content-sha256` header S3 signs, and the model files'
+/// digests in an index's stamp. Foundation on Linux has none, and one small function does not warrant a crypto package.
 public enum SHA256 {
     static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -14,6 +16,21 @@ public enum SHA256 {
 
     /// The 32-byte digest of `bytes`.
     public static func hash(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBytes { hash($0) }
+    }
+
+    /// The digest of a file, read through a memory map (a 90 MB model file is not copied).
+    /// - Throws: `HumeError(.system)` when the file cannot be read.
+    public static func hex(file path: String) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw HumeError(.system, "Cannot read \(path) to take its SHA-256: \(error.localizedDescription)")
+        }
+        return hexString(data.withUnsafeBytes { hash($0) })
+    }
+
+    /// The 32-byte digest of the bytes in `bytes`.
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
         // Padding: 0x80, zeros to 56 mod 64, then the bit length as a big-endian u64.
         var tail = Array(bytes[(bytes.count / 64 * 64)...])
@@ -22,7 +39,7 @@ public enum SHA256 {
         let bits = UInt64(bytes.count) &* 8
         for s in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(s))) }
         var w = [UInt32](repeating: 0, count: 64)
-        func block(_ p: UnsafeBufferPointer<UInt8>, _ at: Int) {
+        func block(_ p: UnsafeRawBufferPointer, _ at: Int) {
             for i in 0..<16 {
                 let j = at + 4 * i
                 w[i] = UInt32(p[j]) << 24 | UInt32(p[j + 1]) << 16 | UInt32(p[j + 2]) << 8 | UInt32(p[j + 3])
@@ -40,10 +57,8 @@ public enum SHA256 {
             }
             h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
-        bytes.withUnsafeBufferPointer { p in
-            for at in stride(from: 0, to: bytes.count / 64 * 64, by: 64) { block(p, at) }
-        }
-        tail.withUnsafeBufferPointer { p in
+        for at in stride(from: 0, to: bytes.count / 64 * 64, by: 64) { block(bytes, at) }
+        tail.withUnsafeBytes { p in
             for at in stride(from: 0, to: tail.count, by: 64) { block(p, at) }
         }
         return h.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * $0)) } }
@@ -58,7 +73,7 @@ public enum SHA256 {
 }
 
 /// Lower-case hex digits of `bytes`.
-func hexString(_ bytes: [UInt8]) -> String {
+public func hexString(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     out.reserveCapacity(bytes.count * 2)
