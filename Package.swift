@@ -119,13 +119,20 @@ let package = Package(
                 path: "Sources/HumeFuzzTargets"),
         .target(name: "HumeUploadStage", dependencies: ["HumeStages", "HumeData", "HumeCore", "CCurl"], path: "Workers/Uploader"),
 
+        // Evaluations (and, in time, benchmarks) as library code the CLI only parses options for and prints: they run the
+        // stages' own code in-process.
+        .target(name: "HumeEvaluation",
+                dependencies: ["HumeCore", "HumeStages", "HumeData", "HumeEval", "HumeEmbed", "HumeSearch", "HumeDiffusion",
+                               "HumeEmbedStage", "HumeRetrieveStage", "HumeDenoiseStage"],
+                path: "Sources/HumeEvaluation"),
+
         // The README's main job: a local fleet, a prompt file and edits through every stage, a gallery.
         .target(name: "HumeDemo", dependencies: ["HumeFleet", "HumeClient", "HumeData", "HumeCore"], path: "Sources/HumeDemo"),
 
         // The CLI: thin, everything lives in the libraries above.
         .executableTarget(name: "hume",
                           dependencies: ["HumeCore", "HumeTransport", "HumeStages", "HumeSearch", "HumeBroker", "HumeWorker", "HumeClient", "HumeFleet", "HumeNoop",
-                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage", "HumeDemo", "HumeEval",
+                                         "HumeEmbed", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeDiffusion", "HumeData", "HumeIndex", "HumeRetrieveStage", "HumeUploadStage", "HumeDemo", "HumeEval", "HumeEvaluation",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),

@@ -3,6 +3,7 @@ import Foundation
 import HumeBroker
 import HumeClient
 import HumeCore
+import HumeEvaluation
 import HumeTransport
 import HumeFleet
 import Logging

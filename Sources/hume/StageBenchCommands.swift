@@ -7,8 +7,8 @@ import HumeDenoiseStage
 import HumeDiffusion
 import HumeEditStage
 import HumeEmbed
+import HumeEvaluation
 
-func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? .nan : s[s.count / 2] }
 
 /// The fixtures' prompts and reference vectors (Tests/HumeEmbedTests/Fixtures/embeddings.json).
 func embedFixtures(_ path: String) -> [(text: String, vector: [Float])] {

@@ -9,6 +9,7 @@ import HumeEditStage
 import HumeEmbed
 import HumeEmbedStage
 import HumeRetrieveStage
+import HumeEvaluation
 import HumeSearch
 import HumeWorker
 
@@ -35,34 +36,8 @@ func writePNG(_ path: String, width: Int, height: Int, channels: Int = 3, pixels
     write(reporting { try PNGCodec.encode(PixelImage(width: width, height: height, channels: 3, pixels: rgb)) }, to: path)
 }
 
-/// A contact sheet: rows of equally sized RGB8 tiles (short rows padded with white) with a 2-pixel white gutter.
-func contactSheet(rows: [[[UInt8]]], side: Int) -> PixelImage {
-    let columns = max(1, rows.map(\.count).max() ?? 1)
-    let white = [UInt8](repeating: 255, count: side * side * 3)
-    let tiles = rows.flatMap { $0 + Array(repeating: white, count: columns - $0.count) }
-    return reporting { try ContactSheet.compose(tiles, side: side, columns: columns, gutter: 2) }
-}
-
-func writeSheet(_ path: String, rows: [[[UInt8]]], side: Int) {
-    let s = contactSheet(rows: rows, side: side)
-    writePNG(path, width: s.width, height: s.height, pixels: s.pixels)
-}
-
-/// Runs one job through `stages` in this process, each stage's output being the next one's input: the payloads the
-/// broker carries between workers (PROTOCOL.md, "Stage payloads"), so a one-shot command makes what the fleet makes.
-/// - Returns: the last stage's output.
-/// - Throws: `HumeError` with the refusing stage's sentence.
-func runStages(_ stages: [any Stage], params: [UInt8], data: [UInt8]) throws -> [UInt8] {
-    var input = data
-    for stage in stages {
-        let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "one-shot", params: params, input: input)
-        switch try stage.run([task]).first {
-        case .ok(let bytes): input = bytes
-        case .permanent(let m), .retryable(let m): throw HumeError(.permanent, "Stage \(stage.name) refused the job: \(m)")
-        case nil: throw HumeError(.system, "Stage \(stage.name) returned no outcome.")
-        }
-    }
-    return input
+func saveSheet(_ path: String, rows: [[[UInt8]]], side: Int) {
+    reporting { try HumeEvaluation.writeSheet(path, rows: rows, side: side) }
 }
 
 /// The integers of a metadata array.
@@ -176,7 +151,7 @@ struct GenerateCommand: ParsableCommand {
         let images = reporting { try denoise.generator(for: database).images }
         for id in ids { print("\(id)\t\(images.database.items[id].caption)") }
         if let sheet {
-            writeSheet(sheet, rows: [[image.pixels], ids.map { id in reporting { try images.rgb8(id, side: size) } }], side: size)
+            saveSheet(sheet, rows: [[image.pixels], ids.map { id in reporting { try images.rgb8(id, side: size) } }], side: size)
         }
     }
 }
@@ -230,7 +205,7 @@ struct PixelIndex {
     }
 }
 
-enum PromptSet: String, ExpressibleByArgument, CaseIterable { case concepts, items }
+extension PromptSet: ExpressibleByArgument {}
 
 struct EvalGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -241,15 +216,6 @@ struct EvalGenerate: ParsableCommand {
     var prompts: PromptSet = .concepts
     @Option(help: "At most this many prompts (a seeded subset; absent: all).") var count: Int?
     @OptionGroup var options: GenerateOptions
-    // The shared settings under the names the code below reads.
-    var database: String { options.database }
-    var k: Int { options.k }
-    var size: Int { options.size }
-    var steps: Int { options.steps }
-    var guidance: Double? { options.guidance }
-    var temperature: Double { options.temperature }
-    var focus: Double { options.focus }
-    var consensus: Double { options.consensus }
     @Option(help: "A sample is a copy when its RMSE to the nearest real image, or to one of its neighbours shifted by up to --copy-shift pixels, is below this ([0,1] units).") var copyThreshold = 0.05
     @Option(help: "Shifts (pixels, each axis) under which a sample still counts as a copy of a neighbour.") var copyShift = 2
     @Option(help: "Samples per prompt: sample j (0-based) of prompt n uses seed n + 1 + j·prompts, so 1 gives the single-sample numbers; rates are means over all samples.") var seeds = 1
@@ -257,97 +223,22 @@ struct EvalGenerate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        // `GenerateOptions.validate()` has run the settings through the stages' own parser.
-        let base = options.parameters
-        if let count, count < 1 { fail("--count must be at least 1.") }
-        guard (1...100).contains(seeds) else { fail("--seeds must be a whole number from 1 to 100.") }
-        guard (0..<size).contains(copyShift) else { fail("--copy-shift must be from 0 to \(size - 1) pixels.") }
-        guard copyThreshold > 0, copyThreshold.isFinite else { fail("--copy-threshold must be a number greater than 0.") }
-        let search = TrainSplitSearch(database: database)
-        let db = reporting { try DatabaseImages(search.loaded.database) }
-        let items = db.database.items
-        var rng = SeededRandom(seed: 20241123)
-        var test = items.filter { $0.split == "test" }.map(\.id)
-        if self.prompts == .concepts {
-            // The concept's own item (caption == concept name) when it has one, else its first variant.
-            var chosen: [String: Int] = [:]
-            for id in test {
-                let item = items[id]
-                if let c = chosen[item.concept], items[c].caption == item.concept { continue }
-                if chosen[item.concept] == nil || item.caption == item.concept { chosen[item.concept] = id }
-            }
-            test = chosen.values.sorted()
-        }
-        for i in stride(from: test.count - 1, to: 0, by: -1) { test.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        let prompts = Array(test.prefix(count ?? test.count))
-        let train = items.filter { $0.split == "train" }.map(\.id)
-        let pixels = PixelIndex(db, side: size)
-        let generator = Generator(images: db)
-        var agree = 0, agreeRandom = 0, copies = 0, copiesRandom = 0
-        var firstNeighbourAgrees = 0, neighbourAgreement = 0.0, majorityAgrees = 0, consensusAgrees = 0
-        // A sample shifted by a pixel or two against the neighbour it follows is still a copy; plain RMSE misses it.
-        func shiftedRMSE(_ sample: [UInt8], _ ids: [Int]) -> Double {
-            ids.map { id in
-                let real = reporting { try db.rgb8(id, side: size) }
-                return PixelIndex.shiftedRMSE(sample, real, side: size, maxShift: copyShift)
-            }.min() ?? .infinity
-        }
-        var rows: [[[UInt8]]] = [], captions: [String] = [], copyDistances: [Double] = []
-        let start = Date()
-        for (n, id) in prompts.enumerated() {
-            let item = items[id]
-            let (ids, scores) = search.neighbours(item.caption, k: k)
-            if let first = ids.first, items[first].subgroup == item.subgroup { firstNeighbourAgrees += 1 }
-            neighbourAgreement += Double(ids.filter { items[$0].subgroup == item.subgroup }.count) / Double(max(1, ids.count))
-            let votes = Dictionary(grouping: ids.map { items[$0].subgroup }, by: { $0 }).mapValues(\.count)
-            if let top = votes.max(by: { $0.value < $1.value }), votes[item.subgroup] == top.value { majorityAgrees += 1 }
-            if ConditioningSet.consensusLabel(ids.map { items[$0].subgroup }, voteDecay: focus) == item.subgroup { consensusAgrees += 1 }
-            var randomIDs: [Int] = []
-            while randomIDs.count < k { let r = train[Int(rng.next() % UInt64(train.count))]; if !randomIDs.contains(r) { randomIDs.append(r) } }
-            for j in 0..<seeds {
-                var p = base
-                p.prompt = item.caption; p.database = database; p.seed = UInt64(n + 1 + j * prompts.count)
-                let sample = reporting { try generator.stageImage(ids: ids, scores: scores, parameters: p) }.pixels
-                // Random neighbours carry no similarity to the prompt: weighed alike (and by the rank prior, if any).
-                let sampleRandom = reporting { try generator.stageImage(ids: randomIDs, parameters: p) }.pixels
-                let near = pixels.nearest(sample), nearRandom = pixels.nearest(sampleRandom)
-                if items[near.id].subgroup == item.subgroup { agree += 1 }
-                if items[nearRandom.id].subgroup == item.subgroup { agreeRandom += 1 }
-                let shifted = shiftedRMSE(sample, ids)
-                if min(near.rmse, shifted) < copyThreshold { copies += 1 }
-                copyDistances.append(min(near.rmse, shifted))
-                if min(nearRandom.rmse, shiftedRMSE(sampleRandom, randomIDs)) < copyThreshold { copiesRandom += 1 }
-                if j == 0, rows.count < 24 {
-                    rows.append([sample] + ids.prefix(8).map { id in reporting { try db.rgb8(id, side: size) } })
-                    captions.append("\(item.caption) [\(item.subgroup)] → nearest: \(items[near.id].caption) [\(items[near.id].subgroup)] rmse \(String(format: "%.3f", near.rmse)); nearest neighbour within ±\(copyShift) px: rmse \(String(format: "%.3f", shifted))")
-                }
-            }
-        }
-        let seconds = Date().timeIntervalSince(start)
-        writeSheet(sheet, rows: rows, side: size)
-        try? captions.joined(separator: "\n").appending("\n").write(toFile: sheet + ".txt", atomically: true, encoding: .utf8)
-        let total = Double(max(1, prompts.count))
-        let samples = Double(max(1, prompts.count * seeds))
-        let sortedDistances = copyDistances.sorted()
-        let medianDistance = sortedDistances.isEmpty ? 0 : sortedDistances[sortedDistances.count / 2]
-        let nearCopies = Double(copyDistances.filter { $0 < 2 * copyThreshold }.count) / samples
-        let result: [String: Any] = [
-            "database": database, "prompts": prompts.count, "prompt_set": self.prompts.rawValue, "k": k, "focus": focus, "size": size, "steps": steps,
-            "seeds": seeds, "samples": prompts.count * seeds, "temperature": temperature,
-            "label_agreement": Double(agree) / samples, "label_agreement_random": Double(agreeRandom) / samples,
-            "copy_rate": Double(copies) / samples, "copy_rate_random": Double(copiesRandom) / samples,
-            "copy_threshold_rmse": copyThreshold, "copy_shift_px": copyShift,
-            "copy_distance_median": medianDistance, "near_copy_rate": nearCopies,
-            "first_neighbour_agreement": Double(firstNeighbourAgrees) / total, "neighbour_agreement": neighbourAgreement / total,
-            "majority_neighbour_agreement": Double(majorityAgrees) / total, "consensus": consensus,
-            "consensus_neighbour_agreement": Double(consensusAgrees) / total, "seconds": seconds, "sheet": sheet,
-        ]
+        var evaluation = HeldOutEvaluation(parameters: options.parameters, root: Database.databasesRoot,
+                                           modelDirectory: Embedder.defaultModelDirectory)
+        evaluation.promptSet = prompts
+        evaluation.count = count
+        evaluation.copyThreshold = copyThreshold
+        evaluation.copyShift = copyShift
+        evaluation.seeds = seeds
+        evaluation.sheet = sheet
+        let r = reporting { try evaluation.run() }
         if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            print(String(decoding: try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "%d held-out prompts × %d seeds, k=%d, %d², %d steps: label agreement %.3f (random neighbours %.3f), copy rate %.3f (random %.3f), %.0f s; sheet %@",
-                         prompts.count, seeds, k, size, steps, Double(agree) / samples, Double(agreeRandom) / samples,
-                         Double(copies) / samples, Double(copiesRandom) / samples, seconds, sheet))
+                         r["prompts"] as! Int, seeds, options.k, options.size, options.steps, r["label_agreement"] as! Double,
+                         r["label_agreement_random"] as! Double, r["copy_rate"] as! Double, r["copy_rate_random"] as! Double,
+                         r["seconds"] as! Double, sheet))
         }
     }
 }
@@ -391,7 +282,7 @@ struct EditCommand: ParsableCommand {
         if let sheet {
             let decoded = reporting { try PNGCodec.decode([UInt8](bytes), limits: EditStage.sourceLimits) }
             let src = Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: side)
-            writeSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, reporting { try db.rgb8(transplant, side: side) }]],
+            saveSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, reporting { try db.rgb8(transplant, side: side) }]],
                        side: side)
         }
     }
@@ -450,7 +341,7 @@ struct EvalEdit: ParsableCommand {
             lines.append("\(sourceCaption) + \(text): mask \(Int(100 * coverage.last!))%, crop nearest \(items[best.id].caption) [\(items[best.id].subgroup)], target [\(items[targetID].subgroup)] \(ok ? "ok" : "no")")
             rows.append([all[sourceID], mask.flatMap { [$0, $0, $0] }, out, all[transplant]])
         }
-        writeSheet(sheet, rows: rows, side: side)
+        saveSheet(sheet, rows: rows, side: side)
         let rate = Double(successes) / Double(EvalEdit.pairs.count)
         if json {
             let o: [String: Any] = ["pairs": EvalEdit.pairs.count, "edit_success": rate,
