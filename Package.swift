@@ -122,8 +122,8 @@ let package = Package(
         // Evaluations (and, in time, benchmarks) as library code the CLI only parses options for and prints: they run the
         // stages' own code in-process.
         .target(name: "HumeEvaluation",
-                dependencies: ["HumeCore", "HumeStages", "HumeData", "HumeEval", "HumeEmbed", "HumeSearch", "HumeDiffusion",
-                               "HumeEmbedStage", "HumeRetrieveStage", "HumeDenoiseStage"],
+                dependencies: ["HumeCore", "HumeStages", "HumeData", "HumeEval", "HumeEmbed", "HumeSearch", "HumeDiffusion", "HumeIndex",
+                               "HumeEmbedStage", "HumeRetrieveStage", "HumeDenoiseStage", "HumeEditStage"],
                 path: "Sources/HumeEvaluation"),
 
         // The README's main job: a local fleet, a prompt file and edits through every stage, a gallery.
@@ -139,14 +139,14 @@ let package = Package(
 
         .testTarget(name: "HumeBridgeTests", dependencies: ["CZeroMQ", "COpenBLAS", "CPNG", "CCurl", "CFaiss"],
                     path: "Tests/HumeBridgeTests"),
-        .testTarget(name: "HumeEmbedTests", dependencies: ["HumeEmbed", "HumeLaneMath"], path: "Tests/HumeEmbedTests",
+        .testTarget(name: "HumeEmbedTests", dependencies: ["HumeCore", "HumeEmbed", "HumeLaneMath"], path: "Tests/HumeEmbedTests",
                     resources: [.copy("Fixtures")]),
         // The stage contracts alone: no sockets, no models, no data.
         .testTarget(name: "HumeContractsTests", dependencies: ["HumeStages", "HumeCore"], path: "Tests/HumeContractsTests"),
         // The worker's connection rules, with a hand-moved clock and no sockets.
         .testTarget(name: "HumeWorkerTests", dependencies: ["HumeWorker", "HumeStages", "HumeCore"], path: "Tests/HumeWorkerTests"),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion", "HumeCore"], path: "Tests/HumeDiffusionTests"),
-        .testTarget(name: "HumeEvalTests", dependencies: ["HumeEval", "HumeData"], path: "Tests/HumeEvalTests"),
+        .testTarget(name: "HumeEvalTests", dependencies: ["HumeCore", "HumeEval", "HumeData"], path: "Tests/HumeEvalTests"),
         .testTarget(name: "HumeStagesTests",
                     dependencies: ["HumeStages", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeRetrieveStage", "HumeData", "HumeDiffusion",
                                    "HumeWorker", "HumeCore"],

@@ -62,18 +62,8 @@ public final class Database: Sendable {
     /// A 64-bit FNV-1a digest of `manifest.jsonl` (16 hex digits), for staleness stamps.
     public let manifestDigest: String
 
-    /// The data root: `$HUME_HOME` or `~/.cache/hume`.
-    public static var dataRoot: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let h = env["HUME_HOME"], !h.isEmpty { return URL(fileURLWithPath: h) }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/hume")
-    }
-
-    /// The folder holding all databases (`<dataRoot>/db`).
-    public static var databasesRoot: URL { dataRoot.appendingPathComponent("db") }
-
     /// Names of the databases built under `root` (folders that contain a `manifest.jsonl`), sorted.
-    public static func available(root: URL = databasesRoot) -> [String] {
+    public static func available(root: URL) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         return names.filter { !$0.hasPrefix(".") && FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent("manifest.jsonl").path) }.sorted()
     }
@@ -81,7 +71,7 @@ public final class Database: Sendable {
     /// Opens the database `name` under `root`.
     /// - Throws: `HumeError(.unknown)` naming the available databases when `name` is not built there;
     ///   `HumeError(.invalidInput)` when the manifest is malformed.
-    public convenience init(named name: String, root: URL = Database.databasesRoot) throws {
+    public convenience init(named name: String, root: URL) throws {
         let valid = !name.isEmpty && !name.hasPrefix(".") && !name.contains("/")
         let dir = root.appendingPathComponent(name)
         guard valid, FileManager.default.fileExists(atPath: dir.appendingPathComponent("manifest.jsonl").path) else {

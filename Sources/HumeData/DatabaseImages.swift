@@ -22,7 +22,7 @@ public final class DatabaseImages: Sendable {
 
     /// Opens the database `name` under `root` (see `Database.init(named:root:)`) and maps its stores.
     /// - Throws: `HumeError(.unknown)` naming the available databases when `name` is not built.
-    public convenience init(named name: String, root: URL = Database.databasesRoot) throws {
+    public convenience init(named name: String, root: URL) throws {
         try self.init(Database(named: name, root: root))
     }
 

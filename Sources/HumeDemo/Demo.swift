@@ -23,7 +23,12 @@ public struct Demo {
         public var size: Int?
         /// Longest the batch may take, seconds.
         public var timeout: Double = 900
-        public init(prompts: String) { self.prompts = prompts }
+        /// The folder holding the image databases (`HumePaths.databases`).
+        public var databases: URL
+        public init(prompts: String, databases: URL) {
+            self.prompts = prompts
+            self.databases = databases
+        }
     }
 
     /// (source caption in the emoji database, edit text).
@@ -89,16 +94,16 @@ public struct Demo {
         report.invalid = invalid.count
         for (line, message) in invalid { onNews?("line \(line) of \(options.prompts) is skipped: \(message)") }
         let needed = Set(jobs.map(\.database)).union([Database.defaultName, "emoji"])
-        let available = Set(Database.available())
+        let available = Set(Database.available(root: options.databases))
         for name in [Database.defaultName, "emoji"] where !available.contains(name) {
-            throw HumeError(.invalidInput, "The \(name) image database is not built in \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
+            throw HumeError(.invalidInput, "The \(name) image database is not built in \(options.databases.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
         }
         // A line naming a database that does not exist fails on its own, with the retrieve stage's sentence.
         for name in needed.subtracting(available).sorted() {
-            onNews?("no image database \"\(name)\" in \(Database.databasesRoot.path): the jobs naming it will fail")
+            onNews?("no image database \"\(name)\" in \(options.databases.path): the jobs naming it will fail")
         }
         for name in needed.intersection(available) {
-            let db = try Database(named: name)
+            let db = try Database(named: name, root: options.databases)
             guard fm.fileExists(atPath: db.indexPath.path) else {
                 throw HumeError(.invalidInput, "The caption index of \"\(name)\" is not built; run Ops/prepare-data.sh (or hume index \(name)).")
             }
@@ -161,7 +166,7 @@ public struct Demo {
         var databases: [String: (Database, ImageStore)] = [:]
         func open(_ name: String) throws -> (Database, ImageStore) {
             if let d = databases[name] { return d }
-            let db = try Database(named: name)
+            let db = try Database(named: name, root: options.databases)
             let d = (db, try db.images(side: 64))
             databases[name] = d
             return d
@@ -245,7 +250,7 @@ public struct Demo {
         // Credits: every image source of the databases the results came from, with its licence.
         var credits: [String] = []
         for name in Set(jobs.map(\.database)).sorted() {
-            guard let db = try? Database(named: name) else { continue }
+            guard let db = try? Database(named: name, root: options.databases) else { continue }
             credits += db.attribution.map { "\(name): \($0.line)" }
         }
         try Demo.writeAtomically(Gallery.html(title: "Hume demo", summary: summary, entries: entries, credits: credits), to: report.gallery)
@@ -271,7 +276,7 @@ public struct Demo {
         }
         let pairs = Demo.editPairs.prefix(max(0, options.edits))
         if !pairs.isEmpty {
-            let db = try Database(named: "emoji")
+            let db = try Database(named: "emoji", root: options.databases)
             let store = try db.images(side: 64)
             for (n, (caption, edit)) in pairs.enumerated() {
                 guard let id = db.items.firstIndex(where: { $0.caption == caption }) else { continue }

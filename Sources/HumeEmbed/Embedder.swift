@@ -54,19 +54,6 @@ public final class Embedder: Sendable {
         self.maxTokensPerPass = max(maxSequenceLength, maxTokensPerPass)
     }
 
-    /// The default model folder: `$HUME_HOME/models/all-MiniLM-L6-v2`, or
-    /// `~/.cache/hume/models/all-MiniLM-L6-v2` when `HUME_HOME` is unset.
-    public static var defaultModelDirectory: URL {
-        let env = ProcessInfo.processInfo.environment
-        let home: URL
-        if let hume = env["HUME_HOME"], !hume.isEmpty {
-            home = URL(fileURLWithPath: hume)
-        } else {
-            home = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/hume")
-        }
-        return home.appendingPathComponent("models/all-MiniLM-L6-v2")
-    }
-
     /// Caps OpenBLAS's own thread pool for this process (the `OPENBLAS_NUM_THREADS` setting).
     public static func setBLASThreads(_ count: Int) {
         hume_openblas_set_threads(Int32(max(1, count)))

@@ -26,9 +26,15 @@ public struct FidelityEvaluation {
     /// Called after every 25 prompts with (done, total).
     public var progress: ((Int, Int) -> Void)?
 
-    public init(parameters: GenerateParameters, promptList: String) {
+    /// Where the databases and the text model are.
+    public var root: URL
+    public var modelDirectory: URL
+
+    public init(parameters: GenerateParameters, promptList: String, root: URL, modelDirectory: URL) {
         self.parameters = parameters
         self.promptList = promptList
+        self.root = root
+        self.modelDirectory = modelDirectory
     }
 
     /// The default prompt list for a database: tuxpaint's own, else the emoji-style list; looked for under `Ops/eval`
@@ -93,9 +99,9 @@ public struct FidelityEvaluation {
         }
         let settings = parameters
         let (database, k, size, steps) = (settings.database, settings.k, settings.size, settings.steps)
-        let embed = try EmbedStage(batchSize: 64)
-        let retrieve = RetrieveStage(batchSize: 64)
-        let denoise = DenoiseStage()
+        let embed = try EmbedStage(modelDirectory: modelDirectory, batchSize: 64)
+        let retrieve = RetrieveStage(root: root, batchSize: 64)
+        let denoise = DenoiseStage(root: root)
         let generator = try denoise.generator(for: database)
         let db = generator.images
         let items = db.database.items

@@ -13,8 +13,8 @@ import HumeWorker
 /// The MiniLM embedder from the default model folder, with BLAS capped to `threads`.
 func loadEmbedder(threads: Int = 2) throws -> Embedder {
     Embedder.setBLASThreads(threads)
-    do { return try Embedder(modelDirectory: Embedder.defaultModelDirectory) } catch {
-        throw HumeError(.unknown, "Cannot load all-MiniLM-L6-v2 from \(Embedder.defaultModelDirectory.path): \(error) Run Ops/prepare-data.sh.")
+    do { return try Embedder(modelDirectory: humePaths.model) } catch {
+        throw HumeError(.unknown, "Cannot load all-MiniLM-L6-v2 from \(humePaths.model.path): \(error) Run Ops/prepare-data.sh.")
     }
 }
 
@@ -65,9 +65,9 @@ struct IndexBuild: ParsableCommand {
 
     func run() throws {
         reporting {
-            let db = try Database(named: database)
+            let db = try Database(named: database, root: humePaths.databases)
             let kind = try type.map(parseKind) ?? IndexKind.forCount(db.count)
-            let model = Embedder.defaultModelDirectory
+            let model = humePaths.model
             let modelSum = try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path)
             let vocabSum = try SHA256.hex(file: model.appendingPathComponent("vocab.txt").path)
             // The text is part of the stamp: changing what is embedded must rebuild.
@@ -115,7 +115,7 @@ struct SearchCommand: ParsableCommand {
             guard (1...GenerateParameters.maxK).contains(k) else {
                 throw HumeError(.invalidInput, "-k must be from 1 to \(GenerateParameters.maxK), got \(k).")
             }
-            let stage = RetrieveStage(batchSize: 1)
+            let stage = RetrieveStage(root: humePaths.databases, batchSize: 1)
             let loaded = try stage.databases.database(database)
             let q = try loadEmbedder().embed(query)
             let params = JSON.object(["database": JSON(database), "k": JSON(k)]).bytes
@@ -227,7 +227,7 @@ struct EvalRetrieve: ParsableCommand {
             guard text == "caption" || text == "caption+keywords" else {
                 throw HumeError(.invalidInput, "--text must be caption or caption+keywords, got \"\(text)\".")
             }
-            let db = try Database(named: database)
+            let db = try Database(named: database, root: humePaths.databases)
             let train = db.items.filter { $0.split == "train" }
             let test = db.items.filter { $0.split == "test" }
             guard !train.isEmpty, !test.isEmpty else {

@@ -24,7 +24,7 @@ struct DemoCommand: ParsableCommand {
         if let size { guard size == 32 || size == 64 else { fail("--size must be 32 or 64.") } }
         if let steps { guard (1...200).contains(steps) else { fail("--steps must be from 1 to 200.") } }
         guard timeout > 0 else { fail("--timeout must be a positive number of seconds.") }
-        var o = Demo.Options(prompts: prompts)
+        var o = Demo.Options(prompts: prompts, databases: humePaths.databases)
         o.out = out
         o.edits = edits
         o.denoisers = denoisers

@@ -22,7 +22,8 @@ struct EvalFidelity: ParsableCommand {
 
     func run() throws {
         var evaluation = FidelityEvaluation(parameters: options.parameters,
-                                            promptList: prompts ?? FidelityEvaluation.defaultList(for: options.database, executable: CommandLine.arguments[0]))
+                                            promptList: prompts ?? FidelityEvaluation.defaultList(for: options.database, executable: CommandLine.arguments[0]),
+                                            root: humePaths.databases, modelDirectory: humePaths.model)
         evaluation.count = count
         evaluation.seeds = seeds
         evaluation.copyThreshold = copyThreshold

@@ -16,14 +16,14 @@ import HumeWorker
 /// Loads the embedder or exits with one sentence.
 func loadEmbedder() -> Embedder {
     Embedder.setBLASThreads(1)
-    do { return try Embedder(modelDirectory: Embedder.defaultModelDirectory) } catch {
-        fail("the MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh")
+    do { return try Embedder(modelDirectory: humePaths.model) } catch {
+        fail("the MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh")
     }
 }
 
 /// A database's manifest and image stores, or exit with one sentence.
 func openImages(_ name: String) -> DatabaseImages {
-    reporting { try DatabaseImages(named: name) }
+    reporting { try DatabaseImages(named: name, root: humePaths.databases) }
 }
 
 func write(_ bytes: [UInt8], to path: String) {
@@ -102,7 +102,7 @@ struct TrainSplitSearch {
     let testCount: Int
 
     init(database name: String) {
-        loaded = reporting { try IndexedDatabases(root: Database.databasesRoot).database(name) }
+        loaded = reporting { try IndexedDatabases(root: humePaths.databases).database(name) }
         embedder = loadEmbedder()
         testCount = loaded.database.items.filter { $0.split != "train" }.count
     }
@@ -139,11 +139,11 @@ struct GenerateCommand: ParsableCommand {
         p.seed = UInt64(seed)
         let database = p.database, size = p.size
         let embed: EmbedStage = reporting {
-            do { return try EmbedStage(batchSize: 1) } catch {
-                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
+            do { return try EmbedStage(modelDirectory: humePaths.model, batchSize: 1) } catch {
+                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
             }
         }
-        let retrieve = RetrieveStage(batchSize: 1), denoise = DenoiseStage()
+        let retrieve = RetrieveStage(root: humePaths.databases, batchSize: 1), denoise = DenoiseStage(root: humePaths.databases)
         let body = reporting { try runStages([embed, retrieve, denoise], params: p.object.bytes, data: Array(prompt.utf8)) }
         let image = reporting { try StageImage(decoding: body) }
         write(reporting { try image.png() }, to: out)
@@ -223,8 +223,8 @@ struct EvalGenerate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        var evaluation = HeldOutEvaluation(parameters: options.parameters, root: Database.databasesRoot,
-                                           modelDirectory: Embedder.defaultModelDirectory)
+        var evaluation = HeldOutEvaluation(parameters: options.parameters, root: humePaths.databases,
+                                           modelDirectory: humePaths.model)
         evaluation.promptSet = prompts
         evaluation.count = count
         evaluation.copyThreshold = copyThreshold
@@ -264,8 +264,8 @@ struct EditCommand: ParsableCommand {
         var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
         if let caption { params["caption"] = .string(caption) }
         let stage: EditStage = reporting {
-            do { return try EditStage() } catch {
-                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(Embedder.defaultModelDirectory.path) (\(error)); run Ops/fetch-model.sh.")
+            do { return try EditStage(modelDirectory: humePaths.model, root: humePaths.databases) } catch {
+                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
             }
         }
         let body = reporting { try runStages([stage], params: JSON.object(params).bytes, data: [UInt8](bytes)) }
@@ -297,59 +297,12 @@ struct EvalEdit: ParsableCommand {
     @Option(help: "Sheet PNG (rows: source, mask, result, transplant).") var sheet = "eval-edit.png"
     @Flag(help: "Print JSON.") var json = false
 
-    /// (source caption, edit text, target caption): the target's subgroup is what the edit should produce.
-    static let pairs: [(String, String, String)] = [
-        ("grinning face", "smiling face with sunglasses", "smiling face with sunglasses"),
-        ("grinning face", "face with medical mask", "face with medical mask"),
-        ("slightly smiling face", "smiling face with heart-eyes", "smiling face with heart-eyes"),
-        ("grinning face", "cowboy hat face", "cowboy hat face"),
-        ("slightly smiling face", "nerd face", "nerd face"),
-        ("neutral face", "zipper-mouth face", "zipper-mouth face"),
-        ("slightly smiling face", "face with tears of joy", "face with tears of joy"),
-        ("red apple", "green apple", "green apple"),
-        ("grinning face", "smiling face with halo", "smiling face with halo"),
-        ("neutral face", "sleeping face", "sleeping face"),
-    ]
-
     func run() throws {
-        let stage: EditStage = reporting { try EditStage() }
-        let db = openImages("emoji")
-        let items = db.database.items
-        let side = Editor().side
-        let all = (0..<db.count).map { id in reporting { try db.rgb8(id, side: side) } }
-        var rows: [[[UInt8]]] = [], successes = 0, lines: [String] = [], coverage: [Double] = []
-        for (n, (sourceCaption, text, target)) in EvalEdit.pairs.enumerated() {
-            guard let sourceID = items.firstIndex(where: { $0.caption == sourceCaption }),
-                  let targetID = items.firstIndex(where: { $0.caption == target }) else { fail("the emoji database has no \"\(sourceCaption)\" or \"\(target)\"") }
-            // Through the edit stage, as an edit job: the source as a PNG, its caption and the edit text as params.
-            let png = reporting { try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: all[sourceID])) }
-            let params = JSON.object(["edit": .string(text), "caption": .string(sourceCaption), "database": .string("emoji"),
-                                      "seed": JSON(n + 1)]).bytes
-            let image = reporting { try StageImage(decoding: try runStages([stage], params: params, data: png)) }
-            let mask = image.mask?.pixels ?? []
-            let transplant = (metadataObject(image)["transplant"] as? NSNumber)?.intValue ?? 0
-            let out = image.pixels
-            var best = (id: -1, d: Int.max)
-            for (i, img) in all.enumerated() where i != sourceID {
-                var d = 0
-                for p in 0..<(side * side) where mask[p] > 0 { for c in 0..<3 { let t = Int(img[3 * p + c]) - Int(out[3 * p + c]); d += t * t } }
-                if d < best.d { best = (i, d) }
-            }
-            let ok = best.id >= 0 && items[best.id].subgroup == items[targetID].subgroup
-            if ok { successes += 1 }
-            coverage.append(Double(mask.filter { $0 > 0 }.count) / Double(side * side))
-            lines.append("\(sourceCaption) + \(text): mask \(Int(100 * coverage.last!))%, crop nearest \(items[best.id].caption) [\(items[best.id].subgroup)], target [\(items[targetID].subgroup)] \(ok ? "ok" : "no")")
-            rows.append([all[sourceID], mask.flatMap { [$0, $0, $0] }, out, all[transplant]])
-        }
-        saveSheet(sheet, rows: rows, side: side)
-        let rate = Double(successes) / Double(EvalEdit.pairs.count)
-        if json {
-            let o: [String: Any] = ["pairs": EvalEdit.pairs.count, "edit_success": rate,
-                                    "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "sheet": sheet]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
-        } else {
-            lines.forEach { print($0) }
-            print(String(format: "edit success %.2f over %d pairs; sheet %@", rate, EvalEdit.pairs.count, sheet))
-        }
+        var evaluation = EditEvaluation(root: humePaths.databases, modelDirectory: humePaths.model)
+        evaluation.sheet = sheet
+        let (result, lines) = reporting { try evaluation.run() }
+        if json { return try printJSON(result) }
+        lines.forEach { print($0) }
+        print(String(format: "edit success %.2f over %d pairs; sheet %@", result["edit_success"] as! Double, EditEvaluation.pairs.count, sheet))
     }
 }

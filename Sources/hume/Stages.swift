@@ -14,16 +14,16 @@ func makeStage(_ name: String, workMs: Double, failRate: Double, concurrency: In
         return NoopStage(name: name, workMs: workMs, failRate: failRate, batchSize: batch, concurrency: max(1, concurrency))
     }
     if name == "retrieve" {
-        return RetrieveStage(batchSize: batch ?? 16, concurrency: concurrency)
+        return RetrieveStage(root: humePaths.databases, batchSize: batch ?? 16, concurrency: concurrency)
     }
     if name == "embed" {
-        do { return try EmbedStage(name: name, batchSize: batch ?? 64) } catch {
+        do { return try EmbedStage(name: name, modelDirectory: humePaths.model, batchSize: batch ?? 64) } catch {
             throw HumeError(.unknown, "The embed stage could not load its model (\(error)); run Ops/fetch-model.sh.")
         }
     }
-    if name == "denoise" { return DenoiseStage(name: name, concurrency: max(1, concurrency)) }
+    if name == "denoise" { return DenoiseStage(name: name, concurrency: max(1, concurrency), root: humePaths.databases) }
     if name == "edit" {
-        do { return try EditStage(name: name) } catch {
+        do { return try EditStage(name: name, modelDirectory: humePaths.model, root: humePaths.databases) } catch {
             throw HumeError(.unknown, "The edit stage could not load its model (\(error)); run Ops/fetch-model.sh.")
         }
     }

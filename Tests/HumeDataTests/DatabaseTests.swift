@@ -6,9 +6,9 @@ import Testing
 /// Opens a built database or fails (never skips) with the command that builds it.
 func openBuilt(_ name: String) throws -> Database {
     do {
-        return try Database(named: name)
+        return try Database(named: name, root: testPaths.databases)
     } catch {
-        Issue.record("The \(name) database is not built under \(Database.databasesRoot.path): run Ops/prepare-data.sh first (\(error)).")
+        Issue.record("The \(name) database is not built under \(testPaths.databases.path): run Ops/prepare-data.sh first (\(error)).")
         throw error
     }
 }
@@ -48,13 +48,13 @@ struct DatabaseTests {
     @Test("an unknown database name is one sentence listing the available ones")
     func unknownDatabase() throws {
         do {
-            _ = try Database(named: "no-such-db")
+            _ = try Database(named: "no-such-db", root: testPaths.databases)
             Issue.record("opened a database that does not exist")
         } catch let e as HumeError {
             #expect(e.code == .unknown)
             #expect(e.message.contains("no-such-db"))
             #expect(e.message.contains("emoji"))
         }
-        #expect(throws: HumeError.self) { try Database(named: "../emoji") }
+        #expect(throws: HumeError.self) { try Database(named: "../emoji", root: testPaths.databases) }
     }
 }

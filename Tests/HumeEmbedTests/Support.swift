@@ -4,7 +4,7 @@ import Testing
 
 /// The installed model folder, or a failed requirement telling how to install it.
 func requireModelDirectory() throws -> URL {
-    let directory = Embedder.defaultModelDirectory
+    let directory = testPaths.model
     let weights = directory.appendingPathComponent("model.safetensors").path
     try #require(FileManager.default.fileExists(atPath: weights),
                  "all-MiniLM-L6-v2 is not installed in \(directory.path): run Ops/fetch-model.sh (HUME_HOME moves it).")
@@ -13,7 +13,7 @@ func requireModelDirectory() throws -> URL {
 
 /// One embedder for the whole test run: loading reads 90 MB.
 let sharedEmbedder: Result<Embedder, any Error> = Result {
-    try Embedder(modelDirectory: Embedder.defaultModelDirectory)
+    try Embedder(modelDirectory: testPaths.model)
 }
 
 func requireEmbedder() throws -> Embedder {

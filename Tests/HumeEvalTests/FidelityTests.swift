@@ -161,7 +161,7 @@ struct FidelityPromptTests {
         let list = try FidelityPrompt.parseList(try String(contentsOf: url, encoding: .utf8), file: file)
         #expect(list.count >= minimum)
         let db: Database
-        do { db = try Database(named: database) } catch {
+        do { db = try Database(named: database, root: testPaths.databases) } catch {
             Issue.record("The \(database) database is not built; run Ops/prepare-data.sh. \(error)")
             return
         }

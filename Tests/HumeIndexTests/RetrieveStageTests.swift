@@ -8,7 +8,7 @@ import HumeWorker
 import Testing
 
 /// One stage for the suite: it caches the loaded index, as a worker does.
-let sharedStage = RetrieveStage(batchSize: 16)
+let sharedStage = RetrieveStage(root: testPaths.databases, batchSize: 16)
 
 /// The embed stage's payload for a bare vector (no text).
 func query(_ v: [Float]) -> [UInt8] { EmbedOutput(vector: v, text: "").encoded() }
@@ -30,7 +30,7 @@ struct RetrieveStageTests {
     @Test("\"a red apple\" finds an apple among the top results of emoji")
     func redApple() throws {
         try requireEmojiIndex()
-        let embedder = try Embedder(modelDirectory: Embedder.defaultModelDirectory)
+        let embedder = try Embedder(modelDirectory: testPaths.model)
         let q = try embedder.embed("a red apple")
         let out = try sharedStage.run([task(#"{"database": "emoji", "k": 5}"#, query(q))])
         guard case .ok(let bytes) = out[0] else { Issue.record("not ok: \(out[0])"); return }

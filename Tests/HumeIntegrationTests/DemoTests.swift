@@ -14,7 +14,7 @@ struct DemoTests {
     @Test("a small batch: every job done, PNGs carry how they were made, the manifest and gallery reference every output",
           .timeLimit(.minutes(3)))
     func smallBatch() throws {
-        guard Set(Database.available()).isSuperset(of: ["emoji", "tuxpaint", Database.defaultName]) else {
+        guard Set(Database.available(root: testPaths.databases)).isSuperset(of: ["emoji", "tuxpaint", Database.defaultName]) else {
             Issue.record("the image databases are not built; Ops/test.sh runs Ops/prepare-data.sh first")
             return
         }
@@ -91,7 +91,7 @@ struct DemoTests {
     @Test("a line naming a database that does not exist fails alone with one sentence; the rest of the batch is done",
           .timeLimit(.minutes(3)))
     func badDatabaseLine() throws {
-        guard Database.available().contains("emoji") else {
+        guard Database.available(root: testPaths.databases).contains("emoji") else {
             Issue.record("the image databases are not built; Ops/test.sh runs Ops/prepare-data.sh first")
             return
         }

@@ -94,7 +94,7 @@ struct PipelineTests {
         _ = try generate.run(timeoutMs: 120_000)
 
         // Edit jobs: a 32² emoji (grinning face) as a PNG, a non-PNG, and a 64² source without a caption.
-        let store32 = try Database(named: "emoji").images(side: 32), store64 = try Database(named: "emoji").images(side: 64)
+        let store32 = try Database(named: "emoji", root: testPaths.databases).images(side: 32), store64 = try Database(named: "emoji", root: testPaths.databases).images(side: 64)
         let source = try store32.copy(id: 0)
         let png32 = try PNGCodec.encode(PixelImage(width: 32, height: 32, channels: 3, pixels: source))
         let png64 = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try store64.copy(id: 0)))
@@ -130,9 +130,9 @@ struct PipelineTests {
         let run = try await onOwnThread { try PipelineTests.live() }
         #expect(run.processesLeft.isEmpty, "processes still running after stop: \(run.processesLeft)")
         let counts = [
-            "emoji": try Database(named: "emoji").count, "tuxpaint": try Database(named: "tuxpaint").count,
+            "emoji": try Database(named: "emoji", root: testPaths.databases).count, "tuxpaint": try Database(named: "tuxpaint", root: testPaths.databases).count,
         ]
-        let emojiItems = try Database(named: "emoji").items
+        let emojiItems = try Database(named: "emoji", root: testPaths.databases).items
         var images: [String: StageImage] = [:]
         for (c, result) in zip(Self.cases, run.generate) {
             let r = try #require(result, "job \(c.key) has no result; logs:\n\(run.logs)")

@@ -13,8 +13,8 @@ import Testing
 
 /// Fails (never skips) when the model or the emoji database is missing.
 func requireData() throws -> (model: Bool, db: Bool) {
-    let model = FileManager.default.fileExists(atPath: Embedder.defaultModelDirectory.appendingPathComponent("model.safetensors").path)
-    let db = FileManager.default.fileExists(atPath: Database.databasesRoot.appendingPathComponent("emoji/manifest.jsonl").path)
+    let model = FileManager.default.fileExists(atPath: testPaths.model.appendingPathComponent("model.safetensors").path)
+    let db = FileManager.default.fileExists(atPath: testPaths.databases.appendingPathComponent("emoji/manifest.jsonl").path)
     return (model, db)
 }
 
@@ -39,10 +39,10 @@ struct EmbedStageTests {
     @Test("a batch gives the same vectors as one task at a time, and bad tasks fail alone")
     func batchEqualsSingle() throws {
         guard try requireData().model else {
-            Issue.record("The MiniLM model is missing at \(Embedder.defaultModelDirectory.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
+            Issue.record("The MiniLM model is missing at \(testPaths.model.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
             return
         }
-        let stage = try EmbedStage()
+        let stage = try EmbedStage(modelDirectory: testPaths.model)
         let tasks = [task(#"{"prompt": "a smiling sun"}"#), task(#"{"prompt": ""}"#),
                      task(#"{"prompt": "x", "edit": "with sunglasses"}"#), task(#"{"seed": 1}"#),
                      task(#"{"prompt": "a red apple on a table"}"#)]
@@ -73,10 +73,10 @@ struct EmbedStageTests {
     @Test("the job's data is the prompt; it wins over the prompt parameter, and non-UTF-8 data is refused")
     func dataIsThePrompt() throws {
         guard try requireData().model else {
-            Issue.record("The MiniLM model is missing at \(Embedder.defaultModelDirectory.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
+            Issue.record("The MiniLM model is missing at \(testPaths.model.path); run Ops/prepare-data.sh (or Ops/fetch-model.sh).")
             return
         }
-        let stage = try EmbedStage()
+        let stage = try EmbedStage(modelDirectory: testPaths.model)
         let out = try stage.run([task("", input: Array("a smiling sun".utf8)), task(#"{"prompt": "a smiling sun"}"#),
                                  task(#"{"prompt": "a red apple"}"#, input: Array("a smiling sun".utf8)),
                                  task("", input: [0xff, 0xfe, 0x41]), task("", input: Array("   ".utf8))])
@@ -121,10 +121,10 @@ struct DenoiseStageTests {
     @Test("the same seed gives the same bytes; another seed gives another image", .timeLimit(.minutes(5)))
     func determinism() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
-        let stage = DenoiseStage()
+        let stage = DenoiseStage(root: testPaths.databases)
         let ids = [0, 2, 5, 9, 12, 19]
         let a = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6}"#, input: retrieveJSON(ids))])
         let b = try stage.run([task(#"{"prompt": "face", "k": 6, "seed": 7, "steps": 6}"#, input: retrieveJSON(ids))])
@@ -163,10 +163,10 @@ struct DenoiseStageTests {
     @Test("bad inputs fail permanently with a clear sentence")
     func badInputs() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
-        let stage = DenoiseStage()
+        let stage = DenoiseStage(root: testPaths.databases)
         let cases: [(StageTask, String)] = [
             (task(#"{"prompt": "x"}"#, input: retrieveJSON([])), "no neighbours"),
             (task(#"{"prompt": "x"}"#, input: retrieveJSON([1, 999_999])), "999999 is not in the database"),
@@ -221,10 +221,10 @@ struct EditorTests {
     @Test("pixels outside the mask are exactly the source's; the mask is neither empty nor everything")
     func pinsOutsideMask() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
-        let db = try DatabaseImages(named: "emoji")
+        let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
         let editor = Editor()
         let source = try db32(db, 0)   // grinning face
         let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], image: { try db32(db, $0) }, seed: 3)
@@ -242,10 +242,10 @@ struct EditorTests {
     @Test("wrong image size and empty neighbour lists are refused in one sentence")
     func badEditorInputs() throws {
         guard try requireData().db else {
-            Issue.record("The emoji database is missing under \(Database.databasesRoot.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
-        let db = try DatabaseImages(named: "emoji")
+        let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
         let editor = Editor()
         do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], image: { try db32(db, $0) }, seed: 1); Issue.record("accepted 16x16") }
         catch let e as any ReportableError { #expect(e.isPermanent && e.message.contains("16x16")) }
@@ -265,8 +265,8 @@ struct EditStageTests {
             Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
             return
         }
-        let stage = try EditStage()
-        let db = try DatabaseImages(named: "emoji")
+        let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
+        let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
         let source = try db.rgb8(0, side: 32)
         let png = try PNGCodec.encode(PixelImage(width: 32, height: 32, channels: 3, pixels: source))
         let out = try stage.run([task(#"{"edit": "face with sunglasses", "caption": "grinning face"}"#, input: png),
@@ -315,14 +315,14 @@ struct ChainTests {
         }
         let params = #"{"database": "tuxpaint", "k": 5, "seed": 3, "steps": 3}"#
         let prompt = "a cat"
-        let embedded = try EmbedStage().run([task(params, input: Array(prompt.utf8))])
+        let embedded = try EmbedStage(modelDirectory: testPaths.model).run([task(params, input: Array(prompt.utf8))])
         guard case .ok(let vector) = embedded[0] else { Issue.record("embed failed: \(embedded[0])"); return }
-        let retrieved = try RetrieveStage().run([task(params, input: vector)])
+        let retrieved = try RetrieveStage(root: testPaths.databases).run([task(params, input: vector)])
         guard case .ok(let json) = retrieved[0] else { Issue.record("retrieve failed: \(retrieved[0])"); return }
         let answer = try Neighbours(decoding: json)
         #expect(answer.prompt == prompt)
         #expect(answer.database == "tuxpaint" && answer.ids.count == 5)
-        let denoised = try DenoiseStage().run([task(params, input: json)])
+        let denoised = try DenoiseStage(root: testPaths.databases).run([task(params, input: json)])
         guard case .ok(let body) = denoised[0] else { Issue.record("denoise failed: \(denoised[0])"); return }
         let image = try StageImage(decoding: body)
         let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
@@ -342,7 +342,7 @@ struct ChainTests {
 struct SimilarityTests {
     /// The denoise stage's image for the input `json` with `params`.
     func generate(_ json: String, _ params: String) throws -> StageImage {
-        let out = try DenoiseStage().run([task(params, input: Array(json.utf8))])
+        let out = try DenoiseStage(root: testPaths.databases).run([task(params, input: Array(json.utf8))])
         guard case .ok(let body) = out[0] else { throw StageInputError("denoise failed: \(out[0])") }
         return try StageImage(decoding: body)
     }
@@ -358,7 +358,7 @@ struct SimilarityTests {
         let params = #"{"database": "tuxpaint", "seed": 4, "steps": 8, "size": 32, "consensus": 0, "focus": 0}"#
         let strong = try generate(#"{"ids": [10, 200, 300, 400, 500, 600], "scores": [0.9, 0.6, 0.6, 0.6, 0.6, 0.6]}"#, params)
         let flat = try generate(#"{"ids": [10, 200, 300, 400, 500, 600]}"#, params)
-        let images = try DatabaseImages(named: "tuxpaint")
+        let images = try DatabaseImages(named: "tuxpaint", root: testPaths.databases)
         let first = try images.rgb8(10, side: 32)
         let others = try ids.dropFirst().map { try images.rgb8($0, side: 32) }
         // Followed: the strong match is the nearest of the six, and nearer than without scores.
@@ -379,15 +379,15 @@ struct SimilarityTests {
                      (#"{"ids": [1, 2], "scores": [0.5, 7]}"#, "not a similarity from -1 to 1"),
                      (#"{"ids": [1, 2], "scores": [0.5, "x"]}"#, "not a similarity from -1 to 1")]
         for (json, sentence) in cases {
-            let out = try DenoiseStage().run([task(#"{"database": "tuxpaint", "steps": 1, "size": 32}"#, input: Array(json.utf8))])
+            let out = try DenoiseStage(root: testPaths.databases).run([task(#"{"database": "tuxpaint", "steps": 1, "size": 32}"#, input: Array(json.utf8))])
             #expect(permanentMessage(out[0])?.contains(sentence) == true, "\(json): \(out[0])")
         }
-        let bad = try DenoiseStage().run([task(#"{"database": "tuxpaint", "temperature": 0}"#, input: Array(#"{"ids": [1]}"#.utf8))])
+        let bad = try DenoiseStage(root: testPaths.databases).run([task(#"{"database": "tuxpaint", "temperature": 0}"#, input: Array(#"{"ids": [1]}"#.utf8))])
         #expect(permanentMessage(bad[0])?.contains("\"temperature\" parameter is 0; it must be a number from 0.001 to 10") == true, "\(bad[0])")
         for (params, sentence) in [(#"{"coherence": 2}"#, "\"coherence\" parameter is 2; it must be a number from 0 to 1."),
                                    (#"{"margin": -0.1}"#, "\"margin\" parameter is -0.1; it must be a number from 0 to 2."),
                                    (#"{"register": "yes"}"#, "\"register\" parameter must be true or false.")] {
-            let out = try DenoiseStage().run([task(params, input: Array(#"{"database": "tuxpaint", "ids": [1]}"#.utf8))])
+            let out = try DenoiseStage(root: testPaths.databases).run([task(params, input: Array(#"{"database": "tuxpaint", "ids": [1]}"#.utf8))])
             #expect(permanentMessage(out[0])?.contains(sentence) == true, "\(params): \(out[0])")
         }
     }
@@ -452,7 +452,7 @@ struct SimilarityTests {
     @Test("a database without labels generates, with or without the label option", .timeLimit(.minutes(5)))
     func unlabelledDatabase() throws {
         guard try requireData().db else { Issue.record("The databases are missing; run Ops/prepare-data.sh."); return }
-        let source = try Database(named: "tuxpaint")
+        let source = try Database(named: "tuxpaint", root: testPaths.databases)
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-unlabelled-\(UUID().uuidString)")
         let dir = root.appendingPathComponent("mine")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
