@@ -35,27 +35,26 @@ struct BrokerCommand: ParsableCommand {
     var insecure = false
 
     func run() throws {
-        guard let mode = JournalSync(rawValue: sync) else { fail("--sync must be normal or full, not \"\(sync)\".") }
+        guard let mode = JournalSync(rawValue: sync) else { throw CLIFailure("--sync must be normal or full, not \"\(sync)\".") }
         var config = BrokerConfig()
         config.stages = stages.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         for s in config.stages where !validateStageName(s) {
-            fail("Stage name \"\(s)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.")
+            throw CLIFailure("Stage name \"\(s)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.")
         }
         config.queueCapacity = queueCapacity
         config.queueBytes = queueBytes
         config.clientWindow = window
-        guard clientRate >= 0, clientRate.isFinite else { fail("--client-rate must be 0 (unlimited) or a positive number of jobs per second.") }
+        guard clientRate >= 0, clientRate.isFinite else { throw CLIFailure("--client-rate must be 0 (unlimited) or a positive number of jobs per second.") }
         config.clientRate = clientRate
         config.maxAttempts = max(1, maxAttempts)
         config.heartbeatMs = UInt64(max(50, heartbeatMs))
         config.workerTimeoutMs = UInt64(max(200, workerTimeoutMs))
         let dir = (journal as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let server = reporting {
-            try BrokerServer(config: config, endpoints: BrokerEndpoints(workers: bindWorkers, clients: bindClients, control: bindControl,
+        let server = try 
+            BrokerServer(config: config, endpoints: BrokerEndpoints(workers: bindWorkers, clients: bindClients, control: bindControl,
                                                                         metrics: metrics),
                              journalPath: journal, sync: mode)
-        }
         if let readyFile {
             server.onBound = { ep in
                 let j = JSON.object(["workers": .string(ep.workers), "clients": .string(ep.clients), "control": .string(ep.control),
@@ -65,11 +64,11 @@ struct BrokerCommand: ParsableCommand {
                 _ = rename(tmp, readyFile)
             }
         }
-        server.curve = reporting { try brokerSecurity(endpoints: [bindWorkers, bindClients, bindControl], curveKey: curveKey,
-                                                      allowKeys: allowKeys, insecure: insecure) }
+        server.curve = try brokerSecurity(endpoints: [bindWorkers, bindClients, bindControl], curveKey: curveKey,
+                                          allowKeys: allowKeys, insecure: insecure)
         let stop = server.stop
         onTerminationSignal { stop.wake() }
-        reporting { try server.run() }
+        try server.run()
     }
 }
 
@@ -106,14 +105,14 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup(title: "Upload stage") var upload: UploadOptions
 
     func run() throws {
-        guard validateStageName(stage) else { fail("Stage name \"\(stage)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.") }
-        let impl = reporting { try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch, upload: upload) }
+        guard validateStageName(stage) else { throw CLIFailure("Stage name \"\(stage)\" is invalid: use 1–32 characters of a–z, 0–9, '_' and '-'.") }
+        let impl = try makeStage(stage, workMs: workMs, failRate: failRate, concurrency: concurrency, batch: batch, upload: upload)
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let env = ProcessInfo.processInfo.environment
-        let curve = reporting { try CurveClientConfig.from(keyFile: curveKey ?? env["HUME_CURVE_KEY"], serverKey: serverKey ?? env["HUME_SERVER_KEY"]) }
-        let runtime = reporting { try WorkerRuntime(stage: impl, endpoint: broker, name: name, curve: curve) }
+        let curve = try CurveClientConfig.from(keyFile: curveKey ?? env["HUME_CURVE_KEY"], serverKey: serverKey ?? env["HUME_SERVER_KEY"])
+        let runtime = try WorkerRuntime(stage: impl, endpoint: broker, name: name, curve: curve)
         let stop = runtime.stop
         onTerminationSignal { stop.wake() }
-        reporting { try runtime.run() }
+        try runtime.run()
     }
 }

@@ -28,10 +28,10 @@ struct BenchChaos: ParsableCommand {
 
     func run() throws {
         let gap = gapMs.split(separator: "-").compactMap { Int($0) }
-        guard gap.count == 2, gap[0] >= 0, gap[0] <= gap[1] else { fail("--gap-ms must be two whole numbers of ms like 100-600.") }
-        guard rounds >= 1, jobs >= 1, kills >= 0 else { fail("--rounds and --jobs must be at least 1 and --kills at least 0.") }
-        guard ["submit", "stream"].contains(client) else { fail("--client must be submit or stream.") }
-        if let params, (try? JSON.parse(params))?.object == nil { fail("--params must be a JSON object such as {\"steps\": 4}.") }
+        guard gap.count == 2, gap[0] >= 0, gap[0] <= gap[1] else { throw CLIFailure("--gap-ms must be two whole numbers of ms like 100-600.") }
+        guard rounds >= 1, jobs >= 1, kills >= 0 else { throw CLIFailure("--rounds and --jobs must be at least 1 and --kills at least 0.") }
+        guard ["submit", "stream"].contains(client) else { throw CLIFailure("--client must be submit or stream.") }
+        if let params, (try? JSON.parse(params))?.object == nil { throw CLIFailure("--params must be a JSON object such as {\"steps\": 4}.") }
         let dir = directory ?? NSTemporaryDirectory() + "hume-chaos-\(getpid())"
         var config = ChaosConfig(directory: dir)
         config.seed = seed
@@ -46,7 +46,7 @@ struct BenchChaos: ParsableCommand {
         config.hangBoundSeconds = hangBound
         var reports: [ChaosRound] = []
         for r in 0..<rounds {
-            let round = reporting { try Chaos.round(config, index: r, log: { if !json { stderrLine("chaos: " + $0) } }) }
+            let round = try Chaos.round(config, index: r, log: { if !json { stderrLine("chaos: " + $0) } })
             reports.append(round)
             if !json {
                 print(String(format: "round %d (seed %llu): %d jobs, %d kills (broker %d, worker %d, client %d; %d after the client finished), lost %d, duplicated %d, %@, %.1f s%@",

@@ -64,7 +64,7 @@ struct IndexBuild: ParsableCommand {
     @Flag(help: "Rebuild even when current.") var force = false
 
     func run() throws {
-        reporting {
+        do {
             let db = try Database(named: database, root: humePaths.databases)
             let kind = try type.map(parseKind) ?? IndexKind.forCount(db.count)
             let model = humePaths.model
@@ -79,7 +79,7 @@ struct IndexBuild: ParsableCommand {
                 return
             }
             let start = Date()
-            let embedder = loadEmbedder()
+            let embedder = try loadEmbedder()
             let vectors = try embedder.embedFlat(db.items.map(\.retrievalText))
             let embedSeconds = Date().timeIntervalSince(start)
             let index = try VectorIndex(dimension: Database.dimension, kind: kind, count: db.count)
@@ -111,7 +111,7 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "Print the answer as the retrieve stage's JSON.") var json = false
 
     func run() throws {
-        reporting {
+        do {
             guard (1...GenerateParameters.maxK).contains(k) else {
                 throw HumeError(.invalidInput, "-k must be from 1 to \(GenerateParameters.maxK), got \(k).")
             }
@@ -223,7 +223,7 @@ struct EvalRetrieve: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        reporting {
+        do {
             guard text == "caption" || text == "caption+keywords" else {
                 throw HumeError(.invalidInput, "--text must be caption or caption+keywords, got \"\(text)\".")
             }
@@ -234,7 +234,7 @@ struct EvalRetrieve: ParsableCommand {
                 throw HumeError(.invalidInput, "The database \(database) needs items in both splits to be evaluated.")
             }
             let docText: (DatabaseItem) -> String = text == "caption" ? { $0.caption } : { $0.retrievalText }
-            let embedder = loadEmbedder()
+            let embedder = try loadEmbedder()
             let start = Date()
             let trainVectors = try embedder.embedFlat(train.map(docText))
             let queryVectors = try embedder.embedFlat(test.map(\.caption))

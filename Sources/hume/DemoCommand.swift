@@ -19,11 +19,11 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "No progress bar.") var quiet = false
 
     func run() throws {
-        guard (0...Demo.editPairs.count).contains(edits) else { fail("--edits must be from 0 to \(Demo.editPairs.count).") }
-        guard (1...16).contains(denoisers) else { fail("--denoisers must be from 1 to 16.") }
-        if let size { guard size == 32 || size == 64 else { fail("--size must be 32 or 64.") } }
-        if let steps { guard (1...200).contains(steps) else { fail("--steps must be from 1 to 200.") } }
-        guard timeout > 0 else { fail("--timeout must be a positive number of seconds.") }
+        guard (0...Demo.editPairs.count).contains(edits) else { throw CLIFailure("--edits must be from 0 to \(Demo.editPairs.count).") }
+        guard (1...16).contains(denoisers) else { throw CLIFailure("--denoisers must be from 1 to 16.") }
+        if let size { guard size == 32 || size == 64 else { throw CLIFailure("--size must be 32 or 64.") } }
+        if let steps { guard (1...200).contains(steps) else { throw CLIFailure("--steps must be from 1 to 200.") } }
+        guard timeout > 0 else { throw CLIFailure("--timeout must be a positive number of seconds.") }
         var o = Demo.Options(prompts: prompts, databases: humePaths.databases)
         o.out = out
         o.edits = edits
@@ -39,7 +39,7 @@ struct DemoCommand: ParsableCommand {
         }
         demo.onNews = { stderrLine("hume demo: " + $0) }
         let start = Date()
-        let r = reporting { try demo.run() }
+        let r = try demo.run()
         bar?.finish(r.done + r.failed)
         stderrLine(String(format: "hume demo: %d of %d jobs done in %.1f s (%.1f jobs/s; fleet start %.1f s, all %.1f s)",
                           r.done, r.jobs, r.seconds, Double(r.done) / max(r.seconds, 0.001), r.startupSeconds,

@@ -35,41 +35,41 @@ struct BenchE2E: ParsableCommand {
     func run() throws {
         let counts = replicas.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ (1...16).contains($0) }), counts.count == replicas.split(separator: ",").count else {
-            fail("--replicas must be a comma-separated list of counts from 1 to 16, e.g. 1,2; got \"\(replicas)\".")
+            throw CLIFailure("--replicas must be a comma-separated list of counts from 1 to 16, e.g. 1,2; got \"\(replicas)\".")
         }
-        guard prompts > 0 else { fail("--prompts must be at least 1.") }
+        guard prompts > 0 else { throw CLIFailure("--prompts must be at least 1.") }
         if let s = scaleStage, !BenchE2E.route.contains(s) {
-            fail("--scale-stage must be one of \(BenchE2E.route.joined(separator: ", ")); got \"\(s)\".")
+            throw CLIFailure("--scale-stage must be one of \(BenchE2E.route.joined(separator: ", ")); got \"\(s)\".")
         }
-        let texts = loadPrompts()
+        let texts = try loadPrompts()
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) }
 
         var runs: [E2ERun] = []
         var scaled = scaleStage
         if scaled == nil && counts[0] != 1 {
             // Find the slowest stage with one replica each first.
-            runs.append(measure(texts, replicas: Dictionary(uniqueKeysWithValues: BenchE2E.route.map { ($0, 1) })))
+            runs.append(try measure(texts, replicas: Dictionary(uniqueKeysWithValues: BenchE2E.route.map { ($0, 1) })))
             scaled = runs[0].slowest(BenchE2E.route)
         }
         for n in counts {
             var r = Dictionary(uniqueKeysWithValues: BenchE2E.route.map { ($0, 1) })
             if let s = scaled { r[s] = n }
-            runs.append(measure(texts, replicas: r))
+            runs.append(try measure(texts, replicas: r))
             if scaled == nil { scaled = runs[runs.count - 1].slowest(BenchE2E.route) }
         }
         report(runs, scaled: scaled ?? "denoise", load: load)
     }
 
     /// The prompts: from --prompts-file, else the database's captions in a fixed scattered order, cycled to `prompts`.
-    func loadPrompts() -> [String] {
+    func loadPrompts() throws -> [String] {
         var pool: [String]
         if let promptsFile {
-            guard let data = FileManager.default.contents(atPath: promptsFile) else { fail("cannot read --prompts-file \(promptsFile)") }
+            guard let data = FileManager.default.contents(atPath: promptsFile) else { throw CLIFailure("cannot read --prompts-file \(promptsFile)") }
             pool = String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }
-            guard !pool.isEmpty else { fail("--prompts-file \(promptsFile) has no non-blank line") }
+            guard !pool.isEmpty else { throw CLIFailure("--prompts-file \(promptsFile) has no non-blank line") }
         } else {
-            let items = reporting { try Database(named: database, root: humePaths.databases) }.items
+            let items = try (Database(named: database, root: humePaths.databases)).items
             // 7919 is prime: the stride visits every caption once before repeating (unless the count is a multiple of it).
             pool = (0..<items.count).map { items[($0 * 7919) % items.count].caption }
         }
@@ -84,8 +84,8 @@ struct BenchE2E: ParsableCommand {
         return b
     }
 
-    func measure(_ texts: [String], replicas: [String: Int]) -> E2ERun {
-        reporting { try bench.measure(texts, replicas: replicas) }
+    func measure(_ texts: [String], replicas: [String: Int]) throws -> E2ERun {
+        try bench.measure(texts, replicas: replicas)
     }
 
     func report(_ runs: [E2ERun], scaled: String, load: Double?) {

@@ -30,7 +30,7 @@ struct EvalFidelity: ParsableCommand {
         evaluation.baseline = baseline
         evaluation.sheet = sheet
         if !json { evaluation.progress = { done, all in stderrLine("eval fidelity: \(done)/\(all) prompts") } }
-        let result = reporting { try evaluation.run() }
+        let result = try evaluation.run()
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {

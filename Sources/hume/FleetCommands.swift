@@ -9,25 +9,25 @@ import HumeFleet
 import Logging
 
 /// Parses "stage=N" pairs.
-func parseReplicas(_ args: [String]) -> [(stage: String, count: Int)] {
-    args.map { a in
+func parseReplicas(_ args: [String]) throws -> [(stage: String, count: Int)] {
+    try args.map { a in
         let parts = a.split(separator: "=", maxSplits: 1).map(String.init)
         guard parts.count == 2, validateStageName(parts[0]), let n = Int(parts[1]), n >= 0, n <= 64 else {
-            fail("\"\(a)\" is not STAGE=N (a stage name and 0 to 64 replicas), e.g. noop=2.")
+            throw CLIFailure("\"\(a)\" is not STAGE=N (a stage name and 0 to 64 replicas), e.g. noop=2.")
         }
         return (parts[0], n)
     }
 }
 
 /// Parses "stage=MIN..MAX" autoscaling ranges.
-func parseRanges(_ args: [String]) -> [String: ClosedRange<Int>] {
+func parseRanges(_ args: [String]) throws -> [String: ClosedRange<Int>] {
     var out: [String: ClosedRange<Int>] = [:]
     for a in args {
         let parts = a.split(separator: "=", maxSplits: 1).map(String.init)
         let bounds = parts.count == 2 ? parts[1].components(separatedBy: "..") : []
         guard parts.count == 2, validateStageName(parts[0]), bounds.count == 2, let lo = Int(bounds[0]), let hi = Int(bounds[1]),
               lo >= 0, lo <= hi, hi <= 64 else {
-            fail("\"\(a)\" is not STAGE=MIN..MAX (a stage name and 0 ≤ MIN ≤ MAX ≤ 64 replicas), e.g. denoise=1..8.")
+            throw CLIFailure("\"\(a)\" is not STAGE=MIN..MAX (a stage name and 0 ≤ MIN ≤ MAX ≤ 64 replicas), e.g. denoise=1..8.")
         }
         out[parts[0]] = lo...hi
     }
@@ -58,21 +58,21 @@ struct UpCommand: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        let ranges = parseRanges(autoscale)
-        let fixed = parseReplicas(replicas.isEmpty && ranges.isEmpty ? ["noop=1"] : replicas)
+        let ranges = try parseRanges(autoscale)
+        let fixed = try parseReplicas(replicas.isEmpty && ranges.isEmpty ? ["noop=1"] : replicas)
         var opts = Supervisor.Options(directory: dir, replicas: fixed,
                                       endpoints: BrokerEndpoints(workers: bindWorkers, clients: bindClients, control: bindControl))
         opts.autoscale = ranges
-        guard targetWaitMs > 0 else { fail("--target-wait-ms must be above 0.") }
+        guard targetWaitMs > 0 else { throw CLIFailure("--target-wait-ms must be above 0.") }
         opts.autoscaleConfig.targetQueueWaitMs = targetWaitMs
-        guard scaleDownWindowMs >= 1000 else { fail("--scale-down-window-ms must be at least 1000.") }
+        guard scaleDownWindowMs >= 1000 else { throw CLIFailure("--scale-down-window-ms must be at least 1000.") }
         opts.autoscaleConfig.downStabilizationMs = UInt64(scaleDownWindowMs)
         if let metrics { opts.brokerArguments += ["--metrics", metrics] }
         if let brokerArgs { opts.brokerArguments += brokerArgs.split(separator: " ").map(String.init) }
         let stages = Set(fixed.map(\.stage)).union(ranges.keys)
         for s in stages where workMs > 0 { opts.workerArguments[s] = ["--work-ms", "\(workMs)"] }
         if let curve {
-            let files = reporting { try fleetKeys(curve) }
+            let files = try fleetKeys(curve)
             opts.brokerArguments += ["--curve-key", files.brokerKey, "--allow-keys", files.allowed]
             // The workers (children) and this process's own control connection use the fleet key.
             setenv("HUME_CURVE_KEY", files.fleetKey, 1)
@@ -81,12 +81,12 @@ struct UpCommand: ParsableCommand {
         } else if insecure {
             opts.brokerArguments.append("--insecure")
         } else if let open = [bindWorkers, bindClients, bindControl].first(where: { !isLocalEndpoint($0) }) {
-            fail("\(open) is reachable from other machines: give --curve DIR (keys are made there), or --insecure to accept plaintext.")
+            throw CLIFailure("\(open) is reachable from other machines: give --curve DIR (keys are made there), or --insecure to accept plaintext.")
         }
-        let sup = reporting { try Supervisor(options: opts) }
+        let sup = try Supervisor(options: opts)
         let stop = sup.stop
         onTerminationSignal { stop.wake() }
-        reporting {
+        do {
             try sup.run {
                 var ws = fixed.filter { ranges[$0.stage] == nil }.map { "\($0.stage)×\($0.count)" }
                 ws += ranges.sorted { $0.key < $1.key }.map { "\($0.key) autoscaled \($0.value.lowerBound)..\($0.value.upperBound)" }
@@ -124,16 +124,16 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "The broker's control endpoint.") var control = Defaults.control
 
     func run() throws {
-        let conn = reporting { try BrokerConnection(endpoint: control) }
+        let conn = try BrokerConnection(endpoint: control)
         for a in replicas {
             if a.contains("..") {
-                for (stage, r) in parseRanges([a]) {
-                    _ = reporting { try conn.request(.scale, header: ["stage": .string(stage), "min": JSON(r.lowerBound), "max": JSON(r.upperBound)]) }
+                for (stage, r) in try parseRanges([a]) {
+                    _ = try conn.request(.scale, header: ["stage": .string(stage), "min": JSON(r.lowerBound), "max": JSON(r.upperBound)])
                     print("\(stage): autoscaling within \(r.lowerBound)..\(r.upperBound)")
                 }
             } else {
-                for (stage, n) in parseReplicas([a]) {
-                    _ = reporting { try conn.request(.scale, header: ["stage": .string(stage), "replicas": JSON(n)]) }
+                for (stage, n) in try parseReplicas([a]) {
+                    _ = try conn.request(.scale, header: ["stage": .string(stage), "replicas": JSON(n)])
                     print("\(stage): scaling to \(n)")
                 }
             }
@@ -152,10 +152,10 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Seconds between refreshes with --watch.") var interval = 1.0
 
     func run() throws {
-        let conn = reporting { try BrokerConnection(endpoint: control) }
+        let conn = try BrokerConnection(endpoint: control)
         let live = watch && isatty(1) != 0
         guard live else {
-            let s = reporting { try conn.request(.status).header }
+            let s = try conn.request(.status).header
             if json {
                 print(s.serialized)
             } else {
@@ -216,11 +216,11 @@ struct CancelCommand: ParsableCommand {
     @Option(help: "The broker's client endpoint.") var broker = Defaults.clients
 
     func run() throws {
-        guard batch != nil || !job.isEmpty else { fail("Name what to cancel: --batch NAME or --job ID (repeatable).") }
-        let conn = reporting { try BrokerConnection(endpoint: broker) }
+        guard batch != nil || !job.isEmpty else { throw CLIFailure("Name what to cancel: --batch NAME or --job ID (repeatable).") }
+        let conn = try BrokerConnection(endpoint: broker)
         var h: [String: JSON] = [:]
         if let batch { h["batch"] = .string(batch) } else { h["jobs"] = .array(job.map { JSON($0) }) }
-        let r = reporting { try conn.request(.cancel, header: h) }
+        let r = try conn.request(.cancel, header: h)
         print("cancelled \(r.header["cancelled"]?.int ?? 0) job(s)")
     }
 }
@@ -246,14 +246,14 @@ struct BenchScale: ParsableCommand {
     func run() throws {
         var b = ScaleBench()
         b.replicaCounts = replicas.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
-        guard !b.replicaCounts.isEmpty, workMs > 0, seconds > 0 else { fail("Give --replicas as counts like 1,2,4, and positive --work-ms and --seconds.") }
+        guard !b.replicaCounts.isEmpty, workMs > 0, seconds > 0 else { throw CLIFailure("Give --replicas as counts like 1,2,4, and positive --work-ms and --seconds.") }
         b.workMs = workMs
         b.seconds = seconds
         b.step = !noStep
         b.lowRate = lowRate
         b.highRate = highRate
         b.phases.high = stepSeconds
-        let r = reporting { try b.run(progress: { stderrLine("  " + $0) }) }
+        let r = try b.run(progress: { stderrLine("  " + $0) })
         if json {
             print(r.serialized)
             return
@@ -289,10 +289,10 @@ struct BenchCore: ParsableCommand {
         b.stages = stages
         b.tasks = tasks
         b.chunk = chunk
-        guard stages >= 1, stages <= 5, tasks > 0, chunk > 0, runs > 0 else { fail("Give --stages 1 to 5 and positive --tasks, --chunk and --runs.") }
+        guard stages >= 1, stages <= 5, tasks > 0, chunk > 0, runs > 0 else { throw CLIFailure("Give --stages 1 to 5 and positive --tasks, --chunk and --runs.") }
         var perJob: [Double] = []
         for i in 0..<runs {
-            let r = reporting { try b.run(directory: NSTemporaryDirectory()) }
+            let r = try b.run(directory: NSTemporaryDirectory())
             perJob.append(r["broker_cpu_us_per_job"]?.double ?? 0)
             if !json { stderrLine("  run \(i + 1): \(r.serialized)") }
         }
@@ -333,7 +333,7 @@ struct BenchBroker: ParsableCommand {
         b.workerBatch = workerBatch
         b.seconds = seconds
         b.brokerArguments = ["--queue-capacity", "\(queueCapacity)", "--window", "\(window)"]
-        let r = reporting { try b.run(progress: json ? nil : { d, n in stderrLine("  \(d)/\(n)") }) }
+        let r = try b.run(progress: json ? nil : { d, n in stderrLine("  \(d)/\(n)") })
         if json {
             print(r.serialized)
         } else {

@@ -20,21 +20,14 @@ enum Defaults {
     static var control: String { ProcessInfo.processInfo.environment["HUME_CONTROL"] ?? "tcp://127.0.0.1:5557" }
 }
 
-/// Prints one clear sentence to stderr and exits with `code`.
-func fail(_ message: String, code: Int32 = 1) -> Never {
-    FileHandle.standardError.write(Data(("hume: " + message + "\n").utf8))
-    exit(code)
+/// A command's failure: one sentence for the user. Thrown out of `run()`, it is printed as `Error: <sentence>` and the
+/// process exits with status 1 (swift-argument-parser's handling), after every `defer` on the way out has run.
+struct CLIFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }
 
 func stderrLine(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }
 
-/// Runs `body`, turning a HumeError into one sentence on stderr and exit status 1.
-func reporting<T>(_ body: () throws -> T) -> T {
-    do { return try body() } catch let e as HumeError {
-        fail(e.message)
-    } catch {
-        fail("\(error)")
-    }
-}

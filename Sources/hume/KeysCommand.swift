@@ -22,10 +22,10 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }),
                   !name.hasPrefix(".") else {
-                fail("Key name \"\(name)\" is invalid: use letters, digits, '-', '_' and '.'.")
+                throw CLIFailure("Key name \"\(name)\" is invalid: use letters, digits, '-', '_' and '.'.")
             }
-            let pair = reporting { try CurveKeyPair.generate() }
-            let files = reporting { try pair.write(directory: dir, name: name) }
+            let pair = try CurveKeyPair.generate()
+            let files = try pair.write(directory: dir, name: name)
             print(pair.publicKey)
             stderrLine("hume keys: wrote \(files.keyFile) (secret; keep it private) and \(files.publicFile).")
         }

@@ -21,7 +21,7 @@ struct BenchRetrieve: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        reporting {
+        do {
             VectorIndex.setThreads(threads)
             var b = RetrieveBenchmark(root: humePaths.databases)
             b.sizes = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

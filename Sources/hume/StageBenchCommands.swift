@@ -25,7 +25,7 @@ struct BenchEmbed: ParsableCommand {
         var b = EmbedBenchmark(modelDirectory: humePaths.model)
         b.fixtures = fixtures; b.sentences = sentences; b.repeats = repeats; b.reference = reference
         b.python = ProcessInfo.processInfo.environment["HUME_REFERENCE_PYTHON"] ?? "python3"
-        let result = reporting { try b.run() }
+        let result = try b.run()
         if json { return try printJSON(result) }
         let rates = result["sentences_per_s"] as! [String: Double]
         let referenceRates = result["reference_sentences_per_s"] as? [String: Double]
@@ -52,10 +52,10 @@ struct BenchDenoise: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        var b = DenoiseBenchmark(images: openImages(database))
-        b.parameters = reporting { try GenerateParameters(json: Array(settings.utf8)) }
+        var b = DenoiseBenchmark(images: try openImages(database))
+        b.parameters = try GenerateParameters(json: Array(settings.utf8))
         b.k = k; b.steps = steps; b.repeats = repeats
-        let rows = reporting { try b.run() }
+        let rows = try b.run()
         let peak = peakFlopsPerCore()
         if json {
             return try printJSON(["k": k, "steps": steps, "repeats": repeats, "peak_flops_per_core": peak.flops, "results": rows] as [String: Any])
@@ -80,7 +80,7 @@ struct BenchEdit: ParsableCommand {
     func run() throws {
         var b = EditBenchmark(root: humePaths.databases, modelDirectory: humePaths.model)
         b.repeats = repeats
-        let out = reporting { try b.run() }
+        let out = try b.run()
         if json { return try printJSON(out) }
         let (side, s, n, flops) = (out["size"] as! Int, out["seconds_per_edit"] as! Double, out["edits"] as! Int, out["flops_per_edit"] as! Double)
         let peak = peakFlopsPerCore()

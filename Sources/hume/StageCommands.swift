@@ -13,31 +13,31 @@ import HumeEvaluation
 import HumeSearch
 import HumeWorker
 
-/// Loads the embedder or exits with one sentence.
-func loadEmbedder() -> Embedder {
+/// Loads the embedder, or one sentence saying how to get it.
+func loadEmbedder() throws -> Embedder {
     Embedder.setBLASThreads(1)
     do { return try Embedder(modelDirectory: humePaths.model) } catch {
-        fail("the MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh")
+        throw CLIFailure("the MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh")
     }
 }
 
-/// A database's manifest and image stores, or exit with one sentence.
-func openImages(_ name: String) -> DatabaseImages {
-    reporting { try DatabaseImages(named: name, root: humePaths.databases) }
+/// A database's manifest and image stores.
+func openImages(_ name: String) throws -> DatabaseImages {
+    try DatabaseImages(named: name, root: humePaths.databases)
 }
 
-func write(_ bytes: [UInt8], to path: String) {
-    do { try Data(bytes).write(to: URL(fileURLWithPath: path)) } catch { fail("could not write \(path): \(error.localizedDescription)") }
+func write(_ bytes: [UInt8], to path: String) throws {
+    do { try Data(bytes).write(to: URL(fileURLWithPath: path)) } catch { throw CLIFailure("could not write \(path): \(error.localizedDescription)") }
 }
 
 /// Writes RGB8 (`channels` 3) or gray (`channels` 1, written as RGB) pixels as a PNG.
-func writePNG(_ path: String, width: Int, height: Int, channels: Int = 3, pixels: [UInt8]) {
+func writePNG(_ path: String, width: Int, height: Int, channels: Int = 3, pixels: [UInt8]) throws {
     let rgb = channels == 1 ? pixels.flatMap { [$0, $0, $0] } : pixels
-    write(reporting { try PNGCodec.encode(PixelImage(width: width, height: height, channels: 3, pixels: rgb)) }, to: path)
+    try write(try PNGCodec.encode(PixelImage(width: width, height: height, channels: 3, pixels: rgb)), to: path)
 }
 
-func saveSheet(_ path: String, rows: [[[UInt8]]], side: Int) {
-    reporting { try HumeEvaluation.writeSheet(path, rows: rows, side: side) }
+func saveSheet(_ path: String, rows: [[[UInt8]]], side: Int) throws {
+    try HumeEvaluation.writeSheet(path, rows: rows, side: side)
 }
 
 /// The integers of a metadata array.
@@ -57,10 +57,10 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: "Write here instead of stdout (required for npy on a terminal).") var out: String?
 
     func run() throws {
-        guard format == "jsonl" || format == "npy" else { fail("--format \(format) is not supported; use jsonl or npy") }
+        guard format == "jsonl" || format == "npy" else { throw CLIFailure("--format \(format) is not supported; use jsonl or npy") }
         let data: Data
         if let file {
-            guard let d = FileManager.default.contents(atPath: file) else { fail("could not read --file \(file)") }
+            guard let d = FileManager.default.contents(atPath: file) else { throw CLIFailure("could not read --file \(file)") }
             data = d
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -68,8 +68,8 @@ struct EmbedCommand: ParsableCommand {
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
         let texts = lines.last == "" ? Array(lines.dropLast()) : lines
-        let embedder = loadEmbedder()
-        let flat = reporting { try embedder.embedFlat(texts) }
+        let embedder = try loadEmbedder()
+        let flat = try embedder.embedFlat(texts)
         let d = embedder.dimension
         var bytes: [UInt8]
         if format == "npy" {
@@ -81,7 +81,7 @@ struct EmbedCommand: ParsableCommand {
             }
             bytes = Array(s.utf8)
         }
-        if let out { write(bytes, to: out) } else { FileHandle.standardOutput.write(Data(bytes)) }
+        if let out { try write(bytes, to: out) } else { FileHandle.standardOutput.write(Data(bytes)) }
     }
 }
 
@@ -92,29 +92,6 @@ func npyHeader(rows: Int, columns: Int) -> [UInt8] {
     dict += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
     let n = dict.utf8.count
     return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xff), UInt8(n >> 8)] + Array(dict.utf8)
-}
-
-/// Caption search restricted to the train split, for evaluations on held-out concepts: the database's FAISS index
-/// (the retrieve stage's), asked for enough extra neighbours to make up for the test items it skips.
-struct TrainSplitSearch {
-    let loaded: LoadedDatabase
-    let embedder: Embedder
-    let testCount: Int
-
-    init(database name: String) {
-        loaded = reporting { try IndexedDatabases(root: humePaths.databases).database(name) }
-        embedder = loadEmbedder()
-        testCount = loaded.database.items.filter { $0.split != "train" }.count
-    }
-
-    /// The `k` nearest train items of `text`, best first, with their similarities (the retriever's cosines).
-    func neighbours(_ text: String, k: Int) -> (ids: [Int], scores: [Double]) {
-        let items = loaded.database.items
-        let q = reporting { try embedder.embed(text) }
-        let r = reporting { try loaded.index.index.search(q, k: min(items.count, k + testCount)) }
-        let kept = zip(r.ids, r.scores).filter { $0.0 >= 0 && items[Int($0.0)].split == "train" }.prefix(k)
-        return (kept.map { Int($0.0) }, kept.map { Double($0.1) })
-    }
 }
 
 struct GenerateCommand: ParsableCommand {
@@ -138,70 +115,20 @@ struct GenerateCommand: ParsableCommand {
         var p = options.parameters
         p.seed = UInt64(seed)
         let database = p.database, size = p.size
-        let embed: EmbedStage = reporting {
-            do { return try EmbedStage(modelDirectory: humePaths.model, batchSize: 1) } catch {
-                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
-            }
+        let embed: EmbedStage
+        do { embed = try EmbedStage(modelDirectory: humePaths.model, batchSize: 1) } catch {
+            throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
         }
         let retrieve = RetrieveStage(root: humePaths.databases, batchSize: 1), denoise = DenoiseStage(root: humePaths.databases)
-        let body = reporting { try runStages([embed, retrieve, denoise], params: p.object.bytes, data: Array(prompt.utf8)) }
-        let image = reporting { try StageImage(decoding: body) }
-        write(reporting { try image.png() }, to: out)
+        let body = try runStages([embed, retrieve, denoise], params: p.object.bytes, data: Array(prompt.utf8))
+        let image = try StageImage(decoding: body)
+        try write(image.png(), to: out)
         let ids = ints(metadataObject(image)["neighbours"])
-        let images = reporting { try denoise.generator(for: database).images }
+        let images = try denoise.generator(for: database).images
         for id in ids { print("\(id)\t\(images.database.items[id].caption)") }
         if let sheet {
-            saveSheet(sheet, rows: [[image.pixels], ids.map { id in reporting { try images.rgb8(id, side: size) } }], side: size)
+            try saveSheet(sheet, rows: [[image.pixels], ids.map { id in try images.rgb8(id, side: size) }], side: size)
         }
-    }
-}
-
-/// Nearest real image by pixel L2 over a whole database at one side, in [0, 1] units.
-struct PixelIndex {
-    let count: Int, dims: Int
-    let values: [Float]
-
-    init(_ db: DatabaseImages, side: Int) {
-        count = db.count; dims = side * side * 3
-        var v = [Float](repeating: 0, count: count * dims)
-        let store = reporting { try db.store(side: side) }
-        for i in 0..<count { for (j, b) in reporting({ try store.image(id: i) }).enumerated() { v[i * dims + j] = Float(b) / 255 } }
-        values = v
-    }
-
-    /// The smallest RMSE ([0, 1] units) between `a` and `b` shifted by up to `maxShift` pixels on each axis, over
-    /// the pixels the two overlap in.
-    static func shiftedRMSE(_ a: [UInt8], _ b: [UInt8], side: Int, maxShift: Int) -> Double {
-        var best = Double.infinity
-        for dy in -maxShift...maxShift {
-            for dx in -maxShift...maxShift {
-                var s = 0, count = 0
-                for y in max(0, -dy)..<min(side, side - dy) {
-                    for x in max(0, -dx)..<min(side, side - dx) {
-                        let i = 3 * (y * side + x), j = 3 * ((y + dy) * side + x + dx)
-                        for c in 0..<3 { let t = Int(a[i + c]) - Int(b[j + c]); s += t * t }
-                        count += 3
-                    }
-                }
-                best = min(best, (Double(s) / Double(count)).squareRoot() / 255)
-            }
-        }
-        return best
-    }
-
-    /// The nearest id and its RMSE.
-    func nearest(_ rgb8: [UInt8], excluding: Set<Int> = []) -> (id: Int, rmse: Double) {
-        let q = rgb8.map { Float($0) / 255 }
-        var best = (id: -1, d: Float.infinity)
-        values.withUnsafeBufferPointer { v in
-            for i in 0..<count where !excluding.contains(i) {
-                var s: Float = 0
-                let base = i * dims
-                for j in 0..<dims { let t = v[base + j] - q[j]; s += t * t }
-                if s < best.d { best = (i, s) }
-            }
-        }
-        return (best.id, (Double(best.d) / Double(dims)).squareRoot())
     }
 }
 
@@ -231,7 +158,7 @@ struct EvalGenerate: ParsableCommand {
         evaluation.copyShift = copyShift
         evaluation.seeds = seeds
         evaluation.sheet = sheet
-        let r = reporting { try evaluation.run() }
+        let r = try evaluation.run()
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]), as: UTF8.self))
         } else {
@@ -259,30 +186,29 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Sheet: source, mask, result, transplant neighbour.") var sheet: String?
 
     func run() throws {
-        guard let bytes = FileManager.default.contents(atPath: source) else { fail("could not read the source image \(source)") }
+        guard let bytes = FileManager.default.contents(atPath: source) else { throw CLIFailure("could not read the source image \(source)") }
         // The same job a client would submit with route edit: the PNG as data, the edit as params.
         var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
         if let caption { params["caption"] = .string(caption) }
-        let stage: EditStage = reporting {
-            do { return try EditStage(modelDirectory: humePaths.model, root: humePaths.databases) } catch {
-                throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
-            }
+        let stage: EditStage
+        do { stage = try EditStage(modelDirectory: humePaths.model, root: humePaths.databases) } catch {
+            throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
         }
-        let body = reporting { try runStages([stage], params: JSON.object(params).bytes, data: [UInt8](bytes)) }
-        let image = reporting { try StageImage(decoding: body) }
+        let body = try runStages([stage], params: JSON.object(params).bytes, data: [UInt8](bytes))
+        let image = try StageImage(decoding: body)
         let side = image.width
-        write(reporting { try image.png() }, to: out)
+        try write(image.png(), to: out)
         let maskPixels = image.mask?.pixels ?? []
-        if let mask { writePNG(mask, width: side, height: side, channels: 1, pixels: maskPixels) }
+        if let mask { try writePNG(mask, width: side, height: side, channels: 1, pixels: maskPixels) }
         let meta = metadataObject(image)
         let transplant = (meta["transplant"] as? NSNumber)?.intValue ?? 0
-        let db = openImages(database)
+        let db = try openImages(database)
         let covered = Double(maskPixels.filter { $0 > 0 }.count) / Double(side * side)
         print(String(format: "mask covers %.0f%%; transplanted from %d (%@)", 100 * covered, transplant, db.database.items[transplant].caption))
         if let sheet {
-            let decoded = reporting { try PNGCodec.decode([UInt8](bytes), limits: EditStage.sourceLimits) }
+            let decoded = try PNGCodec.decode([UInt8](bytes), limits: EditStage.sourceLimits)
             let src = Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: side)
-            saveSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, reporting { try db.rgb8(transplant, side: side) }]],
+            try saveSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, try db.rgb8(transplant, side: side)]],
                        side: side)
         }
     }
@@ -300,7 +226,7 @@ struct EvalEdit: ParsableCommand {
     func run() throws {
         var evaluation = EditEvaluation(root: humePaths.databases, modelDirectory: humePaths.model)
         evaluation.sheet = sheet
-        let (result, lines) = reporting { try evaluation.run() }
+        let (result, lines) = try evaluation.run()
         if json { return try printJSON(result) }
         lines.forEach { print($0) }
         print(String(format: "edit success %.2f over %d pairs; sheet %@", result["edit_success"] as! Double, EditEvaluation.pairs.count, sheet))

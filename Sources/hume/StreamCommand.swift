@@ -15,7 +15,7 @@ struct StreamCommand: ParsableCommand {
     func run() throws {
         let batchName = batch ?? "stream-\(Int(Date().timeIntervalSince1970))"
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
-        let conn = reporting { try BrokerConnection(endpoint: broker) }
+        let conn = try BrokerConnection(endpoint: broker)
         let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: [])
         sub.keepsResults = false
         sub.inputClosed = false
@@ -62,7 +62,7 @@ struct StreamCommand: ParsableCommand {
         // Read stdin only while the window has room: a fast producer is held back, never buffered without bound.
         while !(eof && sub.done) {
             let room = !eof && sub.unsent < 1000
-            _ = reporting { try sub.run(timeoutMs: 200, extraFDs: room ? [0] : [], onFD: { _ in readInput() }) }
+            _ = try sub.run(timeoutMs: 200, extraFDs: room ? [0] : [], onFD: { _ in readInput() })
             if eof && sub.done { break }
         }
     }

@@ -16,10 +16,10 @@ struct BenchSubmit: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        guard jobs >= 1, workMs >= 0 else { fail("--jobs must be at least 1 and --work-ms at least 0.") }
+        guard jobs >= 1, workMs >= 0 else { throw CLIFailure("--jobs must be at least 1 and --work-ms at least 0.") }
         let dir = directory ?? NSTemporaryDirectory() + "hume-bench-submit-\(getpid())"
         defer { if directory == nil { try? FileManager.default.removeItem(atPath: dir) } }
-        let r = reporting { try SubmitBench.run(jobs: jobs, workMs: workMs, directory: dir, log: { if !json { stderrLine("bench submit: " + $0) } }) }
+        let r = try SubmitBench.run(jobs: jobs, workMs: workMs, directory: dir, log: { if !json { stderrLine("bench submit: " + $0) } })
         if json { print(r.json.serialized) } else {
             print(String(format: "%d jobs in %.1f s (%.0f/s): client peak %.1f MiB, broker peak %.1f MiB; manifest %d lines, %d done%@",
                          r.jobs, r.seconds, Double(r.jobs) / max(r.seconds, 0.001), r.clientPeakMiB, r.brokerPeakMiB,

@@ -21,10 +21,10 @@ struct SubmitCommand: ParsableCommand {
     func run() throws {
         // The file is read twice, a line at a time: once to count the jobs for the progress bar, once to submit
         // them as the window opens. Memory holds what is unfinished, never the file or its results.
-        guard let counter = LineReader(path: file) else { fail("Cannot read \(file).") }
+        guard let counter = LineReader(path: file) else { throw CLIFailure("Cannot read \(file).") }
         var total = 0
         while let line = counter.next() { if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { total += 1 } }
-        guard let reader = LineReader(path: file) else { fail("Cannot read \(file).") }
+        guard let reader = LineReader(path: file) else { throw CLIFailure("Cannot read \(file).") }
         let batchName = batch ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         let baseDirectory = (file as NSString).deletingLastPathComponent.isEmpty ? nil : (file as NSString).deletingLastPathComponent
@@ -42,7 +42,7 @@ struct SubmitCommand: ParsableCommand {
             counts[status, default: 0] += 1
         }
 
-        let conn = reporting { try BrokerConnection(endpoint: broker) }
+        let conn = try BrokerConnection(endpoint: broker)
         let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: [])
         sub.keepsResults = false
         sub.inputClosed = false
@@ -92,7 +92,7 @@ struct SubmitCommand: ParsableCommand {
             if let t = timeout, Date().timeIntervalSince(start) > t { break }
             // Unsent jobs kept ready: a window's worth and a few chunks, however fast the broker takes them.
             readJobs(upTo: sub.windowSize + 4 * sub.chunkSize)
-            finished = reporting { try sub.run(timeoutMs: sub.inputClosed ? 500 : 50) }
+            finished = try sub.run(timeoutMs: sub.inputClosed ? 500 : 50)
         }
         progress.finish(sub.finishedCount + invalid)
 
