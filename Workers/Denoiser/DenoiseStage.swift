@@ -158,7 +158,7 @@ public final class DenoiseStage: Stage, @unchecked Sendable {
     // Guarded by `lock`; databases are immutable once opened.
     private var generators: [String: Generator] = [:]
 
-    public init(name: String = "denoise", concurrency: Int = 1, root: URL = Database.databasesRoot) {
+    public init(name: String = "denoise", concurrency: Int = 1, root: URL) {
         self.name = name
         self.concurrency = max(1, concurrency)
         self.root = root

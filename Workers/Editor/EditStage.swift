@@ -30,8 +30,7 @@ public final class EditStage: Stage, @unchecked Sendable {
 
     /// Loads the text model; databases are opened on first use.
     /// - Parameter root: the folder holding the databases.
-    public init(name: String = "edit", modelDirectory: URL = Embedder.defaultModelDirectory,
-                root: URL = Database.databasesRoot) throws {
+    public init(name: String = "edit", modelDirectory: URL, root: URL) throws {
         self.name = name
         Embedder.setBLASThreads(1)
         let embedder = try Embedder(modelDirectory: modelDirectory)

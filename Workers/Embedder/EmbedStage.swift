@@ -17,9 +17,9 @@ public struct EmbedStage: Stage {
 
     /// Loads the model. One BLAS thread: the stage's parallelism is its replica count and batch size.
     /// - Parameters:
-    ///   - modelDirectory: the MiniLM folder (default: `Embedder.defaultModelDirectory`).
+    ///   - modelDirectory: the MiniLM folder (`HumePaths.model`).
     ///   - batchSize: tasks per `run` call (default 64).
-    public init(name: String = "embed", modelDirectory: URL = Embedder.defaultModelDirectory, batchSize: Int = 64) throws {
+    public init(name: String = "embed", modelDirectory: URL, batchSize: Int = 64) throws {
         Embedder.setBLASThreads(1)
         self.name = name
         self.batchSize = max(1, batchSize)

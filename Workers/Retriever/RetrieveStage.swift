@@ -17,7 +17,7 @@ public final class RetrieveStage: Stage, Sendable {
     /// - Parameters:
     ///   - root: the folder holding the databases.
     ///   - batchSize: tasks per `run` call; queries of one batch on one database are searched together.
-    public init(name: String = "retrieve", root: URL = Database.databasesRoot, batchSize: Int = 16, concurrency: Int = 1) {
+    public init(name: String = "retrieve", root: URL, batchSize: Int = 16, concurrency: Int = 1) {
         self.name = name
         self.databases = IndexedDatabases(root: root)
         self.batchSize = max(1, batchSize)
