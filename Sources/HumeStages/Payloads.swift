@@ -20,11 +20,9 @@ public struct EmbedOutput: Sendable, Equatable {
 
     /// The payload: the vector's float32s, little-endian, then the text's UTF-8.
     public func encoded() -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(vector.count * 4 + text.utf8.count)
-        for v in vector { withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 } }
-        out += text.utf8
-        return out
+        var w = ByteWriter(capacity: vector.count * 4 + text.utf8.count)
+        for v in vector { w.u32(v.bitPattern) }
+        return w.bytes + text.utf8
     }
 
     /// Parses a payload.

@@ -73,47 +73,51 @@ public struct StageImage: Equatable, Sendable {
 
     /// The main image's geometry and where its metadata and pixels lie in `bytes`, read from the header alone (no
     /// copy): what the broker's status page needs. Nil when `bytes` is not a stage image or is cut short of its pixels.
-    public static func header(of bytes: some RandomAccessCollection<UInt8>) -> (width: Int, height: Int, metadata: Range<Int>, pixels: Range<Int>)? {
-        guard bytes.count >= 12 else { return nil }
-        let b = bytes.startIndex
-        func byte(_ i: Int) -> Int { Int(bytes[bytes.index(b, offsetBy: i)]) }
-        guard byte(0) == 0x48, byte(1) == 0x49, byte(2) == 0x4D, byte(3) == 0x47 else { return nil }
-        let w = byte(4) | byte(5) << 8, h = byte(6) | byte(7) << 8
-        let m = byte(8) | byte(9) << 8 | byte(10) << 16 | byte(11) << 24
-        guard bytes.count - 12 - m >= w * h * 3 else { return nil }
+    public static func header(of bytes: [UInt8]) -> (width: Int, height: Int, metadata: Range<Int>, pixels: Range<Int>)? {
+        try? parseHeader(bytes)
+    }
+
+    /// The header of `bytes`, with one sentence naming what is missing or wrong.
+    static func parseHeader(_ bytes: [UInt8]) throws -> (width: Int, height: Int, metadata: Range<Int>, pixels: Range<Int>) {
+        func need(_ n: Int, from at: Int, _ what: String) throws {
+            guard bytes.count - at >= n else {
+                throw StageImageError("the stage image is truncated in its \(what) (\(bytes.count) bytes in all)")
+            }
+        }
+        try need(12, from: 0, "header")
+        guard bytes[0..<4].elementsEqual("HIMG".utf8) else {
+            throw StageImageError("the data is not a stage image: it does not start with \"HIMG\"")
+        }
+        let w = Int(bytes[4]) | Int(bytes[5]) << 8, h = Int(bytes[6]) | Int(bytes[7]) << 8
+        let m = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
+        try need(m, from: 12, "metadata")
+        try need(w * h * 3, from: 12 + m, "pixels")
         return (w, h, 12 ..< 12 + m, 12 + m ..< 12 + m + w * h * 3)
     }
 
     /// Parses a stage image.
     /// - Throws: `StageImageError` with one sentence naming what is wrong.
     public init(decoding bytes: [UInt8]) throws {
-        var at = 0
-        func need(_ n: Int, _ what: String) throws {
-            guard bytes.count - at >= n else {
-                throw StageImageError("the stage image is truncated in its \(what) (\(bytes.count) bytes in all)")
-            }
-        }
-        func u16() -> Int { defer { at += 2 }; return Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
-        func u32() -> Int { defer { at += 4 }; return (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
-        try need(12, "header")
-        guard Array(bytes[0..<4]) == Array("HIMG".utf8) else {
-            throw StageImageError("the data is not a stage image: it does not start with \"HIMG\"")
-        }
-        at = 4
-        width = u16(); height = u16()
-        let metaLength = u32()
-        try need(metaLength, "metadata")
-        metadata = Array(bytes[at..<(at + metaLength)]); at += metaLength
-        try need(width * height * 3, "pixels")
-        pixels = Array(bytes[at..<(at + width * height * 3)]); at += width * height * 3
+        let h = try Self.parseHeader(bytes)
+        width = h.width
+        height = h.height
+        metadata = Array(bytes[h.metadata])
+        pixels = Array(bytes[h.pixels])
         sections = []
+        var at = h.pixels.upperBound
         while at < bytes.count {
-            try need(9, "section header")
-            let tag = String(decoding: bytes[at..<(at + 4)], as: UTF8.self); at += 4
-            let w = u16(), h = u16(), c = Int(bytes[at]); at += 1
-            try need(w * h * c, "\(tag) section")
-            sections.append(Section(tag: tag, width: w, height: h, channels: c, pixels: Array(bytes[at..<(at + w * h * c)])))
-            at += w * h * c
+            guard bytes.count - at >= 9 else {
+                throw StageImageError("the stage image is truncated in its section header (\(bytes.count) bytes in all)")
+            }
+            let tag = String(decoding: bytes[at..<(at + 4)], as: UTF8.self)
+            let w = Int(bytes[at + 4]) | Int(bytes[at + 5]) << 8, hh = Int(bytes[at + 6]) | Int(bytes[at + 7]) << 8
+            let c = Int(bytes[at + 8])
+            at += 9
+            guard bytes.count - at >= w * hh * c else {
+                throw StageImageError("the stage image is truncated in its \(tag) section (\(bytes.count) bytes in all)")
+            }
+            sections.append(Section(tag: tag, width: w, height: hh, channels: c, pixels: Array(bytes[at..<(at + w * hh * c)])))
+            at += w * hh * c
         }
     }
 }
