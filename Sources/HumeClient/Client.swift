@@ -9,12 +9,11 @@ public final class BrokerConnection {
     let socket: ZMQSocket
     var nextReq: UInt64 = 1
 
-    /// Connects to `endpoint`. With `curve` (or, when it is nil, `HUME_CURVE_KEY` and `HUME_SERVER_KEY` in the
-    /// environment) the connection is CURVE-encrypted and authenticated.
+    /// Connects to `endpoint`. With `curve` the connection is CURVE-encrypted and authenticated; without it, plaintext.
     public init(endpoint: String, context: ZMQContext = ZMQContext(), curve: CurveClientConfig? = nil) throws {
         self.context = context
         socket = try ZMQSocket(context, .dealer)
-        if let c = try curve ?? CurveClientConfig.fromEnvironment() { try socket.makeCurveClient(c) }
+        if let c = curve { try socket.makeCurveClient(c) }
         try socket.setOption(ZMQ_SNDHWM, 100_000)
         try socket.setOption(ZMQ_RCVHWM, 100_000)
         try socket.setOption(ZMQ_RECONNECT_IVL, 100)
@@ -30,6 +29,12 @@ public final class BrokerConnection {
 
     public func send(_ message: Message) throws {
         try socket.send(message.frames())
+    }
+
+    /// Sends if the message can be queued now; false when it cannot (no connection has completed its handshake, or
+    /// the queue is full). For messages that are repeated anyway, from a loop that must not block.
+    public func trySend(_ message: Message) throws -> Bool {
+        try socket.send(message.frames(), dontWait: true)
     }
 
     /// The next message, waiting up to `timeoutMs` (0: only what is already there). Malformed messages throw.

@@ -126,7 +126,7 @@ public enum Chaos {
             switch kind {
             case "broker":
                 fleet.killBroker()
-                try fleet.startBroker(extra: fast)
+                try fleet.startBroker()
             case "worker":
                 let alive = fleet.workers.filter(\.isRunning)
                 if let victim = alive.isEmpty ? nil : alive[rng.int(0...(alive.count - 1))] {

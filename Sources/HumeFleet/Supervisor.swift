@@ -12,10 +12,9 @@ public func currentExecutable() -> String {
     return CommandLine.arguments[0]
 }
 
-/// The `hume` binary children run: `HUME_BIN` if set, this process if it is `hume`, else a `hume` beside this
-/// executable (a test runner in the same build folder).
+/// The `hume` binary children run: this process if it is `hume`, else a `hume` beside this executable (a test
+/// runner in the same build folder).
 public func humeExecutable() -> String {
-    if let p = ProcessInfo.processInfo.environment["HUME_BIN"], !p.isEmpty { return p }
     let me = currentExecutable()
     if (me as NSString).lastPathComponent == "hume" { return me }
     var dir = (me as NSString).deletingLastPathComponent
@@ -24,7 +23,7 @@ public func humeExecutable() -> String {
     return dir + "/hume"
 }
 
-/// A child process of the supervisor, with its log file.
+/// A child process of a `LocalFleet` (or a benchmark), with its log file.
 public final class Child {
     public let role: String
     public let arguments: [String]
@@ -126,6 +125,8 @@ public final class Supervisor {
         public var autoscaleConfig = AutoscalePolicy.Config()
         /// How often the supervisor reads STATUS and evaluates the policy, ms (default 1000).
         public var evaluateEveryMs: UInt64 = 1000
+        /// CURVE keys for the supervisor's own control connection (the workers get theirs through `environment`).
+        public var curve: CurveClientConfig?
 
         public init(directory: String, replicas: [(stage: String, count: Int)], endpoints: BrokerEndpoints) {
             self.directory = directory
@@ -136,8 +137,10 @@ public final class Supervisor {
 
     public let options: Options
     let logger: Logger
-    public private(set) var broker: Child?
-    public private(set) var workers: [String: [Child]] = [:]
+    /// The broker and the workers; nil until `run` starts them.
+    public private(set) var fleet: LocalFleet?
+    /// The live and draining workers per stage.
+    var workers: [String: [Child]] = [:]
     var targets: [String: Int] = [:]
     var ranges: [String: ClosedRange<Int>] = [:]
     var memories: [String: AutoscaleMemory] = [:]
@@ -146,7 +149,6 @@ public final class Supervisor {
     var restarts: [String: Int] = [:]
     /// The last 50 decisions, oldest first.
     public private(set) var decisions: [ScaleDecision] = []
-    var workerSerial = 0
     public let stop: WakeFD
     let policy: AutoscalePolicy
 
@@ -162,48 +164,21 @@ public final class Supervisor {
         }
     }
 
-    var logDir: String { options.directory + "/logs" }
-
-    func startBroker() throws -> Child {
-        var args = ["broker", "--journal", options.directory + "/journal.sqlite"] + options.endpoints.bindArguments
-        args += options.brokerArguments
-        return try Child(role: "broker", arguments: args, logPath: logDir + "/broker.log", environment: options.environment)
-    }
-
-    func startWorker(_ stage: String) throws -> Child {
-        workerSerial += 1
-        let args = ["worker", stage, "--broker", options.endpoints.workers, "--name", "\(stage)-\(workerSerial)"]
-            + (options.workerArguments[stage] ?? [])
-        return try Child(role: stage, arguments: args, logPath: logDir + "/\(stage)-\(workerSerial).log",
-                         environment: options.environment)
-    }
-
-    /// Waits until the broker answers STATUS.
-    func waitForBroker(timeoutMs: Int) throws {
-        let conn = try BrokerConnection(endpoint: options.endpoints.control)
-        let deadline = Date().addingTimeInterval(Double(timeoutMs) / 1000)
-        while Date() < deadline {
-            if (try? conn.request(.status, timeoutMs: 500)) != nil { return }
-            if let b = broker, !b.isRunning {
-                throw HumeError(.system, "The broker exited at start-up (status \(b.process.terminationStatus)); see \(logDir)/broker.log.")
-            }
-        }
-        throw HumeError(.timeout, "The broker did not come up within \(timeoutMs) ms; see \(logDir)/broker.log.")
-    }
-
     static func uptimeMs() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
 
     /// Starts the fleet, then supervises it until `stop` is signalled; drains everything on the way out.
-    /// `onReady` is called once the broker answers and the workers are started.
+    /// `onReady` is called once the broker listens and the workers are started.
     public func run(onReady: () -> Void = {}) throws {
-        try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
-        broker = try startBroker()
-        try waitForBroker(timeoutMs: 20_000)
+        let fleet = try LocalFleet(directory: options.directory, logDirectory: options.directory + "/logs",
+                                   endpoints: options.endpoints, brokerArguments: options.brokerArguments,
+                                   environment: options.environment, curve: options.curve)
+        self.fleet = fleet
+        defer { fleet.stop(drainSeconds: 30) }
         for (stage, n) in targets.sorted(by: { $0.key < $1.key }) {
-            workers[stage] = try (0..<n).map { _ in try startWorker(stage) }
+            workers[stage] = try (0..<n).map { _ in try fleet.startWorker(stage, arguments: options.workerArguments[stage] ?? []) }
         }
-        let control = try BrokerConnection(endpoint: options.endpoints.control)
-        try control.send(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
+        let control = try BrokerConnection(endpoint: fleet.endpoints.control, curve: options.curve)
+        _ = try control.trySend(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
         onReady()
         var nextEvaluation = Self.uptimeMs()
         var statusReq = 0
@@ -217,20 +192,21 @@ public final class Supervisor {
                 default: break
                 }
             }
-            try reconcile()
+            try reconcile(fleet)
             let now = Self.uptimeMs()
             if now >= nextEvaluation {
                 nextEvaluation = now + options.evaluateEveryMs
                 // Re-register every round (the broker may have restarted) with the fleet's state, and ask for
-                // the figures the autoscaler reads; its reply is handled above when it comes.
-                try control.send(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
+                // the figures the autoscaler reads; its reply is handled above when it comes. Neither send may
+                // block: a broker that is down, or refuses this connection's keys, must not keep the supervisor
+                // from restarting it or from stopping when asked.
+                _ = try control.trySend(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
                 if !ranges.isEmpty {
                     statusReq = statusReq % 1_000_000 + 1
-                    try control.send(Message(.status, header: .object(["req": JSON(statusReq)])))
+                    _ = try control.trySend(Message(.status, header: .object(["req": JSON(statusReq)])))
                 }
             }
         }
-        shutdown()
     }
 
     /// Applies a SCALE relayed by the broker: a fixed count (autoscaling off), or an autoscaling range.
@@ -307,11 +283,12 @@ public final class Supervisor {
     }
 
     /// Restarts crashed children and moves each stage toward its target replica count.
-    func reconcile() throws {
-        if let b = broker, !b.isRunning {
-            logger.warning("broker exited; restarting", metadata: ["status": "\(b.process.terminationStatus)"])
-            try b.restart()
+    func reconcile(_ fleet: LocalFleet) throws {
+        if !fleet.broker.isRunning {
+            logger.warning("broker exited; restarting", metadata: ["status": "\(fleet.broker.process.terminationStatus)"])
+            try fleet.startBroker()
         }
+        fleet.pruneStopped()
         for (stage, target) in targets {
             var list = workers[stage] ?? []
             // Drop children that finished draining; restart ones that crashed.
@@ -324,30 +301,12 @@ public final class Supervisor {
             }
             let live = list.filter { !$0.stopping }
             if live.count < target {
-                for _ in live.count..<target { list.append(try startWorker(stage)) }
+                for _ in live.count..<target { list.append(try fleet.startWorker(stage, arguments: options.workerArguments[stage] ?? [])) }
             } else if live.count > target {
                 // Drain the newest: SIGTERM makes a worker stop taking work, finish what it holds, report, leave.
                 for c in live.suffix(live.count - target) { c.terminate() }
             }
             workers[stage] = list
-        }
-    }
-
-    /// Drains the workers (SIGTERM), then stops the broker.
-    public func shutdown() {
-        let all = workers.values.flatMap { $0 }
-        for c in all { c.terminate() }
-        let deadline = Date().addingTimeInterval(30)
-        while all.contains(where: { $0.isRunning }) && Date() < deadline {
-            for c in all { c.reterminateIfStuck() }
-            usleep(50_000)
-        }
-        for c in all where c.isRunning { kill(c.pid, SIGKILL) }
-        if let b = broker {
-            b.terminate()
-            let d2 = Date().addingTimeInterval(10)
-            while b.isRunning && Date() < d2 { usleep(20_000) }
-            if b.isRunning { kill(b.pid, SIGKILL) }
         }
     }
 

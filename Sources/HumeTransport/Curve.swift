@@ -152,9 +152,9 @@ public struct CurveClientConfig: Sendable {
         self.serverKey = serverKey
     }
 
-    /// From the environment: `HUME_CURVE_KEY` (a key file) and `HUME_SERVER_KEY` (Z85 or a `.pub` file); nil when
-    /// neither is set.
-    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> CurveClientConfig? {
+    /// From an environment (the executable passes its own): `HUME_CURVE_KEY` (a key file) and `HUME_SERVER_KEY`
+    /// (Z85 or a `.pub` file); nil when neither is set.
+    public static func fromEnvironment(_ env: [String: String]) throws -> CurveClientConfig? {
         try from(keyFile: env["HUME_CURVE_KEY"], serverKey: env["HUME_SERVER_KEY"])
     }
 

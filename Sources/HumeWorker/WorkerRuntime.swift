@@ -104,10 +104,10 @@ public final class WorkerRuntime: @unchecked Sendable {  // `run` is called once
     /// CURVE keys for the broker connection (nil: plaintext).
     let curve: CurveClientConfig?
 
-    /// - Parameter curve: CURVE keys; when nil, `HUME_CURVE_KEY` and `HUME_SERVER_KEY` from the environment if set.
+    /// - Parameter curve: CURVE keys for the broker connection; nil for plaintext.
     public init(stage: any Stage, endpoint: String, name: String? = nil, curve: CurveClientConfig? = nil,
                 logger: Logger = Logger(label: "hume.worker")) throws {
-        self.curve = try curve ?? CurveClientConfig.fromEnvironment()
+        self.curve = curve
         self.stage = stage
         self.endpoint = endpoint
         self.name = name ?? "\(stage.name)@\(ProcessInfo.processInfo.hostName):\(getpid())"

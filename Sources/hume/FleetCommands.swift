@@ -75,8 +75,9 @@ struct UpCommand: ParsableCommand {
             let files = try fleetKeys(curve)
             opts.brokerArguments += ["--curve-key", files.brokerKey, "--allow-keys", files.allowed]
             // The workers (children) and this process's own control connection use the fleet key.
-            setenv("HUME_CURVE_KEY", files.fleetKey, 1)
-            setenv("HUME_SERVER_KEY", files.brokerPub, 1)
+            opts.environment["HUME_CURVE_KEY"] = files.fleetKey
+            opts.environment["HUME_SERVER_KEY"] = files.brokerPub
+            opts.curve = try CurveClientConfig.from(keyFile: files.fleetKey, serverKey: files.brokerPub)
             stderrLine("hume up: CURVE on; clients use HUME_CURVE_KEY=<their .key> HUME_SERVER_KEY=\(files.brokerPub), with their .pub in \(files.allowed).")
         } else if insecure {
             opts.brokerArguments.append("--insecure")
@@ -124,7 +125,7 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "The broker's control endpoint.") var control = Defaults.control
 
     func run() throws {
-        let conn = try BrokerConnection(endpoint: control)
+        let conn = try BrokerConnection(endpoint: control, curve: try environmentCurve())
         for a in replicas {
             if a.contains("..") {
                 for (stage, r) in try parseRanges([a]) {
@@ -152,7 +153,7 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Seconds between refreshes with --watch.") var interval = 1.0
 
     func run() throws {
-        let conn = try BrokerConnection(endpoint: control)
+        let conn = try BrokerConnection(endpoint: control, curve: try environmentCurve())
         let live = watch && isatty(1) != 0
         guard live else {
             let s = try conn.request(.status).header
@@ -217,7 +218,7 @@ struct CancelCommand: ParsableCommand {
 
     func run() throws {
         guard batch != nil || !job.isEmpty else { throw CLIFailure("Name what to cancel: --batch NAME or --job ID (repeatable).") }
-        let conn = try BrokerConnection(endpoint: broker)
+        let conn = try BrokerConnection(endpoint: broker, curve: try environmentCurve())
         var h: [String: JSON] = [:]
         if let batch { h["batch"] = .string(batch) } else { h["jobs"] = .array(job.map { JSON($0) }) }
         let r = try conn.request(.cancel, header: h)

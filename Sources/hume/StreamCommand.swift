@@ -15,7 +15,7 @@ struct StreamCommand: ParsableCommand {
     func run() throws {
         let batchName = batch ?? "stream-\(Int(Date().timeIntervalSince1970))"
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
-        let conn = try BrokerConnection(endpoint: broker)
+        let conn = try BrokerConnection(endpoint: broker, curve: try environmentCurve())
         let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: [])
         sub.keepsResults = false
         sub.inputClosed = false

@@ -42,7 +42,7 @@ struct SubmitCommand: ParsableCommand {
             counts[status, default: 0] += 1
         }
 
-        let conn = try BrokerConnection(endpoint: broker)
+        let conn = try BrokerConnection(endpoint: broker, curve: try environmentCurve())
         let sub = BatchSubmitter(connection: conn, batch: batchName, route: stages, jobs: [])
         sub.keepsResults = false
         sub.inputClosed = false

@@ -77,7 +77,7 @@ struct FleetTests {
         while sub.finishedCount < n / 4 && Date() < deadline { _ = try sub.run(timeoutMs: 50) }
         #expect(sub.finishedCount >= n / 4 && sub.finishedCount < n, "the kill should land mid-batch")
         fleet.killBroker()
-        try fleet.startBroker(extra: fastLeases)
+        try fleet.startBroker()
         #expect(try sub.run(timeoutMs: 90_000), "the batch should finish after the broker restarted")
         #expect(sub.results.allSatisfy { $0?.status == .done })
         let outputs = sub.results.map { $0.map { String(decoding: $0.body, as: UTF8.self) } ?? "" }
@@ -107,7 +107,7 @@ struct FleetTests {
         while (sub.unansweredCount + sub.finishedCount < n || sub.finishedCount == 0) && Date() < deadline { _ = try sub.run(timeoutMs: 200) }
         #expect(sub.finishedCount > 0 && sub.finishedCount < n / 2, "the kill should land with most jobs acknowledged and unanswered (\(sub.finishedCount) done)")
         fleet.killBroker()
-        try fleet.startBroker(extra: fastLeases)
+        try fleet.startBroker()
         // The results of the acknowledged jobs went to a connection the broker's death closed; the client must ask again.
         let bound = Date().addingTimeInterval(60)
         var finished = false

@@ -141,7 +141,7 @@ struct PythonClientTests {
         }
         sink = nil
         #expect(swallowed, "the client's SUBMIT should reach the stand-in")
-        try fleet.startBroker(extra: ["--stages", "noop"])
+        try fleet.startBroker()
         let (rc, out, err) = try client.wait()
         #expect(rc == 0, "exit \(rc); stderr: \(err)")
         let results = jsonLines(out)

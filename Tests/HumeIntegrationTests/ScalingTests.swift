@@ -46,14 +46,34 @@ final class UpFleet {
         return last
     }
 
+    /// SIGTERM, which drains the fleet; a `hume up` still running after 60 s is a failure, and it and its children
+    /// are killed so that nothing outlives the test.
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        guard process.isRunning else { return }
+        Issue.record("hume up did not stop within 60 s of SIGTERM")
+        for child in childProcesses(of: pid) { kill(child, SIGKILL) }
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
     }
 
     deinit { stop() }
+}
+
+/// The pids whose parent is `pid`, from /proc.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { p in
+        guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        // After the command name: state, then the parent's pid.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == pid
+    }
 }
 
 func stageStatus(_ s: JSON?, _ name: String) -> JSON? { s?["stages"]?.array?.first { $0["name"]?.string == name } }
@@ -209,6 +229,37 @@ struct ScalingTests {
         #expect(last?["to"]?.int == 1 && (last?["reason"]?.string ?? "").contains("idle"), "\(last?.serialized ?? "")")
         let j = try journalFacts(up.dir, batch: "as")
         #expect(j.rows == n && j.done == n && j.failures == 0, "scale-downs lost nothing: \(j)")
+    }
+
+    @Test("hume up --curve: the workers, the supervisor and a keyed client all speak CURVE; the fleet's state reaches status",
+          .timeLimit(.minutes(2)))
+    func upWithCurve() throws {
+        let keys = tempDir("up-curve-keys")
+        let up = try UpFleet("up-curve", ["noop=2", "--curve", keys])
+        defer { up.stop() }
+        // The keys are made at start-up; the fleet key is on the allow list, so a client may use it too.
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: keys + "/broker.pub") && Date() < deadline { usleep(50_000) }
+        let curve = try #require(try CurveClientConfig.from(keyFile: keys + "/fleet.key", serverKey: keys + "/broker.pub"))
+        let control = try BrokerConnection(endpoint: up.endpoints.control, curve: curve)
+        var s: JSON?
+        let ready = Date().addingTimeInterval(30)
+        repeat {
+            s = try? control.request(.status, timeoutMs: 2000).header
+            // Two workers joined over CURVE, and the supervisor's own (CURVE) SUPERVISE reported them live.
+            if workerList(s).count == 2, s?["fleet"]?["stages"]?.array?.first?["live"]?.int == 2 { break }
+            usleep(100_000)
+        } while Date() < ready
+        #expect(workerList(s).count == 2, "\(s?.serialized.prefix(800) ?? "no answer over CURVE")")
+        #expect(s?["fleet"]?["stages"]?.array?.first?["live"]?.int == 2, "\(s?.serialized.prefix(800) ?? "")")
+        // hume submit takes its keys from the environment.
+        let jobs = up.dir + "/jobs.txt"
+        try (1...50).map { "curve job \($0)" }.joined(separator: "\n").write(toFile: jobs, atomically: true, encoding: .utf8)
+        let (rc, _, err) = try runProcess(humeExecutable(), ["submit", jobs, "--batch", "curve", "--route", "noop",
+                                                             "--broker", up.endpoints.clients, "--out", up.dir + "/out"],
+                                          environment: ["HUME_CURVE_KEY": keys + "/fleet.key", "HUME_SERVER_KEY": keys + "/broker.pub"],
+                                          timeout: 60)
+        #expect(rc == 0 && err.contains("50 done"), "exit \(rc): \(err)")
     }
 
     @Test("metrics over real HTTP during a live batch agree with the journal; the status page and JSON are served",
