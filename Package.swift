@@ -90,7 +90,9 @@ let package = Package(
                 swiftSettings: numericsSettings + hostVectorSettings),
         .target(name: "HumeDiffusion", dependencies: ["HumeCore", "HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings + hostVectorSettings),
         // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
-        .target(name: "HumeData", dependencies: ["HumeCore", "HumeStages", "CPNG"], path: "Sources/HumeData"),
+        // Optimised in debug too: `hume db` resizes every picture it imports (20x slower unoptimised).
+        .target(name: "HumeData", dependencies: ["HumeCore", "HumeStages", "CPNG"], path: "Sources/HumeData",
+                swiftSettings: numericsSettings),
         .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
         // Texts to neighbours: the indexed databases (what the retrieve stage serves) and, given an embedding
         // function, the in-process search the edit stage uses. Links FAISS, not the text model.
@@ -152,7 +154,7 @@ let package = Package(
                                    "HumeWorker", "HumeCore"],
                     path: "Tests/HumeStagesTests"),
         .testTarget(name: "HumeDataTests", dependencies: ["HumeStages", "HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
-        .testTarget(name: "HumeIndexTests", dependencies: ["HumeStages", "HumeIndex", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
+        .testTarget(name: "HumeIndexTests", dependencies: ["HumeStages", "HumeIndex", "HumeSearch", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
                     path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeFuzzTests", dependencies: ["HumeStages", "HumeFuzzTargets", "HumeCore", "HumeData", "HumeClient"],
                     path: "Tests/HumeFuzzTests"),

@@ -20,9 +20,13 @@ public struct DatabaseItem: Sendable, Equatable {
     public var split: String
     /// The drawing style (`noto`, `openmoji`, `emojione` in `emoji-styles`), or "" when the database names none.
     public var style: String
+    /// Where the picture came from (a code point sequence, a stamp's path, a user's file), or "".
+    public var source: String
+    /// SHA-256 of the decoded picture (`hume db` databases), for refusing duplicates.
+    public var digest: String?
 
     public init(id: Int, caption: String, keywords: [String], group: String, subgroup: String, concept: String, split: String,
-                style: String = "") {
+                style: String = "", source: String = "", digest: String? = nil) {
         self.id = id
         self.caption = caption
         self.keywords = keywords
@@ -31,6 +35,19 @@ public struct DatabaseItem: Sendable, Equatable {
         self.concept = concept
         self.split = split
         self.style = style
+        self.source = source
+        self.digest = digest
+    }
+
+    /// The manifest line (without its newline), as `hume db` writes it; labels that are empty are left out.
+    public var json: JSON {
+        var o: [String: JSON] = ["id": JSON(id), "caption": .string(caption), "keywords": .array(keywords.map { .string($0) }),
+                                 "concept": .string(concept), "split": .string(split), "source": .string(source)]
+        if !group.isEmpty { o["group"] = .string(group) }
+        if !subgroup.isEmpty { o["subgroup"] = .string(subgroup) }
+        if !style.isEmpty { o["style"] = .string(style) }
+        if let digest { o["sha256"] = .string(digest) }
+        return .object(o)
     }
 
     /// The text embedded for retrieval: the caption followed by the keywords not already in it
@@ -61,6 +78,10 @@ public final class Database: Sendable {
     public let items: [DatabaseItem]
     /// A 64-bit FNV-1a digest of `manifest.jsonl` (16 hex digits), for staleness stamps.
     public let manifestDigest: String
+    /// The committed state of a database `hume db` made (`generation.json`), nil for one built by Ops/build-db.sh.
+    /// Its stores may hold more than `count` items at the end (an `add` in progress or interrupted); readers use the
+    /// first `count` only.
+    public let generation: DatabaseGeneration?
 
     /// Names of the databases built under `root` (folders that contain a `manifest.jsonl`), sorted.
     public static func available(root: URL) -> [String] {
@@ -87,6 +108,7 @@ public final class Database: Sendable {
     public init(directory: URL) throws {
         self.directory = directory
         self.name = directory.lastPathComponent
+        generation = try DatabaseGeneration.read(directory: directory)
         let path = directory.appendingPathComponent("manifest.jsonl").path
         guard let data = FileManager.default.contents(atPath: path) else {
             throw HumeError(.unknown, "The database \(directory.path) has no readable manifest.jsonl; run Ops/prepare-data.sh.")
@@ -94,7 +116,9 @@ public final class Database: Sendable {
         manifestDigest = Database.digest(data)
         var items: [DatabaseItem] = []
         var lineNo = 0
+        let limit = generation?.count ?? Int.max
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            if items.count == limit { break }
             lineNo += 1
             let j = try JSON.parse(line, what: "\(path) line \(lineNo)")
             func str(_ k: String) throws -> String {
@@ -117,7 +141,11 @@ public final class Database: Sendable {
             let caption = try str("caption")
             items.append(DatabaseItem(id: id, caption: caption, keywords: kws, group: try optional("group", ""),
                                       subgroup: try optional("subgroup", ""), concept: try optional("concept", caption),
-                                      split: try optional("split", "train"), style: try optional("style", "")))
+                                      split: try optional("split", "train"), style: try optional("style", ""),
+                                      source: j["source"]?.string ?? "", digest: j["sha256"]?.string))
+        }
+        if let generation, items.count < generation.count {
+            throw HumeError(.invalidInput, "\(path) lists \(items.count) items but generation \(generation.number) commits \(generation.count).")
         }
         self.items = items
     }
@@ -148,8 +176,18 @@ public final class Database: Sendable {
 
         /// One line for a person: "OpenMoji (CC-BY-SA-4.0, https://openmoji.org): 3,655 images; © …".
         public var line: String {
-            "\(name) (\(licence), \(url)): \(count) images; \(copyright)"
+            let about = [licence, url].filter { !$0.isEmpty }.joined(separator: ", ")
+            return name + (about.isEmpty ? "" : " (\(about))") + ": \(count) images" + (copyright.isEmpty ? "" : "; \(copyright)")
         }
+    }
+
+    /// When `hume db create` made the database (`info.json`'s `created_at`), nil for a built-in one.
+    public var createdAt: String? { info?["created_at"]?.string }
+
+    /// `info.json`, nil when missing or malformed.
+    public var info: JSON? {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("info.json").path) else { return nil }
+        return try? JSON.parse([UInt8](data), what: "info.json")
     }
 
     /// The sources of the database's images, from `info.json`; empty when it records none.
@@ -169,13 +207,14 @@ public final class Database: Sendable {
         guard side == 32 || side == 64 else {
             throw HumeError(.invalidInput, "Image size \(side) is not stored; databases hold 32 and 64.")
         }
-        return try ImageStore(path: directory.appendingPathComponent("images\(side).rgb").path, side: side, expectedCount: count)
+        return try ImageStore(path: directory.appendingPathComponent("images\(side).rgb").path, side: side, expectedCount: count,
+                              allowTail: generation != nil)
     }
 
     /// Path of the caption embeddings (`embeddings.f32`: count × 384 little-endian float32, no header).
     public var embeddingsPath: URL { directory.appendingPathComponent("embeddings.f32") }
-    /// Path of the FAISS index (`index.faiss`).
-    public var indexPath: URL { directory.appendingPathComponent("index.faiss") }
+    /// Path of the FAISS index: the committed generation's (`index-<N>.faiss`), else `index.faiss`.
+    public var indexPath: URL { directory.appendingPathComponent(generation?.indexFile ?? "index.faiss") }
     /// Path of the stamp that says which manifest and model built the embeddings and index (`index.stamp`).
     public var indexStampPath: URL { directory.appendingPathComponent("index.stamp") }
 
@@ -187,7 +226,8 @@ public final class Database: Sendable {
             throw HumeError(.unknown, "The database \(name) has no embeddings.f32; run `hume index build --database \(name)` (or Ops/prepare-data.sh).")
         }
         let f = try MappedFile(path: path)
-        guard f.count == count * Database.dimension * 4 else {
+        let need = count * Database.dimension * 4
+        guard f.count == need || (generation != nil && f.count > need) else {
             throw HumeError(.invalidInput, "\(path) is \(f.count) bytes but \(count) items × \(Database.dimension) float32 need \(count * Database.dimension * 4); rebuild it with `hume index build --database \(name)`.")
         }
         return Embeddings(file: f, count: count, dimension: Database.dimension)
@@ -219,5 +259,51 @@ public struct Embeddings: Sendable {
     public func vector(_ id: Int) -> [Float] {
         precondition(id >= 0 && id < count)
         return Array(all[id * dimension ..< (id + 1) * dimension])
+    }
+}
+
+/// The committed state of a database that `hume db` creates and grows (`generation.json`, Ops/DATABASES.md).
+///
+/// `hume db add` appends to the stores, writes a new index file, and then replaces `generation.json` by a rename:
+/// that rename is the commit. Readers take the first `count` items of each store and the generation's index file,
+/// so they see the old generation or the new one, never a mixture.
+public struct DatabaseGeneration: Sendable, Equatable {
+    /// Increases by one with every commit (1 for a new database).
+    public var number: Int
+    /// Committed items.
+    public var count: Int
+    /// The index file of this generation, in the database folder.
+    public var indexFile: String
+    /// The FAISS index type (`flat`, `hnsw`, `ivfpq`).
+    public var indexType: String
+    /// What embedded the captions (model and vocabulary digests), so a different model is noticed.
+    public var model: String
+
+    public init(number: Int, count: Int, indexFile: String, indexType: String, model: String) {
+        self.number = number
+        self.count = count
+        self.indexFile = indexFile
+        self.indexType = indexType
+        self.model = model
+    }
+
+    public static let fileName = "generation.json"
+
+    public var json: JSON {
+        .object(["format": JSON(1), "generation": JSON(number), "count": JSON(count), "index": .string(indexFile),
+                 "index_type": .string(indexType), "model": .string(model)])
+    }
+
+    /// The generation committed in `directory`, nil when it has none (a database Ops/build-db.sh made).
+    /// - Throws: `HumeError(.invalidInput)` when the file is not a generation this version reads.
+    public static func read(directory: URL) throws -> DatabaseGeneration? {
+        let path = directory.appendingPathComponent(fileName).path
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let j = try JSON.parse([UInt8](data), what: path)
+        guard j["format"]?.int == 1, let n = j["generation"]?.int, let c = j["count"]?.int, c >= 0,
+              let ix = j["index"]?.string, !ix.contains("/"), let t = j["index_type"]?.string else {
+            throw HumeError(.invalidInput, "\(path) is not a format-1 database generation.")
+        }
+        return DatabaseGeneration(number: n, count: c, indexFile: ix, indexType: t, model: j["model"]?.string ?? "")
     }
 }

@@ -44,18 +44,26 @@ public final class ImageStore: Sendable {
     let path: String
 
     /// Maps the store at `path` holding images of `side`² pixels.
-    /// - Parameter expectedCount: when given, the file must hold exactly this many images.
+    /// - Parameters:
+    ///   - expectedCount: when given, the file must hold exactly this many images;
+    ///   - allowTail: or, when true, at least that many (a grown database's uncommitted tail), of which the store
+    ///     shows only the first `expectedCount`.
     /// - Throws: `HumeError` when the file cannot be mapped or its size is not a whole number of images.
-    public init(path: String, side: Int, expectedCount: Int? = nil) throws {
+    public init(path: String, side: Int, expectedCount: Int? = nil, allowTail: Bool = false) throws {
         precondition(side > 0)
         self.side = side
         self.path = path
         file = try MappedFile(path: path)
         let per = side * side * 3
+        if let expectedCount, allowTail, file.count / per >= expectedCount {
+            count = expectedCount
+            return
+        }
         guard file.count % per == 0 else {
             throw HumeError(.invalidInput, "The image store \(path) is \(file.count) bytes, not a whole number of \(side)×\(side) RGB images (\(per) bytes each).")
         }
-        count = file.count / per
+        let held = file.count / per
+        count = held
         if let expectedCount, expectedCount != count {
             throw HumeError(.invalidInput, "The image store \(path) holds \(count) images but the manifest lists \(expectedCount); rebuild the database with Ops/prepare-data.sh.")
         }

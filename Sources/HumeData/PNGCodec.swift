@@ -30,9 +30,12 @@ public enum PNGCodec {
         public var maxDimension: Int = 8192
         /// Largest accepted input (default 64 MiB).
         public var maxBytes: Int = 64 << 20
-        public init(maxDimension: Int = 8192, maxBytes: Int = 64 << 20) {
+        /// Largest accepted width × height (default: only the side limit applies).
+        public var maxPixels: Int = .max
+        public init(maxDimension: Int = 8192, maxBytes: Int = 64 << 20, maxPixels: Int = .max) {
             self.maxDimension = maxDimension
             self.maxBytes = maxBytes
+            self.maxPixels = maxPixels
         }
     }
 
@@ -161,7 +164,12 @@ public enum PNGCodec {
         guard bytes.count >= 8, Array(bytes[0..<8]) == signature else {
             throw HumeError(.invalidInput, "The data is not a PNG (its first 8 bytes are not the PNG signature).")
         }
-        let decodable = try decodableChunks(bytes)
+        // 16-bit samples: libpng's simplified API takes them as linear light and would gamma-encode them on the way
+        // to 8 bits (an orange 0xF000/0x9000/0x1000 came out 248/196/72); viewers show them as sRGB values. So the
+        // colour-space chunks are left out (libpng then applies no conversion), the 16-bit values are read as they
+        // are, and scaled to 8 bits here.
+        let sixteen = bytes.count > 24 && String(decoding: bytes[12..<16], as: UTF8.self) == "IHDR" && bytes[24] == 16
+        let decodable = try decodableChunks(bytes, types: sixteen ? decodableTypes.subtracting(["gAMA", "sRGB", "cHRM"]) : decodableTypes)
         var png = png_image()
         png.version = hume_png_image_version()
         // libpng keeps a pointer to the input until finish_read: hold a copy whose address cannot move.
@@ -175,8 +183,12 @@ public enum PNGCodec {
         guard w > 0, h > 0, w <= limits.maxDimension, h <= limits.maxDimension else {
             throw HumeError(.tooLarge, "The PNG is \(w)×\(h) pixels; each side must be 1…\(limits.maxDimension).")
         }
-        png.format = alpha ? hume_png_format_rgba() : hume_png_format_rgb()
+        guard w * h <= limits.maxPixels else {
+            throw HumeError(.tooLarge, "The PNG is \(w)×\(h) = \(w * h) pixels; the limit is \(limits.maxPixels).")
+        }
         let channels = alpha ? 4 : 3
+        if sixteen { return try finish16(&png, width: w, height: h, alpha: alpha) }
+        png.format = alpha ? hume_png_format_rgba() : hume_png_format_rgb()
         var pixels = [UInt8](repeating: 0, count: w * h * channels)
         // Without alpha, transparent pixels are composited onto white.
         var white = png_color(red: 255, green: 255, blue: 255)
@@ -197,7 +209,7 @@ public enum PNGCodec {
     /// allocates whatever a chunk's length claims before reading it (a 121-byte file claiming a 1.9 GB `tEXt` chunk
     /// made it allocate 1.9 GB; found by fuzzing), and inflates compressed text and profiles to any size, so neither
     /// reaches it. Bounds every allocation by the input's size and the image's dimensions.
-    static func decodableChunks(_ bytes: [UInt8]) throws -> [UInt8] {
+    static func decodableChunks(_ bytes: [UInt8], types: Set<String> = decodableTypes) throws -> [UInt8] {
         var out = Array(bytes[0..<8])
         out.reserveCapacity(bytes.count)
         var p = 8
@@ -210,11 +222,37 @@ public enum PNGCodec {
                 throw HumeError(.invalidInput, "The PNG is truncated or corrupt: a chunk at byte \(p) claims \(n) bytes; \(bytes.count - p - 12) remain.")
             }
             let type = String(decoding: bytes[p + 4 ..< p + 8], as: UTF8.self)
-            if decodableTypes.contains(type) { out += bytes[p ..< p + 12 + n] }
+            if types.contains(type) { out += bytes[p ..< p + 12 + n] }
             p += 12 + n
             if type == "IEND" { break }
         }
         return out
+    }
+
+    /// Reads a 16-bit PNG as 16-bit RGBA (libpng premultiplies linear output by alpha) and makes 8-bit RGB on white,
+    /// or straight RGBA.
+    static func finish16(_ png: inout png_image, width w: Int, height h: Int, alpha: Bool) throws -> PixelImage {
+        png.format = 0x07  // PNG_FORMAT_LINEAR_RGB_ALPHA: 16-bit, colour, alpha
+        var wide = [UInt16](repeating: 0, count: w * h * 4)
+        let ok = wide.withUnsafeMutableBytes { png_image_finish_read(&png, nil, $0.baseAddress, png_int_32(w * 4), nil) }
+        guard ok != 0 else { throw pngError(&png, "decode the PNG", code: .invalidInput) }
+        let channels = alpha ? 4 : 3
+        var pixels = [UInt8](repeating: 0, count: w * h * channels)
+        for i in 0..<(w * h) {
+            let a = UInt32(wide[i * 4 + 3])
+            for c in 0..<3 {
+                let v = UInt32(wide[i * 4 + c])  // premultiplied
+                let out: UInt32
+                if alpha {
+                    out = a == 0 ? 0 : min(255, (v * 255 + a / 2) / a)
+                } else {
+                    out = ((v + (65535 - a)) * 255 + 32767) / 65535  // over white
+                }
+                pixels[i * channels + c] = UInt8(out)
+            }
+            if alpha { pixels[i * 4 + 3] = UInt8((a * 255 + 32767) / 65535) }
+        }
+        return PixelImage(width: w, height: h, channels: channels, pixels: pixels)
     }
 
     static func pngError(_ png: inout png_image, _ what: String, code: HumeError.Code = .system) -> HumeError {

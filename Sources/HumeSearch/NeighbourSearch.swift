@@ -46,33 +46,23 @@ public final class LoadedDatabase: Sendable {
     }
 }
 
-/// The databases of one folder, each opened with its index on first use and kept: what the retrieve stage and the edit
-/// stage search.
-public final class IndexedDatabases: @unchecked Sendable {
-    // Safe: `cache` is only touched under `lock`; everything else is immutable.
+/// The databases of one folder, each opened with its index on first use, and again when it grows or is rebuilt
+/// (`DatabaseCache`): what the retrieve stage and the edit stage search.
+public final class IndexedDatabases: Sendable {
     public let root: URL
-    private let lock = NSLock()
-    private var cache: [String: LoadedDatabase] = [:]
+    let cache: DatabaseCache<LoadedDatabase>
 
     /// - Parameter root: the folder holding the databases (the CLI passes `${HUME_HOME:-~/.cache/hume}/db`).
     public init(root: URL) {
         self.root = root
         VectorIndex.setThreads(1)
+        cache = DatabaseCache(root: root) { try LoadedDatabase(name: $0, root: root) }
     }
 
-    /// The loaded database `name`, loading it on first use.
+    /// The loaded database `name`, at its latest committed version.
     /// - Throws: `HumeError(.unknown)` naming the available databases.
-    public func database(_ name: String) throws -> LoadedDatabase {
-        lock.lock()
-        if let d = cache[name] { lock.unlock(); return d }
-        lock.unlock()
-        // Loading happens outside the lock; two racing loads are harmless (one wins the cache).
-        let d = try LoadedDatabase(name: name, root: root)
-        lock.lock()
-        defer { lock.unlock() }
-        if let existing = cache[name] { return existing }
-        cache[name] = d
-        return d
+    public func database(_ name: String, fresh: Bool = false) throws -> LoadedDatabase {
+        try cache.get(name, fresh: fresh)
     }
 }
 

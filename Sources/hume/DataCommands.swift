@@ -66,6 +66,10 @@ struct IndexBuild: ParsableCommand {
     func run() throws {
         do {
             let db = try Database(named: database, root: humePaths.databases)
+            if let g = db.generation {
+                print("hume index: \(db.name) is kept current by hume db (generation \(g.number), \(g.count) vectors, \(g.indexType)).")
+                return
+            }
             let kind = try type.map(parseKind) ?? IndexKind.forCount(db.count)
             let model = humePaths.model
             let modelSum = try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path)
@@ -128,7 +132,8 @@ struct SearchCommand: ParsableCommand {
                 print("rank  score   id     caption")
                 for (i, id) in answer.ids.enumerated() {
                     let item = loaded.database.items[id]
-                    print(String(format: "%4d  %.4f  %-5d  ", i + 1, answer.scores?[i] ?? 0, id) + item.caption + "  [\(item.subgroup)]")
+                    let label = item.subgroup.isEmpty ? item.group : item.subgroup
+                    print(String(format: "%4d  %.4f  %-5d  ", i + 1, answer.scores?[i] ?? 0, id) + item.caption + (label.isEmpty ? "" : "  [\(label)]"))
                 }
             }
             if let sheet {

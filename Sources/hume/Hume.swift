@@ -10,7 +10,7 @@ struct Hume: ParsableCommand {
         subcommands: [DemoCommand.self, BrokerCommand.self, WorkerCommand.self, UpCommand.self, SubmitCommand.self, StreamCommand.self,
                       StatusCommand.self, CancelCommand.self, ScaleCommand.self, BenchCommand.self,
                       EmbedCommand.self, GenerateCommand.self, EditCommand.self,
-                      IndexCommand.self, SearchCommand.self, EvalCommand.self, KeysCommand.self])
+                      DbCommand.self, IndexCommand.self, SearchCommand.self, EvalCommand.self, KeysCommand.self])
 }
 
 /// Where clients, workers and control connect unless told otherwise (`HUME_BROKER`, `HUME_WORKERS`, `HUME_CONTROL`).

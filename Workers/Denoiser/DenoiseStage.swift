@@ -147,30 +147,28 @@ public final class Generator: Sendable {
 
 /// The `denoise` stage: the retrieve stage's JSON in, a `StageImage` out (PROTOCOL.md, "Stage payloads"). One task
 /// per call; heartbeats are the runtime's.
-/// `@unchecked Sendable`: its only mutable state, the generator cache, is guarded by `lock`.
-public final class DenoiseStage: Stage, @unchecked Sendable {
+/// Databases are opened on first use and again when they change on disk (`DatabaseCache`).
+public final class DenoiseStage: Stage, Sendable {
     public let name: String
     public let batchSize = 1
     public let concurrency: Int
     /// The folder holding the databases.
     public let root: URL
-    private let lock = NSLock()
-    // Guarded by `lock`; databases are immutable once opened.
-    private var generators: [String: Generator] = [:]
+    let generators: DatabaseCache<Generator>
 
     public init(name: String = "denoise", concurrency: Int = 1, root: URL) {
         self.name = name
         self.concurrency = max(1, concurrency)
         self.root = root
+        generators = DatabaseCache(root: root) { Generator(images: try DatabaseImages(named: $0, root: root)) }
     }
 
-    /// The generator for database `name`, opening the database on first use.
+    /// The generator for database `name` at its latest version; `ids` beyond the version in hand (the retriever
+    /// saw a newer one) make it look for a newer version at once.
     /// - Throws: `HumeError(.unknown)` naming the available databases.
-    public func generator(for name: String) throws -> Generator {
-        lock.lock(); defer { lock.unlock() }
-        if let g = generators[name] { return g }
-        let g = Generator(images: try DatabaseImages(named: name, root: root))
-        generators[name] = g
+    public func generator(for name: String, ids: [Int] = []) throws -> Generator {
+        let g = try generators.get(name)
+        if let top = ids.max(), top >= g.images.count { return try generators.get(name, fresh: true) }
         return g
     }
 
@@ -181,7 +179,7 @@ public final class DenoiseStage: Stage, @unchecked Sendable {
                 let neighbours = try Neighbours(decoding: task.input)
                 if let db = neighbours.database { p.database = db }
                 if let prompt = neighbours.prompt { p.prompt = prompt }
-                return try generator(for: p.database).stageImage(ids: neighbours.ids, scores: neighbours.scores, parameters: p).encoded()
+                return try generator(for: p.database, ids: neighbours.ids).stageImage(ids: neighbours.ids, scores: neighbours.scores, parameters: p).encoded()
             }
         }
     }

@@ -25,7 +25,7 @@ public final class EditStage: Stage, @unchecked Sendable {
     /// Texts to neighbours: the edit text's and the caption's.
     let search: NeighbourSearch
     private let lock = NSLock()
-    // Guarded by `lock`; entries are immutable.
+    // Guarded by `lock`; entries are immutable, replaced when their database changes.
     private var images: [String: DatabaseImages] = [:]
 
     /// Loads the text model; databases are opened on first use.
@@ -42,7 +42,8 @@ public final class EditStage: Stage, @unchecked Sendable {
     func database(_ name: String) throws -> DatabaseImages {
         let loaded = try search.databases.database(name)
         lock.lock(); defer { lock.unlock() }
-        if let d = images[name] { return d }
+        // The search reopens a database that grew; its images follow.
+        if let d = images[name], d.database === loaded.database { return d }
         let d = try DatabaseImages(loaded.database)
         images[name] = d
         return d

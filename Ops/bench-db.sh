@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `hume db` throughput on 9,887 real PNGs: the built-in databases' source pictures (emoji-styles 9,091 and tuxpaint
+# 796, RGBA at 72–2,000 px a side) with their captions, as a user's folder and captions file would give them.
+#
+#   Ops/bench-db.sh [path/to/hume]     # prints create and add reports as JSON lines
+#
+# Measures: create of all of them; add of 1,000 more to that database (1,000 of the tuxpaint stamps mirrored, so
+# new pictures), against creating the whole 10,887 again.
+set -euo pipefail
+HUME=${1:-$(dirname "$0")/../.build/release/hume}
+HOME_DB=${HUME_HOME:-$HOME/.cache/hume}/db
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"; "$HUME" db remove bench-db-create >/dev/null 2>&1 || true; "$HUME" db remove bench-db-rebuild >/dev/null 2>&1 || true' EXIT
+/usr/bin/python3 - "$HOME_DB" "$WORK" <<'PY'
+import json, os, sys
+from PIL import Image, ImageOps
+db, work = sys.argv[1], sys.argv[2]
+os.makedirs(f"{work}/base"); os.makedirs(f"{work}/more")
+caps, more = open(f"{work}/base.jsonl", "w"), open(f"{work}/more.jsonl", "w")
+for name in ("emoji-styles", "tuxpaint"):
+    for line in open(f"{db}/{name}/manifest.jsonl"):
+        it = json.loads(line)
+        src = f"{db}/{name}/originals/{it['id']}.png"
+        rel = f"{name}/{it['id']}.png"
+        os.makedirs(os.path.dirname(f"{work}/base/{rel}"), exist_ok=True)
+        os.symlink(src, f"{work}/base/{rel}")
+        caps.write(json.dumps({"file": rel, "caption": it["caption"], "keywords": it.get("keywords", [])}) + "\n")
+n = 0
+for line in open(f"{db}/tuxpaint/manifest.jsonl"):
+    if n == 1000: break
+    it = json.loads(line)
+    for flip in (ImageOps.mirror, ImageOps.flip):
+        if n == 1000: break
+        rel = f"{flip.__name__}-{it['id']}.png"
+        flip(Image.open(f"{db}/tuxpaint/originals/{it['id']}.png")).save(f"{work}/more/{rel}")
+        more.write(json.dumps({"file": rel, "caption": it["caption"] + (" mirrored" if flip is ImageOps.mirror else " upside down")}) + "\n")
+        n += 1
+PY
+"$HUME" db remove bench-db-create >/dev/null 2>&1 || true
+"$HUME" db create bench-db-create --images "$WORK/base" --captions "$WORK/base.jsonl" --json 2>/dev/null > "$WORK/create.json"
+"$HUME" db add bench-db-create --images "$WORK/more" --captions "$WORK/more.jsonl" --json 2>/dev/null > "$WORK/add.json"
+# The rebuild an add saves: everything created again from scratch.
+mkdir -p "$WORK/all" && cp -as "$WORK/base/." "$WORK/all/" && cp -as "$WORK/more/." "$WORK/all/"
+cat "$WORK/base.jsonl" "$WORK/more.jsonl" > "$WORK/all.jsonl"
+"$HUME" db remove bench-db-rebuild >/dev/null 2>&1 || true
+"$HUME" db create bench-db-rebuild --images "$WORK/all" --captions "$WORK/all.jsonl" --json 2>/dev/null > "$WORK/rebuild.json"
+/usr/bin/python3 - "$WORK" <<'PY'
+import json, sys
+for name in ("create", "add", "rebuild"):
+    r = json.load(open(f"{sys.argv[1]}/{name}.json"))
+    print(json.dumps({"run": name, "added": r["added"], "refused": r["refused"], "count": r["count"],
+                      "seconds": round(r["seconds"], 2), "read_s": round(r["read_seconds"], 2), "embed_s": round(r["embed_seconds"], 2),
+                      "index_s": round(r["index_seconds"], 2), "pictures_per_s": round(r["pictures_per_second"], 1),
+                      "index_type": r["index_type"]}))
+PY

@@ -1,0 +1,65 @@
+import Foundation
+import HumeCore
+
+/// Values opened from the databases of one folder (an index, the image stores), each opened on first use and opened
+/// again when its database changes on disk: how a running worker picks up `hume db add` (or a rebuilt database)
+/// without a restart.
+///
+/// A database's change token is the identity of the file its commit replaces: `generation.json` for a database
+/// `hume db` made, else `manifest.jsonl` (Ops/build-db.sh replaces the whole folder). Both are replaced by a rename,
+/// so a new inode means a new version. The token is read on every use by default (one `stat`, about a microsecond,
+/// so a job submitted after `hume db add` returns sees the new version); `recheckSeconds` can space the checks out,
+/// and `fresh: true` checks at once regardless.
+public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
+    // Safe: `entries` is only touched under `lock`; everything else is immutable.
+    public let root: URL
+    let recheckSeconds: Double
+    let open: @Sendable (String) throws -> Value
+    private let lock = NSLock()
+    private var entries: [String: (value: Value, token: String, checkedAt: UInt64)] = [:]
+
+    /// - Parameters:
+    ///   - root: the folder holding the databases.
+    ///   - open: opens the value of a database by name (it may throw one sentence for an unknown database).
+    public init(root: URL, recheckSeconds: Double = 0, open: @escaping @Sendable (String) throws -> Value) {
+        self.root = root
+        self.recheckSeconds = recheckSeconds
+        self.open = open
+    }
+
+    /// The identity of a database's current version (device, inode, modification time and size of its commit file);
+    /// nil when the database does not exist.
+    public static func changeToken(root: URL, name: String) -> String? {
+        let dir = root.appendingPathComponent(name)
+        for file in [DatabaseGeneration.fileName, "manifest.jsonl"] {
+            var st = stat()
+            if stat(dir.appendingPathComponent(file).path, &st) == 0 {
+                return "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_size)"
+            }
+        }
+        return nil
+    }
+
+    /// The value for database `name`, opened again if the database changed since it was opened.
+    /// - Parameter fresh: check for a new version now instead of at most every `recheckSeconds`.
+    public func get(_ name: String, fresh: Bool = false) throws -> Value {
+        let now = DispatchTime.now().uptimeNanoseconds
+        lock.lock()
+        let cached = entries[name]
+        lock.unlock()
+        if let cached, !fresh, Double(now &- cached.checkedAt) < recheckSeconds * 1e9 { return cached.value }
+        let token = Self.changeToken(root: root, name: name) ?? ""
+        if let cached, cached.token == token {
+            lock.lock()
+            entries[name]?.checkedAt = now
+            lock.unlock()
+            return cached.value
+        }
+        // Opened outside the lock: opening a large index takes a while, and two racing opens are harmless.
+        let value = try open(name)
+        lock.lock()
+        entries[name] = (value, token, now)
+        lock.unlock()
+        return value
+    }
+}

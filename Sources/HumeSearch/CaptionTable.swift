@@ -1,0 +1,142 @@
+import Foundation
+import HumeCore
+
+/// The text of one picture a user brings: its caption, and optional keywords and labels.
+public struct PictureText: Sendable, Equatable {
+    public var caption: String
+    public var keywords: [String]
+    public var group: String
+    public var subgroup: String
+
+    public init(caption: String, keywords: [String] = [], group: String = "", subgroup: String = "") {
+        self.caption = caption
+        self.keywords = keywords
+        self.group = group
+        self.subgroup = subgroup
+    }
+
+    /// The caption a file name gives: the name without its extension and a trailing copy number, with `-` and `_`
+    /// as spaces ("red-fox_2.png" → "red fox"); nil when nothing is left ("0001.png").
+    public static func caption(fromFileName name: String) -> String? {
+        var stem = (name as NSString).lastPathComponent
+        if let dot = stem.lastIndex(of: "."), dot != stem.startIndex { stem = String(stem[..<dot]) }
+        // A trailing copy number: "fox_2", "fox-02", "fox 3", "fox (3)".
+        if let r = stem.range(of: #"[\s_\-]*(\(\d+\)|\d+)$"#, options: .regularExpression), r.lowerBound != stem.startIndex {
+            stem = String(stem[..<r.lowerBound])
+        }
+        let words = stem.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " || $0 == "." })
+        let caption = words.joined(separator: " ")
+        return caption.contains(where: { $0.isLetter }) ? caption : nil
+    }
+}
+
+/// Captions for pictures, by file, from a JSON Lines or CSV file (`hume db create --captions`, Ops/DATABASES.md).
+///
+/// - JSON Lines: one object per line with `file` and `caption`, and optionally `keywords` (a list of strings, or
+///   one string separated by `;`), `group` and `subgroup`.
+/// - CSV (RFC 4180, UTF-8): a header row naming the columns `file` and `caption`, optionally `keywords` (separated
+///   by `;`), `group` and `subgroup`; other columns are ignored.
+///
+/// `file` is the picture's path relative to the images folder, or its bare file name.
+public struct CaptionTable: Sendable {
+    public private(set) var byFile: [String: PictureText] = [:]
+    /// Where the table came from, for sentences.
+    public let source: String
+
+    public init(source: String, entries: [String: PictureText] = [:]) {
+        self.source = source
+        byFile = entries
+    }
+
+    /// The text for a picture at `relativePath`: by its path, else by its file name.
+    public func text(for relativePath: String) -> PictureText? {
+        byFile[relativePath] ?? byFile[(relativePath as NSString).lastPathComponent]
+    }
+
+    /// Reads a table; CSV when the file name ends in `.csv`, else JSON Lines.
+    /// - Throws: `HumeError(.invalidInput)` with one sentence naming the file and line.
+    public static func load(path: String) throws -> CaptionTable {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HumeError(.invalidInput, "The captions file \(path) cannot be read.")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw HumeError(.invalidInput, "The captions file \(path) is not UTF-8.")
+        }
+        return path.lowercased().hasSuffix(".csv") ? try csv(text, source: path) : try jsonLines(text, source: path)
+    }
+
+    static func keywords(_ v: JSON?, _ at: String) throws -> [String] {
+        switch v {
+        case nil, .null?: return []
+        case .string(let s)?: return s.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        case .array(let a)?:
+            return try a.map {
+                guard let s = $0.string else { throw HumeError(.invalidInput, "\(at): \"keywords\" must hold strings.") }
+                return s
+            }
+        default: throw HumeError(.invalidInput, "\(at): \"keywords\" must be a list of strings or one string separated by ';'.")
+        }
+    }
+
+    static func jsonLines(_ text: String, source: String) throws -> CaptionTable {
+        var table = CaptionTable(source: source)
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let at = "\(source) line \(i + 1)"
+            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
+            let j = try JSON.parse(String(line), what: at)
+            guard let file = j["file"]?.string, !file.isEmpty else { throw HumeError(.invalidInput, "\(at) has no \"file\".") }
+            guard let caption = j["caption"]?.string?.trimmingCharacters(in: .whitespaces), !caption.isEmpty else {
+                throw HumeError(.invalidInput, "\(at) gives \(file) no caption (a non-empty \"caption\" string).")
+            }
+            table.byFile[file] = PictureText(caption: caption, keywords: try keywords(j["keywords"], at),
+                                             group: j["group"]?.string ?? "", subgroup: j["subgroup"]?.string ?? "")
+        }
+        return table
+    }
+
+    /// RFC 4180 rows: quoted fields may hold commas, doubled quotes and line breaks.
+    static func csvRows(_ text: String) -> [[String]] {
+        var rows: [[String]] = [], row: [String] = [], field = "", quoted = false
+        var it = Array(text.unicodeScalars).makeIterator()
+        var pending: Unicode.Scalar? = nil
+        func next() -> Unicode.Scalar? { if let p = pending { pending = nil; return p }; return it.next() }
+        while let c = next() {
+            if quoted {
+                if c == "\"" {
+                    if let n = next() { if n == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = n } } else { quoted = false }
+                } else { field.unicodeScalars.append(c) }
+            } else if c == "\"" && field.isEmpty {
+                quoted = true
+            } else if c == "," {
+                row.append(field); field = ""
+            } else if c == "\n" || c == "\r" {
+                if c == "\r", let n = next(), n != "\n" { pending = n }
+                row.append(field); field = ""
+                rows.append(row); row = []
+            } else { field.unicodeScalars.append(c) }
+        }
+        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+        return rows.filter { !($0.count == 1 && $0[0].trimmingCharacters(in: .whitespaces).isEmpty) }
+    }
+
+    static func csv(_ text: String, source: String) throws -> CaptionTable {
+        let rows = csvRows(text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text)
+        guard let header = rows.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
+              let fileCol = header.firstIndex(of: "file"), let captionCol = header.firstIndex(of: "caption") else {
+            throw HumeError(.invalidInput, "The captions file \(source) needs a header row naming the columns file and caption.")
+        }
+        func col(_ name: String) -> Int? { header.firstIndex(of: name) }
+        var table = CaptionTable(source: source)
+        for (i, row) in rows.dropFirst().enumerated() {
+            let at = "\(source) row \(i + 2)"
+            func value(_ c: Int?) -> String { c.flatMap { $0 < row.count ? row[$0].trimmingCharacters(in: .whitespaces) : nil } ?? "" }
+            let file = value(fileCol)
+            guard !file.isEmpty else { throw HumeError(.invalidInput, "\(at) has no file name.") }
+            let caption = value(captionCol)
+            guard !caption.isEmpty else { throw HumeError(.invalidInput, "\(at) gives \(file) no caption.") }
+            table.byFile[file] = PictureText(caption: caption, keywords: try keywords(.string(value(col("keywords"))), at),
+                                             group: value(col("group")), subgroup: value(col("subgroup")))
+        }
+        return table
+    }
+}
