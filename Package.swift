@@ -154,7 +154,7 @@ let package = Package(
                                    "HumeWorker", "HumeCore"],
                     path: "Tests/HumeStagesTests"),
         .testTarget(name: "HumeDataTests", dependencies: ["HumeStages", "HumeData", "HumeCore"], path: "Tests/HumeDataTests"),
-        .testTarget(name: "HumeIndexTests", dependencies: ["HumeStages", "HumeIndex", "HumeSearch", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
+        .testTarget(name: "HumeIndexTests", dependencies: ["HumeStages", "HumeIndex", "HumeSearch", "HumeEvaluation", "HumeData", "HumeRetrieveStage", "HumeWorker", "HumeEmbed", "HumeCore"],
                     path: "Tests/HumeIndexTests"),
         .testTarget(name: "HumeFuzzTests", dependencies: ["HumeStages", "HumeFuzzTargets", "HumeCore", "HumeData", "HumeClient"],
                     path: "Tests/HumeFuzzTests"),

@@ -27,6 +27,80 @@ public struct UnitVectors {
     }
 }
 
+/// Vectors shaped like real sentence embeddings, from a corpus of real ones (an N×384 float32 `.npy`, e.g. MiniLM
+/// over Debian's 60,021 package descriptions, `Ops/make-retrieval-corpus.sh`).
+///
+/// The last `queries` rows are held out as the queries: real texts the base never saw. The base is the other real
+/// rows, then, past them, synthetic ones fitted to the corpus's cluster structure and spectrum: 1,024 real rows are
+/// taken as seeds, every real row is assigned to its nearest seed, each centre is the mean of its rows, and a
+/// synthetic vector is the centre of a random real row plus the residual (row − its centre) of a random real row, normalised. Centres carry the topic structure, the
+/// residuals the within-topic spread and its low intrinsic dimension; uniformly random vectors have neither.
+public struct CorpusVectors {
+    public let rows: [Float]
+    public let count: Int
+
+    /// Reads a little-endian float32, C-order, N×384 `.npy` (version 1 or 2).
+    public init(npy path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path), data.count > 12, data.prefix(6) == Data([0x93] + Array("NUMPY".utf8)) else {
+            throw HumeError(.invalidInput, "\(path) is not a .npy file.")
+        }
+        let b = [UInt8](data)
+        let headerLength = b[6] == 1 ? Int(b[8]) | Int(b[9]) << 8 : Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24
+        let start = b[6] == 1 ? 10 + headerLength : 12 + headerLength
+        let header = String(decoding: b[(start - headerLength)..<start], as: UTF8.self)
+        let d = Database.dimension
+        guard header.contains("'<f4'"), header.contains("False"), header.contains(", \(d))"), (b.count - start) % (d * 4) == 0 else {
+            throw HumeError(.invalidInput, "\(path) must hold little-endian float32 rows of \(d) in C order; its header is \(header).")
+        }
+        count = (b.count - start) / (d * 4)
+        rows = b[start...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    /// `n` base vectors and `queries` held-out query vectors.
+    public func make(n: Int, queries: Int, seed: UInt64) throws -> (base: [Float], queries: [Float]) {
+        let d = Database.dimension
+        let realBase = count - queries
+        guard realBase >= 2048 else { throw HumeError(.invalidInput, "The corpus has \(count) rows; it needs \(queries + 2048) or more.") }
+        let q = Array(rows[(realBase * d)...])
+        var base = Array(rows[0..<(min(n, realBase) * d)])
+        guard n > realBase else { return (base, q) }
+        var rng = SplitMix64(seed: seed)
+        let centreIDs = (0..<1024).map { _ in Int(rng.next() % UInt64(realBase)) }
+        var centres = [Float]()
+        for c in centreIDs { centres += rows[(c * d)..<((c + 1) * d)] }
+        let assign = try VectorIndex(dimension: d, factory: "Flat")
+        try assign.train(andAdd: centres)
+        let nearest = try rows.withUnsafeBufferPointer { try assign.search(UnsafeBufferPointer(rebasing: $0[0..<(realBase * d)]), k: 1) }
+        // One Lloyd step: each centre becomes the mean of the rows assigned to it, so that a residual measures a row's
+        // spread about its topic and a synthetic vector is as spread as a real one (about a seed row instead, the
+        // seed's own deviation would be added twice). A centre nothing was assigned to keeps its seed row.
+        var sums = [Float](repeating: 0, count: 1024 * d), members = [Int](repeating: 0, count: 1024)
+        for k in 0..<realBase {
+            let c = Int(nearest.ids[k])
+            members[c] += 1
+            for t in 0..<d { sums[c * d + t] += rows[k * d + t] }
+        }
+        for c in 0..<1024 where members[c] > 0 {
+            for t in 0..<d { centres[c * d + t] = sums[c * d + t] / Float(members[c]) }
+        }
+        base.reserveCapacity(n * d)
+        var v = [Float](repeating: 0, count: d)
+        for _ in realBase..<n {
+            // The centre of a random real row (topics as common as in the corpus), the residual of another.
+            let j = Int(nearest.ids[Int(rng.next() % UInt64(realBase))]), k = Int(rng.next() % UInt64(realBase))
+            let ck = Int(nearest.ids[k])
+            var norm: Float = 0
+            for t in 0..<d {
+                v[t] = centres[j * d + t] + rows[k * d + t] - centres[ck * d + t]
+                norm += v[t] * v[t]
+            }
+            let inv = 1 / max(norm.squareRoot(), 1e-12)
+            for t in 0..<d { base.append(v[t] * inv) }
+        }
+        return (base, q)
+    }
+}
+
 /// Index queries/s and recall@10 on random 384-d unit vectors, and the retrieve stage's overhead over raw FAISS
 /// (`hume bench retrieve`).
 public struct RetrieveBenchmark {
@@ -36,6 +110,8 @@ public struct RetrieveBenchmark {
     /// The database of the stage-overhead measurement, under `root`.
     public var database = "emoji"
     public var root: URL
+    /// Real embeddings to shape the vectors like (`CorpusVectors`); nil: uniformly random unit vectors.
+    public var corpus: CorpusVectors?
 
     public init(root: URL) { self.root = root }
 
@@ -49,9 +125,14 @@ public struct RetrieveBenchmark {
         }
         var rows: [JSON] = []
         for n in sizeList {
-            var rng = UnitVectors(rng: SplitMix64(seed: UInt64(n)))
-            let base = rng.make(n, d)
-            let qs = rng.make(queries, d)
+            let base: [Float], qs: [Float]
+            if let corpus {
+                (base, qs) = try corpus.make(n: n, queries: queries, seed: UInt64(n))
+            } else {
+                var rng = UnitVectors(rng: SplitMix64(seed: UInt64(n)))
+                base = rng.make(n, d)
+                qs = rng.make(queries, d)
+            }
             // Ground truth: exact flat search (batched, not timed).
             let exact = try VectorIndex(dimension: d, factory: "Flat")
             try exact.train(andAdd: base)

@@ -17,6 +17,7 @@ struct BenchRetrieve: ParsableCommand {
     @Option(help: "HNSW efSearch.") var efSearch = 64
     @Option(help: "IVF nprobe.") var nprobe = 16
     @Option(help: "Database for the stage-overhead measurement.") var database = "emoji"
+    @Option(help: "Real embeddings (N×384 float32 .npy, Ops/make-retrieval-corpus.sh) to shape the vectors like; default: uniformly random unit vectors.") var corpus: String?
     @Option(help: "FAISS threads.") var threads = 1
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -27,6 +28,7 @@ struct BenchRetrieve: ParsableCommand {
             b.sizes = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             b.kinds = try types.split(separator: ",").map { try parseKind(String($0)) }
             b.queries = queries; b.efSearch = efSearch; b.nprobe = nprobe; b.database = database
+            if let corpus { b.corpus = try CorpusVectors(npy: corpus) }
             if !json { print("size       type    factory          build s   queries/s   recall@10") }
             let rows = try b.indexes { r in
                 guard !json else { return }

@@ -1,0 +1,58 @@
+import Foundation
+import HumeCore
+import HumeEvaluation
+import Testing
+
+@Suite("Benchmark vectors shaped like a corpus of real embeddings")
+struct CorpusVectorsTests {
+    /// An N×384 float32 .npy of `n` unit vectors around 8 directions.
+    static func npy(_ n: Int, header: String? = nil) -> Data {
+        let d = 384
+        var rng = SplitMix64(seed: 3)
+        var rows = [Float]()
+        for i in 0..<n {
+            var v = (0..<d).map { _ in Float(Double(rng.next() % 1000) / 1000 - 0.5) * 0.2 }
+            v[i % 8] += 1
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            rows += v.map { $0 / norm }
+        }
+        var h = header ?? "{'descr': '<f4', 'fortran_order': False, 'shape': (\(n), \(d)), }"
+        while (10 + h.utf8.count + 1) % 64 != 0 { h += " " }
+        h += "\n"
+        var out = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.utf8.count & 255), UInt8(h.utf8.count >> 8)])
+        out += Data(h.utf8)
+        rows.withUnsafeBytes { out += Data($0) }
+        return out
+    }
+
+    @Test("the held-out queries are the last real rows, the base starts with the other real rows, every vector is a unit vector")
+    func shape() throws {
+        let path = NSTemporaryDirectory() + "hume-corpus-\(getpid()).npy"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.npy(3000).write(to: URL(fileURLWithPath: path))
+        let c = try CorpusVectors(npy: path)
+        #expect(c.count == 3000)
+        let (base, queries) = try c.make(n: 5000, queries: 100, seed: 1)
+        #expect(base.count == 5000 * 384 && queries.count == 100 * 384)
+        #expect(Array(queries) == Array(c.rows[(2900 * 384)...]))
+        #expect(Array(base[0..<(2900 * 384)]) == Array(c.rows[0..<(2900 * 384)]))
+        for i in stride(from: 2900, to: 5000, by: 97) {
+            let norm = base[(i * 384)..<((i + 1) * 384)].reduce(0) { $0 + $1 * $1 }
+            #expect(abs(norm - 1) < 1e-4)
+        }
+        // Synthetic vectors keep the corpus's clusters: each is near one of the 8 directions, not spread uniformly.
+        let synthetic = (2900..<5000).map { i in (0..<8).map { base[i * 384 + $0] }.max()! }
+        #expect(synthetic.filter { $0 > 0.5 }.count > synthetic.count * 9 / 10)
+        #expect(try c.make(n: 5000, queries: 100, seed: 1).base == base, "deterministic under its seed")
+    }
+
+    @Test("a file that is not N×384 float32 is refused in one sentence")
+    func refused() throws {
+        let path = NSTemporaryDirectory() + "hume-corpus-bad-\(getpid()).npy"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.npy(10, header: "{'descr': '<f8', 'fortran_order': False, 'shape': (10, 384), }").write(to: URL(fileURLWithPath: path))
+        #expect(throws: HumeError.self) { try CorpusVectors(npy: path) }
+        try Data("not numpy".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: HumeError.self) { try CorpusVectors(npy: path) }
+    }
+}
