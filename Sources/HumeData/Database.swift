@@ -192,8 +192,7 @@ public final class Database: Sendable {
 
     /// The sources of the database's images, from `info.json`; empty when it records none.
     public var attribution: [Attribution] {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("info.json").path),
-              let info = try? JSON.parse([UInt8](data), what: "info.json"), let list = info["attribution"]?.array else { return [] }
+        guard let list = info?["attribution"]?.array else { return [] }
         return list.compactMap { a in
             guard let name = a["name"]?.string else { return nil }
             return Attribution(name: name, licence: a["licence"]?.string ?? "", url: a["url"]?.string ?? "",

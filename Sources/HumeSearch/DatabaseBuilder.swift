@@ -127,6 +127,9 @@ public struct DatabaseBuilder: Sendable {
             guard let old = db.generation else {
                 throw HumeError(.invalidInput, "The database \"\(name)\" was built by Ops/build-db.sh; hume db add grows databases made with hume db create.")
             }
+            guard old.model == model else {
+                throw HumeError(.invalidInput, "The database \"\(name)\" was embedded by another model (\(old.model)); recreate it to add to it with this one (\(model)).")
+            }
             let dir = db.directory
             try truncateTail(dir: dir, count: old.count)
             var existing: [String: String] = [:]
@@ -142,9 +145,6 @@ public struct DatabaseBuilder: Sendable {
                     try? truncateTail(dir: dir, count: old.count)
                     try? FileManager.default.removeItem(at: dir.appendingPathComponent(next.indexFile))
                 }
-            }
-            guard old.model == model else {
-                throw HumeError(.invalidInput, "The database \"\(name)\" was embedded by another model (\(old.model)); recreate it to add to it with this one (\(model)).")
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
             let vectors = try embedTexts(batch.map(\.item.retrievalText))
@@ -405,7 +405,7 @@ public struct DatabaseBuilder: Sendable {
     }
 
     func writeGeneration(_ g: DatabaseGeneration, to dir: URL) throws {
-        try writeFileAtomically(g.json.bytes + [UInt8(ascii: "\n")], to: dir.appendingPathComponent(DatabaseGeneration.fileName))
+        try writeFileAtomically(g.json.bytes + [UInt8(ascii: "\n")], to: dir.appendingPathComponent(DatabaseGeneration.fileName).path)
     }
 
     func writeInfo(name: String, count: Int, sources: [Source], createdAt: String, to dir: URL) throws {
@@ -417,7 +417,7 @@ public struct DatabaseBuilder: Sendable {
                          "copyright": .string(s.copyright), "count": JSON(s.count)])
             }),
         ])
-        try writeFileAtomically(info.bytes + [UInt8(ascii: "\n")], to: dir.appendingPathComponent("info.json"))
+        try writeFileAtomically(info.bytes + [UInt8(ascii: "\n")], to: dir.appendingPathComponent("info.json").path)
     }
 
     func withLock<T>(_ body: () throws -> T) throws -> T { try Self.lock(root: root, body) }
@@ -432,21 +432,6 @@ public struct DatabaseBuilder: Sendable {
     }
 
     func seconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
-}
-
-/// Writes `bytes` to `url` by a synced temporary file in the same folder and a rename.
-func writeFileAtomically(_ bytes: [UInt8], to url: URL) throws {
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".tmp-\(url.lastPathComponent)-\(getpid())")
-    try? FileManager.default.removeItem(at: tmp)
-    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw HumeError(.system, "Cannot create \(tmp.path): \(String(cString: strerror(errno))).") }
-    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
-    let synced = fsync(fd) == 0
-    close(fd)
-    guard n == bytes.count, synced, rename(tmp.path, url.path) == 0 else {
-        try? FileManager.default.removeItem(at: tmp)
-        throw HumeError(.system, "Cannot write \(url.path): \(String(cString: strerror(errno))).")
-    }
 }
 
 func isoNow() -> String {

@@ -18,30 +18,20 @@ func loadEmbedder(threads: Int = 2) throws -> Embedder {
     }
 }
 
-/// Writes `data` to `url` atomically: a temporary file in the same folder, then rename.
-func writeAtomically(_ data: Data, to url: URL) throws {
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".tmp-\(url.lastPathComponent)-\(getpid())")
-    do {
-        try data.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else {
-            throw HumeError(.system, "Cannot rename \(tmp.path) to \(url.path): \(String(cString: strerror(errno))).")
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw error
-    }
+/// What identifies the text model's weights and vocabulary: `model=<16 hex> vocab=<16 hex>` of their SHA-256, the
+/// part of the index stamp and of a `hume db` generation that says which model embedded the captions.
+func modelFingerprint() throws -> String {
+    let model = humePaths.model
+    let weights = try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path)
+    let vocab = try SHA256.hex(file: model.appendingPathComponent("vocab.txt").path)
+    return "model=\(weights.prefix(16)) vocab=\(vocab.prefix(16))"
 }
-
 
 func parseKind(_ s: String) throws -> IndexKind {
     guard let k = IndexKind(rawValue: s.lowercased()) else {
         throw HumeError(.invalidInput, "Unknown index type \"\(s)\"; use flat, hnsw or ivfpq.")
     }
     return k
-}
-
-func floatData(_ v: [Float]) -> Data {
-    v.withUnsafeBufferPointer { Data(buffer: $0) }
 }
 
 func fmt(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
@@ -71,11 +61,8 @@ struct IndexBuild: ParsableCommand {
                 return
             }
             let kind = try type.map(parseKind) ?? IndexKind.forCount(db.count)
-            let model = humePaths.model
-            let modelSum = try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path)
-            let vocabSum = try SHA256.hex(file: model.appendingPathComponent("vocab.txt").path)
             // The text is part of the stamp: changing what is embedded must rebuild.
-            let stamp = "hume-index v1 text=caption+keywords kind=\(kind.rawValue) items=\(db.count) manifest=\(db.manifestDigest) model=\(modelSum.prefix(16)) vocab=\(vocabSum.prefix(16))\n"
+            let stamp = "hume-index v1 text=caption+keywords kind=\(kind.rawValue) items=\(db.count) manifest=\(db.manifestDigest) \(try modelFingerprint())\n"
             let fm = FileManager.default
             if !force, fm.fileExists(atPath: db.embeddingsPath.path), fm.fileExists(atPath: db.indexPath.path),
                let old = try? String(contentsOf: db.indexStampPath, encoding: .utf8), old == stamp {
@@ -90,13 +77,13 @@ struct IndexBuild: ParsableCommand {
             try index.train(andAdd: vectors)
             // Stamp removed first and written last: a crash in between leaves a stale (rebuilt next time) state.
             try? fm.removeItem(at: db.indexStampPath)
-            try writeAtomically(floatData(vectors), to: db.embeddingsPath)
+            try writeFileAtomically(vectors.withUnsafeBytes { Array($0) }, to: db.embeddingsPath.path)
             let tmpIndex = db.directory.appendingPathComponent(".tmp-index.faiss-\(getpid())")
             try index.write(to: tmpIndex.path)
             guard rename(tmpIndex.path, db.indexPath.path) == 0 else {
                 throw HumeError(.system, "Cannot rename \(tmpIndex.path) to \(db.indexPath.path): \(String(cString: strerror(errno))).")
             }
-            try writeAtomically(Data(stamp.utf8), to: db.indexStampPath)
+            try writeFileAtomically(Array(stamp.utf8), to: db.indexStampPath.path)
             print("hume index: \(db.name): embedded \(db.count) captions in \(fmt(embedSeconds, 1)) s, wrote embeddings.f32 and a \(kind.rawValue) index.faiss (\(fmt(Date().timeIntervalSince(start), 1)) s).")
         }
     }
@@ -142,7 +129,7 @@ struct SearchCommand: ParsableCommand {
                 let image = try ContactSheet.compose(tiles, side: 64, columns: min(8, tiles.count))
                 let png = try PNGCodec.encode(image, metadata: [("Title", "hume search: \(query)"), ("hume.database", database),
                                                                  ("hume.ids", answer.ids.map(String.init).joined(separator: ","))])
-                try writeAtomically(Data(png), to: URL(fileURLWithPath: sheet))
+                try writeFileAtomically(png, to: sheet)
                 if !json { print("wrote \(sheet) (\(image.width)×\(image.height))") }
             }
         }

@@ -39,8 +39,7 @@ struct DbImportOptions: ParsableArguments {
     }
 
     func builder() throws -> DatabaseBuilder {
-        let model = humePaths.model
-        let stamp = "all-MiniLM-L6-v2 model=\(try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path).prefix(16)) vocab=\(try SHA256.hex(file: model.appendingPathComponent("vocab.txt").path).prefix(16))"
+        let stamp = "all-MiniLM-L6-v2 " + (try modelFingerprint())
         let embedder = try loadEmbedder(threads: 2)
         var b = DatabaseBuilder(root: humePaths.databases, model: stamp) { try embedder.embedFlat($0) }
         b.strict = strict
