@@ -238,7 +238,7 @@ public struct Demo {
             }
         }
         report.manifest = out + "/manifest.jsonl"
-        try Demo.writeAtomically(manifest.joined(separator: "\n") + "\n", to: report.manifest)
+        try writeFileAtomically(Array((manifest.joined(separator: "\n") + "\n").utf8), to: report.manifest)
         report.contactSheet = out + "/contact-sheet.png"
         if !tiles.isEmpty {
             let sheet = try ContactSheet.compose(tiles, side: 64, columns: 10)
@@ -253,7 +253,7 @@ public struct Demo {
             guard let db = try? Database(named: name, root: options.databases) else { continue }
             credits += db.attribution.map { "\(name): \($0.line)" }
         }
-        try Demo.writeAtomically(Gallery.html(title: "Hume demo", summary: summary, entries: entries, credits: credits), to: report.gallery)
+        try writeFileAtomically(Array(Gallery.html(title: "Hume demo", summary: summary, entries: entries, credits: credits).utf8), to: report.gallery)
         return report
     }
 
@@ -330,7 +330,4 @@ public struct Demo {
         return t
     }
 
-    static func writeAtomically(_ text: String, to path: String) throws {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
 }
