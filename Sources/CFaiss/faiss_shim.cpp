@@ -172,6 +172,11 @@ hume_faiss_status hume_faiss_set_ivf_nprobe(hume_faiss_index *index, int nprobe)
     return set_parameter(index, "nprobe", nprobe, "set_ivf_nprobe");
 }
 
+hume_faiss_status hume_faiss_set_search_parameter(hume_faiss_index *index, const char *name, double value) {
+    if (name == nullptr) return fail(HUME_FAISS_INVALID_ARGUMENT, "set_search_parameter", "the parameter name is NULL");
+    return set_parameter(index, name, value, "set_search_parameter");
+}
+
 int64_t hume_faiss_ntotal(const hume_faiss_index *index) {
     return (index != nullptr && index->index) ? index->index->ntotal : 0;
 }

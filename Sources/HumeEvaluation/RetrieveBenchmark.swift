@@ -101,73 +101,91 @@ public struct CorpusVectors {
     }
 }
 
-/// Index queries/s and recall@10 on random 384-d unit vectors, and the retrieve stage's overhead over raw FAISS
-/// (`hume bench retrieve`).
+/// Index queries/s, recall@10, build time and size, each index tuned to a recall target, and the retrieve stage's
+/// overhead over raw FAISS (`hume bench retrieve`).
+///
+/// Held-out queries come in two halves: the first picks each index's search setting (`SearchTuner`), the second is
+/// the one reported, searched one query at a time on one thread as the retrieve stage does.
 public struct RetrieveBenchmark {
     public var sizes: [Int] = [10_000, 100_000]
     public var kinds: [IndexKind] = [.flat, .hnsw, .ivfpq]
-    public var queries = 1000, efSearch = 64, nprobe = 16
+    /// FAISS factory strings measured besides `kinds` (e.g. "IVF4096,PQ48x4fs,RFlat").
+    public var factories: [String] = []
+    /// Queries in each half (tuning, reported).
+    public var queries = 1000
+    /// One recall@10 target for every index; nil: 0.95 for HNSW and flat, 0.90 for IVF (the targets).
+    public var target: Double?
+    /// FAISS threads while building (and for the exact ground truth); searches always use one.
+    public var buildThreads = 1
     /// The database of the stage-overhead measurement, under `root`.
     public var database = "emoji"
     public var root: URL
     /// Real embeddings to shape the vectors like (`CorpusVectors`); nil: uniformly random unit vectors.
     public var corpus: CorpusVectors?
+    /// Where index files are written to measure their size.
+    public var scratch = URL(fileURLWithPath: NSTemporaryDirectory())
 
     public init(root: URL) { self.root = root }
 
-    /// One row per (size, index type): `size`, `type`, `factory`, `build_seconds`, `queries_per_second`,
-    /// `recall_at_10`; `row` sees each as it is measured.
+    public func target(for factory: String) -> Double {
+        target ?? (factory.uppercased().hasPrefix("IVF") ? 0.90 : 0.95)
+    }
+
+    /// One row per (size, index): `size`, `type`, `factory`, `setting`, `target`, `met`, `tuning_recall`,
+    /// `build_seconds`, `bytes` (the written index), `queries_per_second`, `recall_at_10`; `row` sees each as it is
+    /// measured.
     public func indexes(row: ((JSON) -> Void)? = nil) throws -> [JSON] {
         let d = Database.dimension
-        let sizeList = sizes
-        guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 >= 1000 }), queries > 0 else {
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1000 }), queries > 0 else {
             throw HumeError(.invalidInput, "--sizes must list sizes of at least 1000 and --queries must be positive.")
         }
         var rows: [JSON] = []
-        for n in sizeList {
-            let base: [Float], qs: [Float]
+        for n in sizes {
+            let base: [Float], held: [Float]
             if let corpus {
-                (base, qs) = try corpus.make(n: n, queries: queries, seed: UInt64(n))
+                (base, held) = try corpus.make(n: n, queries: 2 * queries, seed: UInt64(n))
             } else {
                 var rng = UnitVectors(rng: SplitMix64(seed: UInt64(n)))
                 base = rng.make(n, d)
-                qs = rng.make(queries, d)
+                held = rng.make(2 * queries, d)
             }
+            let tuneQueries = Array(held[0 ..< queries * d]), testQueries = Array(held[(queries * d)...])
             // Ground truth: exact flat search (batched, not timed).
+            VectorIndex.setThreads(buildThreads)
             let exact = try VectorIndex(dimension: d, factory: "Flat")
             try exact.train(andAdd: base)
-            let truth = try exact.search(qs, k: 10)
-            for kind in kinds {
-                let factory = kind.factory(count: n, dimension: d)
+            let tuneTruth = try exact.search(tuneQueries, k: 10).ids, testTruth = try exact.search(testQueries, k: 10).ids
+            let specs = kinds.map { ($0.rawValue, $0.factory(count: n, dimension: d)) } + factories.map { ("custom", $0) }
+            for (type, factory) in specs {
+                VectorIndex.setThreads(buildThreads)
                 let t0 = Date()
                 let ix = try VectorIndex(dimension: d, factory: factory)
                 if !ix.isTrained {
-                    // Train on at most 100k points (FAISS's k-means subsamples further, to 256 per centroid).
-                    let sample = min(n, 100_000)
+                    // 10⁵ points, or 40 per inverted list if that is more (FAISS warns below 39).
+                    let sample = min(n, max(100_000, 40 * (Int(factory.uppercased().dropFirst(3).prefix { $0.isNumber }) ?? 0)))
                     try base.withUnsafeBufferPointer { try ix.train(UnsafeBufferPointer(rebasing: $0[0 ..< sample * d])) }
                 }
                 try base.withUnsafeBufferPointer { try ix.add($0) }
                 let buildSeconds = Date().timeIntervalSince(t0)
-                if kind == .hnsw { try ix.setEfSearch(efSearch) }
-                if kind == .ivfpq { try ix.setNProbe(nprobe) }
-                var ids = [Int64]()
-                ids.reserveCapacity(queries * 10)
-                let t1 = Date()
-                try qs.withUnsafeBufferPointer { qp in
-                    for q in 0..<queries {
-                        ids += try ix.search(UnsafeBufferPointer(rebasing: qp[q * d ..< (q + 1) * d]), k: 10).ids
-                    }
+                let file = scratch.appendingPathComponent("hume-bench-\(getpid()).faiss").path
+                try ix.write(to: file)
+                let bytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+                try? FileManager.default.removeItem(atPath: file)
+                VectorIndex.setThreads(1)
+                let goal = target(for: factory)
+                // Hume re-ranks what its IVF-PQ index finds against the stored vectors (RerankedSearch), as the stage does.
+                let (setting, met, qps, recall, tuningRecall) = try base.withUnsafeBufferPointer { vectors in
+                    var searcher = RerankedSearch(ix, vectors: type == IndexKind.ivfpq.rawValue ? vectors : nil)
+                    let tuned = try SearchTuner(target: goal).tune(searcher, factory: factory, queries: tuneQueries, truth: tuneTruth, kTruth: 10)
+                    try searcher.apply(tuned.setting)
+                    let tuningRecall = recallAtK(found: try searcher.search(tuneQueries, k: 10).ids, truth: tuneTruth, k: 10, kTruth: 10, queries: queries)
+                    let (qps, ids) = try SearchTuner.oneAtATime(searcher, queries: testQueries, k: 10)
+                    return (tuned.setting, tuned.met, qps, recallAtK(found: ids, truth: testTruth, k: 10, kTruth: 10, queries: queries), tuningRecall)
                 }
-                let qps = Double(queries) / Date().timeIntervalSince(t1)
-                var hit = 0
-                for q in 0..<queries {
-                    let t = Set(truth.ids[q * 10 ..< (q + 1) * 10])
-                    hit += ids[q * 10 ..< (q + 1) * 10].filter { t.contains($0) }.count
-                }
-                let recall = Double(hit) / Double(queries * 10)
-                rows.append(.object(["size": JSON(n), "type": JSON(kind.rawValue), "factory": JSON(factory),
-                                     "build_seconds": .number(buildSeconds), "queries_per_second": .number(qps.rounded()),
-                                     "recall_at_10": .number(recall)]))
+                rows.append(.object(["size": JSON(n), "type": JSON(type), "factory": JSON(factory), "setting": setting.json,
+                                     "setting_text": JSON(setting.description), "target": .number(goal), "met": .bool(met),
+                                     "tuning_recall": .number(tuningRecall), "build_seconds": .number(buildSeconds),
+                                     "bytes": JSON(bytes), "queries_per_second": .number(qps.rounded()), "recall_at_10": .number(recall)]))
                 row?(rows.last!)
             }
         }

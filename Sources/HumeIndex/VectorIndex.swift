@@ -42,6 +42,23 @@ public struct SearchResult: Sendable {
     public var scores: [Float]
 }
 
+extension IndexKind {
+    /// The search setting Hume gives an index of this kind over `count` vectors, written into the index file (FAISS
+    /// keeps efSearch and nprobe with it) and read back by the retrieve stage (the re-ranking factor): the cheapest
+    /// setting that reached recall@10 0.95 (HNSW) or 0.90 (IVF-PQ) on real MiniLM embeddings in
+    /// `hume bench retrieve --corpus` (README, "Retrieval at a million").
+    public func searchSetting(count: Int) -> SearchSetting {
+        switch self {
+        case .flat: return SearchSetting()
+        // Measured: efSearch 24 at 10⁴, 48 at 10⁵ (real vectors); one step more for margin. At 10⁶ only the
+        // synthetic vectors were measured, and they need far more than real ones would (README): 128 is a guess.
+        case .hnsw: return SearchSetting([("efSearch", count <= 20_000 ? 32 : count <= 300_000 ? 64 : 128)])
+        // Measured at 10⁶ (IVF-PQ is the kind from 10⁶ on): nprobe 96, 32 candidates per result re-scored.
+        case .ivfpq: return SearchSetting([("nprobe", 96), ("rerank", 32)])
+        }
+    }
+}
+
 /// A FAISS inner-product index owned by this object; the handle is freed on deinit.
 ///
 /// Searches may run concurrently from several threads; `train`, `add` and the `set…` calls need exclusive
@@ -154,6 +171,12 @@ public final class VectorIndex {
     /// Sets IVF's nprobe. - Throws: on a non-IVF index.
     public func setNProbe(_ nprobe: Int) throws {
         try VectorIndex.check(hume_faiss_set_ivf_nprobe(handle, Int32(nprobe)), "set nprobe to \(nprobe)")
+    }
+
+    /// Sets a search parameter by FAISS name (`efSearch`, `nprobe`, `k_factor_rf`, `quantizer_efSearch`); FAISS
+    /// stores it with the index, so a database's index is searched as it was tuned. - Throws: if it does not apply.
+    public func setSearchParameter(_ name: String, _ value: Double) throws {
+        try VectorIndex.check(hume_faiss_set_search_parameter(handle, name, value), "set \(name) to \(value)")
     }
 
     /// Writes the index to `path` (replacing it).

@@ -91,6 +91,7 @@ public struct DatabaseBuilder: Sendable {
                 let kind = IndexKind.forCount(batch.count)
                 let index = try VectorIndex(dimension: Database.dimension, kind: kind, count: batch.count)
                 try index.train(andAdd: vectors)
+                try kind.searchSetting(count: batch.count).apply(to: index)
                 let generation = DatabaseGeneration(number: 1, count: batch.count, indexFile: "index-1.faiss", indexType: kind.rawValue, model: model)
                 try index.write(to: tmp.appendingPathComponent(generation.indexFile).path)
                 var sources: [Source] = []
@@ -162,6 +163,7 @@ public struct DatabaseBuilder: Sendable {
                 index = try VectorIndex(dimension: Database.dimension, kind: kind, count: next.count)
                 try index.train(andAdd: all)
             }
+            try kind.searchSetting(count: next.count).apply(to: index)
             var generation = next
             generation.indexType = kind.rawValue
             try index.write(to: dir.appendingPathComponent(generation.indexFile).path)
@@ -428,7 +430,19 @@ public struct DatabaseBuilder: Sendable {
         guard fd >= 0 else { throw HumeError(.system, "Cannot open \(root.path)/.lock: \(String(cString: strerror(errno))).") }
         defer { close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw HumeError(.system, "Cannot lock \(root.path)/.lock: \(String(cString: strerror(errno))).") }
+        sweepAbandoned(root: root)
         return try body()
+    }
+
+    /// Removes the `.tmp-NAME-PID` folders (and files) of writers that died before renaming them into place: every
+    /// writer holds the lock while its own exists, so under the lock one whose process is gone is abandoned.
+    static func sweepAbandoned(root: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return }
+        for name in names where name.hasPrefix(".tmp-") {
+            guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), pid > 0, pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(at: root.appendingPathComponent(name))
+        }
     }
 
     func seconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }

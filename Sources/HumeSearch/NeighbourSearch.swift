@@ -10,6 +10,9 @@ public final class LoadedDatabase: Sendable {
     public let database: Database
     /// Its index, searched concurrently.
     public let index: SharedIndex
+    /// For an index whose scores are approximate (IVF-PQ): the embeddings its candidates are re-scored against, and
+    /// how many candidates per result (`IndexKind.searchSetting`).
+    let rerank: (vectors: Embeddings, factor: Int)?
 
     /// Opens the database `name` under `root` and reads its `index.faiss` (memory-mapped where FAISS allows).
     /// - Throws: `HumeError(.unknown)` for an unknown database or a missing index.
@@ -24,13 +27,26 @@ public final class LoadedDatabase: Sendable {
             throw HumeError(.system, "The index of \(name) holds \(ix.count) vectors of dimension \(ix.dimension) but the manifest lists \(database.count) items; rebuild it with `hume index build --database \(name)`.")
         }
         index = SharedIndex(ix)
+        let stampKind = (try? String(contentsOf: database.indexStampPath, encoding: .utf8))?
+            .split(separator: " ").first { $0.hasPrefix("kind=") }.map { String($0.dropFirst(5)) }
+        if let kind = (database.generation?.indexType ?? stampKind).flatMap(IndexKind.init(rawValue:)),
+           let factor = kind.searchSetting(count: database.count)["rerank"] {
+            rerank = (try database.embeddings(), factor)
+        } else {
+            rerank = nil
+        }
     }
 
     /// The `k` nearest items of each query (`queries` holds them back to back, `Database.dimension` floats each), as
     /// the retrieve stage's payload; `prompts[i]` is echoed with query i.
     /// - Throws: what FAISS throws (a retryable failure of this host).
     public func search(_ queries: [Float], k: Int, prompts: [String]) throws -> [Neighbours] {
-        let r = try index.index.search(queries, k: k)
+        let r: SearchResult
+        if let rerank {
+            r = try RerankedSearch(index.index, vectors: rerank.vectors.all, factor: rerank.factor).search(queries, k: k)
+        } else {
+            r = try index.index.search(queries, k: k)
+        }
         return prompts.indices.map { q in
             var found = Neighbours(database: database.name, ids: [], scores: [], captions: [], prompt: prompts[q])
             for j in 0..<r.k {

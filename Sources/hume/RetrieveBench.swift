@@ -8,34 +8,41 @@ import HumeIndex
 struct BenchRetrieve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retrieve",
-        abstract: "Index queries/s and recall@10 on random 384-d unit vectors, and the retrieve stage's overhead over raw FAISS.")
+        abstract: "Index queries/s, recall@10, build time and size, each index tuned to a recall target; and the retrieve stage's overhead over raw FAISS.")
 
     @Option(help: "Comma-separated collection sizes (10⁶ is slow to build on 2 cores: add 1000000 to run it).")
     var sizes = "10000,100000"
-    @Option(help: "Comma-separated index types: flat, hnsw, ivfpq.") var types = "flat,hnsw,ivfpq"
-    @Option(help: "Queries per measurement (searched one at a time, as the stage sees them).") var queries = 1000
-    @Option(help: "HNSW efSearch.") var efSearch = 64
-    @Option(help: "IVF nprobe.") var nprobe = 16
+    @Option(help: "Comma-separated index types: flat, hnsw, ivfpq (the factories Hume builds at each size).") var types = "flat,hnsw,ivfpq"
+    @Option(name: .customLong("factory"), help: "A FAISS factory string to measure too (repeatable), e.g. IVF4096,PQ48x4fs,RFlat.")
+    var factories: [String] = []
+    @Option(help: "Held-out queries in each half: one half tunes each index's search setting, the other is reported (one query at a time, one thread).")
+    var queries = 1000
+    @Option(help: "recall@10 target for every index (default: 0.95 for HNSW, 0.90 for IVF).") var recall: Double?
     @Option(help: "Database for the stage-overhead measurement.") var database = "emoji"
     @Option(help: "Real embeddings (N×384 float32 .npy, Ops/make-retrieval-corpus.sh) to shape the vectors like; default: uniformly random unit vectors.") var corpus: String?
-    @Option(help: "FAISS threads.") var threads = 1
+    @Option(help: "FAISS threads for building and the exact ground truth (searches use one).") var threads = 2
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         do {
-            VectorIndex.setThreads(threads)
             var b = RetrieveBenchmark(root: humePaths.databases)
             b.sizes = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             b.kinds = try types.split(separator: ",").map { try parseKind(String($0)) }
-            b.queries = queries; b.efSearch = efSearch; b.nprobe = nprobe; b.database = database
+            b.factories = factories
+            b.queries = queries; b.target = recall; b.buildThreads = threads; b.database = database
+            if let recall, !(0...1).contains(recall) { throw ValidationError("--recall must be between 0 and 1.") }
             if let corpus { b.corpus = try CorpusVectors(npy: corpus) }
-            if !json { print("size       type    factory          build s   queries/s   recall@10") }
+            if !json { print("size      type   factory                        setting                          build s   MB      queries/s  recall@10 (target)") }
             let rows = try b.indexes { r in
                 guard !json else { return }
-                print(String(format: "%-10d %-7@ %-16@ %7.1f   %9.0f   %.3f", r["size"]!.int!, r["type"]!.string! as NSString,
-                             r["factory"]!.string! as NSString, r["build_seconds"]!.double!, r["queries_per_second"]!.double!,
-                             r["recall_at_10"]!.double!))
+                func pad(_ s: String, _ w: Int) -> String { s.padding(toLength: max(w, s.count), withPad: " ", startingAt: 0) }
+                print(pad("\(r["size"]!.int!)", 9) + " " + pad(r["type"]!.string!, 6) + " " + pad(r["factory"]!.string!, 30) + " "
+                      + pad(r["setting_text"]!.string!, 32)
+                      + String(format: " %7.1f %7.1f %9.0f   %.3f (%.2f", r["build_seconds"]!.double!, Double(r["bytes"]!.int!) / 1e6,
+                               r["queries_per_second"]!.double!, r["recall_at_10"]!.double!, r["target"]!.double!)
+                      + (r["met"] == .bool(true) ? ")" : ", not reached)"))
             }
+            VectorIndex.setThreads(1)
             let overhead = try b.stageOverhead()
             if json {
                 print(JSON.object(["indexes": .array(rows), "stage_overhead": overhead]).serialized)

@@ -1,6 +1,7 @@
 import Foundation
 import HumeCore
 import HumeEvaluation
+import HumeIndex
 import Testing
 
 @Suite("Benchmark vectors shaped like a corpus of real embeddings")
@@ -44,6 +45,29 @@ struct CorpusVectorsTests {
         let synthetic = (2900..<5000).map { i in (0..<8).map { base[i * 384 + $0] }.max()! }
         #expect(synthetic.filter { $0 > 0.5 }.count > synthetic.count * 9 / 10)
         #expect(try c.make(n: 5000, queries: 100, seed: 1).base == base, "deterministic under its seed")
+    }
+
+    @Test("the benchmark tunes each index on one half of the held-out queries and reports the other: flat is exact, the others meet their target or say not")
+    func benchmarkRows() throws {
+        let path = NSTemporaryDirectory() + "hume-corpus-bench-\(getpid()).npy"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.npy(4000).write(to: URL(fileURLWithPath: path))
+        var b = RetrieveBenchmark(root: URL(fileURLWithPath: NSTemporaryDirectory()))
+        b.corpus = try CorpusVectors(npy: path)
+        b.sizes = [5000]
+        b.queries = 100
+        b.factories = ["IVF16,PQ8np"]
+        let rows = try b.indexes()
+        #expect(rows.map { $0["type"]!.string! } == ["flat", "hnsw", "ivfpq", "custom"])
+        for r in rows {
+            let recall = r["recall_at_10"]!.double!
+            #expect((0...1).contains(recall) && r["queries_per_second"]!.double! > 0 && r["bytes"]!.int! > 0, "\(r)")
+            #expect(r["target"]!.double! == (r["factory"]!.string!.hasPrefix("IVF") ? 0.90 : 0.95))
+            if r["met"] == .bool(true) { #expect(r["tuning_recall"]!.double! >= r["target"]!.double!, "\(r)") }
+        }
+        #expect(rows[0]["recall_at_10"]!.double! == 1 && rows[0]["setting_text"]!.string! == "-")
+        #expect(rows[1]["setting"]!["efSearch"] != nil && rows[2]["setting"]!["rerank"] != nil, "Hume's IVF-PQ is tuned with its re-ranking")
+        #expect(rows[3]["setting"]!["rerank"] == nil, "a custom factory is FAISS alone")
     }
 
     @Test("a file that is not N×384 float32 is refused in one sentence")

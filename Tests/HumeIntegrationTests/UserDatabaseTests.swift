@@ -130,8 +130,19 @@ struct UserDatabaseTests {
         func db(_ args: [String]) throws -> (Int32, String, String) {
             try runProcess(humeExecutable(), ["db"] + args, environment: env, timeout: 120)
         }
+        // What a create killed -9 leaves: its .tmp-NAME-PID folder. The next writer removes it; a live writer's stays.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        for left in [".tmp-ghost-\(gone.processIdentifier)", ".tmp-alive-\(getpid())"] {
+            try FileManager.default.createDirectory(atPath: home + "/db/" + left, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: home + "/db/" + left + "/images64.rgb", contents: Data(count: 1000))
+        }
         let (rc, out, err) = try db(["create", "mine", "--images", pics.dir, "--source-name", "Test pictures", "--licence", "CC0-1.0"])
         #expect(rc == 0, "exit \(rc): \(err)")
+        #expect(!FileManager.default.fileExists(atPath: home + "/db/.tmp-ghost-\(gone.processIdentifier)"), "an abandoned create is swept")
+        #expect(FileManager.default.fileExists(atPath: home + "/db/.tmp-alive-\(getpid())"), "a live writer's folder is kept")
         #expect(out.contains("created mine: \(pics.good.count) pictures, \(pics.bad.count) refused"), "\(out)")
         let lines = err.split(separator: "\n").map(String.init)
         for name in pics.bad {

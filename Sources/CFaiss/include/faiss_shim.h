@@ -56,6 +56,11 @@ hume_faiss_status hume_faiss_set_hnsw_ef_search(hume_faiss_index *index, int ef_
 /// Sets IVF's nprobe (inverted lists visited per query). Fails on a non-IVF index.
 hume_faiss_status hume_faiss_set_ivf_nprobe(hume_faiss_index *index, int nprobe);
 
+/// Sets a search parameter by FAISS's ParameterSpace name: "efSearch" (HNSW), "nprobe" (IVF), "k_factor_rf"
+/// (a refine stage's re-ranked multiple of k), "quantizer_efSearch" (an IVF's HNSW coarse quantizer). The value
+/// must be at least 1. Fails if the name does not apply to this index. FAISS writes these with the index.
+hume_faiss_status hume_faiss_set_search_parameter(hume_faiss_index *index, const char *name, double value);
+
 /// Number of stored vectors.
 int64_t hume_faiss_ntotal(const hume_faiss_index *index);
 
