@@ -15,6 +15,8 @@ if [ -s "$OUT/debian-texts.npy" ]; then echo "make-retrieval-corpus: $OUT/debian
 [ -n "$(ls /var/lib/apt/lists/*_Packages* 2>/dev/null)" ] || apt-get update -q
 command -v xz >/dev/null || { apt-get update -q && apt-get install -y -q xz-utils; }
 command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl; }
+[ -x "$HUME" ] || (cd "$(dirname "$0")/.." && swift build -c release --product hume)
+bash "$(dirname "$0")/fetch-model.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
