@@ -127,6 +127,13 @@ public struct RetrieveBenchmark {
 
     public init(root: URL) { self.root = root }
 
+    /// - Throws: one sentence when the sizes or the query count cannot be measured.
+    public func validate() throws {
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1000 }), queries > 0 else {
+            throw HumeError(.invalidInput, "--sizes must list sizes of at least 1000 and --queries must be positive.")
+        }
+    }
+
     public func target(for factory: String) -> Double {
         target ?? (factory.uppercased().hasPrefix("IVF") ? 0.90 : 0.95)
     }
@@ -136,9 +143,7 @@ public struct RetrieveBenchmark {
     /// measured.
     public func indexes(row: ((JSON) -> Void)? = nil) throws -> [JSON] {
         let d = Database.dimension
-        guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1000 }), queries > 0 else {
-            throw HumeError(.invalidInput, "--sizes must list sizes of at least 1000 and --queries must be positive.")
-        }
+        try validate()
         var rows: [JSON] = []
         for n in sizes {
             let base: [Float], held: [Float]

@@ -31,6 +31,7 @@ struct BenchRetrieve: ParsableCommand {
             b.factories = factories
             b.queries = queries; b.target = recall; b.buildThreads = threads; b.database = database
             if let recall, !(0...1).contains(recall) { throw ValidationError("--recall must be between 0 and 1.") }
+            try b.validate()
             if let corpus { b.corpus = try CorpusVectors(npy: corpus) }
             if !json { print("size      type   factory                        setting                          build s   MB      queries/s  recall@10 (target)") }
             let rows = try b.indexes { r in
