@@ -167,7 +167,7 @@ public struct RetrieveBenchmark {
                 let ix = try VectorIndex(dimension: d, factory: factory)
                 if !ix.isTrained {
                     // 10⁵ points, or 40 per inverted list if that is more (FAISS warns below 39).
-                    let sample = min(n, max(100_000, 40 * (Int(factory.uppercased().dropFirst(3).prefix { $0.isNumber }) ?? 0)))
+                    let sample = min(n, max(100_000, 40 * (ivfLists(factory: factory) ?? 0)))
                     try base.withUnsafeBufferPointer { try ix.train(UnsafeBufferPointer(rebasing: $0[0 ..< sample * d])) }
                 }
                 try base.withUnsafeBufferPointer { try ix.add($0) }

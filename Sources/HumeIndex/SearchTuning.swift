@@ -35,8 +35,7 @@ public struct SearchSetting: Sendable, Equatable, CustomStringConvertible {
         if f.hasPrefix("HNSW") {
             return [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512].map { SearchSetting([("efSearch", $0)]) }
         }
-        guard f.hasPrefix("IVF") else { return [SearchSetting()] }
-        let lists = Int(f.dropFirst(3).prefix { $0.isNumber }) ?? 1024
+        guard let lists = ivfLists(factory: factory) else { return [SearchSetting()] }
         let probes = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512].filter { $0 <= lists }
         let refine = f.contains("RFLAT") || f.contains("REFINE")
         let factors = refine || rerank ? [4, 8, 16, 32] : [0]
@@ -52,6 +51,13 @@ public struct SearchSetting: Sendable, Equatable, CustomStringConvertible {
         }
         return out
     }
+}
+
+/// The inverted-list count of an IVF factory string ("IVF4096,PQ48np" → 4096); nil for any other index.
+public func ivfLists(factory: String) -> Int? {
+    let f = factory.uppercased()
+    guard f.hasPrefix("IVF") else { return nil }
+    return Int(f.dropFirst(3).prefix { $0.isNumber })
 }
 
 /// recall@k of `found` (q·k ids) against `truth` (q·kTruth ids, best first): the share of each query's true k nearest

@@ -43,8 +43,8 @@ public struct SearchResult: Sendable {
 }
 
 extension IndexKind {
-    /// The search setting Hume gives an index of this kind over `count` vectors, written into the index file (FAISS
-    /// keeps efSearch and nprobe with it) and read back by the retrieve stage (the re-ranking factor): the cheapest
+    /// The search setting Hume searches an index of this kind over `count` vectors with (set by `LoadedDatabase` when
+    /// it opens the index, re-ranking included): the cheapest
     /// setting that reached recall@10 0.95 (HNSW) or 0.90 (IVF-PQ) on real MiniLM embeddings in
     /// `hume bench retrieve --corpus` (README, "Retrieval at a million").
     public func searchSetting(count: Int) -> SearchSetting {
@@ -173,8 +173,8 @@ public final class VectorIndex {
         try VectorIndex.check(hume_faiss_set_ivf_nprobe(handle, Int32(nprobe)), "set nprobe to \(nprobe)")
     }
 
-    /// Sets a search parameter by FAISS name (`efSearch`, `nprobe`, `k_factor_rf`, `quantizer_efSearch`); FAISS
-    /// stores it with the index, so a database's index is searched as it was tuned. - Throws: if it does not apply.
+    /// Sets a search parameter by FAISS name (`efSearch`, `nprobe`, `k_factor_rf`, `quantizer_efSearch`).
+    /// - Throws: if it does not apply to this index.
     public func setSearchParameter(_ name: String, _ value: Double) throws {
         try VectorIndex.check(hume_faiss_set_search_parameter(handle, name, value), "set \(name) to \(value)")
     }

@@ -91,7 +91,6 @@ public struct DatabaseBuilder: Sendable {
                 let kind = IndexKind.forCount(batch.count)
                 let index = try VectorIndex(dimension: Database.dimension, kind: kind, count: batch.count)
                 try index.train(andAdd: vectors)
-                try kind.searchSetting(count: batch.count).apply(to: index)
                 let generation = DatabaseGeneration(number: 1, count: batch.count, indexFile: "index-1.faiss", indexType: kind.rawValue, model: model)
                 try index.write(to: tmp.appendingPathComponent(generation.indexFile).path)
                 var sources: [Source] = []
@@ -163,7 +162,6 @@ public struct DatabaseBuilder: Sendable {
                 index = try VectorIndex(dimension: Database.dimension, kind: kind, count: next.count)
                 try index.train(andAdd: all)
             }
-            try kind.searchSetting(count: next.count).apply(to: index)
             var generation = next
             generation.indexType = kind.rawValue
             try index.write(to: dir.appendingPathComponent(generation.indexFile).path)

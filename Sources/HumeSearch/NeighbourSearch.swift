@@ -26,15 +26,14 @@ public final class LoadedDatabase: Sendable {
         guard ix.count == database.count, ix.dimension == Database.dimension else {
             throw HumeError(.system, "The index of \(name) holds \(ix.count) vectors of dimension \(ix.dimension) but the manifest lists \(database.count) items; rebuild it with `hume index build --database \(name)`.")
         }
-        index = SharedIndex(ix)
+        // The search setting of its kind and size, set here rather than stored in the file, so that an index built
+        // before the setting changed is searched with the current one.
         let stampKind = (try? String(contentsOf: database.indexStampPath, encoding: .utf8))?
             .split(separator: " ").first { $0.hasPrefix("kind=") }.map { String($0.dropFirst(5)) }
-        if let kind = (database.generation?.indexType ?? stampKind).flatMap(IndexKind.init(rawValue:)),
-           let factor = kind.searchSetting(count: database.count)["rerank"] {
-            rerank = (try database.embeddings(), factor)
-        } else {
-            rerank = nil
-        }
+        let setting = (database.generation?.indexType ?? stampKind).flatMap(IndexKind.init(rawValue:))?.searchSetting(count: database.count)
+        try setting?.apply(to: ix)
+        index = SharedIndex(ix)
+        if let factor = setting?["rerank"] { rerank = (try database.embeddings(), factor) } else { rerank = nil }
     }
 
     /// The `k` nearest items of each query (`queries` holds them back to back, `Database.dimension` floats each), as

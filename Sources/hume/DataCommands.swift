@@ -75,7 +75,6 @@ struct IndexBuild: ParsableCommand {
             let embedSeconds = Date().timeIntervalSince(start)
             let index = try VectorIndex(dimension: Database.dimension, kind: kind, count: db.count)
             try index.train(andAdd: vectors)
-            try kind.searchSetting(count: db.count).apply(to: index)
             // Stamp removed first and written last: a crash in between leaves a stale (rebuilt next time) state.
             try? fm.removeItem(at: db.indexStampPath)
             try writeFileAtomically(vectors.withUnsafeBytes { Array($0) }, to: db.embeddingsPath.path)

@@ -23,6 +23,13 @@ func clustered(_ n: Int, _ d: Int, clusters: Int, noise: Float, seed: UInt64) ->
     return out
 }
 
+/// The exact top 10 of each query (a flat index).
+func exactTop10(_ base: [Float], _ queries: [Float], _ d: Int) throws -> SearchResult {
+    let exact = try VectorIndex(dimension: d, factory: "Flat")
+    try exact.train(andAdd: base)
+    return try exact.search(queries, k: 10)
+}
+
 @Suite("Search settings tuned to a recall target")
 struct SearchTuningTests {
     @Test("the grid: efSearch for HNSW, nprobe up to the list count for IVF, with the re-ranking factor and the HNSW quantizer's efSearch where they apply")
@@ -44,9 +51,7 @@ struct SearchTuningTests {
         let d = 32
         let base = clustered(20_000, d, clusters: 200, noise: 0.6, seed: 11)
         let queries = clustered(300, d, clusters: 200, noise: 0.6, seed: 12)
-        let exact = try VectorIndex(dimension: d, factory: "Flat")
-        try exact.train(andAdd: base)
-        let truth = try exact.search(queries, k: 10).ids
+        let truth = try exactTop10(base, queries, d).ids
         let ix = try VectorIndex(dimension: d, factory: "HNSW8")
         try ix.train(andAdd: base)
         let target = 0.97
@@ -80,9 +85,7 @@ struct SearchTuningTests {
         let d = 32
         let base = clustered(8000, d, clusters: 64, noise: 0.7, seed: 21)
         let queries = clustered(200, d, clusters: 64, noise: 0.7, seed: 22)
-        let exact = try VectorIndex(dimension: d, factory: "Flat")
-        try exact.train(andAdd: base)
-        let truth = try exact.search(queries, k: 10)
+        let truth = try exactTop10(base, queries, d)
         let ix = try VectorIndex(dimension: d, factory: "IVF32,PQ4np")
         try ix.train(andAdd: base)
         try ix.setSearchParameter("nprobe", 8)
@@ -124,7 +127,6 @@ struct SearchTuningTests {
         let emb = try db.embeddings()
         let ix = try VectorIndex(dimension: Database.dimension, kind: .ivfpq, count: db.count)
         try ix.train(andAdd: Array(emb.all))
-        try IndexKind.ivfpq.searchSetting(count: db.count).apply(to: ix)
         try ix.write(to: dir.appendingPathComponent("index.faiss").path)
         try Data("hume-index v1 kind=ivfpq items=\(db.count)\n".utf8).write(to: dir.appendingPathComponent("index.stamp"))
 
