@@ -32,7 +32,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ProcessPoolExecutor
 
 FORMAT_VERSION = 1
-SIZES = (32, 64)
+SIZES = (32, 64, 128)     # the square stores images<side>.rgb, each resized from the padded square
 TEST_PERCENT = 10          # ~10% of concepts are held out
 SPLIT_SALT = "hume-split-v1"
 
@@ -172,8 +172,9 @@ def render(png_bytes):
     """Decode one bitmap; return (original RGBA PNG bytes, {size: RGB bytes}).
 
     The alpha is composited onto white, the image is padded on white to a
-    centred square (aspect kept) and resized with Lanczos (with Pillow's
-    reducing_gap pre-reduction for large stamps)."""
+    centred square (aspect kept) and resized to every side of SIZES with
+    Lanczos (with Pillow's reducing_gap pre-reduction for large stamps), each
+    from the square itself, never from another size."""
     from PIL import Image
     im = Image.open(io.BytesIO(png_bytes))
     im.load()

@@ -5,7 +5,7 @@ Usage:
     python3 Ops/eval/check_prompts.py [--db-root DIR] [--by group|subgroup] [FILE ...]
 
 With no FILE, checks every Ops/eval/fidelity-*.jsonl.  The database of a file is
-the part of its name after "fidelity-" without a trailing "-dev"
+the part of its name after "fidelity-" without a trailing "-dev" or "-devN"
 (fidelity-emoji-dev.jsonl -> emoji); a line may name it in "database", which must
 then agree.  Manifests are read from DIR/<database>/manifest.jsonl, DIR defaulting
 to ${HUME_HOME:-~/.cache/hume}/db.
@@ -45,7 +45,7 @@ def db_root_default():
 
 def database_of(path):
     name = os.path.basename(path)
-    m = re.fullmatch(r"fidelity-(.+?)(-dev)?\.jsonl", name)
+    m = re.fullmatch(r"fidelity-(.+?)(-dev\d*)?\.jsonl", name)
     return m.group(1) if m else None
 
 

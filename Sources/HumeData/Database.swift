@@ -200,14 +200,37 @@ public final class Database: Sendable {
         }
     }
 
-    /// The memory-mapped image store at `side` (32 or 64).
-    /// - Throws: `HumeError` for another side, a missing file, or a size that does not match the manifest.
+    /// The sides of the square image stores a database holds (`images<side>.rgb`, Ops/DATABASES.md).
+    public static let sides = [32, 64, 128]
+
+    /// Whether the database has its store at `side`: one built before 128² stores existed has none at 128.
+    public func hasImages(side: Int) -> Bool {
+        Database.sides.contains(side) && FileManager.default.fileExists(atPath: imagesPath(side: side).path)
+    }
+
+    /// Path of the image store at `side` (`images<side>.rgb`).
+    public func imagesPath(side: Int) -> URL { directory.appendingPathComponent("images\(side).rgb") }
+
+    /// The memory-mapped image store at `side` (32, 64 or 128).
+    /// - Throws: `HumeError` for another side, a missing file (for a 128² store absent from a database built before
+    ///   there were any, one sentence naming the rebuild), or a size that does not match the manifest.
     public func images(side: Int) throws -> ImageStore {
-        guard side == 32 || side == 64 else {
-            throw HumeError(.invalidInput, "Image size \(side) is not stored; databases hold 32 and 64.")
+        guard Database.sides.contains(side) else {
+            throw HumeError(.invalidInput, "Image size \(side) is not stored; databases hold 32, 64 and 128.")
         }
-        return try ImageStore(path: directory.appendingPathComponent("images\(side).rgb").path, side: side, expectedCount: count,
-                              allowTail: generation != nil)
+        let path = imagesPath(side: side).path
+        if side == 128, !FileManager.default.fileExists(atPath: path) {
+            throw HumeError(.unknown, Database.missing128(name: name, madeByHumeDB: generation != nil))
+        }
+        return try ImageStore(path: path, side: side, expectedCount: count, allowTail: generation != nil)
+    }
+
+    /// The sentence for a database built before 128² stores: what has none, and the command that gives it one.
+    static func missing128(name: String, madeByHumeDB: Bool) -> String {
+        let fix = madeByHumeDB
+            ? "remove it and create it again from its pictures (`hume db remove \(name)`, then `hume db create \(name) --images DIR`)"
+            : "run `Ops/prepare-data.sh`, which rebuilds it with Ops/build-db.sh and indexes it again"
+        return "The database \"\(name)\" has no 128×128 images (images128.rgb; it was built before there were any); \(fix)."
     }
 
     /// Path of the caption embeddings (`embeddings.f32`: count × 384 little-endian float32, no header).

@@ -45,38 +45,99 @@ public enum ImageResize {
 
     /// Square RGB8 of `side`² resized to `target`² with Lanczos-3 (rows, then columns; rounded and clamped to 0…255).
     public static func lanczos(_ rgb: [UInt8], side: Int, to target: Int) -> [UInt8] {
-        if side == target { return rgb }
-        let wx = weights(from: side, to: target)
-        // Rows: side × target × 3 floats.
-        var mid = [Float](repeating: 0, count: side * target * 3)
-        rgb.withUnsafeBufferPointer { src in
-            for y in 0..<side {
-                let row = y * side * 3
-                for (x, k) in wx.enumerated() {
-                    var r: Float = 0, g: Float = 0, b: Float = 0
-                    for (t, w) in k.w.enumerated() {
-                        let p = row + (k.start + t) * 3
-                        r += w * Float(src[p]); g += w * Float(src[p + 1]); b += w * Float(src[p + 2])
+        lanczos(rgb, side: side, to: [target])[0]
+    }
+
+    /// Square RGB8 of `side`² resized to each of `targets` as `lanczos(_:side:to:)` resizes it (each from the square
+    /// itself, never one size from another), reading the square once for all of them.
+    ///
+    /// Every output sample is the sum, in Float, of its taps in source order; the loops only choose which sums advance
+    /// together. Both passes run tap by tap over contiguous runs of independent sums (the row pass on blocks of rows
+    /// turned on their side), so they vectorise and give the same bits as summing one sample at a time.
+    public static func lanczos(_ rgb: [UInt8], side: Int, to targets: [Int]) -> [[UInt8]] {
+        precondition(rgb.count == side * side * 3 && targets.allSatisfy { $0 > 0 })
+        /// One target's taps, flattened (first source index, count, offset into `w`), and its rows pass.
+        final class Plan {
+            let target: Int, starts: [Int], counts: [Int], offsets: [Int], w: [Float]
+            let mid: UnsafeMutablePointer<Float>   // rows pass: side × target × 3
+            init(from side: Int, to target: Int) {
+                self.target = target
+                let taps = ImageResize.weights(from: side, to: target)
+                starts = taps.map(\.start)
+                counts = taps.map(\.w.count)
+                var offsets = [Int](), w = [Float]()
+                for k in taps { offsets.append(w.count); w += k.w }
+                self.offsets = offsets
+                self.w = w
+                mid = .allocate(capacity: side * target * 3)
+            }
+            deinit { mid.deallocate() }
+        }
+        let plans = targets.filter { $0 != side }.map { Plan(from: side, to: $0) }
+        let widest = plans.map(\.target).max() ?? 0
+        // Rows, `block` source rows at a time: `cols` holds them as Float, channel-planar and transposed (column x's
+        // channel c, top to bottom, at (x·3 + c)·block); `acc` a target's row sums in the same layout, then scattered
+        // into its `mid`.
+        let block = 64
+        let cols = UnsafeMutablePointer<Float>.allocate(capacity: plans.isEmpty ? 0 : side * 3 * block)
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: widest * 3 * block)
+        defer { cols.deallocate(); acc.deallocate() }
+        if !plans.isEmpty {
+            rgb.withUnsafeBufferPointer { src in
+                for y0 in stride(from: 0, to: side, by: block) {
+                    let h = min(block, side - y0)
+                    // Down the block's rows for each i = x·3 + c: contiguous writes, and the h source rows' current cache
+                    // lines serve the next i too.
+                    let top = src.baseAddress! + y0 * side * 3
+                    for i in 0..<(side * 3) {
+                        let d = cols + i * block
+                        for j in 0..<h { d[j] = Float(top[j * side * 3 + i]) }
                     }
-                    let o = (y * target + x) * 3
-                    mid[o] = r; mid[o + 1] = g; mid[o + 2] = b
+                    for p in plans {
+                        p.w.withUnsafeBufferPointer { w in
+                            for x in 0..<p.target {
+                                for c in 0..<3 {
+                                    let a = acc + (x * 3 + c) * block
+                                    for j in 0..<h { a[j] = 0 }
+                                    for t in 0..<p.counts[x] {
+                                        let wt = w[p.offsets[x] + t]
+                                        let s = cols + ((p.starts[x] + t) * 3 + c) * block
+                                        for j in 0..<h { a[j] += wt * s[j] }
+                                    }
+                                }
+                            }
+                        }
+                        let rowFloats = p.target * 3
+                        let o = p.mid + y0 * rowFloats
+                        for i in 0..<rowFloats {
+                            let a = acc + i * block
+                            for j in 0..<h { o[j * rowFloats + i] = a[j] }
+                        }
+                    }
                 }
             }
         }
-        var out = [UInt8](repeating: 0, count: target * target * 3)
-        for (y, k) in wx.enumerated() {
-            for x in 0..<target {
-                var r: Float = 0, g: Float = 0, b: Float = 0
-                for (t, w) in k.w.enumerated() {
-                    let p = ((k.start + t) * target + x) * 3
-                    r += w * mid[p]; g += w * mid[p + 1]; b += w * mid[p + 2]
+        // Columns: output row y sums its source rows of `mid`, tap by tap, over whole rows.
+        var resized: [Int: [UInt8]] = [:]
+        for p in plans {
+            let rowFloats = p.target * 3
+            var out = [UInt8](repeating: 0, count: p.target * rowFloats)
+            p.w.withUnsafeBufferPointer { w in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for y in 0..<p.target {
+                        for i in 0..<rowFloats { acc[i] = 0 }
+                        for t in 0..<p.counts[y] {
+                            let wt = w[p.offsets[y] + t]
+                            let s = p.mid + (p.starts[y] + t) * rowFloats
+                            for i in 0..<rowFloats { acc[i] += wt * s[i] }
+                        }
+                        let o = dst.baseAddress! + y * rowFloats
+                        for i in 0..<rowFloats { o[i] = UInt8(min(255, max(0, acc[i].rounded()))) }
+                    }
                 }
-                let o = (y * target + x) * 3
-                out[o] = UInt8(min(255, max(0, r.rounded())))
-                out[o + 1] = UInt8(min(255, max(0, g.rounded())))
-                out[o + 2] = UInt8(min(255, max(0, b.rounded())))
             }
+            resized[p.target] = out
         }
-        return out
+        return targets.map { $0 == side ? rgb : resized[$0]! }
     }
 }

@@ -30,7 +30,7 @@ final class MappedFile: @unchecked Sendable {
     }
 }
 
-/// The square RGB8 images of one database at one size (`images32.rgb` or `images64.rgb`), memory-mapped.
+/// The square RGB8 images of one database at one size (`images32.rgb`, `images64.rgb` or `images128.rgb`), memory-mapped.
 ///
 /// Image `i` is `side × side × 3` bytes, row-major (y, x, channel), at byte offset `i · side² · 3`.
 public final class ImageStore: Sendable {

@@ -163,6 +163,8 @@ public struct Demo {
         var entries: [Gallery.Entry] = []
         var manifest: [String] = []
         var tiles: [[UInt8]] = []
+        // Tiles at the generation size when it is larger than 64 (a 128² run gets a 128² sheet), else 64.
+        let sheetSide = max(64, options.size ?? 64)
         var databases: [String: (Database, ImageStore)] = [:]
         func open(_ name: String) throws -> (Database, ImageStore) {
             if let d = databases[name] { return d }
@@ -234,14 +236,14 @@ public struct Demo {
                 if let sha = o["sha256"]?.string { entry.details.append(("sha256", String(sha.prefix(12)) + "…")) }
                 entries.append(entry)
                 manifest.append(JSON.object(line).serialized)
-                if let image = try? PNGCodec.decode(png) { tiles.append(Demo.tile(image, side: 64)) }
+                if let image = try? PNGCodec.decode(png) { tiles.append(Demo.tile(image, side: sheetSide)) }
             }
         }
         report.manifest = out + "/manifest.jsonl"
         try writeFileAtomically(Array((manifest.joined(separator: "\n") + "\n").utf8), to: report.manifest)
         report.contactSheet = out + "/contact-sheet.png"
         if !tiles.isEmpty {
-            let sheet = try ContactSheet.compose(tiles, side: 64, columns: 10)
+            let sheet = try ContactSheet.compose(tiles, side: sheetSide, columns: 10)
             try Data(try PNGCodec.encode(sheet)).write(to: URL(fileURLWithPath: report.contactSheet))
         }
         report.gallery = out + "/index.html"
@@ -287,7 +289,7 @@ public struct Demo {
                                               "seed": JSON(n + 1), "dest": .string(dest),
                                               "name": .string(String(format: "edit-%02d-", n + 1) + Demo.slug(edit))]
                 if let s = options.steps { params["steps"] = JSON(s) }
-                if let s = options.size { params["size"] = JSON(s) }
+                if let s = options.size { params["size"] = JSON(min(s, 64)) }   // edits run at 32 or 64
                 let spec = JobSpec(key: "demo-edits:\(n + 1)", params: JSON.object(params).bytes, data: png)
                 jobs.append(Job(spec: spec, kind: .edit, text: "\(caption) → \(edit)", database: "emoji", source: source))
             }

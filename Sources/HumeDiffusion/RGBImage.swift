@@ -76,3 +76,34 @@ public struct RGBImage: Equatable, Sendable {
     /// Whether `other` has the same width and height.
     public func hasSameSize(as other: RGBImage) -> Bool { width == other.width && height == other.height }
 }
+
+extension RGBImage {
+    /// The image at twice the width and height, bilinear with pixel centres aligned (each output pixel samples
+    /// the input at ((x + 0.5)/2 − 0.5, (y + 0.5)/2 − 0.5), edges clamped): the coarse level a finer one starts from.
+    public func upsampled2x() -> RGBImage {
+        let w = width, h = height, W = 2 * w, H = 2 * h, n = w * h, N = W * H
+        var out = RGBImage(width: W, height: H)
+        // Per output coordinate: the two input indices and the weight of the second.
+        func taps(_ size: Int, _ outSize: Int) -> [(Int, Int, Float)] {
+            (0..<outSize).map { o in
+                let u = (Double(o) + 0.5) / 2 - 0.5
+                let i0 = Int(u.rounded(.down))
+                let f = Float(u - Double(i0))
+                return (min(max(i0, 0), size - 1), min(max(i0 + 1, 0), size - 1), f)
+            }
+        }
+        let tx = taps(w, W), ty = taps(h, H)
+        for c in 0..<3 {
+            for Y in 0..<H {
+                let (y0, y1, fy) = ty[Y]
+                for X in 0..<W {
+                    let (x0, x1, fx) = tx[X]
+                    let top = pixels[c * n + y0 * w + x0] * (1 - fx) + pixels[c * n + y0 * w + x1] * fx
+                    let bottom = pixels[c * n + y1 * w + x0] * (1 - fx) + pixels[c * n + y1 * w + x1] * fx
+                    out.pixels[c * N + Y * W + X] = top * (1 - fy) + bottom * fy
+                }
+            }
+        }
+        return out
+    }
+}

@@ -25,27 +25,46 @@ public struct DenoiseBenchmark {
 
     public init(images: DatabaseImages) { self.images = images }
 
-    /// One row per side: `size`, `seconds_per_image`, `flops_per_image`, `gflops`, `fraction_of_peak`, `window`.
+    /// One row per side: `size`, `seconds_per_image`, `flops_per_image` (useful: the neighbours a sample is made from,
+    /// every level), `gflops`, `fraction_of_peak`, `window`, `levels`, `neighbours_used`,
+    /// `fraction_of_peak_with_padding_lanes` (counting the kernel's 8-lane groups in full).
     public func run() throws -> [[String: Any]] {
         guard repeats >= 1 else { throw HumeError(.invalidInput, "--repeats must be at least 1.") }
         let generator = Generator(images: images)
         let ids = Array(0..<k).map { ($0 * 97) % images.count }
         let peak = peakFlopsPerCore()
         var rows: [[String: Any]] = []
-        for side in [32, 64] {
+        for side in GenerateParameters.sizes {
             var p = parameters; p.k = k; p.steps = steps; p.size = side
             var times: [Double] = []
+            var usedCount = k
             for r in 0..<repeats {
                 p.seed = UInt64(r + 1)
                 let t0 = Date()
-                _ = try generator.stageImage(ids: ids, parameters: p)
+                let image = try generator.stageImage(ids: ids, parameters: p)
                 times.append(Date().timeIntervalSince(t0))
+                let meta = (try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any]
+                usedCount = (meta?["used"] as? [Int])?.count ?? k
             }
-            let w = LocalDenoiserConfiguration.standard(imageSide: side).window
-            let flops = LocalEquivariantDenoiser.flopsPerCall(window: w, images: k, pixels: side * side) * Double(steps)
+            // Useful work: the neighbours the sample was made from (after margin and coherence), at every level.
+            var flops = 0.0, computed = 0.0, levels: [[String: Any]] = []
+            var level = p
+            while true {
+                let coarse = Generator.coarseSide(for: level.size)
+                let w = Generator.configuration(level).window
+                let n = coarse == nil ? level.steps : level.refineSteps
+                flops += LocalEquivariantDenoiser.flopsPerCall(window: w, images: usedCount, pixels: level.size * level.size) * Double(n)
+                computed += LocalEquivariantDenoiser.flopsPerCall(window: w, images: (usedCount + 7) / 8 * 8, pixels: level.size * level.size) * Double(n)
+                levels.append(["size": level.size, "window": w, "steps": n])
+                guard let c = coarse else { break }
+                level.size = c
+            }
             let s = median(times)
             rows.append(["size": side, "seconds_per_image": s, "flops_per_image": flops, "gflops": flops / s / 1e9,
-                         "fraction_of_peak": flops / s / peak.flops, "window": w])
+                         "fraction_of_peak": flops / s / peak.flops, "window": levels[0]["window"]!, "levels": levels.reversed() as [[String: Any]],
+                         "neighbours_used": usedCount,
+                         // The kernel computes neighbours in SIMD lanes of 8: padding lanes are work, not useful work.
+                         "fraction_of_peak_with_padding_lanes": computed / s / peak.flops])
         }
         return rows
     }

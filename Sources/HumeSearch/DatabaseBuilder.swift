@@ -4,8 +4,8 @@ import HumeData
 import HumeIndex
 
 /// Builds and grows the databases users bring (`hume db create` / `add` / `remove`, Ops/DATABASES.md "User
-/// databases"): PNGs composited on white, padded square, stored at 32² and 64², captions embedded, the index built
-/// or extended.
+/// databases"): PNGs composited on white, padded square, stored at 32², 64² and 128², captions embedded, the index
+/// built or extended.
 ///
 /// **Atomicity.** `create` writes a hidden folder and renames it into place. `add` appends to the stores past the
 /// committed count, writes the next generation's index file, and commits by renaming `generation.json`; a failure
@@ -26,6 +26,9 @@ public struct DatabaseBuilder: Sendable {
     public var strict = false
     /// Threads that decode and resize (default 2).
     public var threads = 2
+    /// Pictures decoded at a time (default 512): their tiles are appended to the stores before the next ones are read,
+    /// so memory holds one chunk's pixels however many pictures there are (a picture's three tiles are 63 KiB).
+    var chunk = 512
 
     public init(root: URL, model: String, embed: @escaping NeighbourSearch.Embed) {
         self.root = root
@@ -47,6 +50,9 @@ public struct DatabaseBuilder: Sendable {
         public var ignored: [String] = []
         /// Items in the database afterwards, and its generation.
         public var count = 0
+        /// The sides of the image stores written (`Database.sides`; an add to a database made before 128² stores
+        /// keeps its 32² and 64² only).
+        public var sides: [Int] = []
         public var generation = 0
         public var indexType = ""
         /// Seconds spent reading and resizing, embedding, indexing and writing, and in all.
@@ -78,13 +84,15 @@ public struct DatabaseBuilder: Sendable {
                 throw HumeError(.invalidInput, "A database named \"\(name)\" already exists in \(root.path); grow it with `hume db add`, or remove it first.")
             }
             var report = Report(database: name)
-            let batch = try prepare(images: images, captions: captions, existing: [:], report: &report)
+            report.sides = Database.sides
             let tmp = root.appendingPathComponent(".tmp-\(name)-\(getpid())")
             try? FileManager.default.removeItem(at: tmp)
             try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
             do {
+                let batch = try prepare(images: images, captions: captions, existing: [:], firstID: 0, sides: report.sides, storesIn: tmp,
+                                        report: &report)
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let vectors = try embedTexts(batch.map(\.item.retrievalText))
+                let vectors = try embedTexts(batch.map(\.retrievalText))
                 report.embedSeconds = seconds(since: t0)
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 try append(batch, vectors: vectors, to: tmp)
@@ -95,7 +103,7 @@ public struct DatabaseBuilder: Sendable {
                 try index.write(to: tmp.appendingPathComponent(generation.indexFile).path)
                 var sources: [Source] = []
                 if var s = source { s.count = batch.count; sources.append(s) }
-                try writeInfo(name: name, count: batch.count, sources: sources, createdAt: isoNow(), to: tmp)
+                try writeInfo(name: name, count: batch.count, sides: report.sides, sources: sources, createdAt: isoNow(), to: tmp)
                 try writeGeneration(generation, to: tmp)
                 report.indexSeconds = seconds(since: t1)
                 guard rename(tmp.path, dir.path) == 0 else {
@@ -135,19 +143,26 @@ public struct DatabaseBuilder: Sendable {
             var existing: [String: String] = [:]
             for (id, item) in db.items.enumerated() { if let d = item.digest { existing[d] = "id \(id) (\(item.source))" } }
             var report = Report(database: name)
-            var batch = try prepare(images: images, captions: captions, existing: existing, report: &report)
-            for i in batch.indices { batch[i].item.id = old.count + i }
+            // A database made before 128² stores has none: its pictures are not kept, so the new ones go in at 32² and
+            // 64² only, and it stays whole (asking it for 128 says to create it again). Every store it has must hold the
+            // committed items exactly, or the new ones would land at the wrong ids.
+            report.sides = [32, 64] + (db.hasImages(side: 128) ? [128] : [])
+            for side in report.sides { _ = try db.images(side: side) }
+            // From here until the commit, everything written past the committed count is cut off again on failure.
             var committed = false
-            let next = DatabaseGeneration(number: old.number + 1, count: old.count + batch.count,
-                                          indexFile: "index-\(old.number + 1).faiss", indexType: "", model: model)
+            let nextIndexFile = "index-\(old.number + 1).faiss"
             defer {
                 if !committed {
                     try? truncateTail(dir: dir, count: old.count)
-                    try? FileManager.default.removeItem(at: dir.appendingPathComponent(next.indexFile))
+                    try? FileManager.default.removeItem(at: dir.appendingPathComponent(nextIndexFile))
                 }
             }
+            let batch = try prepare(images: images, captions: captions, existing: existing, firstID: old.count, sides: report.sides,
+                                    storesIn: dir, report: &report)
+            let next = DatabaseGeneration(number: old.number + 1, count: old.count + batch.count,
+                                          indexFile: nextIndexFile, indexType: "", model: model)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let vectors = try embedTexts(batch.map(\.item.retrievalText))
+            let vectors = try embedTexts(batch.map(\.retrievalText))
             report.embedSeconds = seconds(since: t0)
             let t1 = DispatchTime.now().uptimeNanoseconds
             try append(batch, vectors: vectors, to: dir)
@@ -172,7 +187,7 @@ public struct DatabaseBuilder: Sendable {
             if var s = source {
                 if let i = sources.firstIndex(where: { $0.name == s.name }) { sources[i].count += batch.count } else { s.count = batch.count; sources.append(s) }
             }
-            try writeInfo(name: name, count: next.count, sources: sources, createdAt: db.createdAt ?? isoNow(), to: dir)
+            try writeInfo(name: name, count: next.count, sides: report.sides, sources: sources, createdAt: db.createdAt ?? isoNow(), to: dir)
             report.indexSeconds = seconds(since: t1)
             report.added = batch.count
             report.count = next.count
@@ -207,13 +222,15 @@ public struct DatabaseBuilder: Sendable {
     /// A picture ready to store.
     struct Prepared: Sendable {
         var item: DatabaseItem
-        var small: [UInt8]   // 32² RGB
-        var large: [UInt8]   // 64² RGB
+        /// RGB tiles, one per side asked for (in that order): 32², 64², 128².
+        var tiles: [[UInt8]]
     }
 
-    /// Lists, decodes, checks and resizes the pictures under `images`, in path order; refusals go to `report` (or
-    /// throw, when strict).
-    func prepare(images: String, captions: CaptionTable?, existing: [String: String], report: inout Report) throws -> [Prepared] {
+    /// Lists, decodes, checks and resizes the pictures under `images`, in path order, and appends the tiles of those
+    /// accepted to the stores of `sides` in `dir` (past whatever they hold; the caller commits them, or cuts them off);
+    /// returns their items, with ids from `firstID`. Refusals go to `report` (or throw, when strict).
+    func prepare(images: String, captions: CaptionTable?, existing: [String: String], firstID: Int, sides: [Int], storesIn dir: URL,
+                 report: inout Report) throws -> [DatabaseItem] {
         let t0 = DispatchTime.now().uptimeNanoseconds
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir), isDir.boolValue else {
@@ -223,34 +240,42 @@ public struct DatabaseBuilder: Sendable {
         var refused = listing.badNames.map { "A file name in \(images) is not UTF-8 (\($0)); rename it to add it." }
         let pngs = listing.files.filter { $0.lowercased().hasSuffix(".png") }
         report.ignored = listing.files.filter { !$0.lowercased().hasSuffix(".png") }
-        // Decode and resize on `threads` threads; results keep path order.
-        let results = Slots<Result<Prepared, HumeError>>(pngs.count)
-        let workers = max(1, min(threads, pngs.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            var i = w
-            while i < pngs.count {
-                results.slots[i] = Result { try readPicture(pngs[i], in: images, captions: captions) }.mapError {
-                    ($0 as? HumeError) ?? HumeError(.invalidInput, "\(pngs[i]): \($0)")
-                }
-                i += workers
-            }
-        }
-        var batch: [Prepared] = []
+        let stores = try StoreAppender(dir: dir, sides: sides)
+        var batch: [DatabaseItem] = []
         var seen = existing
-        for (i, path) in pngs.enumerated() {
-            switch results.slots[i]! {
-            case .failure(let e): refused.append(e.message)
-            case .success(var p):
-                let digest = p.item.digest ?? ""
-                if let first = seen[digest] {
-                    refused.append("\(path) is the same picture as \(first); it is not added twice.")
-                    continue
+        for start in stride(from: 0, to: pngs.count, by: max(1, chunk)) {
+            let paths = Array(pngs[start..<min(pngs.count, start + max(1, chunk))])
+            // Decode and resize on `threads` threads; results keep path order.
+            let results = Slots<Result<Prepared, HumeError>>(paths.count)
+            let workers = max(1, min(threads, paths.count))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < paths.count {
+                    results.slots[i] = Result { try readPicture(paths[i], in: images, captions: captions, sides: sides) }.mapError {
+                        ($0 as? HumeError) ?? HumeError(.invalidInput, "\(paths[i]): \($0)")
+                    }
+                    i += workers
                 }
-                seen[digest] = path
-                p.item.id = batch.count
-                batch.append(p)
             }
+            var accepted: [Prepared] = []
+            for (i, path) in paths.enumerated() {
+                switch results.slots[i]! {
+                case .failure(let e): refused.append(e.message)
+                case .success(var p):
+                    let digest = p.item.digest ?? ""
+                    if let first = seen[digest] {
+                        refused.append("\(path) is the same picture as \(first); it is not added twice.")
+                        continue
+                    }
+                    seen[digest] = path
+                    p.item.id = firstID + batch.count
+                    batch.append(p.item)
+                    accepted.append(p)
+                }
+            }
+            try stores.append(accepted.map(\.tiles))
         }
+        try stores.finish()
         report.refused = refused
         report.decodeSeconds = seconds(since: t0)
         if strict, let first = refused.first {
@@ -263,8 +288,9 @@ public struct DatabaseBuilder: Sendable {
         return batch
     }
 
-    /// One picture: read, decoded (composited on white), checked, padded square and resized to both sides.
-    func readPicture(_ relative: String, in folder: String, captions: CaptionTable?) throws -> Prepared {
+    /// One picture: read, decoded (composited on white), checked, padded square and resized to each of `sides`, each
+    /// from the square (as Ops/build_db.py does; never one size from another).
+    func readPicture(_ relative: String, in folder: String, captions: CaptionTable?, sides: [Int]) throws -> Prepared {
         let path = folder + "/" + relative
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), let size = attrs[.size] as? Int else {
             throw HumeError(.invalidInput, "\(relative) cannot be read.")
@@ -300,8 +326,7 @@ public struct DatabaseBuilder: Sendable {
         digestInput.append(contentsOf: image.pixels)
         let item = DatabaseItem(id: 0, caption: t.caption, keywords: t.keywords, group: t.group, subgroup: t.subgroup,
                                 concept: t.caption, split: "train", source: relative, digest: SHA256.hex(SHA256.hash(digestInput)))
-        return Prepared(item: item, small: ImageResize.lanczos(square.pixels, side: square.side, to: 32),
-                        large: ImageResize.lanczos(square.pixels, side: square.side, to: 64))
+        return Prepared(item: item, tiles: ImageResize.lanczos(square.pixels, side: square.side, to: sides))
     }
 
     /// Regular files under `dir`, relative, sorted; hidden entries skipped; names that are not UTF-8 reported with
@@ -351,18 +376,15 @@ public struct DatabaseBuilder: Sendable {
         return out
     }
 
-    /// Appends the batch's manifest lines, pixels and vectors to the files in `dir` (created when missing).
-    func append(_ batch: [Prepared], vectors: [Float], to dir: URL) throws {
-        var manifest = [UInt8](), small = [UInt8](), large = [UInt8]()
-        for p in batch {
-            manifest += p.item.json.bytes
+    /// Appends the batch's manifest lines and vectors to the files in `dir` (created when missing); `prepare` has
+    /// appended its pixels.
+    func append(_ batch: [DatabaseItem], vectors: [Float], to dir: URL) throws {
+        var manifest = [UInt8]()
+        for item in batch {
+            manifest += item.json.bytes
             manifest.append(UInt8(ascii: "\n"))
-            small += p.small
-            large += p.large
         }
         try appendBytes(manifest, to: dir.appendingPathComponent("manifest.jsonl"))
-        try appendBytes(small, to: dir.appendingPathComponent("images32.rgb"))
-        try appendBytes(large, to: dir.appendingPathComponent("images64.rgb"))
         try vectors.withUnsafeBytes { try appendBytes(Array($0), to: dir.appendingPathComponent("embeddings.f32")) }
     }
 
@@ -391,7 +413,8 @@ public struct DatabaseBuilder: Sendable {
             if count == 0 { end = 0 }
             if end < data.count { try cut(manifest, to: end) }
         }
-        for (file, per) in [("images32.rgb", 32 * 32 * 3), ("images64.rgb", 64 * 64 * 3), ("embeddings.f32", Database.dimension * 4)] {
+        // Every store side, also one the database lacks (cut does nothing to a file that is not there).
+        for (file, per) in Database.sides.map({ ("images\($0).rgb", $0 * $0 * 3) }) + [("embeddings.f32", Database.dimension * 4)] {
             try cut(dir.appendingPathComponent(file), to: count * per)
         }
     }
@@ -408,9 +431,9 @@ public struct DatabaseBuilder: Sendable {
         try writeFileAtomically(g.json.bytes + [UInt8(ascii: "\n")], to: dir.appendingPathComponent(DatabaseGeneration.fileName).path)
     }
 
-    func writeInfo(name: String, count: Int, sources: [Source], createdAt: String, to dir: URL) throws {
+    func writeInfo(name: String, count: Int, sides: [Int], sources: [Source], createdAt: String, to dir: URL) throws {
         let info = JSON.object([
-            "name": .string(name), "count": JSON(count), "sizes": .array([JSON(32), JSON(64)]), "version": JSON(1),
+            "name": .string(name), "count": JSON(count), "sizes": .array(sides.map { JSON($0) }), "version": JSON(1),
             "origin": .string("hume db"), "created_at": .string(createdAt), "updated_at": .string(isoNow()),
             "attribution": .array(sources.map { s in
                 .object(["name": .string(s.name), "licence": .string(s.licence), "url": .string(s.url),
@@ -449,6 +472,52 @@ public struct DatabaseBuilder: Sendable {
 func isoNow() -> String {
     let f = ISO8601DateFormatter()
     return f.string(from: Date())
+}
+
+/// The image stores of one import, open for appending (`images<side>.rgb`, created when missing) from the first chunk
+/// to `finish`, which syncs them: what they gain stays past the committed count until the caller commits.
+final class StoreAppender {
+    let files: [(side: Int, fd: Int32, path: String)]
+
+    init(dir: URL, sides: [Int]) throws {
+        var files: [(side: Int, fd: Int32, path: String)] = []
+        for side in sides {
+            let path = dir.appendingPathComponent("images\(side).rgb").path
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                let why = String(cString: strerror(errno))
+                for f in files { close(f.fd) }
+                throw HumeError(.system, "Cannot open \(path): \(why).")
+            }
+            files.append((side, fd, path))
+        }
+        self.files = files
+    }
+
+    /// Appends each picture's tiles (one per side, in the order the stores were opened).
+    func append(_ tiles: [[[UInt8]]]) throws {
+        guard !tiles.isEmpty else { return }
+        for (k, f) in files.enumerated() {
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(tiles.count * f.side * f.side * 3)
+            for t in tiles { bytes += t[k] }
+            var off = 0
+            while off < bytes.count {
+                let n = bytes.withUnsafeBytes { write(f.fd, $0.baseAddress! + off, bytes.count - off) }
+                guard n > 0 else { throw HumeError(.system, "Cannot write \(f.path): \(String(cString: strerror(errno))).") }
+                off += n
+            }
+        }
+    }
+
+    /// Syncs the stores (before the caller commits).
+    func finish() throws {
+        for f in files where fsync(f.fd) != 0 {
+            throw HumeError(.system, "Cannot sync \(f.path): \(String(cString: strerror(errno))).")
+        }
+    }
+
+    deinit { for f in files { close(f.fd) } }
 }
 
 /// One slot per index, each written by exactly one thread of a `concurrentPerform` and read after it returns.

@@ -14,14 +14,23 @@ public struct GenerateParameters: Sendable {
     public static let maxK = 256
     /// `seed` (int, default 1).
     public var seed: UInt64 = 1
-    /// `size` (32 or 64, default `defaultSize`).
+    /// `size` (32, 64 or 128, default `defaultSize`). 128 is made coarse to fine: the 64² image, refined.
     public var size = GenerateParameters.defaultSize
     /// 64²: measured by `hume bench denoise` and `hume eval generate` (README, "Quality"): with the standard
     /// configuration 64² takes 0.13 s per image on one core (32²: 0.018 s), scores higher label agreement (0.40
     /// against 0.35 on held-out concepts, same copy rate) and shows the detail that makes a sticker readable.
     public static let defaultSize = 64
-    /// `steps` (int 1…200, default 20): DDIM steps.
+    /// `steps` (int 1…200, default 20): DDIM steps (at the coarsest level, for sizes made coarse to fine).
     public var steps = 20
+    /// The sides a job may ask for.
+    public static let sizes = [32, 64, 128]
+    /// `refine_steps` (int 1…50, default `defaultRefineSteps`): DDIM steps of each refined level (sizes above 64).
+    public var refineSteps = GenerateParameters.defaultRefineSteps
+    public static let defaultRefineSteps = 3
+    /// `refine_from` (number 0.05…1, default `defaultRefineFrom`): the time t a refined level starts from, the
+    /// coarse image upsampled and noised to ᾱ(t). Lower keeps more of the coarse image (and its blur); 1 ignores it.
+    public var refineFrom = GenerateParameters.defaultRefineFrom
+    public static let defaultRefineFrom = 0.2
     /// `guidance` (number > 0, optional): γ, the weight of the prompt's neighbours over a random background
     /// sample of the database of `k` images. Absent: no background (the neighbours alone).
     public var guidance: Double?
@@ -113,7 +122,9 @@ public struct GenerateParameters: Sendable {
         if let v = try int("k", 1...Self.maxK) { k = v }
         if let v = try int("seed", 0...Int.max) { seed = UInt64(v) }
         if let v = try int("steps", 1...200) { steps = v }
-        if let v = try value("size", \.int, "32 or 64", { $0 == 32 || $0 == 64 }) { size = v }
+        if let v = try value("size", \.int, "32, 64 or 128", { Self.sizes.contains($0) }) { size = v }
+        if let v = try int("refine_steps", 1...50) { refineSteps = v }
+        if let v = try number("refine_from", 0.05...1) { refineFrom = v }
         if let v = try number("focus", 0...10) { focus = v }
         if let v = try number("consensus", 0...10) { consensus = v }
         if let v = try number("temperature", 0.001...10) { temperature = v }
@@ -135,6 +146,7 @@ public struct GenerateParameters: Sendable {
             "database": .string(database), "k": JSON(k), "seed": .number(Double(seed)), "size": JSON(size),
             "steps": JSON(steps), "temperature": .number(temperature), "focus": .number(focus),
             "consensus": .number(consensus), "patch_scale": .number(patchScale), "register": .bool(register),
+            "refine_steps": JSON(refineSteps), "refine_from": .number(refineFrom),
             "margin": margin.map { .number($0) } ?? .null, "coherence": coherence.map { .number($0) } ?? .null,
         ]
         if !prompt.isEmpty { o["prompt"] = .string(prompt) }

@@ -96,6 +96,9 @@ struct DbAdd: ParsableCommand {
         _ = try Database(named: name, root: humePaths.databases)  // an unknown name is refused before the model loads
         let r = try options.builder().add(name: name, images: options.images, captions: captions, source: options.source)
         options.report(r, verb: "added to")
+        if !r.sides.contains(128) {
+            stderrLine("hume db: \(name) was made before databases held 128×128 images, so it has 32² and 64² only; to generate from it at 128, remove it and create it again from its pictures.")
+        }
     }
 }
 
@@ -114,6 +117,7 @@ func databaseFacts(_ db: Database) -> JSON {
     if let updated = db.info?["updated_at"]?.string { o["updated_at"] = .string(updated) }
     let groups = Set(db.items.map(\.group).filter { !$0.isEmpty })
     o["groups"] = JSON(groups.count)
+    o["sizes"] = .array(Database.sides.filter { db.hasImages(side: $0) }.map { JSON($0) })
     var bytes = 0
     for f in (try? FileManager.default.contentsOfDirectory(atPath: db.directory.path)) ?? [] {
         bytes += ((try? FileManager.default.attributesOfItem(atPath: db.directory.appendingPathComponent(f).path))?[.size] as? Int) ?? 0
@@ -158,6 +162,7 @@ struct DbInfo: ParsableCommand {
         if let g = db.generation { print("  generation  \(g.number), \(g.indexType) index \(g.indexFile), captions embedded by \(g.model)") }
         if let c = f["created_at"]?.string { print("  created     \(c)" + (f["updated_at"]?.string.map { ", updated \($0)" } ?? "")) }
         print("  groups      \(f["groups"]?.int ?? 0)")
+        print("  sizes       " + (f["sizes"]?.array ?? []).compactMap(\.int).map { "\($0)²" }.joined(separator: ", "))
         for a in db.attribution { print("  source      \(a.line)") }
         if db.attribution.isEmpty { print("  source      (none recorded)") }
         for item in db.items.prefix(5) { print("  e.g.        #\(item.id) \(item.caption)" + (item.group.isEmpty ? "" : "  [\(item.group)]")) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HumeCore
 import HumeDemo
+import HumeStages
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,14 +15,14 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Edit jobs (sources from the emoji database), 0 to \(Demo.editPairs.count).") var edits = 4
     @Option(help: "Denoise worker processes.") var denoisers = 1
     @Option(help: "DDIM steps for every job (default: each stage's own).") var steps: Int?
-    @Option(help: "Image side for every generated image, 32 or 64 (default: the denoise stage's, 64).") var size: Int?
+    @Option(help: "Image side for every generated image, 32, 64 or 128 (default: the denoise stage's).") var size: Int?
     @Option(help: "Give up after this many seconds.") var timeout = 900.0
     @Flag(help: "No progress bar.") var quiet = false
 
     func run() throws {
         guard (0...Demo.editPairs.count).contains(edits) else { throw CLIFailure("--edits must be from 0 to \(Demo.editPairs.count).") }
         guard (1...16).contains(denoisers) else { throw CLIFailure("--denoisers must be from 1 to 16.") }
-        if let size { guard size == 32 || size == 64 else { throw CLIFailure("--size must be 32 or 64.") } }
+        if let size { guard GenerateParameters.sizes.contains(size) else { throw CLIFailure("--size must be 32, 64 or 128.") } }
         if let steps { guard (1...200).contains(steps) else { throw CLIFailure("--steps must be from 1 to 200.") } }
         guard timeout > 0 else { throw CLIFailure("--timeout must be a positive number of seconds.") }
         var o = Demo.Options(prompts: prompts, databases: humePaths.databases)

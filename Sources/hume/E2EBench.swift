@@ -24,7 +24,7 @@ struct BenchE2E: ParsableCommand {
     @Option(help: "The stage that gets the replicas (default: the busiest stage of a run with one replica each).")
     var scaleStage: String?
     @Option(name: .short, help: "Neighbours (denoise setting).") var k = 16
-    @Option(help: "Side: 32 or 64.") var size = 32
+    @Option(help: "Side: 32, 64 or 128.") var size = 32
     @Option(help: "DDIM steps.") var steps = 20
     @Option(help: "Give up on a run after this many seconds.") var timeout = 3600.0
     @Flag(help: "Keep the fleets' directories (journal, worker logs).") var keep = false

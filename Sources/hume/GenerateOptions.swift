@@ -9,7 +9,9 @@ import HumeStages
 struct GenerateOptions: ParsableArguments {
     @Option(help: "Database name.") var database = Database.defaultName
     @Option(name: .short, help: "Neighbours (1…\(GenerateParameters.maxK)).") var k = 16
-    @Option(help: "Side: 32 or 64.") var size = GenerateParameters.defaultSize
+    @Option(help: "Side: 32, 64 or 128 (128: the 64² image refined).") var size = GenerateParameters.defaultSize
+    @Option(help: "DDIM steps of each refined level (sizes above 64).") var refineSteps = GenerateParameters.defaultRefineSteps
+    @Option(help: "Time t a refined level starts from (0.05…1; lower keeps more of the coarse image).") var refineFrom = GenerateParameters.defaultRefineFrom
     @Option(help: "DDIM steps (1…200).") var steps = 20
     @Option(help: "γ: weight of the prompt's neighbours over a random background sample (absent: none).") var guidance: Double?
     @Option(help: "Similarity temperature: neighbour i gets log-weight −(s_best − sᵢ)/temperature (smaller: follow the best matches).")
@@ -31,6 +33,7 @@ struct GenerateOptions: ParsableArguments {
         p.database = database; p.k = k; p.size = size; p.steps = steps; p.guidance = guidance
         p.temperature = temperature; p.focus = focus; p.consensus = consensus
         p.margin = margin; p.coherence = coherence; p.register = register; p.patchScale = patchScale
+        p.refineSteps = refineSteps; p.refineFrom = refineFrom
         return p
     }
 

@@ -41,7 +41,7 @@ struct BenchEmbed: ParsableCommand {
 
 struct BenchDenoise: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "denoise", abstract: "Seconds per generated image at 32² and 64² (median), FLOPs per image, fraction of peak.")
+        commandName: "denoise", abstract: "Seconds per generated image at 32², 64² and 128² (median), useful FLOPs per image (the neighbours a sample is made from, every level), fraction of peak.")
 
     @Option(help: "Database name.") var database = Database.defaultName
     @Option(name: .short, help: "Neighbours.") var k = 16

@@ -121,7 +121,7 @@ struct ParametersTests {
             (#"{"k": 0}"#, "The \"k\" parameter is 0; it must be a whole number from 1 to 256."),
             (#"{"k": 257}"#, "from 1 to 256"), (#"{"k": true}"#, "The \"k\" parameter is true"), (#"{"k": "ten"}"#, "\"ten\""),
             (#"{"k": 2.5}"#, "2.5"), (#"{"seed": -1}"#, "\"seed\""), (#"{"steps": 0}"#, "\"steps\""),
-            (#"{"size": 48}"#, "32 or 64"), (#"{"size": 128}"#, "\"size\""), (#"{"temperature": 0}"#, "from 0.001 to 10"),
+            (#"{"size": 48}"#, "32, 64 or 128"), (#"{"size": 256}"#, "\"size\""), (#"{"temperature": 0}"#, "from 0.001 to 10"),
             (#"{"focus": 11}"#, "\"focus\" parameter is 11"), (#"{"consensus": -1}"#, "\"consensus\""),
             (#"{"patch_scale": 4}"#, "\"patch_scale\""), (#"{"margin": 3}"#, "\"margin\""), (#"{"coherence": 1.5}"#, "\"coherence\""),
             (#"{"register": 1}"#, "true or false"), (#"{"guidance": 0}"#, "greater than 0"), (#"{"database": ""}"#, "non-empty string"),
@@ -143,6 +143,7 @@ struct ParametersTests {
             ("[]", "not a JSON object"), (#"{"caption": "a cat"}"#, "no non-empty \"edit\""), (#"{"edit": "  "}"#, "no non-empty \"edit\""),
             (#"{"edit": "x", "caption": ""}"#, "\"caption\""), ("{\"edit\": \"\(long)\"}", "at most 4096 bytes"),
             (#"{"edit": "x", "k": 0}"#, "The \"k\" parameter is 0; it must be a whole number from 1 to 256."),
+            (#"{"edit": "x", "size": 128}"#, "edits run at 32 or 64"),
         ]
         for (json, fragment) in cases {
             let s = sentence { _ = try EditParameters(json: Array(json.utf8)) }

@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeStages
 import Testing
 @testable import HumeData
 
@@ -29,10 +30,10 @@ struct DatabaseTests {
         #expect(!testConcepts.isEmpty && !trainConcepts.isEmpty)
     }
 
-    @Test("image stores map every item at 32 and 64, and unknown ids are refused")
+    @Test("image stores map every item at 32, 64 and 128, and unknown ids are refused")
     func imageStores() throws {
         let db = try openBuilt("emoji")
-        for side in [32, 64] {
+        for side in [32, 64, 128] {
             let store = try db.images(side: side)
             #expect(store.count == db.count)
             let last = try store.image(id: db.count - 1)
@@ -43,6 +44,56 @@ struct DatabaseTests {
             #expect(throws: HumeError.self) { try store.image(id: -1) }
         }
         #expect(throws: HumeError.self) { try db.images(side: 48) }
+        #expect(throws: HumeError.self) { try db.images(side: 256) }
+        #expect(Database.sides == [32, 64, 128] && db.hasImages(side: 128))
+        // The same pictures at every side: a 128² tile halved by a box filter is close to the 64² one.
+        let large = try db.images(side: 128), small = try db.images(side: 64)
+        for id in stride(from: 0, to: db.count, by: 97) {
+            let l = try large.image(id: id), s = try small.image(id: id)
+            var diff = 0
+            for y in 0..<64 {
+                for x in 0..<64 {
+                    for c in 0..<3 {
+                        let sum = (0..<4).reduce(0) { $0 + Int(l[((2 * y + $1 / 2) * 128 + 2 * x + $1 % 2) * 3 + c]) }
+                        diff += abs((sum + 2) / 4 - Int(s[(y * 64 + x) * 3 + c]))
+                    }
+                }
+            }
+            #expect(Double(diff) / Double(64 * 64 * 3) < 8, "item \(id): the 128² tile is not the 64² one's picture")
+        }
+        let images = try DatabaseImages(db)
+        #expect(try images.store(side: 128).count == db.count && images.hasStore(side: 128))
+        #expect(throws: StageInputError.self) { try images.store(side: 96) }
+    }
+
+    @Test("a database built before 128² stores opens for 32 and 64; 128 is one sentence naming the rebuild")
+    func without128() throws {
+        let built = try openBuilt("tuxpaint")
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory() + "hume-no128-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let copy = dir.appendingPathComponent("tuxpaint")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        for f in ["manifest.jsonl", "info.json", "images32.rgb", "images64.rgb"] {
+            try FileManager.default.createSymbolicLink(at: copy.appendingPathComponent(f), withDestinationURL: built.directory.appendingPathComponent(f))
+        }
+        let db = try Database(named: "tuxpaint", root: dir)
+        #expect(!db.hasImages(side: 128) && db.hasImages(side: 64))
+        do {
+            _ = try db.images(side: 128)
+            Issue.record("a missing 128² store must be refused")
+        } catch let e as HumeError {
+            #expect(e.message == "The database \"tuxpaint\" has no 128×128 images (images128.rgb; it was built before there were any); run `Ops/prepare-data.sh`, which rebuilds it with Ops/build-db.sh and indexes it again.")
+        }
+        let images = try DatabaseImages(db)
+        #expect(try images.store(side: 32).count == built.count && images.store(side: 64).count == built.count)
+        #expect(!images.hasStore(side: 128))
+        do {
+            _ = try images.store(side: 128)
+            Issue.record("a missing 128² store must be refused")
+        } catch let e as StageInputError {
+            #expect(e.message.hasPrefix("The database \"tuxpaint\" has no 128×128 images") && e.message.hasSuffix(".")
+                    && e.message.contains("Ops/prepare-data.sh"))
+        }
     }
 
     @Test("an unknown database name is one sentence listing the available ones")

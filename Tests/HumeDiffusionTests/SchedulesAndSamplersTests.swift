@@ -146,3 +146,20 @@ struct EDMTests {
         #expect(maxAbsDifference(out, target) < 1e-4)
     }
 }
+
+@Suite("coarse to fine")
+struct UpsampleTests {
+    @Test("×2 upsampling keeps flat areas flat, interpolates between pixel centres, and keeps each 2×2 block's mean near its pixel")
+    func upsample() throws {
+        let flat = RGBImage(width: 3, height: 2, fill: 0.25).upsampled2x()
+        #expect(flat.width == 6 && flat.height == 4 && flat.pixels.allSatisfy { abs($0 - 0.25) < 1e-6 })
+        // A horizontal ramp -1, 0, 1: output pixel centres at input x = -0.25, 0.25, 0.75, 1.25, 1.75, 2.25 (clamped).
+        var ramp = RGBImage(width: 3, height: 1)
+        for c in 0..<3 { for x in 0..<3 { ramp[c, x, 0] = Float(x) - 1 } }
+        let up = ramp.upsampled2x()
+        let row = (0..<6).map { up[0, $0, 0] }
+        let expected: [Float] = [-1, -0.75, -0.25, 0.25, 0.75, 1]
+        #expect(zip(row, expected).allSatisfy { abs($0 - $1) < 1e-6 }, "\(row)")
+        #expect(up[2, 3, 1] == row[3], "every row and channel alike")
+    }
+}

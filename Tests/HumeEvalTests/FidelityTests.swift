@@ -155,7 +155,7 @@ struct FidelityPromptTests {
     }
 
     @Test("the committed lists parse, are long enough, and every concept they name exists in their database",
-          arguments: [("fidelity-emoji.jsonl", "emoji", 150), ("fidelity-emoji-dev.jsonl", "emoji", 40), ("fidelity-tuxpaint.jsonl", "tuxpaint", 50)])
+          arguments: [("fidelity-emoji.jsonl", "emoji", 150), ("fidelity-emoji-dev.jsonl", "emoji", 40), ("fidelity-emoji-dev2.jsonl", "emoji", 100), ("fidelity-tuxpaint.jsonl", "tuxpaint", 50)])
     func committedLists(file: String, database: String, minimum: Int) throws {
         let url = Self.evalFolder.appendingPathComponent(file)
         let list = try FidelityPrompt.parseList(try String(contentsOf: url, encoding: .utf8), file: file)

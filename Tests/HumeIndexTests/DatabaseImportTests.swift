@@ -1,7 +1,8 @@
 import Foundation
 import HumeCore
-import HumeData
+@testable import HumeData
 @testable import HumeSearch
+import HumeStages
 import Testing
 
 @Suite("hume db's inputs: captions, file names, resampling, generations")
@@ -52,6 +53,46 @@ struct DatabaseImportTests {
         #expect(small[(16 * 32 + 4) * 3] == 0 && small[(16 * 32 + 28) * 3] == 255)
     }
 
+    @Test("the resize gives the same bits as a sample-by-sample Lanczos sum, shrinking and enlarging")
+    func resizeMatchesReference() {
+        /// The straightforward form: each output sample sums its taps in source order (rows, then columns).
+        func reference(_ rgb: [UInt8], side: Int, to target: Int) -> [UInt8] {
+            let wx = ImageResize.weights(from: side, to: target)
+            var mid = [Float](repeating: 0, count: side * target * 3)
+            for y in 0..<side {
+                for (x, k) in wx.enumerated() {
+                    var r: Float = 0, g: Float = 0, b: Float = 0
+                    for (t, w) in k.w.enumerated() {
+                        let p = (y * side + k.start + t) * 3
+                        r += w * Float(rgb[p]); g += w * Float(rgb[p + 1]); b += w * Float(rgb[p + 2])
+                    }
+                    mid[(y * target + x) * 3] = r; mid[(y * target + x) * 3 + 1] = g; mid[(y * target + x) * 3 + 2] = b
+                }
+            }
+            var out = [UInt8](repeating: 0, count: target * target * 3)
+            for (y, k) in wx.enumerated() {
+                for x in 0..<target {
+                    for c in 0..<3 {
+                        var v: Float = 0
+                        for (t, w) in k.w.enumerated() { v += w * mid[((k.start + t) * target + x) * 3 + c] }
+                        out[(y * target + x) * 3 + c] = UInt8(min(255, max(0, v.rounded())))
+                    }
+                }
+            }
+            return out
+        }
+        var rng = SystemRandomNumberGenerator()
+        for side in [7, 40, 64, 100, 136, 300] {
+            // Noise with hard edges: the kernel's negative lobes overshoot, so clamping is exercised too.
+            let rgb = (0..<(side * side * 3)).map { i in (i / 3) % 11 < 5 ? UInt8.random(in: 0...255, using: &rng) : (i % 2 == 0 ? 0 : 255) }
+            for target in [32, 64, 128] where target != side {
+                #expect(ImageResize.lanczos(rgb, side: side, to: target) == reference(rgb, side: side, to: target), "\(side) → \(target)")
+            }
+            // All sides at once (one read of the square) give each side's own resize; a side equal to the square's is it.
+            #expect(ImageResize.lanczos(rgb, side: side, to: [32, 64, 128, side]) == [32, 64, 128].map { reference(rgb, side: side, to: $0) } + [rgb])
+        }
+    }
+
     @Test("a generation file commits a count; stores may hold an uncommitted tail that readers do not see")
     func generationTail() throws {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory() + "hume-gen-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -68,5 +109,91 @@ struct DatabaseImportTests {
         // Without a generation, the manifest must be whole.
         try FileManager.default.removeItem(at: dir.appendingPathComponent(DatabaseGeneration.fileName))
         #expect(throws: HumeError.self) { try Database(directory: dir) }
+    }
+
+    @Test("hume db stores 32², 64² and 128², chunk by chunk; a failed add cuts every store back; one made before 128² stays without")
+    func storesAtEverySide() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory() + "hume-sides-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fm = FileManager.default
+        func picture(_ folder: String, _ name: String, _ w: Int, _ h: Int, _ px: (Int, Int) -> [UInt8]) throws -> [UInt8] {
+            let pixels = (0..<h).flatMap { y in (0..<w).flatMap { x in px(x, y) } }
+            try fm.createDirectory(atPath: root.path + "/" + folder, withIntermediateDirectories: true)
+            let png = try PNGCodec.encode(PixelImage(width: w, height: h, channels: 3, pixels: pixels))
+            #expect(fm.createFile(atPath: root.path + "/" + folder + "/" + name, contents: Data(png)))
+            return pixels
+        }
+        let pattern = try picture("in", "a-pattern.png", 128, 128) { x, y in [UInt8(x * 2 & 255), UInt8(y * 2 & 255), UInt8(x ^ y)] }
+        _ = try picture("in", "b-pattern-again.png", 128, 128) { x, y in [UInt8(x * 2 & 255), UInt8(y * 2 & 255), UInt8(x ^ y)] }
+        let wide = try picture("in", "c-wide.png", 40, 20) { x, _ in x < 20 ? [200, 10, 10] : [10, 10, 200] }
+        let small = try picture("in", "d-small.png", 64, 64) { x, y in [UInt8(x * 4), UInt8(y * 4), 77] }
+        var builder = DatabaseBuilder(root: root.appendingPathComponent("db"), model: "test") { texts in
+            texts.flatMap { t in
+                var v = [Float](repeating: 0, count: Database.dimension)
+                v[t.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xffff } % Database.dimension] = 1
+                return v
+            }
+        }
+        builder.chunk = 1   // every picture its own chunk: the duplicate is found across chunks
+        let r = try builder.create(name: "mine", images: root.path + "/in", captions: nil, source: nil)
+        #expect(r.added == 3 && r.refused.count == 1 && r.refused[0].contains("same picture as a-pattern.png") && r.sides == [32, 64, 128])
+        let dbRoot = root.appendingPathComponent("db")
+        var db = try Database(named: "mine", root: dbRoot)
+        #expect(db.items.map(\.caption) == ["a pattern", "c wide", "d small"])
+        #expect(try db.images(side: 128).copy(id: 0) == pattern, "a 128×128 picture is stored at 128² as it is")
+        #expect(try db.images(side: 64).copy(id: 2) == small, "a 64×64 one at 64²")
+        let square = ImageResize.padSquare(wide, width: 40, height: 20)
+        for side in Database.sides {
+            #expect(try db.images(side: side).copy(id: 1) == ImageResize.lanczos(square.pixels, side: square.side, to: side),
+                    "every side is resized from the padded square (\(side))")
+        }
+        #expect(db.info?["sizes"]?.array?.compactMap(\.int) == [32, 64, 128])
+        func sizes() -> [Int] {
+            (Database.sides.map { "images\($0).rgb" } + ["manifest.jsonl", "embeddings.f32"]).map {
+                ((try? fm.attributesOfItem(atPath: db.directory.path + "/" + $0))?[.size] as? Int) ?? -1
+            }
+        }
+        #expect(Array(sizes().prefix(3)) == Database.sides.map { 3 * $0 * $0 * 3 })
+
+        // A strict add that refuses something writes the new pictures' tiles and then cuts them off again.
+        let before = sizes()
+        let apple = try picture("more", "apple.png", 30, 30) { x, y in (x - 15) * (x - 15) + (y - 15) * (y - 15) < 100 ? [220, 20, 30] : [255, 255, 255] }
+        _ = try picture("more", "0042.png", 8, 8) { _, _ in [1, 2, 3] }
+        var strict = builder
+        strict.strict = true
+        #expect(throws: HumeError.self) { try strict.add(name: "mine", images: root.path + "/more", captions: nil, source: nil) }
+        #expect(sizes() == before, "nothing of the refused add is left in any store")
+
+        // An add writes the new pictures at every side, past an interrupted add's tail, which it cuts first.
+        let h = try #require(FileHandle(forWritingAtPath: db.directory.path + "/images128.rgb"))
+        h.seekToEndOfFile()
+        h.write(Data(count: 1000))
+        try h.close()
+        try fm.removeItem(atPath: root.path + "/more/0042.png")
+        let r2 = try builder.add(name: "mine", images: root.path + "/more", captions: nil, source: nil)
+        db = try Database(named: "mine", root: dbRoot)
+        #expect(r2.added == 1 && r2.sides == [32, 64, 128] && db.count == 4)
+        #expect(Array(sizes().prefix(3)) == Database.sides.map { 4 * $0 * $0 * 3 })
+        let appleSquare = ImageResize.padSquare(apple, width: 30, height: 30)
+        #expect(try db.images(side: 128).copy(id: 3) == ImageResize.lanczos(appleSquare.pixels, side: 30, to: 128))
+
+        // A database made before 128² stores: it still opens for 32 and 64, 128 is one sentence, and an add keeps it so.
+        try fm.removeItem(atPath: db.directory.path + "/images128.rgb")
+        db = try Database(named: "mine", root: dbRoot)
+        do {
+            _ = try db.images(side: 128)
+            Issue.record("a missing 128² store must be refused")
+        } catch let e as HumeError {
+            #expect(e.message == "The database \"mine\" has no 128×128 images (images128.rgb; it was built before there were any); remove it and create it again from its pictures (`hume db remove mine`, then `hume db create mine --images DIR`).")
+        }
+        let images = try DatabaseImages(db)
+        #expect(try images.store(side: 64).count == 4)
+        #expect(throws: StageInputError.self) { try images.store(side: 128) }
+        _ = try picture("more2", "pear.png", 20, 30) { _, y in y < 15 ? [40, 200, 40] : [255, 255, 255] }
+        let r3 = try builder.add(name: "mine", images: root.path + "/more2", captions: nil, source: nil)
+        db = try Database(named: "mine", root: dbRoot)
+        #expect(r3.added == 1 && r3.sides == [32, 64] && db.count == 5 && !db.hasImages(side: 128))
+        #expect(try db.images(side: 32).count == 5 && db.images(side: 64).count == 5)
+        #expect(db.info?["sizes"]?.array?.compactMap(\.int) == [32, 64])
     }
 }

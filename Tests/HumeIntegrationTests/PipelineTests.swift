@@ -76,7 +76,7 @@ struct PipelineTests {
         GenerateCase(key: "bad-k", prompt: "a red apple", database: "tuxpaint", seed: 1, failure: "The \"k\" parameter is \"many\"; it must be a whole number from 1 to 256",
                      extra: ["k": .string("many")]),
         GenerateCase(key: "no-prompt", prompt: "", database: "emoji", seed: 1, failure: "no \"prompt\""),
-        GenerateCase(key: "bad-size", prompt: "a red apple", database: "emoji", seed: 1, failure: "must be 32 or 64",
+        GenerateCase(key: "bad-size", prompt: "a red apple", database: "emoji", seed: 1, failure: "must be 32, 64 or 128",
                      extra: ["size": JSON(48)]),
     ]
 

@@ -48,6 +48,12 @@ func discPNG(side: Int, colour: [UInt8], radius: Double) -> [UInt8] {
     return handPNG(width: side, height: side, colorType: 2, bitDepth: 8, rows: rows)
 }
 
+/// A 128×128 8-bit RGB pattern (no two neighbouring pixels alike), as raw scanlines: a picture that a database stores
+/// at 128² exactly as it is, so its pixels must come back unchanged.
+func patternRows(_ seed: Int) -> [[UInt8]] {
+    (0..<128).map { y in (0..<128).flatMap { x -> [UInt8] in [UInt8((x * 2 + seed) & 255), UInt8((y * 2 + 3 * seed) & 255), UInt8((x ^ y ^ seed) & 255)] } }
+}
+
 /// A folder of pictures in every colour type, plus the bad files `hume db` must refuse one sentence each.
 struct PictureFolder {
     let dir: String
@@ -81,6 +87,8 @@ struct PictureFolder {
         // Gray + alpha 8-bit.
         let ga = (0..<10).map { y in (0..<10).flatMap { x -> [UInt8] in [UInt8(x * 20), UInt8(y < 5 ? 255 : 0)] } }
         try put("grey-moon.png", handPNG(width: 10, height: 10, colorType: 4, bitDepth: 8, rows: ga)); good.append("grey-moon.png")
+        // RGB 8-bit at exactly 128×128: stored at 128² as it is.
+        try put("pattern-tile.png", handPNG(width: 128, height: 128, colorType: 2, bitDepth: 8, rows: patternRows(1))); good.append("pattern-tile.png")
         // Bad: corrupt, truncated, enormous, hostile, duplicate, no caption from the name, non-UTF-8 name; a text file.
         try put("corrupt.png", Array("this is not a png at all, just text".utf8)); bad.append("corrupt.png")
         let whole = discPNG(side: 40, colour: [10, 10, 200], radius: 12)
@@ -155,7 +163,7 @@ struct UserDatabaseTests {
         #expect(lines.contains { $0.contains("not PNG") && $0.contains("notes.txt") }, "\(lines)")
         // What was stored: captions from file names, groups from folders, white background and square padding.
         let mine = try Database(named: "mine", root: URL(fileURLWithPath: home + "/db"))
-        #expect(Set(mine.items.map(\.caption)) == ["checkerboard", "red apple", "orange", "green leaf", "grey moon"])
+        #expect(Set(mine.items.map(\.caption)) == ["checkerboard", "red apple", "orange", "green leaf", "grey moon", "pattern tile"])
         #expect(mine.items.first { $0.caption == "orange" }?.group == "fruit" && mine.items.first { $0.caption == "green leaf" }?.group == "")
         let orange = try #require(mine.items.first { $0.caption == "orange" })
         let px = try mine.images(side: 64).copy(id: orange.id)
@@ -163,6 +171,11 @@ struct UserDatabaseTests {
         let centre = (32 * 64 + 32) * 3
         #expect(abs(Int(px[centre]) - 240) <= 2 && abs(Int(px[centre + 1]) - 144) <= 2 && abs(Int(px[centre + 2]) - 16) <= 2, "16-bit samples are sRGB values, as viewers show them; the disc's colour: \(px[centre..<(centre + 3)])")
         #expect(try mine.images(side: 32).count == pics.good.count && mine.embeddings().count == pics.good.count)
+        // At 128² every picture is there, and a 128×128 one comes back pixel for pixel.
+        #expect(try mine.images(side: 128).count == pics.good.count)
+        let tile = try #require(mine.items.first { $0.caption == "pattern tile" })
+        #expect(try mine.images(side: 128).copy(id: tile.id) == patternRows(1).flatMap { $0 }, "the 128² store holds the picture as it was")
+        #expect(mine.info?["sizes"]?.array?.compactMap(\.int) == [32, 64, 128])
         // info and list; the built-in databases of the machine are not in this home.
         let (_, info, _) = try db(["info", "mine"])
         #expect(info.contains("mine: \(pics.good.count) pictures, hume db") && info.contains("Test pictures (CC0-1.0): \(pics.good.count) images"), "\(info)")
@@ -182,10 +195,12 @@ struct UserDatabaseTests {
         try FileManager.default.createDirectory(atPath: home + "/more", withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: home + "/more/a.png", contents: Data(discPNG(side: 30, colour: [0, 200, 0], radius: 9)))
         _ = FileManager.default.createFile(atPath: home + "/more/b.png", contents: Data(discPNG(side: 30, colour: [0, 0, 250], radius: 9)))
-        try "file,caption,keywords\na.png,\"a green ball, shiny\",ball;green\n".write(toFile: home + "/captions.csv", atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: home + "/more/0-pattern.png",
+                                           contents: Data(handPNG(width: 128, height: 128, colorType: 2, bitDepth: 8, rows: patternRows(7))))
+        try "file,caption,keywords\na.png,\"a green ball, shiny\",ball;green\n0-pattern.png,another pattern,\n".write(toFile: home + "/captions.csv", atomically: true, encoding: .utf8)
         // What a kill -9 in the middle of an add leaves: bytes past the commit in the stores. Readers ignore them and
         // the next add cuts them off before appending.
-        for (file, junk) in [("manifest.jsonl", "{\"id\": 99, \"capt"), ("images64.rgb", "xyz"), ("embeddings.f32", "12345")] {
+        for (file, junk) in [("manifest.jsonl", "{\"id\": 99, \"capt"), ("images64.rgb", "xyz"), ("images128.rgb", "abcd"), ("embeddings.f32", "12345")] {
             let h = try #require(FileHandle(forWritingAtPath: home + "/db/mine/" + file))
             h.seekToEndOfFile()
             h.write(Data(junk.utf8))
@@ -193,15 +208,20 @@ struct UserDatabaseTests {
         }
         #expect(try Database(named: "mine", root: URL(fileURLWithPath: home + "/db")).count == pics.good.count)
         let (rc6, out6, err6) = try db(["add", "mine", "--images", home + "/more", "--captions", home + "/captions.csv"])
-        #expect(rc6 == 0 && out6.contains("added to mine: 1 pictures, 1 refused"), "\(out6) \(err6)")
+        #expect(rc6 == 0 && out6.contains("added to mine: 2 pictures, 1 refused"), "\(out6) \(err6)")
         #expect(err6.contains("b.png has no caption in \(home)/captions.csv"), "\(err6)")
         let grown = try Database(named: "mine", root: URL(fileURLWithPath: home + "/db"))
-        #expect(grown.count == pics.good.count + 1 && grown.items.last?.caption == "a green ball, shiny" && grown.items.last?.keywords == ["ball", "green"])
+        #expect(grown.count == pics.good.count + 2 && grown.items.last?.caption == "a green ball, shiny" && grown.items.last?.keywords == ["ball", "green"])
         let added = try grown.images(side: 64).copy(id: grown.count - 1)
         #expect(added[(32 * 64 + 32) * 3 + 1] > 150 && added[0] == 255, "the new picture is stored at the new id, after the cut tail")
         #expect(try grown.embeddings().count == grown.count)
         let sizes = fileSizes(home + "/db/mine")
-        #expect(sizes["images64.rgb"] == grown.count * 64 * 64 * 3 && sizes["embeddings.f32"] == grown.count * 384 * 4, "\(sizes)")
+        #expect(sizes["images64.rgb"] == grown.count * 64 * 64 * 3 && sizes["images128.rgb"] == grown.count * 128 * 128 * 3
+                && sizes["embeddings.f32"] == grown.count * 384 * 4, "\(sizes)")
+        #expect(grown.items[pics.good.count].caption == "another pattern")
+        #expect(try grown.images(side: 128).copy(id: pics.good.count) == patternRows(7).flatMap { $0 },
+                "an added 128×128 picture comes back pixel for pixel, at its id, after the cut tail")
+        #expect(!err6.contains("128×128"), "a database made with 128² stores gets no note about them: \(err6)")
         #expect(grown.generation?.number == 2 && before["index-1.faiss"] != nil && fileSizes(home + "/db/mine")["index-1.faiss"] == nil,
                 "the old generation's index is gone once the new one is committed")
         // remove: mine goes; a built-in database is refused.

@@ -160,6 +160,54 @@ struct DenoiseStageTests {
         #expect(sy != x)
     }
 
+    @Test("128² is the 64² sample refined: deterministic under a seed, the same layout, sharper than its upsampling", .timeLimit(.minutes(5)))
+    func coarseToFine() throws {
+        guard try requireData().db else {
+            Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
+            return
+        }
+        let stage = DenoiseStage(root: testPaths.databases)
+        let ids = [0, 2, 5, 9]
+        let input = Array(#"{"database": "emoji", "ids": [0, 2, 5, 9], "scores": [0.8, 0.79, 0.6, 0.5], "captions": []}"#.utf8)
+        func run(_ params: String) throws -> StageImage {
+            let out = try stage.run([task(params, input: input)])
+            guard case .ok(let b) = out[0] else { throw HumeError(.system, "generation failed: \(out[0])") }
+            return try StageImage(decoding: b)
+        }
+        let a = try run(#"{"k": 4, "seed": 3, "size": 128}"#)
+        let b = try run(#"{"k": 4, "seed": 3, "size": 128}"#)
+        let other = try run(#"{"k": 4, "seed": 4, "size": 128}"#)
+        let small = try run(#"{"k": 4, "seed": 3, "size": 64}"#)
+        #expect(a.width == 128 && a.height == 128 && a.pixels.count == 128 * 128 * 3)
+        #expect(a == b, "the same job gives the same bytes")
+        #expect(a.pixels != other.pixels)
+        let meta = try JSONSerialization.jsonObject(with: Data(a.metadata)) as? [String: Any]
+        #expect((meta?["refine"] as? [String: Any])?["from_size"] as? Int == 64)
+        #expect(meta?["neighbours"] as? [Int] == ids)
+        // The layout is the 64² sample's: box-downsampled, the 128² image is close to it.
+        func box(_ px: [UInt8], _ side: Int) -> [Double] {
+            let h = side / 2
+            return (0..<(h * h * 3)).map { i in
+                let c = i % 3, p = i / 3, x = p % h, y = p / h
+                var s = 0
+                for dy in 0..<2 { for dx in 0..<2 { s += Int(px[((2 * y + dy) * side + 2 * x + dx) * 3 + c]) } }
+                return Double(s) / 4 / 255
+            }
+        }
+        func rmse(_ u: [Double], _ v: [Double]) -> Double { (zip(u, v).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Double(u.count)).squareRoot() }
+        let smallValues = small.pixels.map { Double($0) / 255 }
+        #expect(rmse(box(a.pixels, 128), smallValues) < 0.08, "the refined image keeps the coarse layout")
+        // And it has detail its bilinear upsampling lacks: more energy in pixel-to-pixel differences (squared, since
+        // interpolation keeps a row's total variation but halves a step's squared energy by splitting it in two).
+        let up = try RGBImage(width: 64, height: 64, rgb8: small.pixels).upsampled2x().rgb8()
+        func edges(_ px: [UInt8]) -> Double {
+            var s = 0.0
+            for y in 0..<128 { for x in 0..<127 { for c in 0..<3 { let d = Double(px[(y * 128 + x + 1) * 3 + c]) - Double(px[(y * 128 + x) * 3 + c]); s += d * d } } }
+            return s
+        }
+        #expect(edges(a.pixels) > 1.3 * edges(up), "refined \(edges(a.pixels)) vs upsampled \(edges(up))")
+    }
+
     @Test("bad inputs fail permanently with a clear sentence")
     func badInputs() throws {
         guard try requireData().db else {
@@ -170,7 +218,10 @@ struct DenoiseStageTests {
         let cases: [(StageTask, String)] = [
             (task(#"{"prompt": "x"}"#, input: retrieveJSON([])), "no neighbours"),
             (task(#"{"prompt": "x"}"#, input: retrieveJSON([1, 999_999])), "999999 is not in the database"),
-            (task(#"{"prompt": "x", "size": 48}"#, input: retrieveJSON([1])), "must be 32 or 64"),
+            (task(#"{"prompt": "x", "size": 48}"#, input: retrieveJSON([1])), "The \"size\" parameter is 48; it must be 32, 64 or 128."),
+            (task(#"{"prompt": "x", "size": 256}"#, input: retrieveJSON([1])), "it must be 32, 64 or 128"),
+            (task(#"{"prompt": "x", "size": 128, "refine_steps": 0}"#, input: retrieveJSON([1])), "\"refine_steps\" parameter is 0"),
+            (task(#"{"prompt": "x", "size": 128, "refine_from": 0}"#, input: retrieveJSON([1])), "\"refine_from\" parameter is 0"),
             (task(#"{"prompt": "x"}"#, input: Array("\u{89}PNG".utf8)), "not the retrieve stage's JSON"),
             (task(#"{"prompt": "x", "database": "nope"}"#, input: Array(#"{"ids": [1]}"#.utf8)), "Unknown database \"nope\""),
             (task(#"{"prompt": "x", "guidance": -1}"#, input: retrieveJSON([1])), "greater than 0"),
