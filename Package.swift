@@ -148,7 +148,7 @@ let package = Package(
         // The worker's connection rules, with a hand-moved clock and no sockets.
         .testTarget(name: "HumeWorkerTests", dependencies: ["HumeWorker", "HumeStages", "HumeCore"], path: "Tests/HumeWorkerTests"),
         .testTarget(name: "HumeDiffusionTests", dependencies: ["HumeDiffusion", "HumeCore"], path: "Tests/HumeDiffusionTests"),
-        .testTarget(name: "HumeEvalTests", dependencies: ["HumeCore", "HumeEval", "HumeData"], path: "Tests/HumeEvalTests"),
+        .testTarget(name: "HumeEvalTests", dependencies: ["HumeCore", "HumeEval", "HumeData", "HumeEvaluation"], path: "Tests/HumeEvalTests"),
         .testTarget(name: "HumeStagesTests",
                     dependencies: ["HumeStages", "HumeEmbedStage", "HumeDenoiseStage", "HumeEditStage", "HumeRetrieveStage", "HumeData", "HumeDiffusion",
                                    "HumeWorker", "HumeCore"],

@@ -3,81 +3,147 @@ import HumeCore
 import HumeData
 import HumeDiffusion
 import HumeEditStage
+import HumeEmbedStage
+import HumeRetrieveStage
 import HumeStages
 
-/// Edit success on a fixed list of (image, edit) pairs (`hume eval edit`): each source goes through the edit stage as an
-/// edit job; the edit succeeds when the real image nearest to the result inside the mask is in the target's subgroup.
-public struct EditEvaluation {
-    /// (source caption, edit text, target caption): the target's subgroup is what the edit should produce.
-    public static let pairs: [(String, String, String)] = [
-        ("grinning face", "smiling face with sunglasses", "smiling face with sunglasses"),
-        ("grinning face", "face with medical mask", "face with medical mask"),
-        ("slightly smiling face", "smiling face with heart-eyes", "smiling face with heart-eyes"),
-        ("grinning face", "cowboy hat face", "cowboy hat face"),
-        ("slightly smiling face", "nerd face", "nerd face"),
-        ("neutral face", "zipper-mouth face", "zipper-mouth face"),
-        ("slightly smiling face", "face with tears of joy", "face with tears of joy"),
-        ("red apple", "green apple", "green apple"),
-        ("grinning face", "smiling face with halo", "smiling face with halo"),
-        ("neutral face", "sleeping face", "sleeping face"),
-    ]
+/// One line of an edit list (`Ops/eval/edits.jsonl`): a database picture, named by its exact caption, and what a person
+/// asks to change.
+public struct EditPair: Sendable, Equatable {
+    public var database: String
+    public var source: String
+    public var edit: String
 
-    /// The sheet PNG (rows: source, mask, result, transplant).
+    /// Parses a JSON Lines list; a bad line is one sentence naming the file and line.
+    public static func parseList(_ text: String, file: String) throws -> [EditPair] {
+        var out: [EditPair] = []
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            guard let o = try? JSON.parse(Array(line.utf8), what: "edit pair"), let d = o["database"]?.string, !d.isEmpty,
+                  let src = o["source"]?.string, !src.isEmpty, let e = o["edit"]?.string, !e.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw HumeError(.invalidInput, "\(file) line \(n + 1) is not an object with non-empty \"database\", \"source\" and \"edit\" strings.")
+            }
+            out.append(EditPair(database: d, source: src, edit: e))
+        }
+        guard !out.isEmpty else { throw HumeError(.invalidInput, "\(file) holds no edit pairs.") }
+        return out
+    }
+}
+
+/// Edit success on a fixed list of (picture, edit text) pairs (`hume eval edit`), defined without database labels.
+///
+/// The edit's **target** is the database picture the retriever puts first for the text "source caption + edit"
+/// (another picture than the source; "grinning face with a bow tie", "A red apple. make it green"). An edit
+/// **succeeds** when the result is closer to the target than the source was, by at least 5% (RMSE on RGB in [0, 1] at
+/// the working side) and its masked region changed (mean absolute change there above 0.02); every pixel outside the mask must be
+/// the source's (`outside_change`, which must be 0). Each pair goes through the edit stage as an edit job.
+public struct EditEvaluation {
+    /// The list (`Ops/eval/edits.jsonl`).
+    public var pairs: [EditPair]
+    /// The working side (the edit job's `size`).
+    public var side = Editor().side
+    /// The sheet PNG (rows: source, mask, result, target).
     public var sheet = "eval-edit.png"
     public var root: URL
     public var modelDirectory: URL
 
-    public init(root: URL, modelDirectory: URL) {
+    public init(pairs: [EditPair], root: URL, modelDirectory: URL) {
+        self.pairs = pairs
         self.root = root
         self.modelDirectory = modelDirectory
     }
 
-    /// The edit jobs of `pairs` on `db` (the emoji database): params and the source as a PNG, with the ids involved.
-    static func jobs(_ db: DatabaseImages, side: Int) throws -> [(params: [UInt8], png: [UInt8], source: Int, target: Int)] {
-        let items = db.database.items
-        return try pairs.enumerated().map { n, pair in
-            let (sourceCaption, text, target) = pair
-            guard let sourceID = items.firstIndex(where: { $0.caption == sourceCaption }),
-                  let targetID = items.firstIndex(where: { $0.caption == target }) else {
-                throw HumeError(.invalidInput, "the emoji database has no \"\(sourceCaption)\" or \"\(target)\"")
+    /// `Ops/eval/edits.jsonl`, looked for under the working directory, then beside the executable's checkout.
+    public static func defaultList(executable: String) -> String {
+        let candidates = [URL(fileURLWithPath: "Ops/eval/edits.jsonl"),
+                          URL(fileURLWithPath: executable).resolvingSymlinksInPath()
+                              .deletingLastPathComponent().appendingPathComponent("../../../Ops/eval/edits.jsonl")]
+        return (candidates.first { FileManager.default.fileExists(atPath: $0.path) } ?? candidates[0]).standardizedFileURL.path
+    }
+
+    /// Reads a pair list.
+    public static func load(_ path: String) throws -> [EditPair] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw HumeError(.invalidInput, "cannot read the edit list \(path)")
+        }
+        return try EditPair.parseList(text, file: path)
+    }
+
+    /// The edit jobs of `pairs`: params, the source as a PNG at `side`, and the source's id.
+    static func jobs(_ pairs: [EditPair], side: Int, images: (String) throws -> DatabaseImages) throws -> [(params: [UInt8], png: [UInt8], source: Int)] {
+        try pairs.enumerated().map { n, pair in
+            let db = try images(pair.database)
+            guard let sourceID = db.database.items.firstIndex(where: { $0.caption == pair.source }) else {
+                throw HumeError(.invalidInput, "the \(pair.database) database has no picture captioned \"\(pair.source)\"")
             }
             let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try db.rgb8(sourceID, side: side)))
-            let params = JSON.object(["edit": .string(text), "caption": .string(sourceCaption), "database": .string("emoji"),
-                                      "seed": JSON(n + 1)]).bytes
-            return (params, png, sourceID, targetID)
+            let params = JSON.object(["edit": .string(pair.edit), "caption": .string(pair.source), "database": .string(pair.database),
+                                      "seed": JSON(n + 1), "size": JSON(side)]).bytes
+            return (params, png, sourceID)
         }
+    }
+
+    static func rmse(_ a: [UInt8], _ b: [UInt8]) -> Double {
+        var s = 0.0
+        for i in a.indices { let d = (Double(a[i]) - Double(b[i])) / 255; s += d * d }
+        return (s / Double(max(1, a.count))).squareRoot()
     }
 
     /// Runs the pairs, writes the sheet, and returns the numbers and one line per pair.
     public func run() throws -> (result: [String: Any], lines: [String]) {
         let stage = try EditStage(modelDirectory: modelDirectory, root: root)
-        let db = try DatabaseImages(named: "emoji", root: root)
-        let items = db.database.items
-        let side = Editor().side
-        let all = try (0..<db.count).map { id in try db.rgb8(id, side: side) }
-        var rows: [[[UInt8]]] = [], successes = 0, lines: [String] = [], coverage: [Double] = []
-        for (job, (sourceCaption, text, _)) in zip(try Self.jobs(db, side: side), Self.pairs) {
-            // Through the edit stage, as an edit job: the source as a PNG, its caption and the edit text as params.
-            let image = try StageImage(decoding: try runStages([stage], params: job.params, data: job.png))
-            let mask = image.mask?.pixels ?? []
-            let meta = (try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any] ?? [:]
-            let transplant = (meta["transplant"] as? NSNumber)?.intValue ?? 0
-            let out = image.pixels
-            var best = (id: -1, d: Int.max)
-            for (i, img) in all.enumerated() where i != job.source {
-                var d = 0
-                for p in 0..<(side * side) where mask[p] > 0 { for c in 0..<3 { let t = Int(img[3 * p + c]) - Int(out[3 * p + c]); d += t * t } }
-                if d < best.d { best = (i, d) }
+        let embed = try EmbedStage(modelDirectory: modelDirectory, batchSize: 64)
+        let retrieve = RetrieveStage(root: root, batchSize: 64)
+        var opened: [String: DatabaseImages] = [:]
+        func images(_ name: String) throws -> DatabaseImages {
+            if let d = opened[name] { return d }
+            let d = try DatabaseImages(named: name, root: root)
+            opened[name] = d
+            return d
+        }
+        let jobs = try Self.jobs(pairs, side: side, images: images)
+        var rows: [[[UInt8]]] = [], lines: [String] = [], coverage: [Double] = [], seconds: [Double] = []
+        var successes = 0, outsideChange = 0
+        var byDatabase: [String: (ok: Int, all: Int)] = [:]
+        for (job, pair) in zip(jobs, pairs) {
+            let db = try images(pair.database)
+            let source = try db.rgb8(job.source, side: side)
+            // The target: the first picture other than the source (and not a copy of it) for "caption + edit".
+            let text = pair.source + " " + pair.edit
+            let params = JSON.object(["database": .string(pair.database), "k": JSON(8)]).bytes
+            let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: params, input: Array(text.utf8))
+            let found = try Neighbours(decoding: try runStages([embed, retrieve], params: task.params, data: task.input))
+            guard let target = try found.ids.first(where: { id in try id != job.source && db.rgb8(id, side: side) != source }) else {
+                throw HumeError(.invalidInput, "no picture but the source itself is near \"\(text)\" in \(pair.database)")
             }
-            let ok = best.id >= 0 && items[best.id].subgroup == items[job.target].subgroup
+            let targetPixels = try db.rgb8(target, side: side)
+            let t0 = Date()
+            let image = try StageImage(decoding: try runStages([stage], params: job.params, data: job.png))
+            seconds.append(Date().timeIntervalSince(t0))
+            let mask = image.mask?.pixels ?? []
+            let out = image.pixels
+            var inside = 0.0, insideCount = 0
+            for p in 0..<(side * side) {
+                for c in 0..<3 {
+                    let d = abs(Int(out[3 * p + c]) - Int(source[3 * p + c]))
+                    if mask[p] > 0 { inside += Double(d) / 255; insideCount += 1 } else { outsideChange = max(outsideChange, d) }
+                }
+            }
+            let changed = insideCount > 0 ? inside / Double(insideCount) : 0
+            let before = Self.rmse(source, targetPixels), after = Self.rmse(out, targetPixels)
+            let ok = after < 0.95 * before && changed > 0.02
             if ok { successes += 1 }
+            byDatabase[pair.database, default: (0, 0)].all += 1
+            if ok { byDatabase[pair.database]!.ok += 1 }
             coverage.append(Double(mask.filter { $0 > 0 }.count) / Double(side * side))
-            lines.append("\(sourceCaption) + \(text): mask \(Int(100 * coverage.last!))%, crop nearest \(items[best.id].caption) [\(items[best.id].subgroup)], target [\(items[job.target].subgroup)] \(ok ? "ok" : "no")")
-            rows.append([all[job.source], mask.flatMap { [$0, $0, $0] }, out, all[transplant]])
+            lines.append("\(pair.database): \(pair.source) + \(pair.edit) → target \(db.database.items[target].caption): RMSE to target \(String(format: "%.3f", before)) → \(String(format: "%.3f", after)), mask \(Int(100 * coverage.last!))%, change inside \(String(format: "%.3f", changed)) \(ok ? "ok" : "no")")
+            rows.append([source, mask.flatMap { [$0, $0, $0] }, out, targetPixels])
         }
         try writeSheet(sheet, rows: rows, side: side)
-        let rate = Double(successes) / Double(Self.pairs.count)
-        return (["pairs": Self.pairs.count, "edit_success": rate,
-                 "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "sheet": sheet], lines)
+        return (["pairs": pairs.count, "size": side, "edit_success": Double(successes) / Double(pairs.count),
+                 "by_database": byDatabase.mapValues { Double($0.ok) / Double($0.all) },
+                 "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "outside_change": outsideChange,
+                 "seconds_per_edit_median": median(seconds), "sheet": sheet], lines)
     }
 }

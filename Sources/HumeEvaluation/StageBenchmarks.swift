@@ -70,14 +70,17 @@ public struct DenoiseBenchmark {
     }
 }
 
-/// Seconds per edit through the edit stage (median over `EditEvaluation.pairs`), FLOPs per edit, fraction of peak
+/// Seconds per edit through the edit stage (median over the edit list's pairs), FLOPs per edit, fraction of peak
 /// (`hume bench edit`).
 public struct EditBenchmark {
     public var repeats = 3
+    public var pairs: [EditPair]
+    public var side = Editor().side
     public var root: URL
     public var modelDirectory: URL
 
-    public init(root: URL, modelDirectory: URL) {
+    public init(pairs: [EditPair], root: URL, modelDirectory: URL) {
+        self.pairs = pairs
         self.root = root
         self.modelDirectory = modelDirectory
     }
@@ -85,11 +88,16 @@ public struct EditBenchmark {
     public func run() throws -> [String: Any] {
         guard repeats >= 1 else { throw HumeError(.invalidInput, "--repeats must be at least 1.") }
         let stage = try EditStage(modelDirectory: modelDirectory, root: root)
-        let db = try DatabaseImages(named: "emoji", root: root)
-        let editor = Editor()
-        let side = editor.side
+        var editor = Editor()
+        editor.side = side
         let peak = peakFlopsPerCore()
-        let jobs = try EditEvaluation.jobs(db, side: side)
+        var opened: [String: DatabaseImages] = [:]
+        let jobs = try EditEvaluation.jobs(pairs, side: side) { name in
+            if let d = opened[name] { return d }
+            let d = try DatabaseImages(named: name, root: root)
+            opened[name] = d
+            return d
+        }
         _ = try runStages([stage], params: jobs[0].params, data: jobs[0].png)   // load the model, database, index
         var times: [Double] = []
         for _ in 0..<repeats {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeData
+import HumeDiffusion
 import HumeEmbed
 import HumeEvaluation
 import HumeStages
@@ -75,11 +76,15 @@ struct BenchEdit: ParsableCommand {
         abstract: "Seconds per edit through the edit stage (median over the eval's fixed pairs), FLOPs per edit, fraction of peak.")
 
     @Option(help: "Passes over the fixed (image, edit) pairs of `hume eval edit` (median over all edits).") var repeats = 3
+    @Option(help: "Edit list (JSONL: database, source caption, edit); default Ops/eval/edits.jsonl.") var pairs: String?
+    @Option(help: "Working side: 32 or 64.") var size = Editor().side
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        var b = EditBenchmark(root: humePaths.databases, modelDirectory: humePaths.model)
+        var b = EditBenchmark(pairs: try EditEvaluation.load(pairs ?? EditEvaluation.defaultList(executable: CommandLine.arguments[0])),
+                              root: humePaths.databases, modelDirectory: humePaths.model)
         b.repeats = repeats
+        b.side = size
         let out = try b.run()
         if json { return try printJSON(out) }
         let (side, s, n, flops) = (out["size"] as! Int, out["seconds_per_edit"] as! Double, out["edits"] as! Int, out["flops_per_edit"] as! Double)

@@ -214,21 +214,27 @@ struct EditCommand: ParsableCommand {
     }
 }
 
-/// `hume eval edit`: a fixed list of (source, edit) pairs; success = the masked crop's nearest real image (L2 over
-/// the masked pixels only, whole database, source image excluded) has the edit target's subgroup.
+/// `hume eval edit`: a fixed list of (picture, edit) pairs; success without labels (`EditEvaluation`): the result is
+/// closer than the source to the retriever's first picture for "caption + edit", and the masked region changed.
 struct EvalEdit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "edit", abstract: "Edit success on a fixed list of (image, edit) pairs, with a source/mask/result sheet.")
+        commandName: "edit", abstract: "Edit success on a fixed list of (picture, edit) pairs, with a source/mask/result/target sheet.")
 
-    @Option(help: "Sheet PNG (rows: source, mask, result, transplant).") var sheet = "eval-edit.png"
+    @Option(help: "Edit list (JSONL: database, source caption, edit); default Ops/eval/edits.jsonl.") var pairs: String?
+    @Option(help: "Working side: 32 or 64.") var size = Editor().side
+    @Option(help: "Sheet PNG (rows: source, mask, result, target).") var sheet = "eval-edit.png"
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        var evaluation = EditEvaluation(root: humePaths.databases, modelDirectory: humePaths.model)
+        var evaluation = EditEvaluation(pairs: try EditEvaluation.load(pairs ?? EditEvaluation.defaultList(executable: CommandLine.arguments[0])),
+                                        root: humePaths.databases, modelDirectory: humePaths.model)
         evaluation.sheet = sheet
+        evaluation.side = size
         let (result, lines) = try evaluation.run()
         if json { return try printJSON(result) }
         lines.forEach { print($0) }
-        print(String(format: "edit success %.2f over %d pairs; sheet %@", result["edit_success"] as! Double, EditEvaluation.pairs.count, sheet))
+        print(String(format: "edit success %.2f over %d pairs at %d²; mean mask coverage %.2f; largest change outside the mask %d; sheet %@",
+                     result["edit_success"] as! Double, result["pairs"] as! Int, size, result["mean_mask_coverage"] as! Double,
+                     result["outside_change"] as! Int, sheet))
     }
 }

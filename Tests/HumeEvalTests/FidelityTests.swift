@@ -1,5 +1,7 @@
 import Foundation
+import HumeCore
 import HumeData
+import HumeEvaluation
 import HumeEval
 import Testing
 
@@ -168,6 +170,39 @@ struct FidelityPromptTests {
         let concepts = Set(db.items.map(\.concept))
         for p in list {
             for c in p.concepts { #expect(concepts.contains(c), "\(file): \"\(p.prompt)\" names \"\(c)\", which \(database) does not hold") }
+        }
+    }
+}
+
+@Suite("edit list")
+struct EditListTests {
+    @Test("the committed edit list parses, holds at least 40 pairs over both databases, and every source exists")
+    func committed() throws {
+        let url = FidelityPromptTests.evalFolder.appendingPathComponent("edits.jsonl")
+        let pairs = try EditPair.parseList(try String(contentsOf: url, encoding: .utf8), file: "edits.jsonl")
+        #expect(pairs.count >= 40)
+        #expect(Set(pairs.map(\.database)) == ["emoji", "tuxpaint"])
+        #expect(pairs.contains { $0.edit == "with a bow tie" })
+        for name in ["emoji", "tuxpaint"] {
+            let db: Database
+            do { db = try Database(named: name, root: testPaths.databases) } catch {
+                Issue.record("The \(name) database is not built; run Ops/prepare-data.sh. \(error)")
+                continue
+            }
+            let captions = Set(db.items.map(\.caption))
+            for p in pairs where p.database == name { #expect(captions.contains(p.source), "\(name) has no picture captioned \"\(p.source)\"") }
+        }
+    }
+
+    @Test("a bad line is one sentence naming the file and line")
+    func bad() {
+        for text in ["{\"database\": \"emoji\", \"source\": \"x\"}", "not json", "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"  \"}", ""] {
+            do {
+                _ = try EditPair.parseList(text, file: "e.jsonl")
+                Issue.record("\(text) was accepted")
+            } catch let e as HumeError {
+                #expect(e.message.hasPrefix("e.jsonl"), "\(e.message)")
+            } catch { Issue.record("\(error)") }
         }
     }
 }

@@ -269,21 +269,24 @@ func db32(_ db: DatabaseImages, _ id: Int) throws -> RGBImage {
 
 @Suite("editor")
 struct EditorTests {
-    @Test("pixels outside the mask are exactly the source's; the mask is neither empty nor everything")
-    func pinsOutsideMask() throws {
+    @Test("pixels outside the mask are exactly the source's at every edit size; the mask is neither empty nor everything",
+          arguments: [32, 64])
+    func pinsOutsideMask(side: Int) throws {
         guard try requireData().db else {
             Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
             return
         }
         let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
-        let editor = Editor()
-        let source = try db32(db, 0)   // grinning face
-        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], image: { try db32(db, $0) }, seed: 3)
+        var editor = Editor()
+        editor.side = side
+        let image = { (id: Int) in try RGBImage(width: side, height: side, rgb8: db.rgb8(id, side: side)) }
+        let source = try image(0)   // grinning face
+        let r = try editor.edit(source: source, sourceIDs: [0, 2, 5, 12, 19, 20], editIDs: [70, 71, 72, 73], image: image, seed: 3)
         let covered = r.mask.filter { $0 == 255 }.count
-        #expect(covered > 0 && covered < 32 * 32)
+        #expect(covered > 0 && covered < side * side)
         let before = source.rgb8(), after = r.image.rgb8()
         var changedInside = 0
-        for p in 0..<(32 * 32) {
+        for p in 0..<(side * side) {
             let same = (0..<3).allSatisfy { before[3 * p + $0] == after[3 * p + $0] }
             if r.mask[p] == 0 { #expect(same, "pixel \(p) outside the mask changed") } else if !same { changedInside += 1 }
         }
