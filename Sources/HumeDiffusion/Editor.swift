@@ -20,6 +20,8 @@ public struct Editor: Sendable {
     public var strength = 0.4
     public var steps = 10
     public var transplantCandidates = 3
+    /// The side the mask is found at (the working side when that is smaller).
+    public var maskSide = 32
 
     public init() {}
 
@@ -62,32 +64,24 @@ public struct Editor: Sendable {
         let srcImages = try sourceIDs.prefix(k).map(image)
         let editImages = try editIDs.prefix(k).map(image)
         let config = configuration
-        let underSource = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores)]), configuration: config)
-        let underEdit = try LocalEquivariantDenoiser(try conditioning([(editImages, editScores)]), configuration: config)
         let n = side * side
-        // 1. Mask.
-        var diff = [Float](repeating: 0, count: n)
         var rng = SeededRandom(seed: seed)
-        let maskSampler = try DDIMSampler(steps: 1, startTime: maskStrength)
-        let level = NoiseLevel(alphaBar: CosineSchedule().alphaBar(at: maskStrength))
-        var a = RGBImage(width: side, height: side), b = RGBImage(width: side, height: side)
-        for _ in 0..<maskDraws {
-            let x = maskSampler.noised(source, rng: &rng)
-            try underSource.denoise(x, level: level, into: &a)
-            try underEdit.denoise(x, level: level, into: &b)
-            for p in 0..<n { for c in 0..<3 { diff[p] += abs(a.pixels[c * n + p] - b.pixels[c * n + p]) } }
+        // 1. Mask, found at `maskSide` (32) whatever the working side: at 64² the two predictions differ most along
+        //    every outline (a pixel of misalignment between drawings), and the mask became outline speckle.
+        let m = min(side, maskSide), f = side / m
+        var coarse: [Bool]
+        if f > 1 {
+            var small = self
+            small.side = m
+            let down = { (i: RGBImage) in Editor.boxDownsample(i, by: f) }
+            coarse = try small.mask(source: down(source), sourceImages: srcImages.map(down), sourceScores: sourceScores,
+                                    editImages: editImages.map(down), editScores: editScores, rng: &rng)
+        } else {
+            coarse = try mask(source: source, sourceImages: srcImages, sourceScores: sourceScores,
+                              editImages: editImages, editScores: editScores, rng: &rng)
         }
-        let peak = max(diff.max() ?? 0, 1e-6)
         var mask = [Bool](repeating: false, count: n)
-        for p in 0..<n where diff[p] / peak >= threshold { mask[p] = true }
-        var dilated = mask
-        for y in 0..<side { for x in 0..<side where mask[y * side + x] {
-            for dy in -1...1 { for dx in -1...1 {
-                let yy = y + dy, xx = x + dx
-                if yy >= 0, yy < side, xx >= 0, xx < side { dilated[yy * side + xx] = true }
-            } }
-        } }
-        mask = dilated
+        for y in 0..<side { for x in 0..<side { mask[y * side + x] = coarse[(y / f) * m + x / f] } }
         // 2. Transplant from the edit neighbour that best matches the source outside the mask.
         // Candidates: the top `transplantCandidates` edit neighbours (retrieval order) that are not source neighbours,
         // so the transplant brings the edit's content rather than a twin of the source.
@@ -110,6 +104,49 @@ public struct Editor: Sendable {
         var result = try sampler.sample(denoiser: both, from: start, rng: &rng)
         for p in 0..<n where !mask[p] { for c in 0..<3 { result.pixels[c * n + p] = source.pixels[c * n + p] } }
         return (result, mask.map { $0 ? 255 : 0 }, editIDs[best.index])
+    }
+
+    /// The DiffEdit mask at this editor's side: the source noised to t = `maskStrength` `maskDraws` times, the
+    /// predictions under the source's and the edit's neighbours compared, normalised by the largest difference,
+    /// thresholded and dilated by one pixel.
+    func mask(source: RGBImage, sourceImages: [RGBImage], sourceScores: [Double]?, editImages: [RGBImage], editScores: [Double]?,
+              rng: inout SeededRandom) throws -> [Bool] {
+        let n = side * side
+        let underSource = try LocalEquivariantDenoiser(try conditioning([(sourceImages, sourceScores)]), configuration: configuration)
+        let underEdit = try LocalEquivariantDenoiser(try conditioning([(editImages, editScores)]), configuration: configuration)
+        var diff = [Float](repeating: 0, count: n)
+        let maskSampler = try DDIMSampler(steps: 1, startTime: maskStrength)
+        let level = NoiseLevel(alphaBar: CosineSchedule().alphaBar(at: maskStrength))
+        var a = RGBImage(width: side, height: side), b = RGBImage(width: side, height: side)
+        for _ in 0..<maskDraws {
+            let x = maskSampler.noised(source, rng: &rng)
+            try underSource.denoise(x, level: level, into: &a)
+            try underEdit.denoise(x, level: level, into: &b)
+            for p in 0..<n { for c in 0..<3 { diff[p] += abs(a.pixels[c * n + p] - b.pixels[c * n + p]) } }
+        }
+        let peak = max(diff.max() ?? 0, 1e-6)
+        var mask = [Bool](repeating: false, count: n)
+        for p in 0..<n where diff[p] / peak >= threshold { mask[p] = true }
+        var dilated = mask
+        for y in 0..<side { for x in 0..<side where mask[y * side + x] {
+            for dy in -1...1 { for dx in -1...1 {
+                let yy = y + dy, xx = x + dx
+                if yy >= 0, yy < side, xx >= 0, xx < side { dilated[yy * side + xx] = true }
+            } }
+        } }
+        return dilated
+    }
+
+    /// The image at 1/`f` of its side, each pixel the mean of an f × f block.
+    static func boxDownsample(_ image: RGBImage, by f: Int) -> RGBImage {
+        let w = image.width / f, h = image.height / f, n = image.planeCount
+        var out = RGBImage(width: w, height: h)
+        for c in 0..<3 { for y in 0..<h { for x in 0..<w {
+            var s: Float = 0
+            for dy in 0..<f { for dx in 0..<f { s += image.pixels[c * n + (y * f + dy) * image.width + x * f + dx] } }
+            out.pixels[c * w * h + y * w + x] = s / Float(f * f)
+        } } }
+        return out
     }
 
     /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).

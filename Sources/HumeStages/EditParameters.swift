@@ -45,7 +45,7 @@ public struct EditParameters: Sendable, Equatable {
         seed = p.seed
         if o["k"] != nil { k = p.k }
         if o["size"] != nil {
-            // 128² edits are not there yet: the mask comes out as edge speckle at that size (issue 19).
+            // 128² edits are not measured yet (issue 19).
             guard p.size <= 64 else {
                 throw StageInputError("The \"size\" parameter of an edit is \(p.size); edits run at 32 or 64 (128 is for generation only, for now).")
             }
