@@ -53,6 +53,7 @@ public final class Child {
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
+        env[parentPIDVariable] = String(getpid())   // the child leaves when this process is gone (`exitWhenParentDies`)
         p.environment = env
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         if let h = FileHandle(forWritingAtPath: logPath) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeFleet
 
 @main
 struct Hume: ParsableCommand {
@@ -11,6 +12,13 @@ struct Hume: ParsableCommand {
                       StatusCommand.self, CancelCommand.self, ScaleCommand.self, BenchCommand.self,
                       EmbedCommand.self, GenerateCommand.self, EditCommand.self,
                       DbCommand.self, IndexCommand.self, SearchCommand.self, EvalCommand.self, KeysCommand.self])
+
+    /// Every command a Hume parent started (a fleet's broker and workers, a benchmark's clients) leaves when that
+    /// parent dies, whatever killed it (`exitWhenParentDies`); then the command runs as usual.
+    static func main() {
+        exitWhenParentDies()
+        main(nil)
+    }
 }
 
 /// Where clients, workers and control connect unless told otherwise (`HUME_BROKER`, `HUME_WORKERS`, `HUME_CONTROL`).

@@ -117,6 +117,39 @@ struct CLITests {
                 "the key's one job answers both lines: \(rows)")
     }
 
+    @Test("up killed with -9 leaves no orphans: its broker and workers notice and leave", .timeLimit(.minutes(2)))
+    func noOrphans() throws {
+        let dir = tempDir("cli-orphans")
+        let (w, c, k) = (freePort(), freePort(), freePort())
+        let up = Process()
+        up.executableURL = URL(fileURLWithPath: humeExecutable())
+        up.arguments = ["up", "noop=2", "--dir", dir, "--bind-workers", "tcp://127.0.0.1:\(w)", "--bind-clients", "tcp://127.0.0.1:\(c)",
+                        "--bind-control", "tcp://127.0.0.1:\(k)"]
+        up.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try up.run()
+        func children() -> [Int32] {
+            let path = "/proc/\(up.processIdentifier)/task/\(up.processIdentifier)/children"
+            return String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self).split(separator: " ").compactMap { Int32($0) }
+        }
+        /// Alive and not a zombie (an orphan's zombie waits for whoever reaps here).
+        func alive(_ pid: Int32) -> Bool {
+            guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat"), let text = String(data: stat, encoding: .utf8),
+                  let close = text.lastIndex(of: ")") else { return false }
+            return text[text.index(close, offsetBy: 2)] != "Z"
+        }
+        var pids: [Int32] = []
+        let startDeadline = Date().addingTimeInterval(30)
+        while pids.count < 3 && Date() < startDeadline { usleep(100_000); pids = children() }
+        #expect(pids.count == 3, "broker plus two workers: \(pids)")
+        kill(up.processIdentifier, SIGKILL)
+        up.waitUntilExit()
+        let deadline = Date().addingTimeInterval(20)
+        while pids.contains(where: alive) && Date() < deadline { usleep(100_000) }
+        let left = pids.filter(alive)
+        #expect(left.isEmpty, "still running after their parent died: \(left)")
+        for pid in left { kill(pid, SIGKILL) }
+    }
+
     @Test("up restarts a worker killed with -9 and applies scale up and down (down drains)", .timeLimit(.minutes(2)))
     func supervisorRestartsAndScales() throws {
         let dir = tempDir("cli-up")
