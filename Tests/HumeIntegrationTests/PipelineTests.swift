@@ -243,7 +243,7 @@ struct PipelineTests {
         let (rc2, out2, err2) = try await onOwnThread { try hume(["bench", "edit", "--repeats", "1", "--json"], timeout: 240) }
         #expect(rc2 == 0, "\(err2)")
         let b = try JSON.parse(out2)
-        #expect(b["edits"]?.int == 10 && (b["seconds_per_edit"]?.double ?? 0) > 0 && (b["flops_per_edit"]?.double ?? 0) > 0)
+        #expect((b["edits"]?.int ?? 0) >= 40 && (b["seconds_per_edit"]?.double ?? 0) > 0 && (b["flops_per_edit"]?.double ?? 0) > 0)
         // Bad settings: one sentence and exit 1, never a crash; a generate setting the stages' parser refuses is a usage
         // error (exit 64, swift-argument-parser's), caught before anything loads, with the sentence a worker would send.
         let bad: [([String], String, Int32)] = [
