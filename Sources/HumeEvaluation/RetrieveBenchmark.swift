@@ -132,6 +132,12 @@ public struct RetrieveBenchmark {
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1000 }), queries > 0 else {
             throw HumeError(.invalidInput, "--sizes must list sizes of at least 1000 and --queries must be positive.")
         }
+        // A factory FAISS cannot make is refused now, not after the rows before it have been measured.
+        for f in factories {
+            do { _ = try VectorIndex(dimension: Database.dimension, factory: f) } catch {
+                throw HumeError(.invalidInput, "--factory \"\(f)\" is not an index FAISS can make (\(error)).")
+            }
+        }
     }
 
     public func target(for factory: String) -> Double {

@@ -70,6 +70,21 @@ struct CorpusVectorsTests {
         #expect(rows[3]["setting"]!["rerank"] == nil, "a custom factory is FAISS alone")
     }
 
+    @Test("a factory FAISS cannot make is refused before anything is measured")
+    func badFactory() throws {
+        var b = RetrieveBenchmark(root: URL(fileURLWithPath: NSTemporaryDirectory()))
+        b.sizes = [1_000_000]   // would take minutes per row if the refusal came after the rows
+        b.factories = ["IVF16,PQ8np", "NoSuchIndex42"]
+        var measured = 0
+        do {
+            _ = try b.indexes { _ in measured += 1 }
+            Issue.record("a bad factory was accepted")
+        } catch let e as HumeError {
+            #expect(e.message.hasPrefix("--factory \"NoSuchIndex42\" is not an index FAISS can make"), "\(e.message)")
+        }
+        #expect(measured == 0)
+    }
+
     @Test("a file that is not N×384 float32 is refused in one sentence")
     func refused() throws {
         let path = NSTemporaryDirectory() + "hume-corpus-bad-\(getpid()).npy"
