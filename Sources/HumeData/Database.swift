@@ -200,8 +200,9 @@ public final class Database: Sendable {
         }
     }
 
-    /// The sides of the square image stores a database holds (`images<side>.rgb`, Ops/DATABASES.md).
-    public static let sides = [32, 64, 128]
+    /// The sides of the square image stores a database holds (`images<side>.rgb`, Ops/DATABASES.md): every size a job
+    /// may ask for.
+    public static let sides = GenerateParameters.sizes
 
     /// Whether the database has its store at `side`: one built before 128² stores existed has none at 128.
     public func hasImages(side: Int) -> Bool {

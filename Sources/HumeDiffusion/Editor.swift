@@ -68,18 +68,12 @@ public struct Editor: Sendable {
         var rng = SeededRandom(seed: seed)
         // 1. Mask, found at `maskSide` (32) whatever the working side: at 64² the two predictions differ most along
         //    every outline (a pixel of misalignment between drawings), and the mask became outline speckle.
-        let m = min(side, maskSide), f = side / m
-        var coarse: [Bool]
-        if f > 1 {
-            var small = self
-            small.side = m
-            let down = { (i: RGBImage) in Editor.boxDownsample(i, by: f) }
-            coarse = try small.mask(source: down(source), sourceImages: srcImages.map(down), sourceScores: sourceScores,
+        var small = self
+        small.side = min(side, maskSide)
+        let m = small.side, f = side / m
+        let down = { (i: RGBImage) in i.downsampled(by: f) }
+        let coarse = try small.mask(source: down(source), sourceImages: srcImages.map(down), sourceScores: sourceScores,
                                     editImages: editImages.map(down), editScores: editScores, rng: &rng)
-        } else {
-            coarse = try mask(source: source, sourceImages: srcImages, sourceScores: sourceScores,
-                              editImages: editImages, editScores: editScores, rng: &rng)
-        }
         var mask = [Bool](repeating: false, count: n)
         for y in 0..<side { for x in 0..<side { mask[y * side + x] = coarse[(y / f) * m + x / f] } }
         // 2. Transplant from the edit neighbour that best matches the source outside the mask.
@@ -135,18 +129,6 @@ public struct Editor: Sendable {
             } }
         } }
         return dilated
-    }
-
-    /// The image at 1/`f` of its side, each pixel the mean of an f × f block.
-    static func boxDownsample(_ image: RGBImage, by f: Int) -> RGBImage {
-        let w = image.width / f, h = image.height / f, n = image.planeCount
-        var out = RGBImage(width: w, height: h)
-        for c in 0..<3 { for y in 0..<h { for x in 0..<w {
-            var s: Float = 0
-            for dy in 0..<f { for dx in 0..<f { s += image.pixels[c * n + (y * f + dy) * image.width + x * f + dx] } }
-            out.pixels[c * w * h + y * w + x] = s / Float(f * f)
-        } } }
-        return out
     }
 
     /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).

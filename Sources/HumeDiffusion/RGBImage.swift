@@ -78,6 +78,19 @@ public struct RGBImage: Equatable, Sendable {
 }
 
 extension RGBImage {
+    /// The image at 1/`f` of its width and height, each pixel the mean of an f × f block (itself for f = 1).
+    public func downsampled(by f: Int) -> RGBImage {
+        guard f > 1 else { return self }
+        let w = width / f, h = height / f, n = planeCount
+        var out = RGBImage(width: w, height: h)
+        for c in 0..<3 { for y in 0..<h { for x in 0..<w {
+            var s: Float = 0
+            for dy in 0..<f { for dx in 0..<f { s += pixels[c * n + (y * f + dy) * width + x * f + dx] } }
+            out.pixels[c * w * h + y * w + x] = s / Float(f * f)
+        } } }
+        return out
+    }
+
     /// The image at twice the width and height, bilinear with pixel centres aligned (each output pixel samples
     /// the input at ((x + 0.5)/2 − 0.5, (y + 0.5)/2 − 0.5), edges clamped): the coarse level a finer one starts from.
     public func upsampled2x() -> RGBImage {

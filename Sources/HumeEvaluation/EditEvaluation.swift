@@ -3,6 +3,7 @@ import HumeCore
 import HumeData
 import HumeDiffusion
 import HumeEditStage
+import HumeEval
 import HumeEmbedStage
 import HumeRetrieveStage
 import HumeStages
@@ -70,24 +71,27 @@ public struct EditEvaluation {
         return try EditPair.parseList(text, file: path)
     }
 
-    /// The edit jobs of `pairs`: params, the source as a PNG at `side`, and the source's id.
-    static func jobs(_ pairs: [EditPair], side: Int, images: (String) throws -> DatabaseImages) throws -> [(params: [UInt8], png: [UInt8], source: Int)] {
-        try pairs.enumerated().map { n, pair in
-            let db = try images(pair.database)
+    /// The edit jobs of `pairs`: params, the source as a PNG at `side`, the source's id, and its database (each
+    /// opened once).
+    static func jobs(_ pairs: [EditPair], side: Int, root: URL) throws
+        -> [(params: [UInt8], png: [UInt8], source: Int, images: DatabaseImages)] {
+        var opened: [String: DatabaseImages] = [:]
+        return try pairs.enumerated().map { n, pair in
+            let db = try opened[pair.database] ?? DatabaseImages(named: pair.database, root: root)
+            opened[pair.database] = db
             guard let sourceID = db.database.items.firstIndex(where: { $0.caption == pair.source }) else {
                 throw HumeError(.invalidInput, "the \(pair.database) database has no picture captioned \"\(pair.source)\"")
             }
             let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try db.rgb8(sourceID, side: side)))
             let params = JSON.object(["edit": .string(pair.edit), "caption": .string(pair.source), "database": .string(pair.database),
                                       "seed": JSON(n + 1), "size": JSON(side)]).bytes
-            return (params, png, sourceID)
+            return (params, png, sourceID, db)
         }
     }
 
-    static func rmse(_ a: [UInt8], _ b: [UInt8]) -> Double {
-        var s = 0.0
-        for i in a.indices { let d = (Double(a[i]) - Double(b[i])) / 255; s += d * d }
-        return (s / Double(max(1, a.count))).squareRoot()
+    /// RMSE on RGB in [0, 1] of two RGB8 images of the working side.
+    func rmse(_ a: [UInt8], _ b: [UInt8]) -> Double {
+        Tiles.rmse(Tiles.downsample(a, side: side, to: side), Tiles.downsample(b, side: side, to: side))
     }
 
     /// Runs the pairs, writes the sheet, and returns the numbers and one line per pair.
@@ -95,25 +99,17 @@ public struct EditEvaluation {
         let stage = try EditStage(modelDirectory: modelDirectory, root: root)
         let embed = try EmbedStage(modelDirectory: modelDirectory, batchSize: 64)
         let retrieve = RetrieveStage(root: root, batchSize: 64)
-        var opened: [String: DatabaseImages] = [:]
-        func images(_ name: String) throws -> DatabaseImages {
-            if let d = opened[name] { return d }
-            let d = try DatabaseImages(named: name, root: root)
-            opened[name] = d
-            return d
-        }
-        let jobs = try Self.jobs(pairs, side: side, images: images)
+        let jobs = try Self.jobs(pairs, side: side, root: root)
         var rows: [[[UInt8]]] = [], lines: [String] = [], coverage: [Double] = [], seconds: [Double] = []
         var successes = 0, outsideChange = 0
         var byDatabase: [String: (ok: Int, all: Int)] = [:]
         for (job, pair) in zip(jobs, pairs) {
-            let db = try images(pair.database)
+            let db = job.images
             let source = try db.rgb8(job.source, side: side)
             // The target: the first picture other than the source (and not a copy of it) for "caption + edit".
             let text = pair.source + " " + pair.edit
             let params = JSON.object(["database": .string(pair.database), "k": JSON(8)]).bytes
-            let task = StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: params, input: Array(text.utf8))
-            let found = try Neighbours(decoding: try runStages([embed, retrieve], params: task.params, data: task.input))
+            let found = try Neighbours(decoding: try runStages([embed, retrieve], params: params, data: Array(text.utf8)))
             guard let target = try found.ids.first(where: { id in try id != job.source && db.rgb8(id, side: side) != source }) else {
                 throw HumeError(.invalidInput, "no picture but the source itself is near \"\(text)\" in \(pair.database)")
             }
@@ -131,7 +127,7 @@ public struct EditEvaluation {
                 }
             }
             let changed = insideCount > 0 ? inside / Double(insideCount) : 0
-            let before = Self.rmse(source, targetPixels), after = Self.rmse(out, targetPixels)
+            let before = rmse(source, targetPixels), after = rmse(out, targetPixels)
             let ok = after < 0.95 * before && changed > 0.02
             if ok { successes += 1 }
             byDatabase[pair.database, default: (0, 0)].all += 1

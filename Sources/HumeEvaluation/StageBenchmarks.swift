@@ -91,13 +91,7 @@ public struct EditBenchmark {
         var editor = Editor()
         editor.side = side
         let peak = peakFlopsPerCore()
-        var opened: [String: DatabaseImages] = [:]
-        let jobs = try EditEvaluation.jobs(pairs, side: side) { name in
-            if let d = opened[name] { return d }
-            let d = try DatabaseImages(named: name, root: root)
-            opened[name] = d
-            return d
-        }
+        let jobs = try EditEvaluation.jobs(pairs, side: side, root: root)
         _ = try runStages([stage], params: jobs[0].params, data: jobs[0].png)   // load the model, database, index
         var times: [Double] = []
         for _ in 0..<repeats {

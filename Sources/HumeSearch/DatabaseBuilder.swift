@@ -240,7 +240,7 @@ public struct DatabaseBuilder: Sendable {
         var refused = listing.badNames.map { "A file name in \(images) is not UTF-8 (\($0)); rename it to add it." }
         let pngs = listing.files.filter { $0.lowercased().hasSuffix(".png") }
         report.ignored = listing.files.filter { !$0.lowercased().hasSuffix(".png") }
-        let stores = try StoreAppender(dir: dir, sides: sides)
+        let stores = sides.map { dir.appendingPathComponent("images\($0).rgb") }
         var batch: [DatabaseItem] = []
         var seen = existing
         for start in stride(from: 0, to: pngs.count, by: max(1, chunk)) {
@@ -273,9 +273,10 @@ public struct DatabaseBuilder: Sendable {
                     accepted.append(p)
                 }
             }
-            try stores.append(accepted.map(\.tiles))
+            // Synced once, below, rather than per chunk.
+            for (k, store) in stores.enumerated() { try appendBytes(accepted.flatMap { $0.tiles[k] }, to: store, sync: false) }
         }
-        try stores.finish()
+        for store in stores { try syncFile(store) }
         report.refused = refused
         report.decodeSeconds = seconds(since: t0)
         if strict, let first = refused.first {
@@ -388,7 +389,7 @@ public struct DatabaseBuilder: Sendable {
         try vectors.withUnsafeBytes { try appendBytes(Array($0), to: dir.appendingPathComponent("embeddings.f32")) }
     }
 
-    func appendBytes(_ bytes: [UInt8], to url: URL) throws {
+    func appendBytes(_ bytes: [UInt8], to url: URL, sync: Bool = true) throws {
         let fd = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw HumeError(.system, "Cannot open \(url.path): \(String(cString: strerror(errno))).") }
         defer { close(fd) }
@@ -398,6 +399,14 @@ public struct DatabaseBuilder: Sendable {
             guard n > 0 else { throw HumeError(.system, "Cannot write \(url.path): \(String(cString: strerror(errno))).") }
             off += n
         }
+        if sync { guard fsync(fd) == 0 else { throw HumeError(.system, "Cannot sync \(url.path): \(String(cString: strerror(errno))).") } }
+    }
+
+    /// Flushes a file written without `sync` to disk.
+    func syncFile(_ url: URL) throws {
+        let fd = open(url.path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HumeError(.system, "Cannot open \(url.path): \(String(cString: strerror(errno))).") }
+        defer { close(fd) }
         guard fsync(fd) == 0 else { throw HumeError(.system, "Cannot sync \(url.path): \(String(cString: strerror(errno))).") }
     }
 
@@ -472,52 +481,6 @@ public struct DatabaseBuilder: Sendable {
 func isoNow() -> String {
     let f = ISO8601DateFormatter()
     return f.string(from: Date())
-}
-
-/// The image stores of one import, open for appending (`images<side>.rgb`, created when missing) from the first chunk
-/// to `finish`, which syncs them: what they gain stays past the committed count until the caller commits.
-final class StoreAppender {
-    let files: [(side: Int, fd: Int32, path: String)]
-
-    init(dir: URL, sides: [Int]) throws {
-        var files: [(side: Int, fd: Int32, path: String)] = []
-        for side in sides {
-            let path = dir.appendingPathComponent("images\(side).rgb").path
-            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            guard fd >= 0 else {
-                let why = String(cString: strerror(errno))
-                for f in files { close(f.fd) }
-                throw HumeError(.system, "Cannot open \(path): \(why).")
-            }
-            files.append((side, fd, path))
-        }
-        self.files = files
-    }
-
-    /// Appends each picture's tiles (one per side, in the order the stores were opened).
-    func append(_ tiles: [[[UInt8]]]) throws {
-        guard !tiles.isEmpty else { return }
-        for (k, f) in files.enumerated() {
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(tiles.count * f.side * f.side * 3)
-            for t in tiles { bytes += t[k] }
-            var off = 0
-            while off < bytes.count {
-                let n = bytes.withUnsafeBytes { write(f.fd, $0.baseAddress! + off, bytes.count - off) }
-                guard n > 0 else { throw HumeError(.system, "Cannot write \(f.path): \(String(cString: strerror(errno))).") }
-                off += n
-            }
-        }
-    }
-
-    /// Syncs the stores (before the caller commits).
-    func finish() throws {
-        for f in files where fsync(f.fd) != 0 {
-            throw HumeError(.system, "Cannot sync \(f.path): \(String(cString: strerror(errno))).")
-        }
-    }
-
-    deinit { for f in files { close(f.fd) } }
 }
 
 /// One slot per index, each written by exactly one thread of a `concurrentPerform` and read after it returns.

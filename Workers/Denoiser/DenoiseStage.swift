@@ -106,8 +106,7 @@ public final class Generator: Sendable {
             return try refine(image, sources: used, parameters: p, background: background)
         }
         let (used, prompt) = try sources(ids: ids, scores: scores, parameters: p)
-        let denoiser = try self.denoiser(prompt: prompt, sources: used, parameters: p, background: background,
-                                         configuration: Generator.configuration(p))
+        let denoiser = try self.denoiser(prompt: prompt, sources: used, parameters: p, background: background)
         let sampler = try DDIMSampler(steps: p.steps)
         return (try sampler.sample(denoiser: denoiser, seed: p.seed), used)
     }
@@ -126,28 +125,27 @@ public final class Generator: Sendable {
     /// result is a pure function of the job.
     func refine(_ coarse: RGBImage, sources used: SampleSources, parameters p: GenerateParameters,
                 background: [Int]) throws -> (RGBImage, SampleSources) {
-        let factor = p.size / coarse.width
-        precondition(factor == 2 && coarse.width * 2 == p.size, "a refined level doubles the side")
-        let poses = used.poses.map { StickerPose(mirrored: $0.mirrored, scale: $0.scale, dx: $0.dx * factor, dy: $0.dy * factor) }
-        let prompt = try zip(used.ids, poses).map { try $1.apply(image($0, side: p.size)) }
-        let fine = SampleSources(ids: used.ids, scores: used.scores, poses: poses, shapeFrom: used.shapeFrom)
-        let denoiser = try self.denoiser(prompt: prompt, sources: fine, parameters: p, background: background,
-                                         configuration: Generator.configuration(p))
+        precondition(coarse.width * 2 == p.size, "a refined level doubles the side")
+        var fine = used
+        fine.poses = used.poses.map { StickerPose(mirrored: $0.mirrored, scale: $0.scale, dx: $0.dx * 2, dy: $0.dy * 2) }
+        let prompt = try zip(fine.ids, fine.poses).map { try $1.apply(image($0, side: p.size)) }
+        let denoiser = try self.denoiser(prompt: prompt, sources: fine, parameters: p, background: background)
         let sampler = try DDIMSampler(steps: p.refineSteps, startTime: p.refineFrom)
         var rng = SeededRandom(seed: p.seed ^ (0xC0A7_5E70_F1E0_0000 &+ UInt64(p.size)))
         let start = sampler.noised(coarse.upsampled2x(), rng: &rng)
         return (try sampler.sample(denoiser: denoiser, from: start, rng: &rng), fine)
     }
 
-    /// The closed-form denoiser over the posed neighbour images (and the background sample, with guidance).
-    func denoiser(prompt: [RGBImage], sources used: SampleSources, parameters p: GenerateParameters, background: [Int],
-                  configuration: LocalDenoiserConfiguration) throws -> LocalEquivariantDenoiser {
+    /// The closed-form denoiser over the posed neighbour images (and the background sample, with guidance), with the
+    /// side's settings (`configuration`).
+    func denoiser(prompt: [RGBImage], sources used: SampleSources, parameters p: GenerateParameters,
+                  background: [Int]) throws -> LocalEquivariantDenoiser {
         try images.check(ids: background)
         let bg = try background.map { try image($0, side: p.size) }
         let conditioning = try ConditioningSet(prompt: prompt, background: bg, guidance: p.guidance ?? 1, rankDecay: p.focus,
                                                similarities: used.scores ?? [], temperature: p.temperature,
                                                labels: labels(ids: used.ids, parameters: p), consensus: p.consensus)
-        return try LocalEquivariantDenoiser(conditioning, configuration: configuration)
+        return try LocalEquivariantDenoiser(conditioning, configuration: Generator.configuration(p))
     }
 
     /// Generates and wraps the result as a stage image with its provenance: `prompt`, `database`, `k`, `seed`,
