@@ -66,7 +66,7 @@ public struct EditEvaluation {
     /// Reads a pair list.
     public static func load(_ path: String) throws -> [EditPair] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw HumeError(.invalidInput, "cannot read the edit list \(path)")
+            throw HumeError(.invalidInput, "Cannot read the edit list \(path).")
         }
         return try EditPair.parseList(text, file: path)
     }

@@ -80,6 +80,10 @@ struct BenchEdit: ParsableCommand {
     @Option(help: "Working side: 32 or 64.") var size = Editor().side
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard size == 32 || size == 64 else { throw ValidationError("--size must be 32 or 64 (edits at 128 are not there yet).") }
+    }
+
     func run() throws {
         var b = EditBenchmark(pairs: try EditEvaluation.load(pairs ?? EditEvaluation.defaultList(executable: CommandLine.arguments[0])),
                               root: humePaths.databases, modelDirectory: humePaths.model)

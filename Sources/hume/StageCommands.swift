@@ -225,6 +225,10 @@ struct EvalEdit: ParsableCommand {
     @Option(help: "Sheet PNG (rows: source, mask, result, target).") var sheet = "eval-edit.png"
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard size == 32 || size == 64 else { throw ValidationError("--size must be 32 or 64 (edits at 128 are not there yet).") }
+    }
+
     func run() throws {
         var evaluation = EditEvaluation(pairs: try EditEvaluation.load(pairs ?? EditEvaluation.defaultList(executable: CommandLine.arguments[0])),
                                         root: humePaths.databases, modelDirectory: humePaths.model)

@@ -251,6 +251,9 @@ struct PipelineTests {
             (["eval", "generate", "--copy-shift=-1", "--size", "32"], "--copy-shift must be from 0 to 31", 1),
             (["eval", "generate", "--focus", "11"], "Error: The \"focus\" parameter is 11; it must be a number from 0 to 10.", 64),
             (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1", 1),
+            (["eval", "edit", "--size", "48"], "Error: --size must be 32 or 64 (edits at 128 are not there yet).", 64),
+            (["bench", "edit", "--size", "128"], "--size must be 32 or 64", 64),
+            (["eval", "edit", "--pairs", "/nonexistent/edits.jsonl"], "Error: Cannot read the edit list /nonexistent/edits.jsonl.", 1),
         ]
         for (args, expected, code) in bad {
             let (rc, _, err) = try await onOwnThread { try hume(args, timeout: 120) }
