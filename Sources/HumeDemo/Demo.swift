@@ -289,7 +289,7 @@ public struct Demo {
                                               "seed": JSON(n + 1), "dest": .string(dest),
                                               "name": .string(String(format: "edit-%02d-", n + 1) + Demo.slug(edit))]
                 if let s = options.steps { params["steps"] = JSON(s) }
-                if let s = options.size { params["size"] = JSON(min(s, 64)) }   // edits run at 32 or 64
+                if let s = options.size { params["size"] = JSON(s) }
                 let spec = JobSpec(key: "demo-edits:\(n + 1)", params: JSON.object(params).bytes, data: png)
                 jobs.append(Job(spec: spec, kind: .edit, text: "\(caption) → \(edit)", database: "emoji", source: source))
             }

@@ -6,13 +6,17 @@ import Foundation
 ///    denoiser's predictions under the edit text's neighbours and under the source's neighbours are compared,
 ///    the per-pixel difference averaged over channels and draws, normalised by its maximum, thresholded at
 ///    `threshold`, and dilated by one pixel.
-/// 2. Transplant: the edit neighbour that best matches the source *outside* the mask (same positions) gives
-///    its masked region; plain DiffEdit decoding snaps back to the source with a closed-form denoiser (the
-///    prototype's finding), so the edit content has to come from a real image.
+/// 2. Transplant: of the edit text's first `transplantCandidates` neighbours, each aligned to the source by a small
+///    shift, the one that best matches the source outside the mask (its mismatch scaled up by how much weaker its
+///    similarity to the edit text is) gives its *part*: the regions where it differs from the source that meet the
+///    mask, its white backdrop excluded (`partMask`). The part, not the DiffEdit mask, is what is edited: the mask
+///    says where the edit is about, the donor says what shape it has (a hat above a head, glasses across the eyes).
+///    Plain DiffEdit decoding snaps back to the source with a closed-form denoiser (the prototype's finding), so the
+///    edit content has to come from a real image.
 /// 3. Harmonise: the composite is re-noised to t = `strength` and denoised under source + edit neighbours;
 ///    every pixel outside the mask is then the source's, exactly.
 public struct Editor: Sendable {
-    public var side = 32
+    public var side = 64
     public var k = 8
     public var maskStrength = 0.5
     public var maskDraws = 4
@@ -22,11 +26,22 @@ public struct Editor: Sendable {
     public var transplantCandidates = 3
     /// The side the mask is found at (the working side when that is smaller).
     public var maskSide = 32
+    /// The side the transplant is chosen at (the working side when that is smaller); the part and the shift are scaled
+    /// up, and the donor's own pixels at the working side are transplanted.
+    public var partSide = 64
+    /// Whether the transplanted part is where the aligned donor differs from the source (`partMask`), rather than
+    /// the DiffEdit mask itself.
+    public var usePartMask = true
+    /// Mean absolute difference over channels (samples in [-1, 1]) above which a donor pixel differs from the source.
+    public var partThreshold: Float = 0.3
 
     public init() {}
 
-    /// The local denoiser's settings for the mask and the harmonising pass.
+    /// The local denoiser's settings for the mask (and the harmonising pass up to 64²).
     public var configuration: LocalDenoiserConfiguration { .prototype(imageSide: side) }
+    /// The harmonising pass's settings: the prototype's up to 64², above it generation's (a window of ±1 px per 32 of
+    /// side, not the prototype's ±1 per 16, which at 128² costs 289 shifts a step).
+    public var harmonising: LocalDenoiserConfiguration { side > 64 ? .standard(imageSide: side) : configuration }
 
     /// Similarity temperature for the neighbours' weights (`GenerateParameters.temperature`'s meaning). `hume eval
     /// edit` (10 pairs, so one pair is 0.1): 0.6 at 0.2, as with equal weights before; 0.5 at 0.05 and at 1. Edits get
@@ -63,7 +78,6 @@ public struct Editor: Sendable {
         }
         let srcImages = try sourceIDs.prefix(k).map(image)
         let editImages = try editIDs.prefix(k).map(image)
-        let config = configuration
         let n = side * side
         var rng = SeededRandom(seed: seed)
         // 1. Mask, found at `maskSide` (32) whatever the working side: at 64² the two predictions differ most along
@@ -74,30 +88,49 @@ public struct Editor: Sendable {
         let down = { (i: RGBImage) in i.downsampled(by: f) }
         let coarse = try small.mask(source: down(source), sourceImages: srcImages.map(down), sourceScores: sourceScores,
                                     editImages: editImages.map(down), editScores: editScores, rng: &rng)
-        var mask = [Bool](repeating: false, count: n)
-        for y in 0..<side { for x in 0..<side { mask[y * side + x] = coarse[(y / f) * m + x / f] } }
-        // 2. Transplant from the edit neighbour that best matches the source outside the mask.
-        // Candidates: the top `transplantCandidates` edit neighbours (retrieval order) that are not source neighbours,
-        // so the transplant brings the edit's content rather than a twin of the source.
-        let sourceSet = Set(sourceIDs.prefix(k))
-        var candidates = editIDs.prefix(k).indices.filter { !sourceSet.contains(editIDs[$0]) }.prefix(transplantCandidates)
-        if candidates.isEmpty { candidates = [0] }
-        var best = (index: candidates.first!, d: Float.infinity)
-        for i in candidates {
-            let e = editImages[i]
-            var d: Float = 0
-            for p in 0..<n where !mask[p] { for c in 0..<3 { let t = e.pixels[c * n + p] - source.pixels[c * n + p]; d += t * t } }
-            if d < best.d { best = (i, d) }
+        // 2. Transplant, chosen at `partSide` (64) at most: the top `transplantCandidates` edit neighbours, each
+        //    aligned to the source (shifts up to a sixteenth of the side, white fill) by its match outside the mask;
+        //    the best one's part is where it differs from the source, in the regions that meet the mask (`partMask`).
+        let ps = min(side, partSide), g = side / ps, pn = ps * ps
+        let fine = ps / m
+        var near = [Bool](repeating: false, count: pn)
+        for y in 0..<ps { for x in 0..<ps { near[y * ps + x] = coarse[(y / fine) * m + x / fine] } }
+        let src = source.downsampled(by: g)
+        let reach = max(1, ps / 16)
+        var best: (index: Int, d: Float, dx: Int, dy: Int, part: [Bool])?
+        // A candidate's mismatch counts more the weaker its match to the edit text: × e^(margin / temperature), the
+        // margin being its similarity's distance below the best one's (the conditioning's weights, inverted).
+        let candidates = editIDs.prefix(min(k, transplantCandidates)).indices
+        let penalty = candidates.map { i -> Float in
+            guard let s = editScores, s.count > i, let top = s.prefix(candidates.count).max() else { return 1 }
+            return Float(exp((top - s[i]) / temperature))
         }
+        for i in candidates {
+            let candidate = editImages[i].downsampled(by: g)
+            for dy in -reach...reach { for dx in -reach...reach {
+                let e = Editor.shifted(candidate, dx: dx, dy: dy)
+                var d: Float = 0
+                for p in 0..<pn where !near[p] { for c in 0..<3 { let t = e.pixels[c * pn + p] - src.pixels[c * pn + p]; d += t * t } }
+                d *= penalty[i]
+                guard d < best?.d ?? .infinity else { continue }
+                let part = usePartMask ? Editor.partMask(source: src, donor: e, near: near, threshold: partThreshold) : near
+                // A donor that differs from the source nowhere near the mask (the source itself, a twin) brings nothing.
+                if part.contains(true) { best = (i, d, dx, dy, part) }
+            } }
+        }
+        let donor = best ?? (0, 0, 0, 0, near)
+        var mask = [Bool](repeating: false, count: n)
+        for y in 0..<side { for x in 0..<side { mask[y * side + x] = donor.part[(y / g) * ps + x / g] } }
+        let donorImage = Editor.shifted(editImages[donor.index], dx: donor.dx * g, dy: donor.dy * g)
         var composite = source
-        for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = editImages[best.index].pixels[c * n + p] } }
+        for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = donorImage.pixels[c * n + p] } }
         // 3. Harmonise under source + edit neighbours, then pin outside the mask.
-        let both = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores), (editImages, editScores)]), configuration: config)
+        let both = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores), (editImages, editScores)]), configuration: harmonising)
         let sampler = try DDIMSampler(steps: steps, startTime: strength)
         let start = sampler.noised(composite, rng: &rng)
         var result = try sampler.sample(denoiser: both, from: start, rng: &rng)
         for p in 0..<n where !mask[p] { for c in 0..<3 { result.pixels[c * n + p] = source.pixels[c * n + p] } }
-        return (result, mask.map { $0 ? 255 : 0 }, editIDs[best.index])
+        return (result, mask.map { $0 ? 255 : 0 }, editIDs[donor.index])
     }
 
     /// The DiffEdit mask at this editor's side: the source noised to t = `maskStrength` `maskDraws` times, the
@@ -129,6 +162,83 @@ public struct Editor: Sendable {
             } }
         } }
         return dilated
+    }
+
+    /// Samples above this (in [-1, 1]) in every channel are a drawing's white background.
+    static let background: Float = 0.9
+
+    /// The pixels of `image`'s white background: white in every channel and 4-connected to the border through white.
+    static func backdrop(_ image: RGBImage) -> [Bool] {
+        let w = image.width, h = image.height, n = w * h
+        func white(_ p: Int) -> Bool { (0..<3).allSatisfy { image.pixels[$0 * n + p] >= background } }
+        var out = [Bool](repeating: false, count: n), stack: [Int] = []
+        for p in 0..<n where (p % w == 0 || p % w == w - 1 || p / w == 0 || p / w == h - 1) && white(p) { out[p] = true; stack.append(p) }
+        while let p = stack.popLast() {
+            let x = p % w, y = p / w
+            for (xx, yy) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where xx >= 0 && xx < w && yy >= 0 && yy < h {
+                let q = yy * w + xx
+                if !out[q] && white(q) { out[q] = true; stack.append(q) }
+            }
+        }
+        return out
+    }
+
+    /// `image` moved by (dx, dy) pixels, white where nothing moved in.
+    static func shifted(_ image: RGBImage, dx: Int, dy: Int) -> RGBImage {
+        if dx == 0, dy == 0 { return image }
+        let w = image.width, h = image.height, n = w * h
+        var out = RGBImage(width: w, height: h, fill: 1)
+        for y in max(0, dy)..<min(h, h + dy) { for x in max(0, dx)..<min(w, w + dx) {
+            for c in 0..<3 { out.pixels[c * n + y * w + x] = image.pixels[c * n + (y - dy) * w + x - dx] }
+        } }
+        return out
+    }
+
+    /// The part to transplant: the 8-connected regions where `donor` differs from `source` (mean absolute difference
+    /// over channels above `threshold`) that meet `near` (the DiffEdit mask), with their holes filled and dilated by one
+    /// pixel. A hat above a head is one region that meets the mask at its brim, so it comes whole; differences far from
+    /// what the edit text changes (another drawing's mouth when the mask is on the eyes) stay the source's.
+    static func partMask(source: RGBImage, donor: RGBImage, near: [Bool], threshold: Float) -> [Bool] {
+        let w = source.width, h = source.height, n = w * h
+        // The donor's backdrop is not part of what it brings: a hat is pasted onto a dog, not the dog erased. The
+        // backdrop is the white that reaches the border (a white surgical mask inside its outline is the donor's).
+        let backdrop = Editor.backdrop(donor)
+        var differs = [Bool](repeating: false, count: n)
+        for p in 0..<n {
+            var d: Float = 0
+            for c in 0..<3 { d += abs(donor.pixels[c * n + p] - source.pixels[c * n + p]) }
+            differs[p] = !backdrop[p] && d / 3 > threshold
+        }
+        var part = [Bool](repeating: false, count: n), seen = [Bool](repeating: false, count: n)
+        for start in 0..<n where differs[start] && !seen[start] {
+            var region = [start], i = 0, meets = false
+            seen[start] = true
+            while i < region.count {
+                let p = region[i]; i += 1
+                if near[p] { meets = true }
+                let x = p % w, y = p / w
+                for yy in max(0, y - 1)...min(h - 1, y + 1) { for xx in max(0, x - 1)...min(w - 1, x + 1) {
+                    let q = yy * w + xx
+                    if differs[q] && !seen[q] { seen[q] = true; region.append(q) }
+                } }
+            }
+            if meets { for p in region { part[p] = true } }
+        }
+        // Holes: pixels outside the part that the border cannot reach (4-connected).
+        var outside = [Bool](repeating: false, count: n), stack: [Int] = []
+        for p in 0..<n where (p % w == 0 || p % w == w - 1 || p / w == 0 || p / w == h - 1) && !part[p] { outside[p] = true; stack.append(p) }
+        while let p = stack.popLast() {
+            let x = p % w, y = p / w
+            for (xx, yy) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where xx >= 0 && xx < w && yy >= 0 && yy < h {
+                let q = yy * w + xx
+                if !part[q] && !outside[q] { outside[q] = true; stack.append(q) }
+            }
+        }
+        var filled = [Bool](repeating: false, count: n)
+        for y in 0..<h { for x in 0..<w where !outside[y * w + x] {
+            for yy in max(0, y - 1)...min(h - 1, y + 1) { for xx in max(0, x - 1)...min(w - 1, x + 1) { filled[yy * w + xx] = true } }
+        } }
+        return filled
     }
 
     /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).

@@ -13,7 +13,7 @@ public struct EditParameters: Sendable, Equatable {
     public var k: Int?
     /// `seed` (int ≥ 0, default 1).
     public var seed: UInt64 = 1
-    /// `size` (32 or 64, default 32): the working side; the source is resized to it by area averaging.
+    /// `size` (32, 64 or 128, default `Editor().side`): the working side; the source is resized to it by area averaging.
     public var size: Int?
     /// `steps` (int 1…200, default 10, `Editor().steps`): DDIM steps of the harmonising pass.
     public var steps: Int?
@@ -44,13 +44,7 @@ public struct EditParameters: Sendable, Equatable {
         database = o["database"] == nil ? "emoji" : p.database
         seed = p.seed
         if o["k"] != nil { k = p.k }
-        if o["size"] != nil {
-            // 128² edits are not measured yet (issue 19).
-            guard p.size <= 64 else {
-                throw StageInputError("The \"size\" parameter of an edit is \(p.size); edits run at 32 or 64 (128 is for generation only, for now).")
-            }
-            size = p.size
-        }
+        if o["size"] != nil { size = p.size }
         if o["steps"] != nil { steps = p.steps }
     }
 }

@@ -77,11 +77,11 @@ struct BenchEdit: ParsableCommand {
 
     @Option(help: "Passes over the fixed (image, edit) pairs of `hume eval edit` (median over all edits).") var repeats = 3
     @Option(help: "Edit list (JSONL: database, source caption, edit); default Ops/eval/edits.jsonl.") var pairs: String?
-    @Option(help: "Working side: 32 or 64.") var size = Editor().side
+    @Option(help: "Working side: 32, 64 or 128.") var size = Editor().side
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard size == 32 || size == 64 else { throw ValidationError("--size must be 32 or 64 (edits at 128 are not there yet).") }
+        guard GenerateParameters.sizes.contains(size) else { throw ValidationError("--size must be 32, 64 or 128.") }
     }
 
     func run() throws {

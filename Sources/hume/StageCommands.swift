@@ -181,6 +181,7 @@ struct EditCommand: ParsableCommand {
     @Option(help: "The source's caption (else its neighbours are the nearest images by pixels).") var caption: String?
     @Option(name: .short, help: "Neighbours per side.") var k = 8
     @Option(help: "Seed.") var seed = 1
+    @Option(help: "Working side: 32, 64 or 128 (default \(Editor().side)).") var size: Int?
     @Option(help: "Output PNG (the metadata JSON is in its tEXt chunk \"hume\").") var out: String
     @Option(help: "Mask PNG.") var mask: String?
     @Option(help: "Sheet: source, mask, result, transplant neighbour.") var sheet: String?
@@ -190,6 +191,7 @@ struct EditCommand: ParsableCommand {
         // The same job a client would submit with route edit: the PNG as data, the edit as params.
         var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
         if let caption { params["caption"] = .string(caption) }
+        if let size { params["size"] = JSON(size) }
         let stage: EditStage
         do { stage = try EditStage(modelDirectory: humePaths.model, root: humePaths.databases) } catch {
             throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
@@ -221,12 +223,12 @@ struct EvalEdit: ParsableCommand {
         commandName: "edit", abstract: "Edit success on a fixed list of (picture, edit) pairs, with a source/mask/result/target sheet.")
 
     @Option(help: "Edit list (JSONL: database, source caption, edit); default Ops/eval/edits.jsonl.") var pairs: String?
-    @Option(help: "Working side: 32 or 64.") var size = Editor().side
+    @Option(help: "Working side: 32, 64 or 128.") var size = Editor().side
     @Option(help: "Sheet PNG (rows: source, mask, result, target).") var sheet = "eval-edit.png"
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard size == 32 || size == 64 else { throw ValidationError("--size must be 32 or 64 (edits at 128 are not there yet).") }
+        guard GenerateParameters.sizes.contains(size) else { throw ValidationError("--size must be 32, 64 or 128.") }
     }
 
     func run() throws {

@@ -143,7 +143,7 @@ struct ParametersTests {
             ("[]", "not a JSON object"), (#"{"caption": "a cat"}"#, "no non-empty \"edit\""), (#"{"edit": "  "}"#, "no non-empty \"edit\""),
             (#"{"edit": "x", "caption": ""}"#, "\"caption\""), ("{\"edit\": \"\(long)\"}", "at most 4096 bytes"),
             (#"{"edit": "x", "k": 0}"#, "The \"k\" parameter is 0; it must be a whole number from 1 to 256."),
-            (#"{"edit": "x", "size": 128}"#, "edits run at 32 or 64"),
+            (#"{"edit": "x", "size": 48}"#, "The \"size\" parameter is 48"),
         ]
         for (json, fragment) in cases {
             let s = sentence { _ = try EditParameters(json: Array(json.utf8)) }

@@ -100,7 +100,7 @@ struct PipelineTests {
         let png64 = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try store64.copy(id: 0)))
         let editJobs = [
             JobSpec(key: "edit-ok", params: JSON.object(["edit": .string("with sunglasses"), "caption": .string("grinning face"),
-                                                         "seed": JSON(1)]).bytes, data: png32),
+                                                         "seed": JSON(1), "size": JSON(32)]).bytes, data: png32),
             JobSpec(key: "edit-gif", params: JSON.object(["edit": .string("with sunglasses")]).bytes, data: Array("GIF89a not a png".utf8)),
             JobSpec(key: "edit-64", params: JSON.object(["edit": .string("with a party hat"), "seed": JSON(2)]).bytes, data: png64),
         ]
@@ -197,6 +197,7 @@ struct PipelineTests {
         if big.status == .done {
             let m = try metadata(try StageImage(decoding: big.body))
             #expect(m["source_neighbours_by"]?.string == "pixels" && m["caption"] == JSON.null)
+            #expect(m["size"]?.int == 64, "an edit without a size is made at the default side, 64")
         }
     }
 
@@ -251,8 +252,8 @@ struct PipelineTests {
             (["eval", "generate", "--copy-shift=-1", "--size", "32"], "--copy-shift must be from 0 to 31", 1),
             (["eval", "generate", "--focus", "11"], "Error: The \"focus\" parameter is 11; it must be a number from 0 to 10.", 64),
             (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1", 1),
-            (["eval", "edit", "--size", "48"], "Error: --size must be 32 or 64 (edits at 128 are not there yet).", 64),
-            (["bench", "edit", "--size", "128"], "--size must be 32 or 64", 64),
+            (["eval", "edit", "--size", "48"], "Error: --size must be 32, 64 or 128.", 64),
+            (["bench", "edit", "--size", "256"], "--size must be 32, 64 or 128", 64),
             (["eval", "edit", "--pairs", "/nonexistent/edits.jsonl"], "Error: Cannot read the edit list /nonexistent/edits.jsonl.", 1),
         ]
         for (args, expected, code) in bad {

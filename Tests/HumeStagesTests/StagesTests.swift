@@ -270,7 +270,7 @@ func db32(_ db: DatabaseImages, _ id: Int) throws -> RGBImage {
 @Suite("editor")
 struct EditorTests {
     @Test("pixels outside the mask are exactly the source's at every edit size; the mask is neither empty nor everything",
-          arguments: [32, 64])
+          arguments: [32, 64, 128])
     func pinsOutsideMask(side: Int) throws {
         guard try requireData().db else {
             Issue.record("The emoji database is missing under \(testPaths.databases.path); run Ops/prepare-data.sh (or Ops/build-db.sh emoji).")
@@ -300,7 +300,8 @@ struct EditorTests {
             return
         }
         let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
-        let editor = Editor()
+        var editor = Editor()
+        editor.side = 32   // the images below are 32²
         do { _ = try editor.edit(source: RGBImage(width: 16, height: 16), sourceIDs: [0], editIDs: [1], image: { try db32(db, $0) }, seed: 1); Issue.record("accepted 16x16") }
         catch let e as any ReportableError { #expect(e.isPermanent && e.message.contains("16x16")) }
         do { _ = try editor.edit(source: try db32(db, 0), sourceIDs: [], editIDs: [1], image: { try db32(db, $0) }, seed: 1); Issue.record("accepted no neighbours") }
@@ -321,8 +322,9 @@ struct EditStageTests {
         }
         let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
         let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
-        let source = try db.rgb8(0, side: 32)
-        let png = try PNGCodec.encode(PixelImage(width: 32, height: 32, channels: 3, pixels: source))
+        let side = Editor().side   // the default size
+        let source = try db.rgb8(0, side: side)
+        let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: source))
         let out = try stage.run([task(#"{"edit": "face with sunglasses", "caption": "grinning face"}"#, input: png),
                                  task(#"{"edit": "with sunglasses"}"#, input: Array("GIF89a".utf8)),
                                  task(#"{"prompt": "x"}"#, input: png),
@@ -331,7 +333,7 @@ struct EditStageTests {
                                  task(#"{"edit": "with sunglasses", "seed": 2}"#, input: png)])
         guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
         let image = try StageImage(decoding: bytes)
-        #expect(image.mask?.pixels.count == 32 * 32)
+        #expect(image.width == side && image.mask?.pixels.count == side * side)
         #expect(permanentMessage(out[1])?.contains("not a PNG") == true)
         #expect(permanentMessage(out[2])?.contains("\"edit\"") == true)
         #expect(permanentMessage(out[3])?.contains("Unknown database \"nope\"") == true, "\(out[3])")
@@ -345,7 +347,7 @@ struct EditStageTests {
         #expect(meta["version"] as? Int == StageImage.version)
         // Outside the mask the result is the source, exactly.
         let mask = try #require(image.mask?.pixels)
-        for p in 0..<(32 * 32) where mask[p] == 0 {
+        for p in 0..<(side * side) where mask[p] == 0 {
             #expect(image.pixels[(3 * p)..<(3 * p + 3)] == source[(3 * p)..<(3 * p + 3)], "pixel \(p) outside the mask changed")
         }
         // Without a caption, the source's neighbours are the nearest images by pixels: the source itself first.

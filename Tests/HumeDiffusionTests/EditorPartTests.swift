@@ -1,0 +1,76 @@
+@testable import HumeDiffusion
+import Testing
+
+/// The editor's transplant region (`Editor.partMask`) on drawings made here: a disc "face" on white, and donors that
+/// add a hat above it, change its colour, or sit beside it on their own white.
+@Suite("editor part mask")
+struct EditorPartTests {
+    static let side = 32
+
+    /// White, with filled rectangles (x0, y0, x1, y1, colour as one value per channel in [-1, 1]).
+    static func drawing(_ boxes: [(Int, Int, Int, Int, (Float, Float, Float))]) -> RGBImage {
+        var im = RGBImage(width: side, height: side, fill: 1)
+        for (x0, y0, x1, y1, c) in boxes { for y in y0..<y1 { for x in x0..<x1 {
+            im[0, x, y] = c.0; im[1, x, y] = c.1; im[2, x, y] = c.2
+        } } }
+        return im
+    }
+
+    static let yellow: (Float, Float, Float) = (1, 0.7, -0.8)
+    static let black: (Float, Float, Float) = (-1, -1, -1)
+    static let green: (Float, Float, Float) = (-0.5, 0.6, -0.6)
+    static let face = (8, 12, 24, 28, yellow)
+
+    static func mask(_ boxes: [(Int, Int, Int, Int)]) -> [Bool] {
+        var m = [Bool](repeating: false, count: side * side)
+        for (x0, y0, x1, y1) in boxes { for y in y0..<y1 { for x in x0..<x1 { m[y * side + x] = true } } }
+        return m
+    }
+
+    static func count(_ m: [Bool], in box: (Int, Int, Int, Int)) -> Int {
+        var n = 0
+        for y in box.1..<box.3 { for x in box.0..<box.2 where m[y * side + x] { n += 1 } }
+        return n
+    }
+
+    @Test("a hat that meets the mask only at its brim comes whole; a difference far from the mask stays the source's")
+    func hatComesWhole() {
+        let source = Self.drawing([Self.face, (12, 22, 20, 24, Self.black)])          // a mouth
+        // The donor: the same face with a hat on top (brim at rows 10…12) and another mouth.
+        let donor = Self.drawing([Self.face, (6, 10, 26, 12, Self.black), (10, 2, 22, 10, Self.black), (14, 20, 18, 22, Self.black)])
+        let near = Self.mask([(10, 11, 20, 14)])                                    // the DiffEdit mask touches the brim
+        let part = Editor.partMask(source: source, donor: donor, near: near, threshold: 0.3)
+        #expect(Self.count(part, in: (10, 2, 22, 10)) == 12 * 8, "the crown above the mask is part of the hat")
+        #expect(Self.count(part, in: (12, 20, 20, 24)) == 0, "the other mouth, away from the mask, is not transplanted")
+        #expect(Self.count(part, in: (0, 28, 32, 32)) == 0)
+    }
+
+    @Test("the donor's white backdrop does not erase the source; white inside the donor's outline is its own")
+    func backdropIsNotPart() {
+        let source = Self.drawing([Self.face])
+        // A small black-outlined white patch (a surgical mask) over the face's lower half, and a hat beside the face.
+        let donor = Self.drawing([(10, 20, 22, 27, Self.black), (11, 21, 21, 26, (1, 1, 1)), (26, 2, 31, 8, Self.black)])
+        let near = Self.mask([(8, 12, 24, 28), (24, 0, 32, 10)])
+        let part = Editor.partMask(source: source, donor: donor, near: near, threshold: 0.3)
+        #expect(Self.count(part, in: (11, 21, 21, 26)) == 50, "the white inside the outline is transplanted")
+        #expect(Self.count(part, in: (26, 2, 31, 8)) == 30, "the hat beside the face is transplanted")
+        #expect(Self.count(part, in: (9, 13, 23, 19)) == 0, "the donor's white backdrop over the face does not erase it")
+        #expect(Editor.backdrop(donor)[0] && !Editor.backdrop(donor)[23 * Self.side + 15])
+    }
+
+    @Test("a recolour transplants the whole object, holes filled")
+    func recolour() {
+        let source = Self.drawing([Self.face])
+        let donor = Self.drawing([(8, 12, 24, 28, Self.green)])
+        let part = Editor.partMask(source: source, donor: donor, near: Self.mask([(14, 18, 18, 22)]), threshold: 0.3)
+        #expect(Self.count(part, in: (8, 12, 24, 28)) == 16 * 16)
+        #expect(part.filter { $0 }.count <= 18 * 18, "dilated by one pixel, no further")
+    }
+
+    @Test("shifted moves content and fills with white")
+    func shifted() {
+        let im = Self.drawing([(0, 0, 1, 1, Self.black)])
+        let s = Editor.shifted(im, dx: 2, dy: 1)
+        #expect(s[0, 2, 1] == -1 && s[0, 0, 0] == 1 && s[1, 2, 1] == -1)
+    }
+}
