@@ -32,13 +32,16 @@ public struct Demo {
     }
 
     /// (source caption in the emoji database, edit text).
+    /// Edits as people write them ("with …", "make it …"). An edit text that names the whole target ("smiling face with
+    /// sunglasses") can pick the plain "smiling face" as its donor: the editor looks for what the text adds, and such a
+    /// text adds less than it says.
     public static let editPairs: [(String, String)] = [
-        ("grinning face", "smiling face with sunglasses"),
-        ("slightly smiling face", "smiling face with heart-eyes"),
-        ("neutral face", "sleeping face"),
-        ("grinning face", "cowboy hat face"),
-        ("red apple", "green apple"),
-        ("slightly smiling face", "nerd face"),
+        ("grinning face", "wearing sunglasses"),
+        ("slightly smiling face", "with heart eyes"),
+        ("red heart", "make it purple"),
+        ("grinning face", "wearing a cowboy hat"),
+        ("red apple", "make it green"),
+        ("slightly smiling face", "wearing nerdy glasses"),
     ]
 
     /// What a run left behind.
@@ -162,9 +165,7 @@ public struct Demo {
         // What came back, from the uploaded PNGs themselves.
         var entries: [Gallery.Entry] = []
         var manifest: [String] = []
-        var tiles: [[UInt8]] = []
-        // Tiles at the generation size when it is larger than 64 (a 128² run gets a 128² sheet), else 64.
-        let sheetSide = max(64, options.size ?? 64)
+        var results: [PixelImage] = []
         var databases: [String: (Database, ImageStore)] = [:]
         func open(_ name: String) throws -> (Database, ImageStore) {
             if let d = databases[name] { return d }
@@ -236,14 +237,16 @@ public struct Demo {
                 if let sha = o["sha256"]?.string { entry.details.append(("sha256", String(sha.prefix(12)) + "…")) }
                 entries.append(entry)
                 manifest.append(JSON.object(line).serialized)
-                if let image = try? PNGCodec.decode(png) { tiles.append(Demo.tile(image, side: sheetSide)) }
+                if let image = try? PNGCodec.decode(png) { results.append(image) }
             }
         }
         report.manifest = out + "/manifest.jsonl"
         try writeFileAtomically(Array((manifest.joined(separator: "\n") + "\n").utf8), to: report.manifest)
         report.contactSheet = out + "/contact-sheet.png"
-        if !tiles.isEmpty {
-            let sheet = try ContactSheet.compose(tiles, side: sheetSide, columns: 10)
+        if !results.isEmpty {
+            // Tiles at the largest result's size (the generation size: 128 by default), at least 64.
+            let sheetSide = max(64, results.map(\.width).max() ?? 64)
+            let sheet = try ContactSheet.compose(results.map { Demo.tile($0, side: sheetSide) }, side: sheetSide, columns: 10)
             try Data(try PNGCodec.encode(sheet)).write(to: URL(fileURLWithPath: report.contactSheet))
         }
         report.gallery = out + "/index.html"
@@ -279,10 +282,12 @@ public struct Demo {
         let pairs = Demo.editPairs.prefix(max(0, options.edits))
         if !pairs.isEmpty {
             let db = try Database(named: "emoji", root: options.databases)
-            let store = try db.images(side: 64)
+            // The sources at the largest size the database stores (an edit is made at 128² by default).
+            let side = db.hasImages(side: 128) ? 128 : 64
+            let store = try db.images(side: side)
             for (n, (caption, edit)) in pairs.enumerated() {
                 guard let id = db.items.firstIndex(where: { $0.caption == caption }) else { continue }
-                let png = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try store.copy(id: id)))
+                let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try store.copy(id: id)))
                 let source = "sources/" + String(format: "%02d-", n + 1) + Demo.slug(caption) + ".png"
                 _ = FileManager.default.createFile(atPath: out + "/" + source, contents: Data(png))
                 var params: [String: JSON] = ["edit": .string(edit), "caption": .string(caption), "database": .string("emoji"),

@@ -16,7 +16,8 @@ import Foundation
 /// 3. Harmonise: the composite is re-noised to t = `strength` and denoised under source + edit neighbours;
 ///    every pixel outside the mask is then the source's, exactly.
 public struct Editor: Sendable {
-    public var side = 64
+    /// The working side: 128, the generation size (`GenerateParameters.defaultSize`).
+    public var side = 128
     public var k = 8
     public var maskStrength = 0.5
     public var maskDraws = 4

@@ -101,7 +101,7 @@ struct ParametersTests {
     @Test("generate parameters: empty is every default, and `object` reads back as the same settings")
     func roundTrip() throws {
         let d = try GenerateParameters(json: [])
-        #expect(d.database == GenerateParameters.defaultDatabase && d.k == 16 && d.size == 64 && d.steps == 20 && d.seed == 1)
+        #expect(d.database == GenerateParameters.defaultDatabase && d.k == 16 && d.size == 128 && d.steps == 20 && d.seed == 1)
         #expect(d.margin == GenerateParameters.defaultMargin && d.coherence == GenerateParameters.defaultCoherence && d.register)
         var p = GenerateParameters()
         p.database = "tuxpaint"; p.k = 5; p.seed = 9; p.size = 32; p.steps = 7; p.temperature = 0.05; p.focus = 0.3

@@ -80,9 +80,9 @@ struct DemoTests {
         #expect(lines.first { $0["line"]?.int == 1 }?["database"]?.string == Database.defaultName)
         #expect(html.contains("Image sources") && html.contains("OpenMoji (CC-BY-SA-4.0") && html.contains("Tux Paint stamps (GPL-2.0-or-later"),
                 "the gallery's credits")
-        // The contact sheet holds one 64-pixel tile per result, ten to a row, with 4-pixel gutters.
+        // The contact sheet holds one tile per result at the default size (128), ten to a row, with 4-pixel gutters.
         let sheet = try PNGCodec.decode([UInt8](try #require(FileManager.default.contents(atPath: out + "/contact-sheet.png"))))
-        #expect(sheet.width == 6 * 64 + 7 * 4 && sheet.height == 64 + 2 * 4)
+        #expect(sheet.width == 6 * 128 + 7 * 4 && sheet.height == 128 + 2 * 4)
         // The fleet was stopped: no process still holds the journal's directory.
         let leftovers = try String(contentsOfFile: out + "/.fleet/broker.log", encoding: .utf8)
         #expect(leftovers.contains("broker stopped"))

@@ -197,7 +197,7 @@ struct PipelineTests {
         if big.status == .done {
             let m = try metadata(try StageImage(decoding: big.body))
             #expect(m["source_neighbours_by"]?.string == "pixels" && m["caption"] == JSON.null)
-            #expect(m["size"]?.int == 64, "an edit without a size is made at the default side, 64")
+            #expect(m["size"]?.int == 128, "an edit without a size is made at the default side, 128")
         }
     }
 

@@ -359,6 +359,40 @@ struct EditStageTests {
     }
 }
 
+@Suite("default size on an older database")
+struct DefaultSizeTests {
+    @Test("a job naming no size gets 64² from a database without 128² pictures; naming 128 gets the sentence naming the fix")
+    func olderDatabase() throws {
+        let have = try requireData()
+        guard have.db, have.model else { Issue.record("The model or the databases are missing; run Ops/prepare-data.sh."); return }
+        // The built tuxpaint database without its 128² store, as one built before there were any.
+        let built = testPaths.databases.appendingPathComponent("tuxpaint")
+        let root = URL(fileURLWithPath: NSTemporaryDirectory() + "hume-old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let copy = root.appendingPathComponent("tuxpaint")
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        for f in try FileManager.default.contentsOfDirectory(atPath: built.path) where f != "images128.rgb" {
+            try FileManager.default.createSymbolicLink(at: copy.appendingPathComponent(f), withDestinationURL: built.appendingPathComponent(f))
+        }
+        #expect(GenerateParameters.defaultSize == 128 && Editor().side == 128)
+        let input = Array(#"{"database": "tuxpaint", "ids": [0, 1, 2], "scores": [0.9, 0.8, 0.7], "captions": []}"#.utf8)
+        let out = try DenoiseStage(root: root).run([task(#"{"steps": 2}"#, input: input), task(#"{"steps": 2, "size": 128}"#, input: input)])
+        guard case .ok(let bytes) = out[0] else { Issue.record("no size: \(out[0])"); return }
+        let image = try StageImage(decoding: bytes)
+        #expect(image.width == 64 && image.height == 64)
+        let refusal = permanentMessage(out[1])
+        #expect(refusal?.contains("has no 128×128 images") == true && refusal?.contains("Ops/prepare-data.sh") == true, "\(String(describing: refusal))")
+        // The same for an edit.
+        let png = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try DatabaseImages(named: "tuxpaint", root: root).rgb8(0, side: 64)))
+        let edit = try EditStage(modelDirectory: testPaths.model, root: root)
+        let edits = try edit.run([task(#"{"edit": "make it red", "database": "tuxpaint"}"#, input: png),
+                                  task(#"{"edit": "make it red", "database": "tuxpaint", "size": 128}"#, input: png)])
+        guard case .ok(let edited) = edits[0] else { Issue.record("edit, no size: \(edits[0])"); return }
+        #expect(try StageImage(decoding: edited).width == 64)
+        #expect(permanentMessage(edits[1])?.contains("has no 128×128 images") == true, "\(edits[1])")
+    }
+}
+
 @Suite("stage payloads chained in-process")
 struct ChainTests {
     @Test("embed → retrieve → denoise: the prompt sent as data reaches the image's metadata with the retrieved ids",

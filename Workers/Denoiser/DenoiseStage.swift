@@ -221,7 +221,9 @@ public final class DenoiseStage: Stage, Sendable {
                 let neighbours = try Neighbours(decoding: task.input)
                 if let db = neighbours.database { p.database = db }
                 if let prompt = neighbours.prompt { p.prompt = prompt }
-                return try generator(for: p.database, ids: neighbours.ids).stageImage(ids: neighbours.ids, scores: neighbours.scores, parameters: p).encoded()
+                let g = try generator(for: p.database, ids: neighbours.ids)
+                if !p.sizeNamed, !g.images.hasStore(side: p.size) { p.size = 64 }   // a database built before 128² stores
+                return try g.stageImage(ids: neighbours.ids, scores: neighbours.scores, parameters: p).encoded()
             }
         }
     }

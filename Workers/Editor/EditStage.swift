@@ -59,9 +59,11 @@ public final class EditStage: Stage, @unchecked Sendable {
         do { decoded = try PNGCodec.decode(png, limits: EditStage.sourceLimits) } catch let e as HumeError {
             throw StageInputError("The source image could not be read as a PNG: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
         }
+        let db = try database(p.database)
+        // A job that names no size gets 64² from a database built before 128² stores; one that asks for 128 is refused.
+        if p.size == nil, !db.hasStore(side: editor.side) { editor.side = 64 }
         let source = try RGBImage(width: editor.side, height: editor.side,
                                   rgb8: Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: editor.side))
-        let db = try database(p.database)
         let texts = [p.edit] + (p.caption.map { [$0] } ?? [])
         let found = try search.neighbours(of: texts, database: p.database, k: editor.k)
         // Neighbours found by pixels carry no similarity to a text: they are weighed alike.
