@@ -23,7 +23,13 @@ public struct Editor: Sendable {
     public var maskDraws = 4
     public var threshold: Float = 0.35
     public var strength = 0.4
+    /// DDIM steps of the harmonising pass up to 64²; above it `fineSteps`, unless a job names its steps (then both).
     public var steps = 10
+    /// The harmonising pass's steps above 64²: the donor's own pixels fill the part at that size, and 5 steps gave
+    /// the sheet and the score of 10 (`hume eval edit`, 0.55 both) in half the time.
+    public var fineSteps = 5
+    /// The steps the harmonising pass takes at this side.
+    public var harmonisingSteps: Int { side > 64 ? fineSteps : steps }
     public var transplantCandidates = 3
     /// The side the mask is found at (the working side when that is smaller).
     public var maskSide = 32
@@ -127,7 +133,7 @@ public struct Editor: Sendable {
         for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = donorImage.pixels[c * n + p] } }
         // 3. Harmonise under source + edit neighbours, then pin outside the mask.
         let both = try LocalEquivariantDenoiser(try conditioning([(srcImages, sourceScores), (editImages, editScores)]), configuration: harmonising)
-        let sampler = try DDIMSampler(steps: steps, startTime: strength)
+        let sampler = try DDIMSampler(steps: harmonisingSteps, startTime: strength)
         let start = sampler.noised(composite, rng: &rng)
         var result = try sampler.sample(denoiser: both, from: start, rng: &rng)
         for p in 0..<n where !mask[p] { for c in 0..<3 { result.pixels[c * n + p] = source.pixels[c * n + p] } }

@@ -101,14 +101,14 @@ public struct EditBenchmark {
                 times.append(Date().timeIntervalSince(t0))
             }
         }
-        // Denoiser calls: 2 per mask draw over k images each (at the mask's side), then `steps` calls over 2k images
+        // Denoiser calls: 2 per mask draw over k images each (at the mask's side), then the harmonising pass's steps over 2k images
         // (source + edit neighbours) at the working side.
         var maskEditor = editor
         maskEditor.side = min(side, editor.maskSide)
-        let perImage = LocalEquivariantDenoiser.flopsPerCall(window: editor.configuration.window, images: 1, pixels: side * side)
+        let perImage = LocalEquivariantDenoiser.flopsPerCall(window: editor.harmonising.window, images: 1, pixels: side * side)
         let perMaskImage = LocalEquivariantDenoiser.flopsPerCall(window: maskEditor.configuration.window, images: 1,
                                                                  pixels: maskEditor.side * maskEditor.side)
-        let flops = perMaskImage * Double(2 * editor.maskDraws * editor.k) + perImage * Double(editor.steps * 2 * editor.k)
+        let flops = perMaskImage * Double(2 * editor.maskDraws * editor.k) + perImage * Double(editor.harmonisingSteps * 2 * editor.k)
         let s = median(times)
         return ["size": side, "k": editor.k, "edits": times.count, "seconds_per_edit": s,
                 "flops_per_edit": flops, "gflops": flops / s / 1e9, "fraction_of_peak": flops / s / peak.flops,

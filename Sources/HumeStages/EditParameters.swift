@@ -15,7 +15,7 @@ public struct EditParameters: Sendable, Equatable {
     public var seed: UInt64 = 1
     /// `size` (32, 64 or 128, default `Editor().side`): the working side; the source is resized to it by area averaging.
     public var size: Int?
-    /// `steps` (int 1…200, default 10, `Editor().steps`): DDIM steps of the harmonising pass.
+    /// `steps` (int 1…200, default 10 up to 64², 5 at 128², `Editor().steps`/`fineSteps`): DDIM steps of the harmonising pass.
     public var steps: Int?
 
     /// Parses a job's parameter object.

@@ -345,6 +345,7 @@ struct EditStageTests {
         #expect(meta["source_neighbours_by"] as? String == "caption")
         #expect((meta["neighbours"] as? [Int])?.count == 8 && (meta["source_neighbours"] as? [Int])?.count == 8)
         #expect(meta["version"] as? Int == StageImage.version)
+        #expect(meta["size"] as? Int == 128 && meta["steps"] as? Int == Editor().fineSteps, "the harmonising steps used at 128²")
         // Outside the mask the result is the source, exactly.
         let mask = try #require(image.mask?.pixels)
         for p in 0..<(side * side) where mask[p] == 0 {

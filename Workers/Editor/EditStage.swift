@@ -54,7 +54,7 @@ public final class EditStage: Stage, @unchecked Sendable {
         var editor = Editor()
         if let k = p.k { editor.k = k }
         if let s = p.size { editor.side = s }
-        if let s = p.steps { editor.steps = s }
+        if let s = p.steps { editor.steps = s; editor.fineSteps = s }
         let decoded: PixelImage
         do { decoded = try PNGCodec.decode(png, limits: EditStage.sourceLimits) } catch let e as HumeError {
             throw StageInputError("The source image could not be read as a PNG: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
@@ -78,7 +78,7 @@ public final class EditStage: Stage, @unchecked Sendable {
         let covered = Double(r.mask.filter { $0 > 0 }.count) / Double(editor.side * editor.side)
         let meta: [String: Any] = [
             "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
-            "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.steps,
+            "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.harmonisingSteps,
             "strength": editor.strength, "source_neighbours": sourceIDs, "neighbours": editIDs, "transplant": r.transplantID,
             "mask_fraction": (covered * 1e4).rounded() / 1e4, "version": StageImage.version,
         ]
