@@ -26,6 +26,8 @@ struct GenerateOptions: ParsableArguments {
     var coherence = GenerateParameters.defaultCoherence ?? 0
     @Flag(inversion: .prefixedNo, help: "Mirror, scale and shift neighbours onto the shape-setting one first.") var register = true
     @Option(help: "Patch sizes as a multiple of the prototype's.") var patchScale = GenerateParameters.defaultPatchScale
+    @Option(help: "Largest distance of a neighbour's mean ink colour from the shape-setting one's (RGB in [0, 1]; 2 keeps all; default: the stage's).")
+    var colourAgreement: Double?
 
     /// The settings as the parameters type (seed 1; commands set their own).
     var parameters: GenerateParameters {
@@ -33,6 +35,7 @@ struct GenerateOptions: ParsableArguments {
         p.database = database; p.k = k; p.size = size; p.steps = steps; p.guidance = guidance
         p.temperature = temperature; p.focus = focus; p.consensus = consensus
         p.margin = margin; p.coherence = coherence; p.register = register; p.patchScale = patchScale
+        p.colourAgreement = colourAgreement ?? GenerateParameters.defaultColourAgreement
         p.refineSteps = refineSteps; p.refineFrom = refineFrom
         return p
     }

@@ -106,11 +106,13 @@ struct ParametersTests {
         var p = GenerateParameters()
         p.database = "tuxpaint"; p.k = 5; p.seed = 9; p.size = 32; p.steps = 7; p.temperature = 0.05; p.focus = 0.3
         p.consensus = 2; p.patchScale = 1.5; p.margin = nil; p.coherence = nil; p.register = false; p.guidance = 2
+        p.colourAgreement = 0.25
         p.prompt = "a cat"
         for q in [d, p] {
             let back = try GenerateParameters(json: q.object.bytes)
             #expect(back.object == q.object)
-            #expect(back.margin == q.margin && back.coherence == q.coherence && back.guidance == q.guidance && back.prompt == q.prompt)
+            #expect(back.margin == q.margin && back.coherence == q.coherence && back.guidance == q.guidance && back.prompt == q.prompt
+                    && back.colourAgreement == q.colourAgreement)
         }
     }
 
@@ -123,7 +125,7 @@ struct ParametersTests {
             (#"{"k": 2.5}"#, "2.5"), (#"{"seed": -1}"#, "\"seed\""), (#"{"steps": 0}"#, "\"steps\""),
             (#"{"size": 48}"#, "32, 64 or 128"), (#"{"size": 256}"#, "\"size\""), (#"{"temperature": 0}"#, "from 0.001 to 10"),
             (#"{"focus": 11}"#, "\"focus\" parameter is 11"), (#"{"consensus": -1}"#, "\"consensus\""),
-            (#"{"patch_scale": 4}"#, "\"patch_scale\""), (#"{"margin": 3}"#, "\"margin\""), (#"{"coherence": 1.5}"#, "\"coherence\""),
+            (#"{"patch_scale": 4}"#, "\"patch_scale\""), (#"{"margin": 3}"#, "\"margin\""), (#"{"coherence": 1.5}"#, "\"coherence\""), (#"{"colour_agreement": -1}"#, "\"colour_agreement\""),
             (#"{"register": 1}"#, "true or false"), (#"{"guidance": 0}"#, "greater than 0"), (#"{"database": ""}"#, "non-empty string"),
             (#"{"database": 5}"#, "\"database\""),
         ]

@@ -489,7 +489,8 @@ struct SimilarityTests {
         let dir = root.appendingPathComponent("bars")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
-        // Four equally good matches: two lying bars and two standing bars, each pair alike up to a shift.
+        // Four equally good matches: two lying bars and two standing bars, each pair alike up to a shift (in four colours:
+        // shapes alone are tested with colour agreement off, then colour agreement on its own).
         func bar(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, side: Int, colour: (UInt8, UInt8, UInt8)) -> [UInt8] {
             var out = [UInt8](repeating: 255, count: side * side * 3)
             let f = side / 64
@@ -516,7 +517,7 @@ struct SimilarityTests {
         let input = Array(#"{"ids": [0, 1, 2, 3], "scores": [0.8, 0.8, 0.8, 0.8]}"#.utf8)
         var shapesSeen = Set<Int>()
         for seed in 1...6 {
-            let out = try stage.run([task(#"{"database": "bars", "steps": 10, "size": 64, "seed": \#(seed)}"#, input: input)])
+            let out = try stage.run([task(#"{"database": "bars", "steps": 10, "size": 64, "seed": \#(seed), "colour_agreement": null}"#, input: input)])
             guard case .ok(let body) = out[0] else { Issue.record("seed \(seed): \(out[0])"); continue }
             let image = try StageImage(decoding: body)
             let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
@@ -534,10 +535,18 @@ struct SimilarityTests {
         }
         #expect(shapesSeen.count >= 2, "six seeds all took their shape from \(shapesSeen)")
         // Without coherence, the four are mixed into one sample.
-        let mixed = try stage.run([task(#"{"database": "bars", "steps": 10, "size": 64, "seed": 1, "coherence": 0}"#, input: input)])
+        let mixed = try stage.run([task(#"{"database": "bars", "steps": 10, "size": 64, "seed": 1, "coherence": 0, "colour_agreement": null}"#, input: input)])
         guard case .ok(let body) = mixed[0] else { Issue.record("\(mixed[0])"); return }
         let meta = try #require(try JSONSerialization.jsonObject(with: Data(try StageImage(decoding: body).metadata)) as? [String: Any])
         #expect((meta["used"] as? [Int])?.count == 4)
+        // With colour agreement, a bar of another colour (red against blue: 0.88 apart) lends nothing; a loose limit keeps
+        // the family.
+        for (limit, expected) in [(0.3, 1), (1.0, 2)] {
+            let out = try stage.run([task(#"{"database": "bars", "steps": 4, "size": 64, "seed": 1, "colour_agreement": \#(limit)}"#, input: input)])
+            guard case .ok(let body) = out[0] else { Issue.record("\(out[0])"); return }
+            let m = try #require(try JSONSerialization.jsonObject(with: Data(try StageImage(decoding: body).metadata)) as? [String: Any])
+            #expect((m["used"] as? [Int])?.count == expected, "colour_agreement \(limit): used \(String(describing: m["used"]))")
+        }
     }
 
     @Test("a database without labels generates, with or without the label option", .timeLimit(.minutes(5)))

@@ -82,11 +82,33 @@ public final class Generator: Sendable {
             let chosen = CoherentSources.choose(silhouettes: prompt.map { Silhouette($0) }, weights: weights,
                                                 minimumOverlap: coherence, register: p.register,
                                                 u: CoherentSources.point(seed: p.seed, key: used.ids))
-            prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
-            used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
-                                 poses: chosen.kept.map(\.pose), shapeFrom: used.ids[chosen.base])
+            var kept = chosen.kept
+            if let limit = p.colourAgreement {
+                let base = Generator.meanInkColour(prompt[chosen.base])
+                kept.removeAll { k in
+                    guard k.index != chosen.base, let b = base, let c = Generator.meanInkColour(prompt[k.index]) else { return false }
+                    var d2 = 0.0
+                    for ch in 0..<3 { let t = c[ch] - b[ch]; d2 += t * t }
+                    return d2.squareRoot() > limit
+                }
+            }
+            prompt = kept.map { $0.pose.apply(prompt[$0.index]) }
+            used = SampleSources(ids: kept.map { used.ids[$0.index] }, scores: used.scores.map { s in kept.map { s[$0.index] } },
+                                 poses: kept.map(\.pose), shapeFrom: used.ids[chosen.base])
         }
         return (used, prompt)
+    }
+
+    /// The mean colour (RGB in [0, 1]) of an image's inked pixels (`Silhouette`), or nil when it has none.
+    static func meanInkColour(_ image: RGBImage) -> [Double]? {
+        let ink = Silhouette(image).ink, n = image.planeCount
+        let count = ink.filter { $0 }.count
+        guard count > 0 else { return nil }
+        return (0..<3).map { c in
+            var s = 0.0
+            for p in 0..<n where ink[p] { s += Double(image.pixels[c * n + p]) }
+            return (s / Double(count) + 1) / 2
+        }
     }
 
     /// Generates one image.
