@@ -36,9 +36,6 @@ public struct Editor: Sendable {
     /// The side the transplant is chosen at (the working side when that is smaller); the part and the shift are scaled
     /// up, and the donor's own pixels at the working side are transplanted.
     public var partSide = 64
-    /// Whether the transplanted part is where the aligned donor differs from the source (`partMask`), rather than
-    /// the DiffEdit mask itself.
-    public var usePartMask = true
     /// Mean absolute difference over channels (samples in [-1, 1]) above which a donor pixel differs from the source.
     public var partThreshold: Float = 0.3
 
@@ -115,12 +112,10 @@ public struct Editor: Sendable {
         for i in candidates {
             let candidate = editImages[i].downsampled(by: g)
             for dy in -reach...reach { for dx in -reach...reach {
-                let e = Editor.shifted(candidate, dx: dx, dy: dy)
-                var d: Float = 0
-                for p in 0..<pn where !near[p] { for c in 0..<3 { let t = e.pixels[c * pn + p] - src.pixels[c * pn + p]; d += t * t } }
-                d *= penalty[i]
+                let d = Editor.mismatch(candidate, shiftedBy: (dx, dy), from: src, outside: near) * penalty[i]
                 guard d < best?.d ?? .infinity else { continue }
-                let part = usePartMask ? Editor.partMask(source: src, donor: e, near: near, threshold: partThreshold) : near
+                let part = Editor.partMask(source: src, donor: StickerPose(dx: dx, dy: dy).apply(candidate), near: near,
+                                           threshold: partThreshold)
                 // A donor that differs from the source nowhere near the mask (the source itself, a twin) brings nothing.
                 if part.contains(true) { best = (i, d, dx, dy, part) }
             } }
@@ -128,7 +123,7 @@ public struct Editor: Sendable {
         let donor = best ?? (0, 0, 0, 0, near)
         var mask = [Bool](repeating: false, count: n)
         for y in 0..<side { for x in 0..<side { mask[y * side + x] = donor.part[(y / g) * ps + x / g] } }
-        let donorImage = Editor.shifted(editImages[donor.index], dx: donor.dx * g, dy: donor.dy * g)
+        let donorImage = StickerPose(dx: donor.dx * g, dy: donor.dy * g).apply(editImages[donor.index])
         var composite = source
         for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = donorImage.pixels[c * n + p] } }
         // 3. Harmonise under source + edit neighbours, then pin outside the mask.
@@ -159,16 +154,7 @@ public struct Editor: Sendable {
             for p in 0..<n { for c in 0..<3 { diff[p] += abs(a.pixels[c * n + p] - b.pixels[c * n + p]) } }
         }
         let peak = max(diff.max() ?? 0, 1e-6)
-        var mask = [Bool](repeating: false, count: n)
-        for p in 0..<n where diff[p] / peak >= threshold { mask[p] = true }
-        var dilated = mask
-        for y in 0..<side { for x in 0..<side where mask[y * side + x] {
-            for dy in -1...1 { for dx in -1...1 {
-                let yy = y + dy, xx = x + dx
-                if yy >= 0, yy < side, xx >= 0, xx < side { dilated[yy * side + xx] = true }
-            } }
-        } }
-        return dilated
+        return Editor.dilated(diff.map { $0 / peak >= threshold }, width: side, height: side)
     }
 
     /// Samples above this (in [-1, 1]) in every channel are a drawing's white background.
@@ -176,29 +162,47 @@ public struct Editor: Sendable {
 
     /// The pixels of `image`'s white background: white in every channel and 4-connected to the border through white.
     static func backdrop(_ image: RGBImage) -> [Bool] {
-        let w = image.width, h = image.height, n = w * h
-        func white(_ p: Int) -> Bool { (0..<3).allSatisfy { image.pixels[$0 * n + p] >= background } }
-        var out = [Bool](repeating: false, count: n), stack: [Int] = []
-        for p in 0..<n where (p % w == 0 || p % w == w - 1 || p / w == 0 || p / w == h - 1) && white(p) { out[p] = true; stack.append(p) }
+        let n = image.planeCount
+        return reachable(width: image.width, height: image.height) { p in (0..<3).allSatisfy { image.pixels[$0 * n + p] >= background } }
+    }
+
+    /// The pixels 4-connected to the border through pixels for which `passes` holds.
+    static func reachable(width w: Int, height h: Int, through passes: (Int) -> Bool) -> [Bool] {
+        var out = [Bool](repeating: false, count: w * h), stack: [Int] = []
+        for p in 0..<(w * h) where (p % w == 0 || p % w == w - 1 || p / w == 0 || p / w == h - 1) && passes(p) { out[p] = true; stack.append(p) }
         while let p = stack.popLast() {
             let x = p % w, y = p / w
             for (xx, yy) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where xx >= 0 && xx < w && yy >= 0 && yy < h {
                 let q = yy * w + xx
-                if !out[q] && white(q) { out[q] = true; stack.append(q) }
+                if !out[q] && passes(q) { out[q] = true; stack.append(q) }
             }
         }
         return out
     }
 
-    /// `image` moved by (dx, dy) pixels, white where nothing moved in.
-    static func shifted(_ image: RGBImage, dx: Int, dy: Int) -> RGBImage {
-        if dx == 0, dy == 0 { return image }
-        let w = image.width, h = image.height, n = w * h
-        var out = RGBImage(width: w, height: h, fill: 1)
-        for y in max(0, dy)..<min(h, h + dy) { for x in max(0, dx)..<min(w, w + dx) {
-            for c in 0..<3 { out.pixels[c * n + y * w + x] = image.pixels[c * n + (y - dy) * w + x - dx] }
+    /// `mask` grown by one pixel in every direction (8-connected).
+    static func dilated(_ mask: [Bool], width w: Int, height h: Int) -> [Bool] {
+        var out = mask
+        for y in 0..<h { for x in 0..<w where mask[y * w + x] {
+            for yy in max(0, y - 1)...min(h - 1, y + 1) { for xx in max(0, x - 1)...min(w - 1, x + 1) { out[yy * w + xx] = true } }
         } }
         return out
+    }
+
+    /// The squared difference, summed over channels, between `source` and `donor` moved by `shift` (white where nothing
+    /// moved in: `StickerPose(dx:dy:).apply`), over the pixels outside `outside`'s true ones; without building the
+    /// moved image, since the editor scores every shift of every candidate.
+    static func mismatch(_ donor: RGBImage, shiftedBy shift: (dx: Int, dy: Int), from source: RGBImage, outside: [Bool]) -> Float {
+        let w = source.width, h = source.height, n = w * h
+        var d: Float = 0
+        for y in 0..<h { for x in 0..<w where !outside[y * w + x] {
+            let sx = x - shift.dx, sy = y - shift.dy, inside = sx >= 0 && sx < w && sy >= 0 && sy < h
+            for c in 0..<3 {
+                let t = (inside ? donor.pixels[c * n + sy * w + sx] : 1) - source.pixels[c * n + y * w + x]
+                d += t * t
+            }
+        } }
+        return d
     }
 
     /// The part to transplant: the 8-connected regions where `donor` differs from `source` (mean absolute difference
@@ -231,21 +235,9 @@ public struct Editor: Sendable {
             }
             if meets { for p in region { part[p] = true } }
         }
-        // Holes: pixels outside the part that the border cannot reach (4-connected).
-        var outside = [Bool](repeating: false, count: n), stack: [Int] = []
-        for p in 0..<n where (p % w == 0 || p % w == w - 1 || p / w == 0 || p / w == h - 1) && !part[p] { outside[p] = true; stack.append(p) }
-        while let p = stack.popLast() {
-            let x = p % w, y = p / w
-            for (xx, yy) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where xx >= 0 && xx < w && yy >= 0 && yy < h {
-                let q = yy * w + xx
-                if !part[q] && !outside[q] { outside[q] = true; stack.append(q) }
-            }
-        }
-        var filled = [Bool](repeating: false, count: n)
-        for y in 0..<h { for x in 0..<w where !outside[y * w + x] {
-            for yy in max(0, y - 1)...min(h - 1, y + 1) { for xx in max(0, x - 1)...min(w - 1, x + 1) { filled[yy * w + xx] = true } }
-        } }
-        return filled
+        // Holes: pixels outside the part that the border cannot reach (4-connected) are filled.
+        let outside = reachable(width: w, height: h) { !part[$0] }
+        return dilated(outside.map { !$0 }, width: w, height: h)
     }
 
     /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).

@@ -27,6 +27,17 @@ public struct Silhouette: Sendable, Equatable {
         self.ink = ink
     }
 
+    /// The mean colour (RGB in [0, 1]) of `image`'s pixels under this mask's ink, or nil when it has none.
+    public func meanColour(of image: RGBImage) -> [Double]? {
+        let count = ink.filter { $0 }.count, n = image.planeCount
+        guard count > 0, n == ink.count else { return nil }
+        return (0..<3).map { c in
+            var s = 0.0
+            for p in 0..<n where ink[p] { s += Double(image.pixels[c * n + p]) }
+            return (s / Double(count) + 1) / 2
+        }
+    }
+
     /// The mask box-downsampled by an integer factor: a cell is ink when at least half its pixels are.
     public func downsampled(by f: Int) -> Silhouette {
         guard f > 1 else { return self }
@@ -77,7 +88,10 @@ public enum CoherentSources {
     /// order) covers the point `u` in [0, 1),
     /// and every index whose silhouette overlaps that drawing's by at least `minimumOverlap` (the chosen one included),
     /// in their original order, each with the pose that registers it to the chosen one (identity unless `register`).
+    /// With `maximumColourDistance`, an index is kept only if its mean ink colour (`colours`, one per silhouette; nil: no
+    /// ink) lies within that distance (RGB in [0, 1], Euclidean) of the chosen one's.
     public static func choose(silhouettes: [Silhouette], weights: [Double], minimumOverlap: Double, register: Bool = false,
+                              colours: [[Double]?] = [], maximumColourDistance: Double? = nil,
                               u: Double) -> (base: Int, kept: [(index: Int, pose: StickerPose)]) {
         precondition(!silhouettes.isEmpty && silhouettes.count == weights.count, "one weight per silhouette")
         let total = weights.reduce(0, +)
@@ -94,8 +108,16 @@ public enum CoherentSources {
         let factor = max(1, silhouettes[base].width / 32)
         let target = silhouettes[base].downsampled(by: factor)
         var kept: [(index: Int, pose: StickerPose)] = []
+        func coloursAgree(_ i: Int) -> Bool {
+            guard let limit = maximumColourDistance, colours.count == silhouettes.count,
+                  let a = colours[i], let b = colours[base] else { return true }
+            var d2 = 0.0
+            for c in 0..<3 { let t = a[c] - b[c]; d2 += t * t }
+            return d2.squareRoot() <= limit
+        }
         for i in silhouettes.indices {
             if i == base { kept.append((i, StickerPose())); continue }
+            guard coloursAgree(i) else { continue }
             if register {
                 let (pose, o) = StickerPose.register(silhouettes[i].downsampled(by: factor), to: target, maxShift: 4)
                 if o >= minimumOverlap { kept.append((i, StickerPose(mirrored: pose.mirrored, scale: pose.scale, dx: pose.dx * factor, dy: pose.dy * factor))) }

@@ -67,10 +67,16 @@ struct EditorPartTests {
         #expect(part.filter { $0 }.count <= 18 * 18, "dilated by one pixel, no further")
     }
 
-    @Test("shifted moves content and fills with white")
+    @Test("a donor shift (StickerPose) moves content and fills with white; the editor's mismatch scores that same image")
     func shifted() {
-        let im = Self.drawing([(0, 0, 1, 1, Self.black)])
-        let s = Editor.shifted(im, dx: 2, dy: 1)
+        let im = Self.drawing([(0, 0, 1, 1, Self.black), Self.face])
+        let s = StickerPose(dx: 2, dy: 1).apply(im)
         #expect(s[0, 2, 1] == -1 && s[0, 0, 0] == 1 && s[1, 2, 1] == -1)
+        let source = Self.drawing([(8, 12, 24, 28, Self.green)])
+        let outside = Self.mask([(10, 14, 20, 20)])
+        var direct: Float = 0
+        let n = Self.side * Self.side
+        for p in 0..<n where !outside[p] { for c in 0..<3 { let t = s.pixels[c * n + p] - source.pixels[c * n + p]; direct += t * t } }
+        #expect(Editor.mismatch(im, shiftedBy: (2, 1), from: source, outside: outside) == direct)
     }
 }

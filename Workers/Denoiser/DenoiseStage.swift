@@ -79,36 +79,16 @@ public final class Generator: Sendable {
             let best = used.scores?.max() ?? 0
             let weights = used.scores.map { $0.map { DeterministicMath.exp(-(best - $0) / GenerateParameters.shapeTemperature) } }
                 ?? prompt.map { _ in 1.0 }
-            let chosen = CoherentSources.choose(silhouettes: prompt.map { Silhouette($0) }, weights: weights,
-                                                minimumOverlap: coherence, register: p.register,
+            let silhouettes = prompt.map { Silhouette($0) }
+            let chosen = CoherentSources.choose(silhouettes: silhouettes, weights: weights, minimumOverlap: coherence, register: p.register,
+                                                colours: p.colourAgreement == nil ? [] : zip(silhouettes, prompt).map { $0.meanColour(of: $1) },
+                                                maximumColourDistance: p.colourAgreement,
                                                 u: CoherentSources.point(seed: p.seed, key: used.ids))
-            var kept = chosen.kept
-            if let limit = p.colourAgreement {
-                let base = Generator.meanInkColour(prompt[chosen.base])
-                kept.removeAll { k in
-                    guard k.index != chosen.base, let b = base, let c = Generator.meanInkColour(prompt[k.index]) else { return false }
-                    var d2 = 0.0
-                    for ch in 0..<3 { let t = c[ch] - b[ch]; d2 += t * t }
-                    return d2.squareRoot() > limit
-                }
-            }
-            prompt = kept.map { $0.pose.apply(prompt[$0.index]) }
-            used = SampleSources(ids: kept.map { used.ids[$0.index] }, scores: used.scores.map { s in kept.map { s[$0.index] } },
-                                 poses: kept.map(\.pose), shapeFrom: used.ids[chosen.base])
+            prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
+            used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
+                                 poses: chosen.kept.map(\.pose), shapeFrom: used.ids[chosen.base])
         }
         return (used, prompt)
-    }
-
-    /// The mean colour (RGB in [0, 1]) of an image's inked pixels (`Silhouette`), or nil when it has none.
-    static func meanInkColour(_ image: RGBImage) -> [Double]? {
-        let ink = Silhouette(image).ink, n = image.planeCount
-        let count = ink.filter { $0 }.count
-        guard count > 0 else { return nil }
-        return (0..<3).map { c in
-            var s = 0.0
-            for p in 0..<n where ink[p] { s += Double(image.pixels[c * n + p]) }
-            return (s / Double(count) + 1) / 2
-        }
     }
 
     /// Generates one image.
