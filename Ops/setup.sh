@@ -24,17 +24,6 @@ else
     as_root=(sudo)
 fi
 
-# The example Python client needs pyzmq in the `python3` on PATH. A Debian-managed python3 gets it
-# from apt (it has no pip and refuses pip installs); any other python3 (pyenv, venv) gets it from pip.
-need_pyzmq_pip=false
-if ! python3 -c 'import zmq' >/dev/null 2>&1; then
-    if [[ $(python3 -c 'import sys; print(sys.prefix)') == /usr ]]; then
-        packages+=(python3-zmq)
-    else
-        need_pyzmq_pip=true
-    fi
-fi
-
 # dpkg-query prints one line per package it knows; anything not "installed" is missing.
 declare -A installed=()
 while read -r name status; do
@@ -53,17 +42,15 @@ if ((${#missing[@]} > 0)); then
         apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if $need_pyzmq_pip; then
-    echo "setup: installing pyzmq with pip"
-    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore pyzmq
-fi
-
 # Test-only tools from PyPI, in a venv because Debian's python is externally managed: moto's standalone
-# S3 server (and boto3, its dependency) for the upload stage's S3 tests. A stamp file holds the pins that
-# were installed, so a re-run with the same pins does nothing.
+# S3 server (and boto3, its dependency) for the upload stage's S3 tests; pyzmq, pytest, build and setuptools
+# for the Python client package (clients/python: Ops/test.sh installs it here, runs its tests and builds its
+# wheel, all offline with these pins); schemathesis for the HTTP gateway's API tests. A stamp file holds the
+# pins that were installed, so a re-run with the same pins does nothing.
 hume_home=${HUME_HOME:-$HOME/.cache/hume}
 venv=$hume_home/venv
-venv_pins=('moto[server]==5.2.5')
+venv_pins=('moto[server]==5.2.5' 'pyzmq==27.3.0' 'pytest==9.2.0' 'build==1.6.1' 'setuptools==84.2.1'
+           'schemathesis==4.32.5')
 need_venv=false
 if [[ $(cat "$venv/.hume-pins" 2>/dev/null) != "${venv_pins[*]}" || ! -x $venv/bin/moto_server ]]; then
     need_venv=true
@@ -76,8 +63,8 @@ if [[ $(cat "$venv/.hume-pins" 2>/dev/null) != "${venv_pins[*]}" || ! -x $venv/b
     echo "${venv_pins[*]}" > "$venv/.hume-pins"
 fi
 
-if ((${#missing[@]} == 0)) && ! $need_pyzmq_pip && ! $need_venv; then
-    echo "setup: all ${#packages[@]} packages, pyzmq and the test venv (${venv_pins[*]}) are present"
+if ((${#missing[@]} == 0)) && ! $need_venv; then
+    echo "setup: all ${#packages[@]} packages and the test venv (${venv_pins[*]}) are present"
 else
     echo "setup: done"
 fi
