@@ -29,6 +29,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "hume", targets: ["hume"]),
+        // The HTTP gateway (issue 20): its own executable, so that `hume`, the broker and the workers never link the HTTP
+        // server and `swift build --product hume` does not compile it.
+        .executable(name: "hume-gateway", targets: ["hume-gateway"]),
         .library(name: "HumeCore", targets: ["HumeCore"]),
         .library(name: "HumeTransport", targets: ["HumeTransport"]),
         .library(name: "HumeClient", targets: ["HumeClient"]),
@@ -39,6 +42,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // One C bridge per C library.
@@ -139,6 +145,17 @@ let package = Package(
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/hume"),
 
+        // HTTP/JSON in front of the client protocol (README "Reaching Hume"): Hummingbird, one broker connection.
+        .executableTarget(name: "hume-gateway",
+                          dependencies: ["HumeCore", "HumeTransport", "HumeClient", "HumeStages", "HumeData",
+                                         .product(name: "Hummingbird", package: "hummingbird"),
+                                         .product(name: "NIOCore", package: "swift-nio"),
+                                         .product(name: "NIOPosix", package: "swift-nio"),
+                                         .product(name: "HTTPTypes", package: "swift-http-types"),
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          path: "Gateway"),
+
         .testTarget(name: "HumeBridgeTests", dependencies: ["CZeroMQ", "COpenBLAS", "CPNG", "CCurl", "CFaiss"],
                     path: "Tests/HumeBridgeTests"),
         .testTarget(name: "HumeEmbedTests", dependencies: ["HumeCore", "HumeEmbed", "HumeLaneMath"], path: "Tests/HumeEmbedTests",
@@ -164,6 +181,8 @@ let package = Package(
         .testTarget(name: "HumeFleetTests", dependencies: ["HumeStages", "HumeFleet", "HumeCore"], path: "Tests/HumeFleetTests"),
         .testTarget(name: "HumeUploadTests", dependencies: ["HumeStages", "HumeUploadStage", "HumeData", "HumeWorker", "HumeCore", "HumeClient", "HumeFleet"],
                     path: "Tests/HumeUploadTests"),
+        // hume-gateway as a process, spoken to with curl, in front of a live broker and workers.
+        .testTarget(name: "HumeGatewayTests", dependencies: ["HumeCore", "HumeFleet"], path: "Tests/HumeGatewayTests"),
         .testTarget(name: "HumeIntegrationTests",
                     dependencies: ["HumeStages", "HumeCore", "HumeTransport", "HumeClient", "HumeBroker", "HumeFleet", "HumeData", "CZeroMQ",
                                    .product(name: "GRDB", package: "GRDB.swift")],

@@ -344,6 +344,7 @@ public final class BrokerCore {
             switch (endpoint, message.command) {
             case (.clients, .submit): try submit(peer, message, now: now)
             case (.clients, .cancel), (.control, .cancel): try cancel(endpoint, peer, message)
+            case (.clients, .lookup), (.control, .lookup): try lookup(endpoint, peer, message)
             case (_, .status): reply(endpoint, peer, Message(.status, header: try status(req: req)))
             case (.workers, .ready): try ready(peer, message, now: now)
             case (.workers, .done): try done(peer, message, now: now)
@@ -512,6 +513,38 @@ public final class BrokerCore {
         h.update(spec.params); h.update([0])
         h.update(spec.data)
         return "\(batch)#\(h.hex)"
+    }
+
+    /// The most ids one LOOKUP may ask for: its reply carries whole results, up to 32 MiB each.
+    public static let lookupLimit = 100
+
+    /// Answers what became of jobs by id: active ones from memory, the rest from the journal (one indexed read each).
+    func lookup(_ endpoint: Endpoint, _ peer: [UInt8], _ m: Message) throws {
+        let req = m.header["req"] ?? .null
+        guard let list = m.header["jobs"]?.array, !list.isEmpty else {
+            throw HumeError(.badRequest, "LOOKUP needs a header field \"jobs\": an array of 1 to \(Self.lookupLimit) job ids.")
+        }
+        guard list.count <= Self.lookupLimit else {
+            throw HumeError(.tooLarge, "LOOKUP asks for \(list.count) jobs; at most \(Self.lookupLimit) fit in one reply.")
+        }
+        var records: [[UInt8]] = []
+        for v in list {
+            guard let i = v.int, i > 0 else { throw HumeError(.badRequest, "LOOKUP \"jobs\" must be an array of positive job ids.") }
+            let id = UInt64(i)
+            if let job = jobs[id] {
+                records.append(JobRecord(jobID: id, status: JobStatus.active.rawValue, stage: UInt8(clamping: job.position),
+                                         stages: UInt8(clamping: job.route.count), key: job.key, batch: job.batch, body: []).encode())
+            } else if let old = try journal.job(id: id) {
+                let finished = old.status != .active
+                let body = !finished ? [] : old.status == .done ? old.output : Array(old.error.utf8)
+                records.append(JobRecord(jobID: id, status: old.status.rawValue,
+                                         stage: UInt8(clamping: finished && old.status == .done ? old.route.count : old.stage),
+                                         stages: UInt8(clamping: old.route.count), key: old.key, batch: old.batch, body: body).encode())
+            } else {
+                records.append(JobRecord.unknown(id).encode())
+            }
+        }
+        reply(endpoint, peer, Message(.lookup, header: .object(["req": req]), records: records))
     }
 
     func cancel(_ endpoint: Endpoint, _ peer: [UInt8], _ m: Message) throws {

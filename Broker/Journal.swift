@@ -73,6 +73,8 @@ public protocol Journal: AnyObject {
     func batchCounts() throws -> [BatchCounts]
     /// The errors recorded for a job, oldest first.
     func failures(job: UInt64) throws -> [String]
+    /// One job by id, finished or not (nil: never stored).
+    func job(id: UInt64) throws -> JournalJob?
 }
 
 extension Journal {
@@ -122,4 +124,5 @@ public final class MemoryJournal: Journal {
         return out.keys.sorted().map { BatchCounts(batch: $0, counts: out[$0]!) }
     }
     public func failures(job: UInt64) throws -> [String] { failureLog[job] ?? [] }
+    public func job(id: UInt64) throws -> JournalJob? { jobs[id] }
 }

@@ -438,6 +438,13 @@ public final class SQLiteJournal: Journal {
         }
     }
 
+    public func job(id: UInt64) throws -> JournalJob? {
+        try flush()  // it may have ended in this transaction
+        return try wrap("look a job up") {
+            try Row.fetchOne(db, sql: Self.selectJobs + " WHERE j.id = ?", arguments: [Int64(bitPattern: id)]).map(Self.job)
+        }
+    }
+
     public func failures(job: UInt64) throws -> [String] {
         try wrap("read failures") {
             try Row.fetchAll(db, sql: "SELECT stage, attempt, error FROM failures WHERE job = ? ORDER BY rowid",

@@ -17,6 +17,9 @@ public enum Command: String, Sendable, CaseIterable {
     case cancel = "CANCEL"
     case status = "STATUS"
     case watch = "WATCH"
+    /// Jobs by id, finished or not (and the broker's reply): how a stateless front end such as the HTTP gateway
+    /// answers "what became of job 42" from the journal.
+    case lookup = "LOOKUP"
     // broker -> client
     case ack = "ACK"
     case result = "RESULT"
@@ -224,6 +227,60 @@ public struct ResultRecord: Sendable, Equatable {
         let st = try r.u8("status")
         guard let status = JobStatus(rawValue: st) else { throw HumeError(.badRequest, "RESULT record has unknown status \(st).") }
         let rec = ResultRecord(jobID: id, status: status, key: try r.shortString("key"), body: try r.blob("body", limit: Int(UInt32.max)))
+        try r.expectEnd()
+        return rec
+    }
+}
+
+/// One job as `LOOKUP` answers it (one record of the broker's `LOOKUP` reply, PROTOCOL.md 5.7).
+public struct JobRecord: Sendable, Equatable {
+    /// The status byte of an id the journal has never held.
+    public static let unknownStatus: UInt8 = 255
+    public var jobID: UInt64
+    /// `JobStatus` raw value, or `unknownStatus`.
+    public var status: UInt8
+    /// Stages finished so far, and the route's length.
+    public var stage: UInt8
+    public var stages: UInt8
+    public var key: String
+    public var batch: String
+    /// The result (done) or the error sentence (failed, dead letter, cancelled, expired); empty while active.
+    public var body: [UInt8]
+
+    public init(jobID: UInt64, status: UInt8, stage: UInt8, stages: UInt8, key: String, batch: String, body: [UInt8]) {
+        self.jobID = jobID
+        self.status = status
+        self.stage = stage
+        self.stages = stages
+        self.key = key
+        self.batch = batch
+        self.body = body
+    }
+
+    /// The record of an id the journal has never held.
+    public static func unknown(_ id: UInt64) -> JobRecord {
+        JobRecord(jobID: id, status: unknownStatus, stage: 0, stages: 0, key: "", batch: "", body: [])
+    }
+
+    public var jobStatus: JobStatus? { JobStatus(rawValue: status) }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 15 + 4 + key.utf8.count + batch.utf8.count + body.count)
+        w.u64(jobID)
+        w.u8(status)
+        w.u8(stage)
+        w.u8(stages)
+        w.shortString(key)
+        w.shortString(batch)
+        w.blob(body)
+        return w.bytes
+    }
+
+    public static func decode(_ b: [UInt8]) throws -> JobRecord {
+        var r = ByteReader(b, what: "LOOKUP record")
+        let rec = JobRecord(jobID: try r.u64("job"), status: try r.u8("status"), stage: try r.u8("stage"),
+                            stages: try r.u8("stages"), key: try r.shortString("key"), batch: try r.shortString("batch"),
+                            body: try r.blob("body", limit: Int(UInt32.max)))
         try r.expectEnd()
         return rec
     }

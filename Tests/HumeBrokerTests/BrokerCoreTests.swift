@@ -532,6 +532,34 @@ struct LifecycleTests {
         #expect(try r.ready("w1", credit: 5).tasks("w1").map(\.key) == ["k2"])
     }
 
+    @Test("LOOKUP answers each id in order: active from memory (stage, key, batch), finished from the journal with its body, unknown as 255")
+    func lookup() throws {
+        let r = try Rig()
+        try r.ready("w1", credit: 1)
+        let out = try r.submit([job("k1"), job("k2"), job("k3")], batch: "bl")
+        let acks = try out.acks("c1")
+        let t = try #require(try out.tasks("w1").first)
+        try r.ok("w1", t, "made k1")
+        try r.cancel(.object(["jobs": .array([JSON(Int(acks[2].jobID))])]))
+        let ids = [acks[0].jobID, acks[1].jobID, acks[2].jobID, 424242]
+        let reply = try r.send(.clients, "c2", Message(.lookup, header: .object(["req": JSON(9), "jobs": .array(ids.map { JSON(Int($0)) })])))
+        let m = try #require(reply.messages("c2", .lookup).first)
+        #expect(m.header["req"] == JSON(9))
+        let recs = try m.records.map { try JobRecord.decode($0) }
+        #expect(recs.map(\.jobID) == ids)
+        #expect(recs[0] == JobRecord(jobID: acks[0].jobID, status: 1, stage: 1, stages: 1, key: "k1", batch: "bl", body: Array("made k1".utf8)))
+        #expect(recs[1] == JobRecord(jobID: acks[1].jobID, status: 0, stage: 0, stages: 1, key: "k2", batch: "bl", body: []))
+        #expect(recs[2].status == JobStatus.cancelled.rawValue && recs[2].body == Array("Cancelled at the client's request.".utf8))
+        #expect(recs[3] == JobRecord.unknown(424242))
+        // Refusals: no ids, too many, not ids; the control endpoint answers too.
+        for (header, code) in [(JSON.object([:]), "bad_request"), (.object(["jobs": .array([.string("x")])]), "bad_request"),
+                               (.object(["jobs": .array((1...101).map { JSON($0) })]), "too_large")] {
+            #expect(try r.send(.clients, "c2", Message(.lookup, header: header)).errors("c2").first?["code"]?.string == code)
+        }
+        #expect(try r.send(.control, "k", Message(.lookup, header: .object(["jobs": .array([JSON(Int(acks[0].jobID))])])))
+            .messages("k", .lookup).count == 1)
+    }
+
     @Test("cancelling by batch ends every active job of that batch only")
     func cancelBatch() throws {
         let r = try Rig()

@@ -1,0 +1,288 @@
+import Foundation
+import HumeClient
+import HumeCore
+import HumeTransport
+
+/// The gateway's one connection to the broker's client endpoint, owned by a thread of its own.
+///
+/// HTTP handlers run on Hummingbird's event loops and the cooperative pool; a ZeroMQ socket is used from one thread,
+/// and polling it must not block the pool (STYLE.md). So handlers queue a request here and await its reply; the link
+/// thread sends it under a fresh `req`, matches the broker's reply by `req`, and resumes the handler. Every wait has a
+/// deadline: a broker that does not answer gives the handler a `timeout` error, never a hang.
+///
+/// RESULT messages go to `onResults` (the event log) on the link thread, after any `submit(..., waitMs:)` waiting for
+/// them has taken its own.
+final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded by `lock` or confined to the thread
+    /// A reply to a SUBMIT, with the results of its jobs that finished while the caller waited.
+    struct SubmitAnswer: Sendable {
+        var reply: Message
+        var results: [UInt64: ResultRecord]
+    }
+
+    typealias Continuation = CheckedContinuation<SubmitAnswer, any Error>
+
+    private struct Outgoing {
+        var message: Message
+        var continuation: Continuation
+        var timeoutMs: UInt64
+        /// For SUBMIT: the batch (the event log names it) and how long to wait for the jobs' results after the ACK.
+        var batch: String?
+        var waitMs: UInt64
+    }
+
+    /// One caller's request, from its arrival to its answer. Several callers' SUBMITs may travel in one message.
+    private struct Pending {
+        var continuation: Continuation
+        var deadlineMs: UInt64
+        var message: Message
+        var batch: String?
+        var waitMs: UInt64
+        /// After the ACK: the caller's part of it, and the jobs whose results are still awaited.
+        var ack: Message?
+        var awaiting: Set<UInt64> = []
+        var results: [UInt64: ResultRecord] = [:]
+        var command: Command { message.command }
+    }
+
+    /// SUBMITs of small jobs with the same batch and route that arrive in one round go to the broker as one message (up
+    /// to these bounds): the broker's cost is mostly per message, so under load this is most of the gateway's throughput.
+    static let coalescedJobs = 1_000
+    static let coalescedBytes = 4 << 20
+    static let coalescibleBytes = 64 << 10
+
+    let endpoint: String
+    private let connection: BrokerConnection
+    private let lock = NSLock()
+    private var outbox: [Outgoing] = []
+    private var wakePending = false
+    private var stopped = false
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    // Link thread only.
+    private var nextReq = 1
+    private var nextCall = 1
+    /// Callers' requests by call number.
+    private var pending: [Int: Pending] = [:]
+    /// Messages sent and not answered: req → the calls they carry, with each call's records in the message.
+    private var inflight: [Int: [(call: Int, records: Range<Int>)]] = [:]
+    /// Jobs waited for by a SUBMIT with `waitMs`: job id → the calls waiting.
+    private var waiters: [UInt64: [Int]] = [:]
+    /// The batch of each job this gateway submitted that has no result yet (the event log names it).
+    private var batchOf: [UInt64: String] = [:]
+    /// Called on the link thread with every RESULT record and its batch (when this gateway submitted it).
+    private let onResults: @Sendable ([(ResultRecord, String?)]) -> Void
+
+    init(endpoint: String, curve: CurveClientConfig?, onResults: @escaping @Sendable ([(ResultRecord, String?)]) -> Void) throws {
+        self.endpoint = endpoint
+        connection = try BrokerConnection(endpoint: endpoint, curve: curve)
+        self.onResults = onResults
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw HumeError(.system, "hume-gateway could not make a pipe: \(String(cString: strerror(errno))).") }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        _ = fcntl(wakeRead, F_SETFL, fcntl(wakeRead, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(wakeWrite, F_SETFL, fcntl(wakeWrite, F_GETFL) | O_NONBLOCK)
+        let thread = Thread { [self] in run() }
+        thread.name = "hume-gateway-broker"
+        thread.start()
+    }
+
+    /// Sends `command` and returns the broker's reply (an `ERROR` reply is returned, not thrown). For SUBMIT with
+    /// `waitMs` > 0, the answer also holds the results of its jobs that finished within `waitMs` of the ACK.
+    /// - Throws: `HumeError(.timeout)` when the broker does not reply within `timeoutMs`.
+    func request(_ command: Command, header: [String: JSON], records: [[UInt8]] = [], timeoutMs: UInt64 = 10_000,
+                 waitMs: UInt64 = 0) async throws -> SubmitAnswer {
+        try await withCheckedThrowingContinuation { (c: Continuation) in
+            let batch = command == .submit ? header["batch"]?.string : nil
+            let out = Outgoing(message: Message(command, header: .object(header), records: records), continuation: c,
+                               timeoutMs: timeoutMs, batch: batch, waitMs: waitMs)
+            lock.lock()
+            let isStopped = stopped
+            if !isStopped { outbox.append(out) }
+            // One wake-up byte per round: the link thread takes the whole outbox when it wakes.
+            let needsWake = !isStopped && !wakePending
+            if needsWake { wakePending = true }
+            lock.unlock()
+            if isStopped {
+                c.resume(throwing: HumeError(.system, "The gateway is shutting down."))
+                return
+            }
+            if needsWake { wake() }
+        }
+    }
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+        wake()
+    }
+
+    private func wake() {
+        var b: UInt8 = 1
+        _ = write(wakeWrite, &b, 1)  // a full pipe already means "wake up"
+    }
+
+    private static func nowMs() -> UInt64 { DispatchTime.now().uptimeNanoseconds / 1_000_000 }
+
+    // MARK: The link thread
+
+    private func run() {
+        var unsent: [(Int, Message)] = []
+        while true {
+            let now = Self.nowMs()
+            // The next deadline bounds the poll, so a timeout is noticed within a few milliseconds of passing.
+            let nextDeadline = pending.values.map { $0.deadlineMs }.min()
+            let timeout = unsent.isEmpty ? Int(min(200, nextDeadline.map { $0 > now ? $0 - now : 0 } ?? 200)) : 5
+            let ready = (try? connection.wait(timeoutMs: timeout, fds: [wakeRead])) ?? (socket: false, fds: [false])
+            if ready.fds.first == true {
+                var sink = [UInt8](repeating: 0, count: 256)
+                while read(wakeRead, &sink, sink.count) > 0 {}
+            }
+            lock.lock()
+            let taken = outbox
+            outbox.removeAll(keepingCapacity: true)
+            wakePending = false
+            let isStopped = stopped
+            lock.unlock()
+            if isStopped {
+                for p in pending.values { p.continuation.resume(throwing: HumeError(.system, "The gateway is shutting down.")) }
+                for o in taken { o.continuation.resume(throwing: HumeError(.system, "The gateway is shutting down.")) }
+                pending.removeAll()
+                return
+            }
+            let sendTime = Self.nowMs()
+            var groups: [String: Int] = [:]  // batch + route → index in `outgoing` still open to more jobs
+            var outgoing: [(message: Message, calls: [(call: Int, records: Range<Int>)], bytes: Int)] = []
+            for o in taken {
+                let call = nextCall
+                nextCall += 1
+                pending[call] = Pending(continuation: o.continuation, deadlineMs: sendTime + o.timeoutMs, message: o.message,
+                                        batch: o.batch, waitMs: o.waitMs)
+                let records = o.message.records
+                let bytes = records.reduce(0) { $0 + $1.count }
+                let key = o.message.command == .submit && bytes <= Self.coalescibleBytes
+                    ? "\(o.message.header["batch"]?.serialized ?? "")|\(o.message.header["route"]?.serialized ?? "")" : nil
+                if let key, let g = groups[key], outgoing[g].message.records.count + records.count <= Self.coalescedJobs,
+                   outgoing[g].bytes + bytes <= Self.coalescedBytes {
+                    let at = outgoing[g].message.records.count
+                    outgoing[g].message.records += records
+                    outgoing[g].calls.append((call, at ..< at + records.count))
+                    outgoing[g].bytes += bytes
+                } else {
+                    if let key { groups[key] = outgoing.count }
+                    outgoing.append((o.message, [(call, 0 ..< records.count)], bytes))
+                }
+            }
+            for o in outgoing { unsent.append(send(o.message, calls: o.calls)) }
+            // A socket that cannot take a message now (no handshake yet, queue full) keeps it for the next round.
+            while let (req, m) = unsent.first {
+                guard inflight[req]?.contains(where: { pending[$0.call] != nil }) == true else {
+                    inflight.removeValue(forKey: req)
+                    unsent.removeFirst()
+                    continue
+                }
+                guard (try? connection.trySend(m)) == true else { break }
+                unsent.removeFirst()
+            }
+            while let m = try? connection.receive(timeoutMs: 0) { handle(m) }
+            unsent += resend
+            resend.removeAll()
+            expire(now: Self.nowMs())
+        }
+    }
+
+    /// Gives `message` a fresh req and records which calls it carries; returns it for the send queue.
+    private func send(_ message: Message, calls: [(call: Int, records: Range<Int>)]) -> (Int, Message) {
+        let req = nextReq
+        nextReq += 1
+        var m = message
+        if case .object(var h) = m.header { h["req"] = JSON(req); m.header = .object(h) }
+        inflight[req] = calls
+        return (req, m)
+    }
+
+    private var resend: [(Int, Message)] = []
+
+    private func handle(_ m: Message) {
+        switch m.command {
+        case .result:
+            var delivered: [(ResultRecord, String?)] = []
+            delivered.reserveCapacity(m.records.count)
+            for r in m.records {
+                guard let rec = try? ResultRecord.decode(r) else { continue }
+                delivered.append((rec, batchOf.removeValue(forKey: rec.jobID)))
+                if let calls = waiters.removeValue(forKey: rec.jobID) {
+                    for call in calls where pending[call] != nil {
+                        pending[call]!.results[rec.jobID] = rec
+                        pending[call]!.awaiting.remove(rec.jobID)
+                        if pending[call]!.awaiting.isEmpty { finish(call) }
+                    }
+                }
+            }
+            if !delivered.isEmpty { onResults(delivered) }
+        case .progress:
+            break
+        default:
+            guard let req = m.header["req"]?.int, let calls = inflight.removeValue(forKey: req) else { return }
+            if m.command == .error, m.header["code"]?.string == "too_large", calls.count > 1 {
+                // Together they could never be taken (over the window or a queue's capacity); each alone may be.
+                for c in calls where pending[c.call] != nil {
+                    resend.append(send(pending[c.call]!.message, calls: [(c.call, 0 ..< pending[c.call]!.message.records.count)]))
+                }
+                return
+            }
+            for (call, range) in calls {
+                guard var p = pending[call] else { continue }  // timed out meanwhile
+                guard p.command == .submit, m.command == .ack, range.upperBound <= m.records.count else {
+                    pending.removeValue(forKey: call)
+                    p.continuation.resume(returning: SubmitAnswer(reply: m, results: [:]))
+                    continue
+                }
+                // The caller's part of the ACK: its records, and counts of its own.
+                let records = Array(m.records[range])
+                let acks = records.compactMap { try? AckRecord.decode($0) }
+                var header = m.header.object ?? [:]
+                let duplicates = acks.filter(\.duplicate).count
+                header["accepted"] = JSON(acks.count - duplicates)
+                header["duplicates"] = JSON(duplicates)
+                if let batch = p.batch {
+                    // Jobs that another connection took over never answer here; a cap keeps their names from piling up.
+                    if batchOf.count > 200_000 { batchOf.removeAll() }
+                    for a in acks { batchOf[a.jobID] = batch }
+                }
+                p.ack = Message(.ack, header: .object(header), records: records)
+                if p.waitMs > 0 {
+                    p.awaiting = Set(acks.map(\.jobID))
+                    p.deadlineMs = Self.nowMs() + p.waitMs
+                    for id in p.awaiting { waiters[id, default: []].append(call) }
+                }
+                pending[call] = p
+                if p.awaiting.isEmpty { finish(call) }
+            }
+        }
+    }
+
+    /// Resumes a SUBMIT's caller with its ACK and the results gathered so far.
+    private func finish(_ call: Int) {
+        guard let p = pending.removeValue(forKey: call), let ack = p.ack else { return }
+        for id in p.awaiting { waiters[id]?.removeAll { $0 == call } }
+        p.continuation.resume(returning: SubmitAnswer(reply: ack, results: p.results))
+    }
+
+    private func expire(now: UInt64) {
+        if inflight.count > 1_000 {  // messages the broker never answered (it died with them) whose callers have gone
+            inflight = inflight.filter { $0.value.contains { pending[$0.call] != nil } }
+        }
+        for (call, p) in pending where p.deadlineMs <= now {
+            if p.ack != nil {
+                finish(call)  // acknowledged; the wait for results is over
+            } else {
+                pending.removeValue(forKey: call)
+                p.continuation.resume(throwing: HumeError(
+                    .timeout, "The broker at \(endpoint) did not answer \(p.command.rawValue) in time; is it running?"))
+            }
+        }
+    }
+}
