@@ -61,7 +61,7 @@ struct ResultSummary: Sendable {
 /// An event's id is `<epoch>-<seq>`: `seq` counts from 1 in this gateway process and `epoch` is the process's start
 /// time in milliseconds, so an id from an earlier process is recognised as such. A reader resumes after the id it
 /// last saw (`Last-Event-ID`); when that id is from another process or has left the ring, the reader is told so with
-/// a `gap` event and continues from the oldest event held.
+/// a `gap` event and continues from the oldest event held. The id `0` asks for every event held.
 final class EventLog: @unchecked Sendable {  // state guarded by `lock`
     struct Event: Sendable {
         var seq: UInt64
@@ -113,6 +113,7 @@ final class EventLog: @unchecked Sendable {  // state guarded by `lock`
         guard let text = lastEventID?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {
             return (lastSeq + 1, false)  // a new reader gets what happens from now on
         }
+        if text == "0" { return (oldest, false) }  // "from the start": every event the ring still holds
         let parts = text.split(separator: "-")
         guard parts.count == 2, let e = UInt64(parts[0]), let s = UInt64(parts[1]), e == epoch, s <= lastSeq else {
             return (oldest, true)

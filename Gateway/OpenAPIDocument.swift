@@ -678,7 +678,7 @@ enum OpenAPIDocument {
    "get": {
     "operationId": "streamEvents",
     "summary": "Results as Server-Sent Events",
-    "description": "One `result` event per job this gateway submitted, as it finishes (data: the job without its output). Resume with `Last-Event-ID`; a `gap` event says events were lost (from another gateway process or older than the ring). `limit` closes the stream after that many events.",
+    "description": "One `result` event per job this gateway submitted, as it finishes (data: the job without its output). Resume with `Last-Event-ID` (`0`: every event held; none: from now on); a `gap` event says events were lost (from another gateway process or older than the ring). `limit` closes the stream after that many events.",
     "parameters": [
      {
       "name": "batch",

@@ -28,6 +28,10 @@ rm -rf "$wheels"
 sys.exit(0 if "site-packages" in d and os.path.exists(os.path.join(d, "py.typed")) else "hume_client not installed from the wheel: " + d)')
 HUME_BIN=$PWD/.build/debug/hume "$venv/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests
 
+# hume-gateway against its OpenAPI document: schemathesis's checks on a live broker, noop worker and gateway
+# (Ops/schemathesis.sh; what is configured and why is in Ops/schemathesis.toml).
+bash Ops/schemathesis.sh .build/debug "$venv" 60
+
 swift test --skip-build
 
 # The fuzz smoke: every libFuzzer target (the wire, stage parameters and payloads, PNG, safetensors, job lines)

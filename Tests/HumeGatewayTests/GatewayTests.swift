@@ -284,6 +284,9 @@ struct GatewayTests {
         let stale = try http("GET", gw.base + "/v1/events?limit=5", headers: ["Last-Event-ID": "1-3"], maxTime: 20)
         let staleEvents = sseEvents(stale.text)
         #expect(staleEvents.first?.event == "gap" && staleEvents.filter { $0.event == "result" }.count == 5, "\(stale.text)")
+        // Id 0: everything held, no gap.
+        let all = sseEvents(try http("GET", gw.base + "/v1/events?limit=5&last_event_id=0", maxTime: 20).text)
+        #expect(all.map(\.event) == Array(repeating: "result", count: 5) && all.map(\.id) == staleEvents.filter { $0.event == "result" }.map(\.id))
     }
 
     @Test("Bearer tokens: none or a wrong one is 401 with WWW-Authenticate, the right one works; beyond loopback needs tokens",
