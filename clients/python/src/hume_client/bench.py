@@ -4,7 +4,7 @@ Starts a broker (``--stages noop``) and one no-op worker (``--work-ms 0 --batch 
 does) from a ``hume`` binary (``HUME_BIN``, else the checkout's release build, else its debug build), submits
 ``--jobs`` jobs (key ``bench:I``, data ``a sticker of job number I``) with :meth:`hume_client.Client.run`, counts the
 results, and repeats with a fresh fleet ``--runs`` times. Prints JSON: every run's jobs/s, the median, the client's
-CPU per job, and a check that every job finished exactly once.
+CPU per job (and the broker's and the worker's, from /proc), and a check that every job finished exactly once.
 """
 
 from __future__ import annotations
@@ -24,15 +24,27 @@ from .fleet import LocalFleet, find_hume
 from .jobs import Job
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), or NaN elsewhere."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def one_run(hume: str, jobs: int, chunk: int, max_in_flight: int, directory: str, worker_batch: int,
             broker_args: List[str], asyncio_client: bool) -> Dict[str, Any]:
     with LocalFleet(directory, stages="noop", hume=hume, broker_args=broker_args) as fleet:
-        fleet.start_worker("noop", "--work-ms", "0", "--batch", str(worker_batch))
+        worker = fleet.start_worker("noop", "--work-ms", "0", "--batch", str(worker_batch))
         fleet.wait_for_workers(1)
         data = ["a sticker of job number %d" % i for i in range(jobs)]  # made before the clock starts
         keys = ["bench:%d" % i for i in range(jobs)]
         seen = bytearray(jobs)
         done = 0
+        assert fleet.broker is not None
+        others0 = (_cpu_seconds(fleet.broker.pid), _cpu_seconds(worker.pid))
         cpu0 = time.process_time()
         t0 = time.perf_counter()
         if asyncio_client:
@@ -45,9 +57,12 @@ def one_run(hume: str, jobs: int, chunk: int, max_in_flight: int, directory: str
                 busy = c.session.busy_replies
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
+        others1 = (_cpu_seconds(fleet.broker.pid), _cpu_seconds(worker.pid))
         status = fleet.status()
     return {"jobs": jobs, "seconds": round(seconds, 3), "jobs_per_s": round(jobs / seconds),
-            "client_cpu_us_per_job": round(cpu / jobs * 1e6, 2), "done": done,
+            "client_cpu_us_per_job": round(cpu / jobs * 1e6, 2),
+            "broker_cpu_us_per_job": round((others1[0] - others0[0]) / jobs * 1e6, 2),
+            "worker_cpu_us_per_job": round((others1[1] - others0[1]) / jobs * 1e6, 2), "done": done,
             "exactly_once": seen.count(1) == jobs, "busy_replies": busy,
             "broker_done": (status.get("finished") or {}).get("done")}
 
