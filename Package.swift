@@ -182,7 +182,7 @@ let package = Package(
         .testTarget(name: "HumeUploadTests", dependencies: ["HumeStages", "HumeUploadStage", "HumeData", "HumeWorker", "HumeCore", "HumeClient", "HumeFleet"],
                     path: "Tests/HumeUploadTests"),
         // hume-gateway as a process, spoken to with curl, in front of a live broker and workers.
-        .testTarget(name: "HumeGatewayTests", dependencies: ["HumeCore", "HumeFleet"], path: "Tests/HumeGatewayTests"),
+        .testTarget(name: "HumeGatewayTests", dependencies: ["HumeCore", "HumeFleet", "HumeTransport"], path: "Tests/HumeGatewayTests"),
         .testTarget(name: "HumeIntegrationTests",
                     dependencies: ["HumeStages", "HumeCore", "HumeTransport", "HumeClient", "HumeBroker", "HumeFleet", "HumeData", "CZeroMQ",
                                    .product(name: "GRDB", package: "GRDB.swift")],

@@ -1,6 +1,7 @@
 import Foundation
 import HumeCore
 import HumeFleet
+import HumeTransport
 import Testing
 
 private let jsonType = ["Content-Type": "application/json"]
@@ -314,6 +315,41 @@ struct GatewayTests {
         #expect(rc != 0 && err.contains("beyond loopback") && err.contains("--token-file"), "\(err)")
         let (rc2, _, err2) = try runProcess(GatewayProcess.executable, ["--bind", "127.0.0.1:0", "--token-file", dir + "/missing"], timeout: 20)
         #expect(rc2 != 0 && err2.contains("cannot be read"), "\(err2)")
+    }
+
+    @Test("To a CURVE broker the gateway connects with its own key; with a key the broker does not list, requests time out as 504",
+          .timeLimit(.minutes(2)))
+    func curve() throws {
+        let dir = freshDirectory("curve")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keys = dir + "/keys", allowed = dir + "/allowed"
+        try FileManager.default.createDirectory(atPath: allowed, withIntermediateDirectories: true)
+        var pairs: [String: CurveKeyPair] = [:]
+        for name in ["broker", "worker", "gateway", "stranger"] {
+            let pair = try CurveKeyPair.generate()
+            _ = try pair.write(directory: keys, name: name)
+            pairs[name] = pair
+        }
+        for name in ["worker", "gateway"] {
+            try FileManager.default.copyItem(atPath: "\(keys)/\(name).pub", toPath: "\(allowed)/\(name).pub")
+        }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--stages", "noop", "--curve-key", keys + "/broker.key", "--allow-keys", allowed],
+                                   environment: ["HUME_CURVE_KEY": keys + "/worker.key", "HUME_SERVER_KEY": keys + "/broker.pub"],
+                                   curve: CurveClientConfig(keys: pairs["worker"]!, serverKey: pairs["broker"]!.publicKey))
+        defer { fleet.stop() }
+        try fleet.startWorker("noop")
+        try fleet.waitForWorkers(1)
+        let gw = try GatewayProcess(broker: fleet.endpoints.clients, directory: dir,
+                                    arguments: ["--curve-key", keys + "/gateway.key", "--server-key", keys + "/broker.pub"])
+        defer { gw.stop() }
+        let ok = try http("POST", gw.base + "/v1/jobs", headers: jsonType.merging(["Prefer": "wait=20"]) { $1 },
+                          json: #"{"route":["noop"],"data":"over curve"}"#)
+        #expect(ok.status == 200 && ok.json["output"]?.string == "over curve", "\(ok.text)")
+        let stranger = try GatewayProcess(broker: fleet.endpoints.clients, directory: dir,
+                                          arguments: ["--curve-key", keys + "/stranger.key", "--server-key", keys + "/broker.pub", "--broker-timeout", "1"])
+        defer { stranger.stop() }
+        let refused = try http("POST", stranger.base + "/v1/jobs", headers: jsonType, json: #"{"route":["noop"],"data":"x"}"#)
+        #expect(refused.status == 504, "\(refused.text)")
     }
 
     @Test("A broker that is not there: POST answers 504 within the timeout, health 503; no request hangs", .timeLimit(.minutes(1)))
