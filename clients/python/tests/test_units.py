@@ -138,8 +138,9 @@ def keys_of(records: List[bytes]) -> List[str]:
     return [wire.decode_submit_record(r).key for r in records]
 
 
-def start(n: int, window: int = 10000, chunk: int = 50, **kw: Any) -> Tuple[Session, RunFeed, Broker]:
-    s = Session(chunk=chunk, **kw)
+def start(n: int, window: int = 10000, chunk: int = 50, window_cap: Optional[int] = None,
+          **kw: Any) -> Tuple[Session, RunFeed, Broker]:
+    s = Session(chunk=chunk, window=window_cap, **kw)
     feed = s.add_run("b", ["noop"], (Job(key="k%d" % i, data=b"d%d" % i) for i in range(n)))
     b = Broker(s)
     b.window = window
@@ -165,6 +166,12 @@ def test_window_and_chunks_are_respected() -> None:
     assert len(more[2]) == 30 and keys_of(more[2])[0] == "k100"
     assert s.unfinished + s.in_flight_jobs == 120
     assert [r.index for r in feed.results] == list(range(10))
+
+
+def test_a_client_window_below_the_brokers() -> None:
+    s, feed, b = start(500, window=10000, chunk=50, window_cap=100)
+    sent = b.tick()
+    assert sum(len(r) for _, _, r in sent) == 100 and s.window == 10000
 
 
 def test_busy_resends_the_same_jobs_after_the_pause() -> None:

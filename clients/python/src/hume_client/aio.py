@@ -161,9 +161,10 @@ class AsyncClient(_Base):
     """An asyncio Hume client; the parameters are :class:`hume_client.Client`'s."""
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", *, curve: CurveOption = None, timeout: float = 60.0,
-                 chunk: int = 2500, max_in_flight: int = 4, ack_timeout: float = 3.0, silence: float = 4.0,
+                 chunk: int = 2500, max_in_flight: int = 4, window: Optional[int] = None,
+                 ack_timeout: float = 3.0, silence: float = 4.0,
                  context: Optional[zmq.asyncio.Context] = None) -> None:
-        self._setup(chunk, max_in_flight, ack_timeout, silence, timeout)
+        self._setup(chunk, max_in_flight, window, ack_timeout, silence, timeout)
         self.endpoint = endpoint
         self._sock = _make_socket(context or zmq.asyncio.Context.instance(), endpoint, curve)
         self._task: Optional["asyncio.Task[None]"] = None

@@ -312,11 +312,13 @@ class JobHandle:
 class _Base:
     """What the sync and async clients share: options, the session, request headers."""
 
-    def _setup(self, chunk: int, max_in_flight: int, ack_timeout: float, silence: float, timeout: float) -> None:
+    def _setup(self, chunk: int, max_in_flight: int, window: Optional[int], ack_timeout: float, silence: float,
+               timeout: float) -> None:
         if not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
             raise BadInput("timeout must be a positive number of seconds; got %r." % (timeout,))
         self.timeout = float(timeout)
-        self._session = Session(chunk=chunk, max_in_flight=max_in_flight, ack_timeout=ack_timeout, silence=silence)
+        self._session = Session(chunk=chunk, max_in_flight=max_in_flight, ack_timeout=ack_timeout, silence=silence,
+                                window=window)
         self._closed = False
 
     def _timeout(self, timeout: Optional[float]) -> float:
@@ -356,14 +358,16 @@ class Client(_Base):
     :param timeout: the default for every wait, in seconds: a run's wait for its next result, a handle's result, a
         STATUS or CANCEL reply.
     :param chunk: jobs per SUBMIT (at most 10,000). :param max_in_flight: SUBMITs unanswered at once.
+    :param window: the most jobs to keep unfinished at once, if fewer than the broker's window (default: the broker's).
     :param ack_timeout: seconds before an unanswered SUBMIT is sent again. :param silence: seconds without news
         before checking the broker still knows this connection's jobs (and resubmitting them if not).
     """
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", *, curve: CurveOption = None, timeout: float = 60.0,
-                 chunk: int = 2500, max_in_flight: int = 4, ack_timeout: float = 3.0, silence: float = 4.0,
+                 chunk: int = 2500, max_in_flight: int = 4, window: Optional[int] = None,
+                 ack_timeout: float = 3.0, silence: float = 4.0,
                  context: Optional["zmq.Context[Any]"] = None) -> None:
-        self._setup(chunk, max_in_flight, ack_timeout, silence, timeout)
+        self._setup(chunk, max_in_flight, window, ack_timeout, silence, timeout)
         self.endpoint = endpoint
         self._sock = _make_socket(context or zmq.Context.instance(), endpoint, curve)
 
@@ -438,9 +442,9 @@ class Client(_Base):
     # ------------------------------------------------------------------------------------------------ streaming
 
     def submit(self, job: Any, route: Route, batch: str = "stream", *, progress: bool = False) -> JobHandle:
-        """Queues one job (a :class:`Job`, or bytes/str data) and returns its handle at once; it is sent the next
-        time this client waits for anything. ``handle.result(timeout)`` waits for it; :meth:`results` yields
-        streamed jobs' results as they finish."""
+        """Queues one job (a :class:`Job`, or bytes/str data), sends it if the window has room, and returns its
+        handle at once. ``handle.result(timeout)`` waits for it; :meth:`results` yields streamed jobs' results as
+        they finish. Raises :class:`BadInput` at once for a job that cannot be sent."""
         self._check_open()
         t = self._session.submit(job, batch, route, progress)
         h = JobHandle(self, t)

@@ -307,17 +307,21 @@ class Session:
     Parameters (all optional): ``chunk`` jobs per SUBMIT (at most 10,000; smaller after a ``too_large``),
     ``max_in_flight`` SUBMITs unanswered at once, ``ack_timeout`` seconds before an unanswered SUBMIT is sent again,
     ``silence`` seconds without news (jobs unfinished, nothing in flight) before checking that the broker still knows
-    this connection's jobs.
+    this connection's jobs, ``window`` (optional) the most jobs this client keeps unfinished, when that should be
+    fewer than the broker allows.
     """
 
     def __init__(self, chunk: int = 2500, max_in_flight: int = 4, ack_timeout: float = 3.0,
-                 silence: float = 4.0) -> None:
+                 silence: float = 4.0, window: Optional[int] = None) -> None:
         if not isinstance(chunk, int) or not 1 <= chunk <= MAX_RECORDS:
             raise BadInput("chunk is the number of jobs per SUBMIT, 1 to %d; got %r." % (MAX_RECORDS, chunk))
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise BadInput("max_in_flight must be a whole number of at least 1; got %r." % (max_in_flight,))
         if not ack_timeout > 0 or not silence > 0:
             raise BadInput("ack_timeout and silence must be positive numbers of seconds.")
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise BadInput("window, when given, is a whole number of jobs of at least 1; got %r." % (window,))
+        self.window_cap = window
         self.chunk = chunk
         self.max_in_flight = max_in_flight
         self.ack_timeout = float(ack_timeout)
@@ -369,7 +373,8 @@ class Session:
     def add_run(self, batch: str, route: Union[str, Sequence[str]], jobs: Iterable[Any], progress: bool = False,
                 on_progress: Optional[Callable[[int, int, int], None]] = None) -> RunFeed:
         """Starts a batch run; results gather in the returned feed's ``results`` as they arrive."""
-        feed = RunFeed(batch, route, jobs, progress, max_buffer=max(self.window or 10_000, self.chunk))
+        feed = RunFeed(batch, route, jobs, progress,
+                       max_buffer=max(min(self.window or 10_000, self.window_cap or 10_000), self.chunk))
         feed.on_progress = on_progress
         self._feeds.append(feed)
         return feed
@@ -552,7 +557,7 @@ class Session:
             if c.feed.closed:
                 continue
             self._send_chunk(c, now, self.ack_timeout)
-        window = self.window
+        window = self.window if self.window_cap is None else min(self.window, self.window_cap)
         min_send = min(self.chunk, max(1, window // 4))
         feeds = self._feeds
         while len(self._in_flight) < self.max_in_flight:
