@@ -175,7 +175,7 @@ class AsyncClient(_Base):
 
     def _start(self) -> None:
         self._check_open()
-        if self._task is None:
+        if self._task is None or self._task.done():  # first use, or a new event loop (asyncio.run again)
             self._event = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._pump())
 
