@@ -29,8 +29,8 @@ from typing import Any, AsyncIterator, Callable, Dict, Iterable, Optional, Seque
 import zmq
 import zmq.asyncio
 
-from .client import (EDIT_ROUTE, GENERATE_ROUTE, CurveOption, Route, _Base, _make_socket, _run_timeout, as_png,
-                     drain, edit_params, flush, generate_params)
+from .client import (EDIT_ROUTE, GENERATE_ROUTE, CurveOption, Route, _Base, _HandleBase, _make_socket, _run_timeout,
+                     as_png, drain, edit_params, flush, generate_params)
 from .errors import Timeout  # noqa: F401  (re-exported for type checkers)
 from .jobs import Job, Result
 from .session import Request, RunFeed, Ticket
@@ -108,43 +108,14 @@ class AsyncRunIterator:
             pass
 
 
-class AsyncJobHandle:
+class AsyncJobHandle(_HandleBase):
     """A job submitted with :meth:`AsyncClient.submit`."""
-
-    def __init__(self, client: "AsyncClient", ticket: Ticket) -> None:
-        self._client = client
-        self._ticket = ticket
-
-    @property
-    def key(self) -> str:
-        return self._ticket.key
-
-    @property
-    def index(self) -> int:
-        return self._ticket.index
-
-    @property
-    def job_id(self) -> Optional[int]:
-        return self._client._session.job_id_of(self._ticket)
-
-    @property
-    def progress(self) -> Optional[Tuple[int, int]]:
-        return self._ticket.progress
-
-    def done(self) -> bool:
-        return self._ticket.done
 
     async def result(self, timeout: Optional[float] = None, check: bool = True) -> Result:
         """Waits for the result; see :meth:`hume_client.JobHandle.result`."""
         t = self._ticket
         await self._client._wait_until(lambda: t.done, timeout, "the result of streamed job %d" % t.index)
-        self._client._session.consume(t)
-        if t.error is not None:
-            raise t.error
-        assert t.result is not None
-        if check:
-            t.result.raise_for_status()
-        return t.result
+        return self._finished(check)
 
     async def cancel(self, timeout: Optional[float] = None) -> bool:
         """Cancels the job if it is still running; True if the broker cancelled it."""

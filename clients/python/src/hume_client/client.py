@@ -250,10 +250,10 @@ class RunIterator(Iterator[Result]):
             pass
 
 
-class JobHandle:
-    """A job submitted with :meth:`Client.submit`."""
+class _HandleBase:
+    """What a streamed job's handle knows without waiting: shared by :class:`JobHandle` and the asyncio handle."""
 
-    def __init__(self, client: "Client", ticket: Ticket) -> None:
+    def __init__(self, client: Any, ticket: Ticket) -> None:
         self._client = client
         self._ticket = ticket
 
@@ -278,14 +278,12 @@ class JobHandle:
         return self._ticket.progress
 
     def done(self) -> bool:
-        """Whether the result (or a refusal) has arrived. Does not wait; :meth:`result` does."""
+        """Whether the result (or a refusal) has arrived. Does not wait; ``result`` does."""
         return self._ticket.done
 
-    def result(self, timeout: Optional[float] = None, check: bool = True) -> Result:
-        """Waits for the job's result (at most ``timeout`` s, default the client's). With ``check`` (the default) a
-        job that is not ``done`` raises :class:`JobFailed`; a SUBMIT the broker refused raises its typed error."""
+    def _finished(self, check: bool) -> Result:
+        """The result once ``done``: consumed from the session, refusals raised, failures raised with ``check``."""
         t = self._ticket
-        self._client._wait_until(lambda: t.done, timeout, "the result of streamed job %d" % t.index)
         self._client._session.consume(t)
         if t.error is not None:
             raise t.error
@@ -293,6 +291,17 @@ class JobHandle:
         if check:
             t.result.raise_for_status()
         return t.result
+
+
+class JobHandle(_HandleBase):
+    """A job submitted with :meth:`Client.submit`."""
+
+    def result(self, timeout: Optional[float] = None, check: bool = True) -> Result:
+        """Waits for the job's result (at most ``timeout`` s, default the client's). With ``check`` (the default) a
+        job that is not ``done`` raises :class:`JobFailed`; a SUBMIT the broker refused raises its typed error."""
+        t = self._ticket
+        self._client._wait_until(lambda: t.done, timeout, "the result of streamed job %d" % t.index)
+        return self._finished(check)
 
     def cancel(self, timeout: Optional[float] = None) -> bool:
         """Cancels the job if it is still running; True if the broker cancelled it."""
