@@ -460,7 +460,7 @@ public final class BrokerCore {
         var rows: [JournalJob] = []
         rows.reserveCapacity(specs.count)
         for (i, s) in specs.enumerated() {
-            rows.append(JournalJob(id: nextJobID + UInt64(i), key: s.key.isEmpty ? derivedKey(batch: batch, routeNames: routeNames, spec: s) : s.key,
+            rows.append(JournalJob(id: nextJobID + UInt64(i), key: s.key.isEmpty ? s.derivedKey(batch: batch, routeNames: routeNames) : s.key,
                                    batch: batch, route: routeNames, priority: s.priority, deadlineMs: s.deadlineMs,
                                    params: s.params, data: s.data))
         }
@@ -503,16 +503,6 @@ public final class BrokerCore {
             "req": req, "accepted": JSON(accepted), "duplicates": JSON(duplicates),
             "window": JSON(config.clientWindow), "outstanding": JSON(client.outstanding),
         ]), records: acks))
-    }
-
-    /// A content-derived idempotency key: the same batch, route, params and data give the same key.
-    func derivedKey(batch: String, routeNames: [String], spec: JobSpec) -> String {
-        var h = FNV1a128()
-        h.update(Array(batch.utf8)); h.update([0])
-        h.update(Array(routeNames.joined(separator: ",").utf8)); h.update([0])
-        h.update(spec.params); h.update([0])
-        h.update(spec.data)
-        return "\(batch)#\(h.hex)"
     }
 
     /// The most ids one LOOKUP may ask for: its reply carries whole results, up to 32 MiB each.
@@ -1017,27 +1007,5 @@ extension String {
     init(format2 byte: UInt8) {
         let h = String(byte, radix: 16)
         self = byte < 16 ? "0" + h : h
-    }
-}
-
-/// 128-bit FNV-1a, for content-derived idempotency keys (not a security boundary).
-struct FNV1a128 {
-    var hi: UInt64 = 0x6c62_272e_07bb_0142
-    var lo: UInt64 = 0x62b8_2175_6295_c58d
-
-    mutating func update(_ bytes: [UInt8]) {
-        // 128-bit multiply by the FNV prime 2^88 + 0x13B.
-        for b in bytes {
-            lo ^= UInt64(b)
-            let (p1hi, p1lo) = lo.multipliedFullWidth(by: 0x13B)
-            let newHi = hi &* 0x13B &+ p1hi &+ (lo << 24)
-            lo = p1lo
-            hi = newHi
-        }
-    }
-
-    var hex: String {
-        let a = String(hi, radix: 16), b = String(lo, radix: 16)
-        return String(repeating: "0", count: 16 - a.count) + a + String(repeating: "0", count: 16 - b.count) + b
     }
 }

@@ -12,6 +12,11 @@ import HumeTransport
 ///
 /// RESULT messages go to `onResults` (the event log) on the link thread, after any `submit(..., waitMs:)` waiting for
 /// them has taken its own.
+///
+/// After a broker restart the jobs this gateway submitted have no owner, so their RESULTs would go nowhere: like the
+/// reference clients, the link re-attaches. With jobs unfinished and nothing heard for `silenceMs`, it asks the broker
+/// how many unfinished jobs it holds for this connection (a SUBMIT of no records); if fewer than the link knows of, it
+/// submits their keys again (a known key is a duplicate: nothing runs twice, and the job's owner is this connection).
 final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded by `lock` or confined to the thread
     /// A reply to a SUBMIT, with the results of its jobs that finished while the caller waited.
     struct SubmitAnswer: Sendable {
@@ -28,7 +33,18 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
         /// For SUBMIT: the batch (the event log names it) and how long to wait for the jobs' results after the ACK.
         var batch: String?
         var waitMs: UInt64
+        /// For SUBMIT: each record's key as the broker stores it (given or derived), for re-attaching.
+        var keys: [String]
     }
+
+    /// What re-attaching to an unfinished job needs: its key, and a batch and route the broker takes.
+    private struct Attachment {
+        var key: String
+        var batch: String
+        var route: JSON
+    }
+
+    private enum Internal { case probe, reattach }
 
     /// One caller's request, from its arrival to its answer. Several callers' SUBMITs may travel in one message.
     private struct Pending {
@@ -41,6 +57,7 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
         var ack: Message?
         var awaiting: Set<UInt64> = []
         var results: [UInt64: ResultRecord] = [:]
+        var keys: [String]
         var command: Command { message.command }
     }
 
@@ -68,8 +85,15 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
     private var inflight: [Int: [(call: Int, records: Range<Int>)]] = [:]
     /// Jobs waited for by a SUBMIT with `waitMs`: job id → the calls waiting.
     private var waiters: [UInt64: [Int]] = [:]
-    /// The batch of each job this gateway submitted that has no result yet (the event log names it).
-    private var batchOf: [UInt64: String] = [:]
+    /// Each job this gateway submitted that has no result yet: its batch (the event log names it) and what
+    /// re-attaching needs.
+    private var unfinished: [UInt64: Attachment] = [:]
+    /// The link's own requests (the re-attach probe and resubmissions) by req.
+    private var internalReqs: [Int: Internal] = [:]
+    private var lastNewsMs: UInt64 = 0
+    private var lastProbeMs: UInt64 = 0
+    /// Nothing from the broker for this long, with jobs unfinished, starts a re-attach check.
+    static let silenceMs: UInt64 = 4_000
     /// Called on the link thread with every RESULT record and its batch (when this gateway submitted it).
     private let onResults: @Sendable ([(ResultRecord, String?)]) -> Void
 
@@ -91,12 +115,12 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
     /// Sends `command` and returns the broker's reply (an `ERROR` reply is returned, not thrown). For SUBMIT with
     /// `waitMs` > 0, the answer also holds the results of its jobs that finished within `waitMs` of the ACK.
     /// - Throws: `HumeError(.timeout)` when the broker does not reply within `timeoutMs`.
-    func request(_ command: Command, header: [String: JSON], records: [[UInt8]] = [], timeoutMs: UInt64 = 10_000,
-                 waitMs: UInt64 = 0) async throws -> SubmitAnswer {
+    func request(_ command: Command, header: [String: JSON], records: [[UInt8]] = [], keys: [String] = [],
+                 timeoutMs: UInt64 = 10_000, waitMs: UInt64 = 0) async throws -> SubmitAnswer {
         try await withCheckedThrowingContinuation { (c: Continuation) in
             let batch = command == .submit ? header["batch"]?.string : nil
             let out = Outgoing(message: Message(command, header: .object(header), records: records), continuation: c,
-                               timeoutMs: timeoutMs, batch: batch, waitMs: waitMs)
+                               timeoutMs: timeoutMs, batch: batch, waitMs: waitMs, keys: keys)
             lock.lock()
             let isStopped = stopped
             if !isStopped { outbox.append(out) }
@@ -159,7 +183,7 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
                 let call = nextCall
                 nextCall += 1
                 pending[call] = Pending(continuation: o.continuation, deadlineMs: sendTime + o.timeoutMs, message: o.message,
-                                        batch: o.batch, waitMs: o.waitMs)
+                                        batch: o.batch, waitMs: o.waitMs, keys: o.keys)
                 let records = o.message.records
                 let bytes = records.reduce(0) { $0 + $1.count }
                 let key = o.message.command == .submit && bytes <= Self.coalescibleBytes
@@ -178,7 +202,7 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
             for o in outgoing { unsent.append(send(o.message, calls: o.calls)) }
             // A socket that cannot take a message now (no handshake yet, queue full) keeps it for the next round.
             while let (req, m) = unsent.first {
-                guard inflight[req]?.contains(where: { pending[$0.call] != nil }) == true else {
+                guard internalReqs[req] != nil || inflight[req]?.contains(where: { pending[$0.call] != nil }) == true else {
                     inflight.removeValue(forKey: req)
                     unsent.removeFirst()
                     continue
@@ -186,10 +210,14 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
                 guard (try? connection.trySend(m)) == true else { break }
                 unsent.removeFirst()
             }
-            while let m = try? connection.receive(timeoutMs: 0) { handle(m) }
+            while let m = try? connection.receive(timeoutMs: 0) {
+                lastNewsMs = Self.nowMs()
+                handle(m)
+            }
+            expire(now: Self.nowMs())
+            probeIfSilent(now: Self.nowMs())
             unsent += resend
             resend.removeAll()
-            expire(now: Self.nowMs())
         }
     }
 
@@ -212,7 +240,7 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
             delivered.reserveCapacity(m.records.count)
             for r in m.records {
                 guard let rec = try? ResultRecord.decode(r) else { continue }
-                delivered.append((rec, batchOf.removeValue(forKey: rec.jobID)))
+                delivered.append((rec, unfinished.removeValue(forKey: rec.jobID)?.batch))
                 if let calls = waiters.removeValue(forKey: rec.jobID) {
                     for call in calls where pending[call] != nil {
                         pending[call]!.results[rec.jobID] = rec
@@ -225,7 +253,13 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
         case .progress:
             break
         default:
-            guard let req = m.header["req"]?.int, let calls = inflight.removeValue(forKey: req) else { return }
+            guard let req = m.header["req"]?.int else { return }
+            if let purpose = internalReqs.removeValue(forKey: req) {
+                inflight.removeValue(forKey: req)
+                if purpose == .probe, m.command == .ack, (m.header["outstanding"]?.int ?? 0) < unfinished.count { reattach() }
+                return
+            }
+            guard let calls = inflight.removeValue(forKey: req) else { return }
             if m.command == .error, m.header["code"]?.string == "too_large", calls.count > 1 {
                 // Together they could never be taken (over the window or a queue's capacity); each alone may be.
                 for c in calls where pending[c.call] != nil {
@@ -247,10 +281,12 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
                 let duplicates = acks.filter(\.duplicate).count
                 header["accepted"] = JSON(acks.count - duplicates)
                 header["duplicates"] = JSON(duplicates)
-                if let batch = p.batch {
-                    // Jobs that another connection took over never answer here; a cap keeps their names from piling up.
-                    if batchOf.count > 200_000 { batchOf.removeAll() }
-                    for a in acks { batchOf[a.jobID] = batch }
+                if let batch = p.batch, let route = p.message.header["route"] {
+                    // Jobs that another connection took over never answer here; a cap keeps them from piling up.
+                    if unfinished.count > 200_000 { unfinished.removeAll() }
+                    for (i, a) in acks.enumerated() where i < p.keys.count {
+                        unfinished[a.jobID] = Attachment(key: p.keys[i], batch: batch, route: route)
+                    }
                 }
                 p.ack = Message(.ack, header: .object(header), records: records)
                 if p.waitMs > 0 {
@@ -260,6 +296,35 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
                 }
                 pending[call] = p
                 if p.awaiting.isEmpty { finish(call) }
+            }
+        }
+    }
+
+    /// With jobs unfinished and the broker silent: asks how many unfinished jobs it holds for this connection.
+    private func probeIfSilent(now: UInt64) {
+        guard let any = unfinished.values.first, now >= lastNewsMs + Self.silenceMs, now >= lastProbeMs + Self.silenceMs else {
+            return
+        }
+        lastProbeMs = now
+        let (req, m) = send(Message(.submit, header: .object(["batch": .string(any.batch), "route": any.route])), calls: [])
+        internalReqs[req] = .probe
+        resend.append((req, m))
+    }
+
+    /// Submits the keys of every unfinished job again, grouped by batch and route (the broker's ACK makes this
+    /// connection their owner; finished ones answer with their RESULT at once).
+    private func reattach() {
+        var groups: [String: (batch: String, route: JSON, keys: [String])] = [:]
+        for a in unfinished.values {
+            groups["\(a.batch)|\(a.route.serialized)", default: (a.batch, a.route, [])].keys.append(a.key)
+        }
+        for g in groups.values {
+            for start in stride(from: 0, to: g.keys.count, by: Self.coalescedJobs) {
+                let records = g.keys[start..<min(g.keys.count, start + Self.coalescedJobs)].map { JobSpec(key: $0).encode() }
+                let (req, m) = send(Message(.submit, header: .object(["batch": .string(g.batch), "route": g.route]), records: records),
+                                    calls: [])
+                internalReqs[req] = .reattach
+                resend.append((req, m))
             }
         }
     }

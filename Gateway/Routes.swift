@@ -70,7 +70,9 @@ struct Gateway: Sendable {
         let jobs = try JobRequest(fields: fields, source: source, idempotencyKey: idem, limits: limits)
         let waitSeconds = Self.preferredWait(request.headers[HTTPField.Name("Prefer")!], max: limits.maxWaitSeconds)
         let header: [String: JSON] = ["batch": .string(jobs.batch), "route": .array(jobs.route.map { .string($0) })]
-        let answer = try await link.request(.submit, header: header, records: jobs.jobs.map { $0.encode() },
+        // The keys the broker stores: given, or derived from the content as the broker derives them (PROTOCOL.md §7).
+        let keys = jobs.jobs.map { $0.key.isEmpty ? $0.derivedKey(batch: jobs.batch, routeNames: jobs.route) : $0.key }
+        let answer = try await link.request(.submit, header: header, records: jobs.jobs.map { $0.encode() }, keys: keys,
                                             timeoutMs: limits.brokerTimeoutMs, waitMs: UInt64(waitSeconds) * 1000)
         let reply = answer.reply
         switch reply.command {
@@ -94,14 +96,14 @@ struct Gateway: Sendable {
         }
         var views: [JSON] = []
         var allFinished = true
-        for (spec, ack) in zip(jobs.jobs, acks) {
+        for (key, ack) in zip(keys, acks) {
             var view: [String: JSON]
             if let r = answer.results[ack.jobID] {
                 view = Self.view(id: r.jobID, status: r.status.rawValue, key: r.key, batch: jobs.batch, body: r.body)
             } else {
                 allFinished = false
                 view = ["id": JSON(Int(ack.jobID)), "status": .string("active"), "batch": .string(jobs.batch),
-                        "key": spec.key.isEmpty ? .null : .string(spec.key), "url": .string("/v1/jobs/\(ack.jobID)")]
+                        "key": .string(key), "url": .string("/v1/jobs/\(ack.jobID)")]
             }
             view["duplicate"] = .bool(ack.duplicate)
             views.append(.object(view))

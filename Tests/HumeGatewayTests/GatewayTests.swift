@@ -37,6 +37,7 @@ struct GatewayTests {
         } while job["status"]?.string == "active" && Date() < deadline && usleep(50_000) == 0
         #expect(job["status"]?.string == "done" && job["output"]?.string == "hello" && job["batch"]?.string == "web")
         #expect(job["stage"] == JSON(1) && job["stages"] == JSON(1) && job["key"]?.string?.hasPrefix("web#") == true)
+        #expect(first.json["key"] == job["key"], "the gateway derives the key the broker derives")
 
         // A batch of jobs, one of which the stage refuses: the refusal is that job's, with the stage's sentence.
         let several = try http("POST", b + "/v1/jobs", headers: jsonType.merging(["Prefer": "wait=20"]) { $1 },
@@ -350,6 +351,30 @@ struct GatewayTests {
         defer { stranger.stop() }
         let refused = try http("POST", stranger.base + "/v1/jobs", headers: jsonType, json: #"{"route":["noop"],"data":"x"}"#)
         #expect(refused.status == 504, "\(refused.text)")
+    }
+
+    @Test("kill -9 of the broker with jobs unfinished: the gateway re-attaches after the restart, so every result still reaches the event stream",
+          .timeLimit(.minutes(2)))
+    func brokerRestart() throws {
+        // noop2 has no worker yet: the jobs wait at the broker when it is killed.
+        let live = try LiveFleet("restart", stages: "noop2", workers: [])
+        defer { live.stop() }
+        let gw = try live.gateway()
+        defer { gw.stop() }
+        let sent = try http("POST", gw.base + "/v1/jobs", headers: jsonType,
+                            json: #"{"route":["noop2"],"batch":"rs","jobs":[{"data":"a"},{"data":"b"},{"data":"c","key":"rs-own"}]}"#)
+        let ids = Set((sent.json["jobs"]?.array ?? []).compactMap { $0["id"]?.int })
+        #expect(sent.status == 202 && ids.count == 3, "\(sent.text)")
+        let base = gw.base
+        let reader = StartedThread { try http("GET", base + "/v1/events?batch=rs&limit=3", maxTime: 60) }
+        live.fleet.killBroker()
+        try live.fleet.startBroker()
+        try live.fleet.startWorker("noop2")
+        let stream = try reader.wait()
+        let got = sseEvents(stream.text).filter { $0.event == "result" }.compactMap { try? JSON.parse($0.data) }
+        #expect(Set(got.compactMap { $0["id"]?.int }) == ids, "\(stream.text)")
+        #expect(got.allSatisfy { $0["status"]?.string == "done" })
+        #expect(try http("GET", gw.base + "/v1/batches/rs").json["done"] == JSON(3))
     }
 
     @Test("A broker that is not there: POST answers 504 within the timeout, health 503; no request hangs", .timeLimit(.minutes(1)))
