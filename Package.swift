@@ -147,7 +147,7 @@ let package = Package(
 
         // HTTP/JSON in front of the client protocol (README "Reaching Hume"): Hummingbird, one broker connection.
         .executableTarget(name: "hume-gateway",
-                          dependencies: ["HumeCore", "HumeTransport", "HumeClient", "HumeStages", "HumeData",
+                          dependencies: ["HumeCore", "HumeTransport", "HumeClient", "HumeStages", "HumeData", "HumeFleet",
                                          .product(name: "Hummingbird", package: "hummingbird"),
                                          .product(name: "NIOCore", package: "swift-nio"),
                                          .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HumeCore
+import HumeFleet
 import HumeTransport
 import Hummingbird
 import Logging
@@ -39,6 +40,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event-loop threads serving HTTP (default: one per core).") var eventLoops: Int?
 
     func run() async throws {
+        exitWhenParentDies()  // under `hume up`, leave with the supervisor even if it is killed with -9
         let env = ProcessInfo.processInfo.environment
         let (host, port) = try Self.parseBind(bind)
         let tokens = try Self.loadTokens(file: tokenFile, env: env["HUME_GATEWAY_TOKENS"])

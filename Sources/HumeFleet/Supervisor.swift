@@ -27,6 +27,8 @@ public func humeExecutable() -> String {
 public final class Child {
     public let role: String
     public let arguments: [String]
+    /// The program: `hume` unless given (the gateway is an executable of its own).
+    let executable: String
     public private(set) var process: Process
     public private(set) var restarts = 0
     var stopping = false
@@ -37,9 +39,11 @@ public final class Child {
     /// A file to read standard input from (else /dev/null).
     let stdinPath: String?
 
-    init(role: String, arguments: [String], logPath: String, environment: [String: String], stdinPath: String? = nil) throws {
+    init(role: String, arguments: [String], logPath: String, environment: [String: String], stdinPath: String? = nil,
+         executable: String = humeExecutable()) throws {
         self.role = role
         self.arguments = arguments
+        self.executable = executable
         self.logPath = logPath
         self.environment = environment
         self.stdinPath = stdinPath
@@ -49,13 +53,14 @@ public final class Child {
 
     func start() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: humeExecutable())
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         env[parentPIDVariable] = String(getpid())   // the child leaves when this process is gone (`exitWhenParentDies`)
         p.environment = env
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        // Appended to across restarts, so the lines before a crash are still there to read.
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         if let h = FileHandle(forWritingAtPath: logPath) {
             h.seekToEndOfFile()
             p.standardOutput = h
@@ -128,6 +133,9 @@ public final class Supervisor {
         public var evaluateEveryMs: UInt64 = 1000
         /// CURVE keys for the supervisor's own control connection (the workers get theirs through `environment`).
         public var curve: CurveClientConfig?
+        /// `hume-gateway` arguments besides `--broker` (e.g. `--bind HOST:PORT`): with them the supervisor runs an HTTP
+        /// gateway in front of the broker's client endpoint, and restarts it if it exits.
+        public var gatewayArguments: [String]?
 
         public init(directory: String, replicas: [(stage: String, count: Int)], endpoints: BrokerEndpoints) {
             self.directory = directory
@@ -142,6 +150,8 @@ public final class Supervisor {
     public private(set) var fleet: LocalFleet?
     /// The live and draining workers per stage.
     var workers: [String: [Child]] = [:]
+    /// The HTTP gateway, when `gatewayArguments` asks for one.
+    public private(set) var gateway: Child?
     var targets: [String: Int] = [:]
     var ranges: [String: ClosedRange<Int>] = [:]
     var memories: [String: AutoscaleMemory] = [:]
@@ -177,6 +187,20 @@ public final class Supervisor {
         defer { fleet.stop(drainSeconds: 30) }
         for (stage, n) in targets.sorted(by: { $0.key < $1.key }) {
             workers[stage] = try (0..<n).map { _ in try fleet.startWorker(stage, arguments: options.workerArguments[stage] ?? []) }
+        }
+        if let args = options.gatewayArguments {
+            gateway = try Child(role: "gateway", arguments: ["--broker", fleet.endpoints.clients] + args,
+                                logPath: fleet.logDirectory + "/gateway.log", environment: options.environment,
+                                executable: Self.gatewayExecutable())
+        }
+        defer {
+            // The gateway first (SIGTERM: it stops listening and leaves), so no request reaches a broker going away.
+            if let g = gateway {
+                g.terminate()
+                let deadline = Date().addingTimeInterval(10)
+                while g.isRunning && Date() < deadline { usleep(20_000) }
+                if g.isRunning { kill(g.pid, SIGKILL) }
+            }
         }
         let control = try BrokerConnection(endpoint: fleet.endpoints.control, curve: options.curve)
         _ = try control.trySend(Message(.supervise, header: .object(["req": JSON(0), "fleet": fleetReport()])))
@@ -283,11 +307,21 @@ public final class Supervisor {
                         "target_queue_wait_ms": .number(options.autoscaleConfig.targetQueueWaitMs)])
     }
 
+    /// `hume-gateway`, beside `hume` in the build folder.
+    public static func gatewayExecutable() -> String {
+        (humeExecutable() as NSString).deletingLastPathComponent + "/hume-gateway"
+    }
+
     /// Restarts crashed children and moves each stage toward its target replica count.
     func reconcile(_ fleet: LocalFleet) throws {
         if !fleet.broker.isRunning {
             logger.warning("broker exited; restarting", metadata: ["status": "\(fleet.broker.process.terminationStatus)"])
             try fleet.startBroker()
+        }
+        if let g = gateway, !g.isRunning {
+            logger.warning("gateway exited; restarting", metadata: ["status": "\(g.process.terminationStatus)"])
+            restarts["gateway", default: 0] += 1
+            try g.restart()
         }
         fleet.pruneStopped()
         for (stage, target) in targets {

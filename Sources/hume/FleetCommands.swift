@@ -53,6 +53,9 @@ struct UpCommand: ParsableCommand {
     @Option(help: "CURVE on every endpoint with keys in this directory (made when missing): broker.key, fleet.key for the workers, and allowed/*.pub (add your clients' .pub files there). Required when binding beyond loopback.")
     var curve: String?
     @Flag(help: "Allow plaintext on endpoints that are not loopback.") var insecure = false
+    @Option(help: "Also serve HTTP/JSON here with hume-gateway (built beside hume: swift build -c release --product hume-gateway), e.g. 127.0.0.1:8080; restarted if it exits.")
+    var gateway: String?
+    @Option(help: "The gateway's bearer tokens, one per line (required when --gateway is not loopback).") var gatewayTokenFile: String?
     @Option(parsing: .unconditional, help: "Extra arguments for the broker, e.g. --broker-args=--queue-capacity=5000.")
     var brokerArgs: String?
 
@@ -84,6 +87,15 @@ struct UpCommand: ParsableCommand {
         } else if let open = [bindWorkers, bindClients, bindControl].first(where: { !isLocalEndpoint($0) }) {
             throw CLIFailure("\(open) is reachable from other machines: give --curve DIR (keys are made there), or --insecure to accept plaintext.")
         }
+        if let gateway {
+            let exe = Supervisor.gatewayExecutable()
+            guard FileManager.default.isExecutableFile(atPath: exe) else {
+                throw CLIFailure("--gateway needs hume-gateway beside hume (\(exe)); build it with `swift build -c release --product hume-gateway` (or without -c release for a debug hume).")
+            }
+            opts.gatewayArguments = ["--bind", gateway] + (gatewayTokenFile.map { ["--token-file", $0] } ?? [])
+        } else if gatewayTokenFile != nil {
+            throw CLIFailure("--gateway-token-file goes with --gateway HOST:PORT.")
+        }
         let sup = try Supervisor(options: opts)
         let stop = sup.stop
         onTerminationSignal { stop.wake() }
@@ -91,7 +103,7 @@ struct UpCommand: ParsableCommand {
             try sup.run {
                 var ws = fixed.filter { ranges[$0.stage] == nil }.map { "\($0.stage)×\($0.count)" }
                 ws += ranges.sorted { $0.key < $1.key }.map { "\($0.key) autoscaled \($0.value.lowerBound)..\($0.value.upperBound)" }
-                let m = metrics.map { ", metrics http://\($0)/metrics" } ?? ""
+                let m = (metrics.map { ", metrics http://\($0)/metrics" } ?? "") + (gateway.map { ", HTTP http://\($0)/v1/" } ?? "")
                 stderrLine("hume up: broker ready (clients \(bindClients), workers \(bindWorkers), control \(bindControl)\(m)); workers: \(ws.joined(separator: ", ")); logs in \(dir)/logs. Ctrl-C to stop.")
             }
         }

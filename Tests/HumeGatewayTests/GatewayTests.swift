@@ -377,6 +377,55 @@ struct GatewayTests {
         #expect(try http("GET", gw.base + "/v1/batches/rs").json["done"] == JSON(3))
     }
 
+    @Test("hume up --gateway runs the gateway beside the fleet, restarts it after kill -9, and stops it on the way out",
+          .timeLimit(.minutes(2)))
+    func underHumeUp() throws {
+        let dir = freshDirectory("up")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let up = Process()
+        up.executableURL = URL(fileURLWithPath: humeExecutable())
+        up.arguments = ["up", "noop=1", "--dir", dir, "--bind-workers", "tcp://127.0.0.1:0", "--bind-clients", "tcp://127.0.0.1:0",
+                        "--bind-control", "tcp://127.0.0.1:0", "--gateway", "127.0.0.1:0"]
+        up.standardOutput = FileHandle.nullDevice
+        up.standardError = FileHandle.nullDevice
+        try up.run()
+        defer { if up.isRunning { kill(up.processIdentifier, SIGKILL) } }
+        // The gateway says where it serves in its log; after a restart it serves on a new port (port 0), said again.
+        func served(after count: Int) -> String? {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                let log = (try? String(contentsOfFile: dir + "/logs/gateway.log", encoding: .utf8)) ?? ""
+                let lines = log.split(separator: "\n").filter { $0.contains("serving http://") }
+                if lines.count > count, let url = lines.last?.split(separator: " ").first(where: { $0.hasPrefix("http://") }) {
+                    return String(url)
+                }
+                usleep(50_000)
+            }
+            return nil
+        }
+        let body = #"{"route":["noop"],"data":"through hume up"}"#
+        let wait = jsonType.merging(["Prefer": "wait=20"]) { $1 }
+        let first = try #require(served(after: 0))
+        #expect(try http("POST", first + "/v1/jobs", headers: wait, json: body).json["output"]?.string == "through hume up")
+        let pids = try runProcess("/usr/bin/pgrep", ["-f", "hume-gateway --broker"]).1.split(separator: "\n").compactMap { Int32($0) }
+        let ours = pids.filter { pid in
+            ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").contains("PPid:\t\(up.processIdentifier)\n")
+        }
+        try #require(ours.count == 1, "the gateway is a child of hume up")
+        kill(ours[0], SIGKILL)
+        let second = try #require(served(after: 1), "hume up restarts the gateway")
+        #expect(try http("POST", second + "/v1/jobs", headers: wait, json: body).json["duplicate"] == .bool(true))
+        kill(up.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(40)
+        while up.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!up.isRunning)
+        let left = try runProcess("/usr/bin/pgrep", ["-f", "hume-gateway --broker"]).1.split(separator: "\n").compactMap { Int32($0) }
+        #expect(left.allSatisfy { pid in
+            !((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").contains("PPid:\t\(up.processIdentifier)\n")
+        })
+        #expect((try? String(contentsOfFile: "/proc/\(ours[0])/status", encoding: .utf8)) == nil)
+    }
+
     @Test("A broker that is not there: POST answers 504 within the timeout, health 503; no request hangs", .timeLimit(.minutes(1)))
     func brokerAway() throws {
         let dir = freshDirectory("away")
