@@ -38,6 +38,9 @@ public struct Editor: Sendable {
     public var partSide = 64
     /// Mean absolute difference over channels (samples in [-1, 1]) above which a donor pixel differs from the source.
     public var partThreshold: Float = 0.3
+    /// A removal ("without the hat"): the donor's white backdrop is part of what it brings, since the white where the
+    /// hat was is the edit. For additions it is left out (a hat pasted onto a dog must not erase the dog).
+    public var keepsDonorBackdrop = false
 
     public init() {}
 
@@ -115,7 +118,7 @@ public struct Editor: Sendable {
                 let d = Editor.mismatch(candidate, shiftedBy: (dx, dy), from: src, outside: near) * penalty[i]
                 guard d < best?.d ?? .infinity else { continue }
                 let part = Editor.partMask(source: src, donor: StickerPose(dx: dx, dy: dy).apply(candidate), near: near,
-                                           threshold: partThreshold)
+                                           threshold: partThreshold, keepsBackdrop: keepsDonorBackdrop)
                 // A donor that differs from the source nowhere near the mask (the source itself, a twin) brings nothing.
                 if part.contains(true) { best = (i, d, dx, dy, part) }
             } }
@@ -209,11 +212,12 @@ public struct Editor: Sendable {
     /// over channels above `threshold`) that meet `near` (the DiffEdit mask), with their holes filled and dilated by one
     /// pixel. A hat above a head is one region that meets the mask at its brim, so it comes whole; differences far from
     /// what the edit text changes (another drawing's mouth when the mask is on the eyes) stay the source's.
-    static func partMask(source: RGBImage, donor: RGBImage, near: [Bool], threshold: Float) -> [Bool] {
+    static func partMask(source: RGBImage, donor: RGBImage, near: [Bool], threshold: Float, keepsBackdrop: Bool = false) -> [Bool] {
         let w = source.width, h = source.height, n = w * h
         // The donor's backdrop is not part of what it brings: a hat is pasted onto a dog, not the dog erased. The
         // backdrop is the white that reaches the border (a white surgical mask inside its outline is the donor's).
-        let backdrop = Editor.backdrop(donor)
+        // A removal keeps it: there the white is what replaces the thing removed.
+        let backdrop = keepsBackdrop ? [Bool](repeating: false, count: n) : Editor.backdrop(donor)
         var differs = [Bool](repeating: false, count: n)
         for p in 0..<n {
             var d: Float = 0

@@ -360,6 +360,51 @@ struct EditStageTests {
     }
 }
 
+@Suite("removal edits")
+struct RemovalEditTests {
+    @Test("a removal is recognised in the ways people write it, and the thing is taken out of the caption")
+    func parsing() {
+        #expect(EditStage.removedThing("without the hat") == "hat")
+        #expect(EditStage.removedThing("Remove the sunglasses.") == "sunglasses")
+        #expect(EditStage.removedThing("take off its mask") == "mask")
+        #expect(EditStage.removedThing("no glasses") == "glasses")
+        #expect(EditStage.removedThing("with no hat") == "hat")
+        for addition in ["with a hat", "wearing sunglasses", "make it green", "nothing", "without", "notebook"] {
+            #expect(EditStage.removedThing(addition) == nil, "\(addition)")
+        }
+        #expect(EditStage.caption("smiling face with sunglasses", without: "sunglasses") == "smiling face")
+        #expect(EditStage.caption("face with medical mask", without: "mask") == "face")
+        #expect(EditStage.caption("cowboy hat face", without: "hat") == "face")
+        #expect(EditStage.caption("grinning face", without: "hat") == nil, "a caption that does not name the thing")
+    }
+
+    @Test("without the hat: where the hat's crown was is background after the edit")
+    func hatRemoved() throws {
+        let have = try requireData()
+        guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return }
+        let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
+        let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
+        let id = try #require(db.database.items.firstIndex { $0.caption == "cowboy hat face" })
+        let side = 64
+        let source = try db.rgb8(id, side: side)
+        let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: source))
+        let out = try stage.run([task(#"{"edit": "without the hat", "caption": "cowboy hat face", "size": 64}"#, input: png)])
+        guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
+        let image = try StageImage(decoding: bytes)
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+        #expect(meta["removes"] as? String == "hat")
+        // The hat is the brown in the picture (the face is yellow, the backdrop white): after the edit little is left.
+        func brown(_ px: [UInt8]) -> Int {
+            (0..<(side * side)).filter { p in
+                let r = Int(px[3 * p]), g = Int(px[3 * p + 1]), b = Int(px[3 * p + 2])
+                return (60...190).contains(r) && (40...150).contains(g) && b < 130 && r > b + 20 && r - g < 60
+            }.count
+        }
+        #expect(brown(source) > 300, "the source has a hat: \(brown(source)) brown pixels")
+        #expect(brown(image.pixels) * 5 < brown(source), "the hat is gone: \(brown(image.pixels)) of \(brown(source)) brown pixels left")
+    }
+}
+
 @Suite("default size on an older database")
 struct DefaultSizeTests {
     @Test("a job naming no size gets 64² from a database without 128² pictures; naming 128 gets the sentence naming the fix")

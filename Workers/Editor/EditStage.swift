@@ -70,21 +70,83 @@ public final class EditStage: Stage, @unchecked Sendable {
         let store = try db.store(side: editor.side)
         let sourceIDs = p.caption != nil ? found[1].ids : try editor.nearestByPixels(source, count: store.count) { try store.image(id: $0) }
         let sourceScores = p.caption != nil ? found[1].scores : nil
-        let editIDs = found[0].ids
+        var editIDs = found[0].ids
+        var editScores = found[0].scores
+        // A removal: a sentence embedding hardly hears "without", so "without the hat" finds hats. The edit's
+        // neighbours are instead pictures of the source's caption with the thing taken out of it ("smiling face with
+        // sunglasses" → "smiling face", "cowboy hat face" → "face"), or, without a caption, the pictures nearest the source
+        // by pixels; either ranked by their similarity to that text less their similarity to the thing.
+        let removed = Self.removedThing(p.edit)
+        if let thing = removed {
+            let pool = max(32, 4 * editor.k)
+            let rest = p.caption.flatMap { Self.caption($0, without: thing) }
+            let like = try rest.map { try search.neighbours(of: [$0], database: p.database, k: pool)[0] }
+                ?? Neighbours(database: p.database, ids: Array(try editor.nearestByPixels(source, count: store.count) {
+                    try store.image(id: $0)
+                }.prefix(pool)))
+            let thingHits = try search.neighbours(of: [thing], database: p.database, k: 256)[0]
+            var thingScore: [Int: Double] = [:]
+            for (id, s) in zip(thingHits.ids, thingHits.scores ?? []) { thingScore[id] = s }
+            let floor = (thingHits.scores ?? []).min() ?? 0
+            // Without scores (pixel neighbours), nearness breaks ties.
+            let ranked = like.ids.enumerated().map { i, id in
+                (id: id, score: (like.scores.map { $0[i] } ?? -0.002 * Double(i)) - (thingScore[id] ?? floor))
+            }.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(editor.k)
+            editIDs = ranked.map(\.id)
+            editScores = ranked.map(\.score)
+            editor.keepsDonorBackdrop = true
+        }
         try db.check(ids: sourceIDs + editIDs)
         let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs,
                                 image: { try RGBImage(width: editor.side, height: editor.side, rgb8: db.rgb8($0, side: editor.side)) },
-                                seed: p.seed, sourceScores: sourceScores, editScores: found[0].scores)
+                                seed: p.seed, sourceScores: sourceScores, editScores: editScores)
         let covered = Double(r.mask.filter { $0 > 0 }.count) / Double(editor.side * editor.side)
         let meta: [String: Any] = [
             "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
             "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.harmonisingSteps,
             "strength": editor.strength, "source_neighbours": sourceIDs, "neighbours": editIDs, "transplant": r.transplantID,
             "mask_fraction": (covered * 1e4).rounded() / 1e4, "version": StageImage.version,
+            "removes": removed.map { $0 as Any } ?? NSNull(),
         ]
         let json = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
         return StageImage(width: r.image.width, height: r.image.height, metadata: [UInt8](json), pixels: r.image.rgb8(),
                           sections: [.init(tag: "MASK", width: r.image.width, height: r.image.height, channels: 1, pixels: r.mask)])
+    }
+
+    /// The thing an edit text asks to take away ("without the hat", "remove the sunglasses", "take off its mask",
+    /// "no glasses" → "hat", "sunglasses", "mask", "glasses"), or nil for an edit that adds or changes something.
+    public static func removedThing(_ edit: String) -> String? {
+        var text = edit.lowercased().trimmingCharacters(in: .whitespacesAndNewlines.union(.punctuationCharacters))
+        let openings = ["without ", "with no ", "remove ", "take off ", "take away ", "take out ", "get rid of ", "no ",
+                        "minus ", "lose ", "drop "]
+        guard let opening = openings.first(where: { text.hasPrefix($0) }) else { return nil }
+        text.removeFirst(opening.count)
+        for article in ["the ", "a ", "an ", "its ", "his ", "her ", "their ", "any "] where text.hasPrefix(article) {
+            text.removeFirst(article.count)
+            break
+        }
+        text = text.trimmingCharacters(in: .whitespaces)
+        return text.isEmpty ? nil : text
+    }
+
+    /// A caption with a thing taken out: the "with …" clause that names it ("smiling face with sunglasses" → "smiling
+    /// face"), else its words and the word that modifies them ("cowboy hat face" → "face"). Nil when nothing is left or
+    /// the caption does not name the thing.
+    public static func caption(_ caption: String, without thing: String) -> String? {
+        let words = caption.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init)
+        let thingWords = Set(thing.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map(String.init))
+        func names(_ w: String) -> Bool { thingWords.contains(w) || thingWords.contains { w.hasPrefix($0) && w.count <= $0.count + 2 } }
+        if let with = words.lastIndex(of: "with"), with > 0, words[(with + 1)...].contains(where: names) {
+            return words[..<with].joined(separator: " ")
+        }
+        guard words.contains(where: names) else { return nil }
+        var keep = [Bool](repeating: true, count: words.count)
+        for (i, w) in words.enumerated() where names(w) {
+            keep[i] = false
+            if i > 0 && i < words.count - 1 { keep[i - 1] = false }  // "cowboy" in "cowboy hat face"
+        }
+        let rest = words.indices.filter { keep[$0] }.map { words[$0] }.joined(separator: " ")
+        return rest.isEmpty ? nil : rest
     }
 
     public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
