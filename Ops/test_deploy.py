@@ -103,8 +103,12 @@ def test_systemd_units_verify():
                 text = open(os.path.join(SYSTEMD, name)).read().replace("/usr/local/bin/hume", HUME)
                 open(os.path.join(d, name), "w").write(text)
         os.symlink(os.path.join(d, "hume-worker@.service"), os.path.join(d, "hume-worker@denoise-1.service"))
-        r = subprocess.run(["systemd-analyze", "verify", "hume-broker.service", "hume-worker@denoise-1.service"],
+        r = subprocess.run(["systemd-analyze", "verify", "hume-broker.service", "hume-worker@denoise-1.service",
+                            "hume-gateway.service"],
                            cwd=d, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     for flag in re.findall(r"--[a-z0-9-]+", open(os.path.join(SYSTEMD, "hume-broker.service")).read()):
         assert flag in flags_of("broker"), "hume-broker.service passes %s, which hume broker does not accept" % flag
+    gateway = subprocess.run([HUME + "-gateway", "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in re.findall(r"--[a-z0-9-]+", open(os.path.join(SYSTEMD, "hume-gateway.service")).read()):
+        assert flag in set(re.findall(r"--[a-z0-9-]+", gateway)), "hume-gateway.service passes %s, which hume-gateway does not accept" % flag
