@@ -22,18 +22,17 @@ Several coroutines may use one client at once (a run, some streamed jobs, a STAT
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import Any, AsyncIterator, Callable, Dict, Iterable, Optional, Sequence, Tuple, Union, overload
 
 import zmq
 import zmq.asyncio
 
-from .client import (EDIT_ROUTE, GENERATE_ROUTE, CurveOption, Route, _Base, _HandleBase, _make_socket, _run_timeout,
-                     as_png, drain, edit_params, flush, generate_params)
+from .client import (EDIT_ROUTE, GENERATE_ROUTE, CurveOption, Route, _Base, _HandleBase, _RunIteratorBase, _RunOver,
+                     _make_socket, as_png, drain, edit_params, flush, generate_params)
 from .errors import Timeout  # noqa: F401  (re-exported for type checkers)
 from .jobs import Job, Result
-from .session import Request, RunFeed, Ticket
+from .session import Request
 from .wire import check_batch
 
 __all__ = ["AsyncClient", "AsyncJobHandle", "AsyncRunIterator"]
@@ -41,42 +40,23 @@ __all__ = ["AsyncClient", "AsyncJobHandle", "AsyncRunIterator"]
 _monotonic = time.monotonic
 
 
-class AsyncRunIterator:
+class AsyncRunIterator(_RunIteratorBase):
     """Results of :meth:`AsyncClient.run` as they finish (an async iterator; see :class:`hume_client.RunIterator`)."""
-
-    def __init__(self, client: "AsyncClient", feed: RunFeed, timeout: float,
-                 total_timeout: Optional[float] = None) -> None:
-        self._client = client
-        self._feed = feed
-        self._timeout = timeout
-        self._last = _monotonic()
-        self._deadline = self._last + total_timeout if total_timeout is not None else math.inf
 
     def __aiter__(self) -> "AsyncRunIterator":
         return self
 
     async def __anext__(self) -> Result:
-        feed = self._feed
-        results = feed.results
         kicked = False
         while True:
-            if results:
-                self._last = _monotonic()
-                if len(results) == feed.max_buffer:
+            try:
+                result, was_full, left = self._poll()
+            except _RunOver:
+                raise StopAsyncIteration from None
+            if result is not None:
+                if was_full:
                     self._client._kick()  # the run had stopped taking jobs while its results waited
-                return results.popleft()
-            if feed.error is not None:
-                err = feed.error
-                self.close()
-                raise err
-            if feed.done or feed.closed:
-                self.close()
-                raise StopAsyncIteration
-            now = _monotonic()
-            left = min(self._last + self._timeout, self._deadline) - now
-            if left <= 0:
-                self.close()
-                raise _run_timeout(feed, self._timeout, now >= self._deadline)
+                return result
             if not kicked:  # send what can go, then look again before waiting
                 self._client._kick()
                 kicked = True
@@ -84,28 +64,8 @@ class AsyncRunIterator:
             kicked = False
             await self._client._changed(left)
 
-    @property
-    def submitted(self) -> int:
-        return self._feed.taken
-
-    @property
-    def finished(self) -> int:
-        return self._feed.finished
-
-    def close(self) -> None:
-        """Stops sending this batch's jobs (those sent keep running at the broker)."""
-        if not self._feed.closed:
-            self._client._session.close_feed(self._feed)
-
     async def aclose(self) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self._feed.closed = True
-            self._feed.exhausted = True
-        except Exception:  # pragma: no cover
-            pass
 
 
 class AsyncJobHandle(_HandleBase):

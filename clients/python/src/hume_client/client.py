@@ -183,43 +183,43 @@ def _run_timeout(feed: RunFeed, timeout: float, total: bool) -> Timeout:
         what, feed.finished, len(feed.live), "+" if not feed.exhausted else ""))
 
 
-class RunIterator(Iterator[Result]):
-    """Results of :meth:`Client.run` as they finish (completion order; ``Result.index`` is the job's position).
+class _RunOver(Exception):
+    """Every result of a run has been given (or the run was closed)."""
 
-    ``timeout`` bounds the wait for each next result. Breaking out stops sending the rest of the batch (call
-    :meth:`close`, or leave a ``with`` block); jobs already sent keep running at the broker.
-    """
 
-    def __init__(self, client: "Client", feed: RunFeed, timeout: float, total_timeout: Optional[float] = None) -> None:
+class _RunIteratorBase:
+    """What the blocking and the asyncio run iterators share: the feed, the timeouts, and one look at the run."""
+
+    def __init__(self, client: Any, feed: RunFeed, timeout: float, total_timeout: Optional[float] = None) -> None:
         self._client = client
         self._feed = feed
         self._timeout = timeout
         self._last = _monotonic()
         self._deadline = self._last + total_timeout if total_timeout is not None else math.inf
 
-    def __iter__(self) -> "RunIterator":
-        return self
-
-    def __next__(self) -> Result:
+    def _poll(self) -> Tuple[Optional[Result], bool, float]:
+        """``(result, was_full, 0)`` when a result is there (``was_full``: the run had stopped taking jobs while its
+        results waited), else ``(None, False, seconds left to wait)``. Raises the run's error, its timeout, or
+        :class:`_RunOver` once every result has been given."""
         feed = self._feed
         results = feed.results
-        while True:
-            if results:
-                self._last = _monotonic()
-                return results.popleft()
-            if feed.error is not None:
-                err = feed.error
-                self.close()
-                raise err
-            if feed.done or feed.closed:
-                self.close()
-                raise StopIteration
-            now = _monotonic()
-            left = min(self._last + self._timeout, self._deadline) - now
-            if left <= 0:
-                self.close()
-                raise _run_timeout(feed, self._timeout, now >= self._deadline)
-            self._client._step(left)
+        if results:
+            self._last = _monotonic()
+            full = len(results) == feed.max_buffer
+            return results.popleft(), full, 0.0
+        if feed.error is not None:
+            err = feed.error
+            self.close()
+            raise err
+        if feed.done or feed.closed:
+            self.close()
+            raise _RunOver()
+        now = _monotonic()
+        left = min(self._last + self._timeout, self._deadline) - now
+        if left <= 0:
+            self.close()
+            raise _run_timeout(feed, self._timeout, now >= self._deadline)
+        return None, False, left
 
     @property
     def submitted(self) -> int:
@@ -232,15 +232,9 @@ class RunIterator(Iterator[Result]):
         return self._feed.finished
 
     def close(self) -> None:
-        """Stops sending this batch's jobs."""
+        """Stops sending this batch's jobs (those sent keep running at the broker)."""
         if not self._feed.closed:
             self._client._session.close_feed(self._feed)
-
-    def __enter__(self) -> "RunIterator":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __del__(self) -> None:
         try:
@@ -248,6 +242,33 @@ class RunIterator(Iterator[Result]):
             self._feed.exhausted = True
         except Exception:  # pragma: no cover
             pass
+
+
+class RunIterator(_RunIteratorBase, Iterator[Result]):
+    """Results of :meth:`Client.run` as they finish (completion order; ``Result.index`` is the job's position).
+
+    ``timeout`` bounds the wait for each next result. Breaking out stops sending the rest of the batch (call
+    :meth:`close`, or leave a ``with`` block); jobs already sent keep running at the broker.
+    """
+
+    def __iter__(self) -> "RunIterator":
+        return self
+
+    def __next__(self) -> Result:
+        while True:
+            try:
+                result, _, left = self._poll()
+            except _RunOver:
+                raise StopIteration from None
+            if result is not None:
+                return result
+            self._client._step(left)
+
+    def __enter__(self) -> "RunIterator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class _HandleBase:
