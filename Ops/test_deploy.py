@@ -34,8 +34,8 @@ def default_stages():
     return [s for s in re.findall(r'"([a-z0-9_-]+)"', m.group(1)) if not s.startswith("noop")]
 
 
-def flags_of(*subcommand):
-    out = subprocess.run([HUME, *subcommand, "--help"], capture_output=True, text=True, check=True).stdout
+def flags_of(*subcommand, program=HUME):
+    out = subprocess.run([program, *subcommand, "--help"], capture_output=True, text=True, check=True).stdout
     return set(re.findall(r"--[a-z0-9-]+", out))
 
 
@@ -78,8 +78,12 @@ def test_args_are_flags_hume_accepts():
     for _, d in docs():
         if d["kind"] not in ("Deployment", "StatefulSet"):
             continue
-        args = d["spec"]["template"]["spec"]["containers"][0]["args"]
-        accepted = flags_of(*args[:2]) if args[0] == "worker" else flags_of(args[0])
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        args = container["args"]
+        if container.get("command", [""])[0].endswith("/hume-gateway"):
+            accepted = flags_of(args[0], program=HUME + "-gateway")
+        else:
+            accepted = flags_of(*args[:2]) if args[0] == "worker" else flags_of(args[0])
         for a in args:
             if a.startswith("--"):
                 assert a.split("=")[0] in accepted, "%s: hume %s has no %s" % (d["metadata"]["name"], args[0], a)
