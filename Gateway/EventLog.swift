@@ -77,6 +77,7 @@ final class EventLog: @unchecked Sendable {  // state guarded by `lock`
     private var lastSeq: UInt64 = 0
     private var doorbells: [UInt64: AsyncStream<Void>.Continuation] = [:]
     private var nextBell: UInt64 = 0
+    private var closed = false
 
     init(capacity: Int, epoch: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) {
         self.capacity = max(1, capacity)
@@ -144,6 +145,11 @@ final class EventLog: @unchecked Sendable {  // state guarded by `lock`
     func doorbell() -> (AsyncStream<Void>, @Sendable () -> Void) {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         lock.lock()
+        if closed {
+            lock.unlock()
+            continuation.finish()
+            return (stream, {})
+        }
         nextBell += 1
         let key = nextBell
         doorbells[key] = continuation
@@ -156,6 +162,17 @@ final class EventLog: @unchecked Sendable {  // state guarded by `lock`
             c?.finish()
         }
         return (stream, remove)
+    }
+
+    /// Ends every reader's stream, now and from now on: the gateway is shutting down, and an event stream left open
+    /// would keep its graceful shutdown waiting for ever.
+    func closeAll() {
+        lock.lock()
+        closed = true
+        let bells = Array(doorbells.values)
+        doorbells.removeAll()
+        lock.unlock()
+        for b in bells { b.finish() }
     }
 
     /// Rings every doorbell without an event (readers then send a keep-alive comment).

@@ -64,6 +64,17 @@ struct Serve: AsyncParsableCommand {
         router.middlewares.add(BearerMiddleware(tokens: tokens.map { Array($0.utf8) }))
         Gateway(link: link, events: log, limits: limits).register(router)
 
+        // SIGTERM or SIGINT: Hummingbird stops listening and waits for the requests in flight; event streams would never
+        // end by themselves, so they are ended here (ServiceLifecycle ignores the signals' default action the same way).
+        var stopSignals: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { log.closeAll() }
+            source.resume()
+            stopSignals.append(source)
+        }
+        defer { stopSignals.forEach { $0.cancel() } }
         // SSE readers with nothing to read get a keep-alive comment every 15 s (proxies drop silent connections).
         let ticker = Task {
             while !Task.isCancelled {

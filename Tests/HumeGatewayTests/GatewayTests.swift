@@ -426,6 +426,25 @@ struct GatewayTests {
         #expect((try? String(contentsOfFile: "/proc/\(ours[0])/status", encoding: .utf8)) == nil)
     }
 
+    @Test("SIGTERM with an event stream open: the stream ends and the gateway exits, instead of waiting on it for ever",
+          .timeLimit(.minutes(1)))
+    func stopsWithOpenStream() throws {
+        let dir = freshDirectory("stop")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gw = try GatewayProcess(broker: "tcp://127.0.0.1:9", directory: dir)
+        defer { gw.stop() }
+        let base = gw.base
+        let reader = StartedThread { try http("GET", base + "/v1/events", maxTime: 30) }
+        usleep(500_000)
+        let started = Date()
+        kill(gw.process.processIdentifier, SIGTERM)
+        let stream = try reader.wait()
+        #expect(stream.status == 200 && Date().timeIntervalSince(started) < 10, "the stream ended after \(Date().timeIntervalSince(started)) s")
+        let deadline = Date().addingTimeInterval(10)
+        while gw.process.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!gw.process.isRunning, "the gateway exits once its streams have ended")
+    }
+
     @Test("A broker that is not there: POST answers 504 within the timeout, health 503; no request hangs", .timeLimit(.minutes(1)))
     func brokerAway() throws {
         let dir = freshDirectory("away")
