@@ -48,17 +48,18 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
 
     /// One caller's request, from its arrival to its answer. Several callers' SUBMITs may travel in one message.
     private struct Pending {
-        var continuation: Continuation
+        var request: Outgoing
         var deadlineMs: UInt64
-        var message: Message
-        var batch: String?
-        var waitMs: UInt64
         /// After the ACK: the caller's part of it, and the jobs whose results are still awaited.
         var ack: Message?
         var awaiting: Set<UInt64> = []
         var results: [UInt64: ResultRecord] = [:]
-        var keys: [String]
-        var command: Command { message.command }
+        var continuation: Continuation { request.continuation }
+        var message: Message { request.message }
+        var batch: String? { request.batch }
+        var waitMs: UInt64 { request.waitMs }
+        var keys: [String] { request.keys }
+        var command: Command { request.message.command }
     }
 
     /// SUBMITs of small jobs with the same batch and route that arrive in one round go to the broker as one message (up
@@ -182,8 +183,7 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
             for o in taken {
                 let call = nextCall
                 nextCall += 1
-                pending[call] = Pending(continuation: o.continuation, deadlineMs: sendTime + o.timeoutMs, message: o.message,
-                                        batch: o.batch, waitMs: o.waitMs, keys: o.keys)
+                pending[call] = Pending(request: o, deadlineMs: sendTime + o.timeoutMs)
                 let records = o.message.records
                 let bytes = records.reduce(0) { $0 + $1.count }
                 let key = o.message.command == .submit && bytes <= Self.coalescibleBytes

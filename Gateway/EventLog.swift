@@ -28,8 +28,7 @@ struct ResultSummary: Sendable {
         switch r.status {
         case .done:
             if let h = StageImage.header(of: r.body) {
-                let rest = r.body[h.pixels.upperBound...]
-                image = ImageSize(width: h.width, height: h.height, mask: rest.count >= 4 && rest.prefix(4).elementsEqual("MASK".utf8))
+                image = ImageSize(width: h.width, height: h.height, mask: Self.hasMask(r.body, after: h.pixels))
             } else if r.body.count <= 4096 {
                 output = String(validating: r.body, as: UTF8.self)
             }
@@ -38,6 +37,11 @@ struct ResultSummary: Sendable {
         default:
             error = String(decoding: r.body, as: UTF8.self)
         }
+    }
+
+    /// Whether a stage image's first section after its pixels is the edit's `MASK` (read from the tag, no copy).
+    static func hasMask(_ body: [UInt8], after pixels: Range<Int>) -> Bool {
+        body.count >= pixels.upperBound + 4 && body[pixels.upperBound ..< pixels.upperBound + 4].elementsEqual("MASK".utf8)
     }
 
     var json: String {

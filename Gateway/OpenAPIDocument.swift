@@ -218,14 +218,7 @@ enum OpenAPIDocument {
       }
      },
      "401": {
-      "description": "No or a wrong bearer token (only when the gateway has tokens).",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "413": {
       "description": "Over a limit: body size, source PNG bytes or pixels, or more jobs than the broker's window could ever hold.",
@@ -266,14 +259,7 @@ enum OpenAPIDocument {
       }
      },
      "502": {
-      "description": "The broker's answer could not be used.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BadGateway"
      },
      "503": {
       "description": "The gateway cannot reach the broker.",
@@ -286,14 +272,7 @@ enum OpenAPIDocument {
       }
      },
      "504": {
-      "description": "The broker did not answer in time.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BrokerTimeout"
      }
     }
    }
@@ -337,14 +316,7 @@ enum OpenAPIDocument {
       }
      },
      "401": {
-      "description": "No or a wrong bearer token (only when the gateway has tokens).",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "404": {
       "description": "There is no such job.",
@@ -357,14 +329,7 @@ enum OpenAPIDocument {
       }
      },
      "502": {
-      "description": "The broker's answer could not be used.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BadGateway"
      },
      "503": {
       "description": "The gateway cannot reach the broker.",
@@ -377,14 +342,7 @@ enum OpenAPIDocument {
       }
      },
      "504": {
-      "description": "The broker did not answer in time.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BrokerTimeout"
      }
     }
    },
@@ -427,14 +385,7 @@ enum OpenAPIDocument {
       }
      },
      "401": {
-      "description": "No or a wrong bearer token (only when the gateway has tokens).",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "404": {
       "description": "There is no such job.",
@@ -447,14 +398,7 @@ enum OpenAPIDocument {
       }
      },
      "502": {
-      "description": "The broker's answer could not be used.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BadGateway"
      },
      "503": {
       "description": "The gateway cannot reach the broker.",
@@ -467,14 +411,7 @@ enum OpenAPIDocument {
       }
      },
      "504": {
-      "description": "The broker did not answer in time.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BrokerTimeout"
      }
     }
    }
@@ -532,14 +469,7 @@ enum OpenAPIDocument {
       }
      },
      "401": {
-      "description": "No or a wrong bearer token (only when the gateway has tokens).",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "404": {
       "description": "There is no such job.",
@@ -562,14 +492,7 @@ enum OpenAPIDocument {
       }
      },
      "502": {
-      "description": "The broker's answer could not be used.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BadGateway"
      },
      "503": {
       "description": "The gateway cannot reach the broker.",
@@ -582,14 +505,7 @@ enum OpenAPIDocument {
       }
      },
      "504": {
-      "description": "The broker did not answer in time.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BrokerTimeout"
      }
     }
    }
@@ -622,14 +538,7 @@ enum OpenAPIDocument {
       }
      },
      "401": {
-      "description": "No or a wrong bearer token (only when the gateway has tokens).",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "404": {
       "description": "There is no such batch.",
@@ -642,14 +551,7 @@ enum OpenAPIDocument {
       }
      },
      "502": {
-      "description": "The broker's answer could not be used.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BadGateway"
      },
      "503": {
       "description": "The gateway cannot reach the broker.",
@@ -662,14 +564,7 @@ enum OpenAPIDocument {
       }
      },
      "504": {
-      "description": "The broker did not answer in time.",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/BrokerTimeout"
      }
     }
    }
@@ -760,14 +655,7 @@ enum OpenAPIDocument {
       }
      },
      "401": {
-      "description": "No or a wrong bearer token (only when the gateway has tokens).",
-      "content": {
-       "application/problem+json": {
-        "schema": {
-         "$ref": "#/components/schemas/Problem"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      }
     }
    }
@@ -1132,6 +1020,38 @@ enum OpenAPIDocument {
       "type": "string"
      }
     }
+   }
+  },
+  "responses": {
+   "Unauthorized": {
+    "content": {
+     "application/problem+json": {
+      "schema": {
+       "$ref": "#/components/schemas/Problem"
+      }
+     }
+    },
+    "description": "No or a wrong bearer token (only when the gateway has tokens)."
+   },
+   "BadGateway": {
+    "content": {
+     "application/problem+json": {
+      "schema": {
+       "$ref": "#/components/schemas/Problem"
+      }
+     }
+    },
+    "description": "The broker's answer could not be used."
+   },
+   "BrokerTimeout": {
+    "content": {
+     "application/problem+json": {
+      "schema": {
+       "$ref": "#/components/schemas/Problem"
+      }
+     }
+    },
+    "description": "The broker did not answer in time."
    }
   }
  }

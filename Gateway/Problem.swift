@@ -32,6 +32,11 @@ struct Problem: Error, Sendable {
         }
     }
 
+    /// The broker's `ERROR` reply message as a problem (`fallback` when it carries no sentence).
+    static func broker(_ reply: Message, fallback: String = "The broker refused the request.") -> Problem {
+        broker(code: reply.header["code"]?.string ?? "error", message: reply.header["message"]?.string ?? fallback)
+    }
+
     /// A `HumeError` raised in the gateway (the broker did not answer, bad input found here).
     static func from(_ e: HumeError) -> Problem {
         switch e.code {

@@ -85,8 +85,7 @@ struct Gateway: Sendable {
             throw Problem(.tooManyRequests, "busy", "Hume is busy (\(reason)); retry after \(seconds) s.",
                           headers: [.retryAfter: String(seconds)])
         case .error:
-            throw Problem.broker(code: reply.header["code"]?.string ?? "error",
-                                 message: reply.header["message"]?.string ?? "The broker refused the jobs.")
+            throw Problem.broker(reply, fallback: "The broker refused the jobs.")
         default:
             throw Problem(.badGateway, "system", "The broker answered SUBMIT with \(reply.command.rawValue).")
         }
@@ -138,12 +137,10 @@ struct Gateway: Sendable {
 
     func lookup(_ context: BasicRequestContext) async throws -> JobRecord {
         let id = try Self.jobID(context)
-        // Ids count up from 1; the broker's JSON reads whole numbers below 9·10¹⁵, and no job has a larger id.
-        guard id < 9_000_000_000_000_000 else { throw Problem(.notFound, "not_found", "There is no job \(id).") }
         let answer = try await link.request(.lookup, header: ["jobs": .array([JSON(Int(id))])], timeoutMs: limits.brokerTimeoutMs)
         let reply = answer.reply
         if reply.command == .error {
-            throw Problem.broker(code: reply.header["code"]?.string ?? "error", message: reply.header["message"]?.string ?? "")
+            throw Problem.broker(reply)
         }
         guard reply.command == .lookup, let first = reply.records.first, let rec = try? JobRecord.decode(first) else {
             throw Problem(.badGateway, "system", "The broker's answer to LOOKUP could not be read.")
@@ -192,11 +189,9 @@ struct Gateway: Sendable {
 
     func cancel(_ context: BasicRequestContext) async throws -> Response {
         let id = try Self.jobID(context)
-        guard id < 9_000_000_000_000_000 else { throw Problem(.notFound, "not_found", "There is no job \(id).") }
         let answer = try await link.request(.cancel, header: ["jobs": .array([JSON(Int(id))])], timeoutMs: limits.brokerTimeoutMs)
         if answer.reply.command == .error {
-            throw Problem.broker(code: answer.reply.header["code"]?.string ?? "error",
-                                 message: answer.reply.header["message"]?.string ?? "")
+            throw Problem.broker(answer.reply)
         }
         let cancelled = (answer.reply.header["cancelled"]?.int ?? 0) > 0
         let rec = try await lookup(context)
@@ -297,6 +292,8 @@ struct Gateway: Sendable {
         guard let text = context.parameters.get("id"), let id = UInt64(text), id > 0, id <= 1 << 53 else {
             throw Problem.badRequest("A job id is a whole number from 1 to 2^53, as POST /v1/jobs returned it.")
         }
+        // Ids count up from 1; the broker's JSON reads whole numbers below 9·10¹⁵, and no job has a larger id.
+        guard id < 9_000_000_000_000_000 else { throw Problem(.notFound, "not_found", "There is no job \(id).") }
         return id
     }
 
@@ -313,7 +310,7 @@ struct Gateway: Sendable {
             if let h = StageImage.header(of: body) {
                 var image: [String: JSON] = ["width": JSON(h.width), "height": JSON(h.height), "url": .string("/v1/jobs/\(id)/image")]
                 image["metadata"] = (try? JSON.parse(body[h.metadata])) ?? .null
-                if body.count > h.pixels.upperBound, (try? StageImage(decoding: body))?.mask != nil {
+                if ResultSummary.hasMask(body, after: h.pixels) {
                     image["mask_url"] = .string("/v1/jobs/\(id)/image?part=mask")
                 }
                 o["image"] = .object(image)

@@ -68,7 +68,15 @@ public final class EditStage: Stage, @unchecked Sendable {
         let found = try search.neighbours(of: texts, database: p.database, k: editor.k)
         // Neighbours found by pixels carry no similarity to a text: they are weighed alike.
         let store = try db.store(side: editor.side)
-        let sourceIDs = p.caption != nil ? found[1].ids : try editor.nearestByPixels(source, count: store.count) { try store.image(id: $0) }
+        // The whole store ranked by pixel distance to the source: once, for whichever of the two uses below needs it.
+        var byPixels: [Int]?
+        func nearestByPixels() throws -> [Int] {
+            if let ranked = byPixels { return ranked }
+            let ranked = try editor.nearestByPixels(source, count: store.count) { try store.image(id: $0) }
+            byPixels = ranked
+            return ranked
+        }
+        let sourceIDs = p.caption != nil ? found[1].ids : try nearestByPixels()
         let sourceScores = p.caption != nil ? found[1].scores : nil
         var editIDs = found[0].ids
         var editScores = found[0].scores
@@ -80,11 +88,12 @@ public final class EditStage: Stage, @unchecked Sendable {
         if let thing = removed {
             let pool = max(32, 4 * editor.k)
             let rest = p.caption.flatMap { Self.caption($0, without: thing) }
-            let like = try rest.map { try search.neighbours(of: [$0], database: p.database, k: pool)[0] }
-                ?? Neighbours(database: p.database, ids: Array(try editor.nearestByPixels(source, count: store.count) {
-                    try store.image(id: $0)
-                }.prefix(pool)))
-            let thingHits = try search.neighbours(of: [thing], database: p.database, k: 256)[0]
+            // The thing and the rest of the caption in one embedding call (the rest's first `pool` are its nearest).
+            let hits = try search.neighbours(of: [thing] + (rest.map { [$0] } ?? []), database: p.database, k: 256)
+            let thingHits = hits[0]
+            let like = rest != nil
+                ? Neighbours(database: p.database, ids: Array(hits[1].ids.prefix(pool)), scores: hits[1].scores.map { Array($0.prefix(pool)) })
+                : Neighbours(database: p.database, ids: Array(try nearestByPixels().prefix(pool)))
             var thingScore: [Int: Double] = [:]
             for (id, s) in zip(thingHits.ids, thingHits.scores ?? []) { thingScore[id] = s }
             let floor = (thingHits.scores ?? []).min() ?? 0
