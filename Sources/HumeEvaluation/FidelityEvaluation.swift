@@ -74,14 +74,17 @@ public struct FidelityEvaluation {
         var json: [String: Any] {
             let n = Double(max(samples, 1))
             return ["recognised": Double(recognised) / n, "near_copy": Double(nearCopy) / n,
-                    "faithful_and_new": Double(faithfulNew) / n, "seed_diversity": median(diversities),
-                    "copy_distance_median": median(copyDistances), "samples": samples,
+                    "faithful_and_new": Double(faithfulNew) / n, "seed_diversity": orNull(median(diversities)),
+                    "copy_distance_median": orNull(median(copyDistances)), "samples": samples,
                     "near_copy_fine": Double(fineNearCopy) / n, "faithful_and_new_fine": Double(fineFaithfulNew) / n,
-                    "copy_distance_fine_median": median(fineCopyDistances),
+                    "copy_distance_fine_median": orNull(median(fineCopyDistances)),
                     "warped_copy": Double(localCopy) / n, "faithful_and_new_unwarped": Double(localFaithfulNew) / n,
-                    "local_distance_median": median(localDistances)]
+                    "local_distance_median": orNull(median(localDistances))]
         }
     }
+
+    /// A median of nothing (one seed has no seed diversity) is JSON's null, not a NaN JSON cannot hold.
+    static func orNull(_ x: Double) -> Any { x.isNaN ? NSNull() : x }
 
     /// Runs the evaluation, writes the sheet and its `.txt`, and returns the numbers (the `--json` object).
     /// - Throws: `HumeError(.invalidInput)` with one sentence for a bad setting, list or concept; what loading the

@@ -288,6 +288,14 @@ struct PipelineTests {
         let image = try PNGCodec.decode([UInt8](try #require(FileManager.default.contents(atPath: sheet))))
         #expect(image.height == 2 * 32 + 3 * 2 && image.width == 5 * 32 + 6 * 2, "rows: best neighbour, 2 samples, 2 baseline samples")
         #expect(try String(contentsOfFile: sheet + ".txt", encoding: .utf8).contains("a juicy strawberry [strawberry] top1: strawberry"))
+        // One seed has no seed diversity: null in the JSON, not a failed write.
+        let (rc1, out1, err1) = try await onOwnThread {
+            try hume(["eval", "fidelity", "--prompts", list, "--seeds", "1", "--steps", "4", "--size", "32", "--json", "--no-baseline",
+                      "--sheet", sheet], timeout: 240)
+        }
+        #expect(rc1 == 0, "\(err1)")
+        let j1 = try JSON.parse(out1)
+        #expect(j1["seed_diversity"] == .null && j1["recognised"]?.double != nil, "\(out1)")
         try #"{"prompt": "a unicorn", "concepts": ["no such thing"]}"#.write(toFile: list, atomically: true, encoding: .utf8)
         let (rc2, _, err2) = try await onOwnThread { try hume(["eval", "fidelity", "--prompts", list], timeout: 120) }
         #expect(rc2 == 1 && err2.contains("names the concept \"no such thing\", which the database emoji-styles does not hold"), "\(err2)")
