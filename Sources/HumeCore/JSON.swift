@@ -29,61 +29,66 @@ public enum JSON: Sendable, Equatable {
     // MARK: Serialisation
 
     /// Compact JSON text with object keys sorted, so output is deterministic.
-    public var serialized: String {
-        var out = ""
+    public var serialized: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// `serialized` as UTF-8, written byte by byte (every job's parameters and payloads pass through here).
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
         write(into: &out)
         return out
     }
 
-    public var bytes: [UInt8] { Array(serialized.utf8) }
-
-    func write(into out: inout String) {
+    func write(into out: inout [UInt8]) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null".utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
         case .number(let d):
-            if d.rounded() == d && abs(d) < 9.0e15 { out += String(Int64(d)) }
-            else if d.isFinite { out += "\(d)" }
-            else { out += "null" }
+            if d.rounded() == d && abs(d) < 9.0e15 { out += String(Int64(d)).utf8 }
+            else if d.isFinite { out += "\(d)".utf8 }
+            else { out += "null".utf8 }
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let a):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, v) in a.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 v.write(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let o):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, k) in o.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSON.writeString(k, into: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 o[k]!.write(into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
+    /// A JSON string: `"`, `\`, and control characters escaped (`\n`, `\r`, `\t`, else `\u00xx`); everything else,
+    /// UTF-8 included, as it is.
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        let utf8 = s.utf8
+        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += utf8
+        } else {
+            let hex = Array("0123456789abcdef".utf8)
+            for b in utf8 {
+                switch b {
+                case UInt8(ascii: "\""): out += #"\""#.utf8
+                case UInt8(ascii: "\\"): out += #"\\"#.utf8
+                case UInt8(ascii: "\n"): out += #"\n"#.utf8
+                case UInt8(ascii: "\r"): out += #"\r"#.utf8
+                case UInt8(ascii: "\t"): out += #"\t"#.utf8
+                case ..<0x20: out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+                default: out.append(b)
                 }
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 
     // MARK: Parsing
