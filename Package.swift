@@ -56,7 +56,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // FAISS is C++; this target is an extern "C" shim so no Swift module needs C++ interop.
-        .target(name: "CFaiss", path: "Sources/CFaiss",
+        .target(name: "CFaiss", path: "Sources/CFaiss", exclude: ["omp"], cxxSettings: [.headerSearchPath("omp")],
                 linkerSettings: [.linkedLibrary("faiss"), .linkedLibrary("openblas"), .linkedLibrary("lapack"),
                                  .linkedLibrary("gomp"), .linkedLibrary("m"), .linkedLibrary("stdc++")]),
 

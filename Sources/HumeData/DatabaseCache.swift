@@ -13,6 +13,8 @@ import HumeCore
 public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     // Safe: `entries` is only touched under `lock`; everything else is immutable.
     public let root: URL
+    /// `root.path`, made once: every `get` stats a file under it.
+    let rootPath: String
     let recheckSeconds: Double
     let open: @Sendable (String) throws -> Value
     private let lock = NSLock()
@@ -23,6 +25,7 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     ///   - open: opens the value of a database by name (it may throw one sentence for an unknown database).
     public init(root: URL, recheckSeconds: Double = 0, open: @escaping @Sendable (String) throws -> Value) {
         self.root = root
+        self.rootPath = root.path
         self.recheckSeconds = recheckSeconds
         self.open = open
     }
@@ -30,10 +33,13 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     /// The identity of a database's current version (device, inode, modification time and size of its commit file);
     /// nil when the database does not exist.
     public static func changeToken(root: URL, name: String) -> String? {
-        let dir = root.appendingPathComponent(name)
+        changeToken(directory: root.appendingPathComponent(name).path)
+    }
+
+    static func changeToken(directory: String) -> String? {
         for file in [DatabaseGeneration.fileName, "manifest.jsonl"] {
             var st = stat()
-            if stat(dir.appendingPathComponent(file).path, &st) == 0 {
+            if stat(directory + "/" + file, &st) == 0 {
                 return "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_size)"
             }
         }
@@ -48,7 +54,7 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         let cached = entries[name]
         lock.unlock()
         if let cached, !fresh, Double(now &- cached.checkedAt) < recheckSeconds * 1e9 { return cached.value }
-        let token = Self.changeToken(root: root, name: name) ?? ""
+        let token = Self.changeToken(directory: rootPath + "/" + name) ?? ""
         if let cached, cached.token == token {
             lock.lock()
             entries[name]?.checkedAt = now

@@ -137,6 +137,69 @@ struct FaissBridgeTests {
         #expect(Self.lastError.contains("nprobe"))
     }
 
+    @Test("both inner-product kernels agree with a double-precision sum, at every length's tail")
+    func innerProductKernels() throws {
+        for d in Array(1...70) + [384, 385] {
+            let x = (0..<d).map { Float(sin(Double($0) * 0.7 + 0.3)) }, y = (0..<d).map { Float(cos(Double($0) * 1.3)) }
+            let exact = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            var out: [Float] = [0, 0]
+            let usesAVX2 = hume_faiss_inner_product_kernels(x, y, d, &out)
+            #expect(abs(Double(out[0]) - exact) < 1e-4, "portable, d = \(d)")
+            if out[1].isNaN {
+                #expect(usesAVX2 == 0, "searches cannot use a kernel the CPU lacks")
+            } else {
+                #expect(abs(Double(out[1]) - exact) < 1e-4, "AVX2, d = \(d)")
+                #expect(usesAVX2 == 1, "a CPU with AVX2 + FMA searches with them")
+            }
+        }
+    }
+
+    /// Each query's `k` best stored vectors by inner product, computed in Swift in double precision.
+    static func bruteForce(_ vectors: [Float], _ queries: [Float], d: Int, k: Int) -> [[Int64]] {
+        let n = vectors.count / d
+        return stride(from: 0, to: queries.count, by: d).map { q in
+            let scores = (0..<n).map { i in (0..<d).reduce(0.0) { $0 + Double(queries[q + $1]) * Double(vectors[i * d + $1]) } }
+            return Array(scores.indices.sorted { scores[$0] > scores[$1] }.prefix(k).map { Int64($0) })
+        }
+    }
+
+    @Test("one query at a time, flat and HNSW indexes find what a brute-force scan finds, fewer than k stored pads with -1",
+          arguments: [21, 384])
+    func oneQueryAtATime(d: Int) throws {
+        // Unit vectors at dimension d from the 16-dimensional generator's stream.
+        let raw = Self.unitVectors(count: 700 * d / Self.dimension + 1, seed: 9)
+        func unit(_ i: Int) -> [Float] {
+            let row = Array(raw[(i * d)..<((i + 1) * d)])
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return row.map { $0 / norm }
+        }
+        let vectors = (0..<600).flatMap(unit), queries = (600..<640).flatMap(unit)
+        let truth = Self.bruteForce(vectors, queries, d: d, k: 5)
+        for factory in ["Flat", "HNSW32"] {
+            var made: OpaquePointer?
+            try #require(hume_faiss_index_factory(Int32(d), factory, &made) == HUME_FAISS_OK, "\(Self.lastError)")
+            let index = try #require(made)
+            defer { hume_faiss_free(index) }
+            #expect(hume_faiss_add(index, 600, vectors) == HUME_FAISS_OK)
+            if factory != "Flat" { #expect(hume_faiss_set_hnsw_ef_search(index, 600) == HUME_FAISS_OK) }
+            for q in 0..<40 {
+                var distances = [Float](repeating: .nan, count: 5), labels = [Int64](repeating: -2, count: 5)
+                #expect(hume_faiss_search(index, 1, Array(queries[(q * d)..<((q + 1) * d)]), 5, &distances, &labels) == HUME_FAISS_OK)
+                #expect(labels == truth[q], "\(factory), d = \(d), query \(q)")
+                #expect(distances == distances.sorted(by: >), "best first")
+            }
+        }
+        // Three stored vectors, k = 5: the rest is -1, as FAISS pads.
+        var made: OpaquePointer?
+        try #require(hume_faiss_index_factory(Int32(d), "Flat", &made) == HUME_FAISS_OK)
+        let small = try #require(made)
+        defer { hume_faiss_free(small) }
+        #expect(hume_faiss_add(small, 3, Array(vectors.prefix(3 * d))) == HUME_FAISS_OK)
+        var distances = [Float](repeating: .nan, count: 5), labels = [Int64](repeating: -2, count: 5)
+        #expect(hume_faiss_search(small, 1, Array(vectors.prefix(d)), 5, &distances, &labels) == HUME_FAISS_OK)
+        #expect(labels[0] == 0 && Set(labels.prefix(3)) == [0, 1, 2] && labels.suffix(2) == [-1, -1], "\(labels)")
+    }
+
     @Test("a bad factory string returns an error that names it, not a crash")
     func badFactoryString() {
         var index: OpaquePointer?

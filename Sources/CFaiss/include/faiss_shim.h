@@ -85,6 +85,10 @@ void hume_faiss_free(hume_faiss_index *index);
 /// Caps the OpenMP threads FAISS uses in this process (a stage scales by replicas, not threads).
 void hume_faiss_set_omp_threads(int n);
 
+/// The inner product of x and y (d floats) by each of the shim's kernels, for tests: out[0] the portable loop, out[1]
+/// AVX2 + FMA (NaN when this CPU lacks them). Returns 1 when searches use AVX2 + FMA, 0 when the portable loop.
+int hume_faiss_inner_product_kernels(const float *x, const float *y, size_t d, float out[2]);
+
 #ifdef __cplusplus
 }
 #endif
