@@ -16,7 +16,9 @@
 #include <faiss/invlists/OnDiskInvertedLists.h>
 
 #include <cctype>
+#include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <immintrin.h>
 #include <limits>
 #include <typeinfo>
@@ -177,6 +179,11 @@ struct FastFlatDistance : faiss::FlatCodesDistanceComputer {
     }
 };
 
+/// Frees what std::aligned_alloc gave.
+struct FreeDeleter {
+    void operator()(float *p) const noexcept { std::free(p); }
+};
+
 /// An inner-product IndexFlat whose one-pair products and small searches use `inner_product`; batches of 20 queries or
 /// more, and searches with parameters, are FAISS's own (BLAS).
 struct FastIndexFlat : faiss::IndexFlat {
@@ -191,12 +198,17 @@ struct FastIndexFlat : faiss::IndexFlat {
         if (n >= 20 || params != nullptr) return faiss::IndexFlat::search(n, x, k, distances, labels, params);
         using Heap = faiss::CMin<float, faiss::Index::idx_t>;  // keeps the k largest products, the smallest on top
         const float *base = get_xb();
+        // The query, read once per stored vector, on a cache-line boundary (a Swift array's elements are not).
+        std::unique_ptr<float, FreeDeleter> query(
+            static_cast<float *>(std::aligned_alloc(64, ((d * sizeof(float) + 63) / 64) * 64)));
+        if (!query) throw std::bad_alloc();
         for (faiss::Index::idx_t q = 0; q < n; ++q) {
+            std::copy(x + q * d, x + (q + 1) * d, query.get());
             float *values = distances + q * k;
             faiss::Index::idx_t *ids = labels + q * k;
             faiss::heap_heapify<Heap>(k, values, ids);
             for (faiss::Index::idx_t i = 0; i < ntotal; ++i) {
-                float v = inner_product(x + q * d, base + i * d, d);
+                float v = inner_product(query.get(), base + i * d, d);
                 if (Heap::cmp(values[0], v)) faiss::heap_replace_top<Heap>(k, values, ids, v, i);
             }
             faiss::heap_reorder<Heap>(k, values, ids);
