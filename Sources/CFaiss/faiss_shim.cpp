@@ -161,27 +161,36 @@ bool has_avx2_fma() {
 
 const Kernel inner_product = has_avx2_fma() ? inner_product_avx2 : inner_product_portable;
 
+/// Frees what std::aligned_alloc gave.
+struct FreeDeleter {
+    void operator()(float *p) const noexcept { std::free(p); }
+};
+
+/// `d` floats on a 64-byte boundary.
+std::unique_ptr<float, FreeDeleter> aligned_floats(size_t d) {
+    std::unique_ptr<float, FreeDeleter> p(static_cast<float *>(std::aligned_alloc(64, ((d * sizeof(float) + 63) / 64) * 64)));
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+
 /// FAISS's FlatIPDis with the kernel above.
 struct FastFlatDistance : faiss::FlatCodesDistanceComputer {
     size_t d;
-    const float *query = nullptr;
+    /// The query, copied onto a cache-line boundary (it is read once per vector visited).
+    std::unique_ptr<float, FreeDeleter> query;
 
     FastFlatDistance(const faiss::IndexFlat &storage)
-        : faiss::FlatCodesDistanceComputer(storage.codes.data(), storage.code_size), d(storage.d) {}
+        : faiss::FlatCodesDistanceComputer(storage.codes.data(), storage.code_size), d(storage.d),
+          query(aligned_floats(storage.d)) {}
 
-    void set_query(const float *x) override { query = x; }
+    void set_query(const float *x) override { std::copy(x, x + d, query.get()); }
     float distance_to_code(const uint8_t *code) override {
-        return inner_product(query, reinterpret_cast<const float *>(code), d);
+        return inner_product(query.get(), reinterpret_cast<const float *>(code), d);
     }
     float symmetric_dis(faiss::Index::idx_t i, faiss::Index::idx_t j) override {
         const float *base = reinterpret_cast<const float *>(codes);
         return inner_product(base + i * d, base + j * d, d);
     }
-};
-
-/// Frees what std::aligned_alloc gave.
-struct FreeDeleter {
-    void operator()(float *p) const noexcept { std::free(p); }
 };
 
 /// An inner-product IndexFlat whose one-pair products and small searches use `inner_product`; batches of 20 queries or
@@ -199,9 +208,7 @@ struct FastIndexFlat : faiss::IndexFlat {
         using Heap = faiss::CMin<float, faiss::Index::idx_t>;  // keeps the k largest products, the smallest on top
         const float *base = get_xb();
         // The query, read once per stored vector, on a cache-line boundary (a Swift array's elements are not).
-        std::unique_ptr<float, FreeDeleter> query(
-            static_cast<float *>(std::aligned_alloc(64, ((d * sizeof(float) + 63) / 64) * 64)));
-        if (!query) throw std::bad_alloc();
+        std::unique_ptr<float, FreeDeleter> query = aligned_floats(d);
         for (faiss::Index::idx_t q = 0; q < n; ++q) {
             std::copy(x + q * d, x + (q + 1) * d, query.get());
             float *values = distances + q * k;
