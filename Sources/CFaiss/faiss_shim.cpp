@@ -239,28 +239,31 @@ faiss::IndexFlat *faster(faiss::Index *index) {
     return fast;
 }
 
-/// Puts FastIndexFlat where `index` keeps flat vectors: itself, an HNSW index's storage, an IVF index's coarse
-/// quantizer. Returns the index to keep (a new one when `index` itself was flat, `index` otherwise).
-faiss::Index *accelerated(faiss::Index *index) {
-    if (faiss::IndexFlat *fast = faster(index)) {
-        delete index;
-        return fast;
-    }
+/// Replaces `slot` (deleted if `owned`) by a FastIndexFlat holding its vectors when it is a plain inner-product
+/// IndexFlat; the FastIndexFlat is then owned. Returns whether it did.
+bool replace_flat(faiss::Index *&slot, bool &owned) {
+    faiss::IndexFlat *fast = faster(slot);
+    if (fast == nullptr) return false;
+    if (owned) delete slot;
+    slot = fast;
+    owned = true;
+    return true;
+}
+
+/// Puts FastIndexFlat where `index` keeps flat vectors inside it: an HNSW index's storage, an IVF index's coarse
+/// quantizer (or, for an HNSW quantizer, its storage).
+void accelerate_parts(faiss::Index *index) {
     if (auto *hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) {
-        if (faiss::IndexFlat *fast = faster(hnsw->storage)) {
-            if (hnsw->own_fields) delete hnsw->storage;
-            hnsw->storage = fast;
-            hnsw->own_fields = true;
-        }
+        replace_flat(hnsw->storage, hnsw->own_fields);
     } else if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(index)) {
-        if (faiss::IndexFlat *fast = faster(ivf->quantizer)) {
-            if (ivf->own_fields) delete ivf->quantizer;
-            ivf->quantizer = fast;
-            ivf->own_fields = true;
-        } else {
-            accelerated(ivf->quantizer);  // an HNSW quantizer's storage; the quantizer itself stays
-        }
+        if (!replace_flat(ivf->quantizer, ivf->own_fields)) accelerate_parts(ivf->quantizer);
     }
+}
+
+/// `index` with FastIndexFlat wherever it keeps flat inner-product vectors: itself, or its parts.
+std::unique_ptr<faiss::Index> accelerated(std::unique_ptr<faiss::Index> index) {
+    if (faiss::IndexFlat *fast = faster(index.get())) return std::unique_ptr<faiss::Index>(fast);
+    accelerate_parts(index.get());
     return index;
 }
 
@@ -281,8 +284,8 @@ hume_faiss_status hume_faiss_index_factory(int d, const char *description, hume_
     }
     hume_faiss_index *made = nullptr;
     hume_faiss_status status = guarded(where, [&] {
-        std::unique_ptr<faiss::Index> index(accelerated(faiss::index_factory(d, description, faiss::METRIC_INNER_PRODUCT)));
-        made = new hume_faiss_index{std::move(index)};
+        made = new hume_faiss_index{
+            accelerated(std::unique_ptr<faiss::Index>(faiss::index_factory(d, description, faiss::METRIC_INNER_PRODUCT)))};
     });
     if (status != HUME_FAISS_OK) {
         last_error = std::string("index_factory(\"") + description + "\", d=" + std::to_string(d) + ")" +
@@ -375,7 +378,7 @@ hume_faiss_status hume_faiss_read(const char *path, int mmap, hume_faiss_index *
         if (status != HUME_FAISS_OK) return status;
     }
     hume_faiss_index *made = nullptr;
-    hume_faiss_status status = guarded(where, [&] { made = new hume_faiss_index{std::unique_ptr<faiss::Index>(accelerated(index.release()))}; });
+    hume_faiss_status status = guarded(where, [&] { made = new hume_faiss_index{accelerated(std::move(index))}; });
     if (status != HUME_FAISS_OK) return status;
     *out = made;
     if (used_mmap != nullptr) *used_mmap = mapped ? 1 : 0;

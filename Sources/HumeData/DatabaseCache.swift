@@ -30,12 +30,8 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         self.open = open
     }
 
-    /// The identity of a database's current version (device, inode, modification time and size of its commit file);
-    /// nil when the database does not exist.
-    public static func changeToken(root: URL, name: String) -> String? {
-        changeToken(directory: root.appendingPathComponent(name).path)
-    }
-
+    /// The identity of the current version of the database in `directory` (device, inode, modification time and size
+    /// of its commit file); nil when the database does not exist.
     static func changeToken(directory: String) -> String? {
         for file in [DatabaseGeneration.fileName, "manifest.jsonl"] {
             var st = stat()
