@@ -27,17 +27,30 @@ public struct UnitVectors {
     }
 }
 
-/// Vectors shaped like real sentence embeddings, from a corpus of real ones (an N×384 float32 `.npy`, e.g. MiniLM
-/// over Debian's 60,021 package descriptions, `Ops/make-retrieval-corpus.sh`).
+/// Vectors shaped like real sentence embeddings, from a corpus of real ones (N×384 float32 `.npy` files, e.g. MiniLM
+/// over Debian's package descriptions and, for a real 10⁶, the sentences of its dictionaries and manuals,
+/// `Ops/make-retrieval-corpus.sh --million`).
 ///
-/// The last `queries` rows are held out as the queries: real texts the base never saw. The base is the other real
-/// rows, then, past them, synthetic ones fitted to the corpus's cluster structure and spectrum: 1,024 real rows are
+/// The first file's last `queries` rows are held out as the queries: real texts the base never saw. The base is the
+/// first file's other rows, then every row of the files after it, then, past them, synthetic ones fitted to the corpus's cluster structure and spectrum: 1,024 real rows are
 /// taken as seeds, every real row is assigned to its nearest seed, each centre is the mean of its rows, and a
 /// synthetic vector is the centre of a random real row plus the residual (row − its centre) of a random real row, normalised. Centres carry the topic structure, the
 /// residuals the within-topic spread and its low intrinsic dimension; uniformly random vectors have neither.
 public struct CorpusVectors {
     public let rows: [Float]
     public let count: Int
+    /// Rows of the first file: the queries are its last ones.
+    public let firstCount: Int
+
+    /// Reads little-endian float32, C-order, N×384 `.npy` files (version 1 or 2), in order.
+    public init(npy paths: [String]) throws {
+        guard let first = paths.first else { throw HumeError(.invalidInput, "Name at least one corpus file.") }
+        var all = try CorpusVectors(npy: first).rows
+        firstCount = all.count / Database.dimension
+        for path in paths.dropFirst() { all += try CorpusVectors(npy: path).rows }
+        rows = all
+        count = all.count / Database.dimension
+    }
 
     /// Reads a little-endian float32, C-order, N×384 `.npy` (version 1 or 2).
     public init(npy path: String) throws {
@@ -53,6 +66,7 @@ public struct CorpusVectors {
             throw HumeError(.invalidInput, "\(path) must hold little-endian float32 rows of \(d) in C order; its header is \(header).")
         }
         count = (b.count - start) / (d * 4)
+        firstCount = count
         rows = b[start...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 
@@ -60,17 +74,21 @@ public struct CorpusVectors {
     public func make(n: Int, queries: Int, seed: UInt64) throws -> (base: [Float], queries: [Float]) {
         let d = Database.dimension
         let realBase = count - queries
-        guard realBase >= 2048 else { throw HumeError(.invalidInput, "The corpus has \(count) rows; it needs \(queries + 2048) or more.") }
-        let q = Array(rows[(realBase * d)...])
-        var base = Array(rows[0..<(min(n, realBase) * d)])
+        guard firstCount - queries >= 2048 else {
+            throw HumeError(.invalidInput, "The first corpus file has \(firstCount) rows; it needs \(queries + 2048) or more.")
+        }
+        let q = Array(rows[((firstCount - queries) * d)..<(firstCount * d)])
+        // Every real row but the queries, in file order.
+        let real = firstCount == count ? rows : Array(rows[0..<((firstCount - queries) * d)] + rows[(firstCount * d)...])
+        var base = Array(real[0..<(min(n, realBase) * d)])
         guard n > realBase else { return (base, q) }
         var rng = SplitMix64(seed: seed)
         let centreIDs = (0..<1024).map { _ in Int(rng.next() % UInt64(realBase)) }
         var centres = [Float]()
-        for c in centreIDs { centres += rows[(c * d)..<((c + 1) * d)] }
+        for c in centreIDs { centres += real[(c * d)..<((c + 1) * d)] }
         let assign = try VectorIndex(dimension: d, factory: "Flat")
         try assign.train(andAdd: centres)
-        let nearest = try rows.withUnsafeBufferPointer { try assign.search(UnsafeBufferPointer(rebasing: $0[0..<(realBase * d)]), k: 1) }
+        let nearest = try real.withUnsafeBufferPointer { try assign.search(UnsafeBufferPointer(rebasing: $0[0..<(realBase * d)]), k: 1) }
         // One Lloyd step: each centre becomes the mean of the rows assigned to it, so that a residual measures a row's
         // spread about its topic and a synthetic vector is as spread as a real one (about a seed row instead, the
         // seed's own deviation would be added twice). A centre nothing was assigned to keeps its seed row.
@@ -78,7 +96,7 @@ public struct CorpusVectors {
         for k in 0..<realBase {
             let c = Int(nearest.ids[k])
             members[c] += 1
-            for t in 0..<d { sums[c * d + t] += rows[k * d + t] }
+            for t in 0..<d { sums[c * d + t] += real[k * d + t] }
         }
         for c in 0..<1024 where members[c] > 0 {
             for t in 0..<d { centres[c * d + t] = sums[c * d + t] / Float(members[c]) }
@@ -91,7 +109,7 @@ public struct CorpusVectors {
             let ck = Int(nearest.ids[k])
             var norm: Float = 0
             for t in 0..<d {
-                v[t] = centres[j * d + t] + rows[k * d + t] - centres[ck * d + t]
+                v[t] = centres[j * d + t] + real[k * d + t] - centres[ck * d + t]
                 norm += v[t] * v[t]
             }
             let inv = 1 / max(norm.squareRoot(), 1e-12)
@@ -193,10 +211,20 @@ public struct RetrieveBenchmark {
                     let (qps, ids) = try SearchTuner.oneAtATime(searcher, queries: testQueries, k: 10)
                     return (tuned.setting, tuned.met, qps, recallAtK(found: ids, truth: testTruth, k: 10, kTruth: 10, queries: queries), tuningRecall)
                 }
-                rows.append(.object(["size": JSON(n), "type": JSON(type), "factory": JSON(factory), "setting": setting.json,
-                                     "setting_text": JSON(setting.description), "target": .number(goal), "met": .bool(met),
-                                     "tuning_recall": .number(tuningRecall), "build_seconds": .number(buildSeconds),
-                                     "bytes": JSON(bytes), "queries_per_second": .number(qps.rounded()), "recall_at_10": .number(recall)]))
+                var measured: [String: JSON] = [
+                    "size": JSON(n), "type": JSON(type), "factory": JSON(factory), "setting": setting.json,
+                    "setting_text": JSON(setting.description), "target": .number(goal), "met": .bool(met),
+                    "tuning_recall": .number(tuningRecall), "build_seconds": .number(buildSeconds),
+                    "bytes": JSON(bytes), "queries_per_second": .number(qps.rounded()), "recall_at_10": .number(recall)]
+                if factory.hasPrefix("HNSW") {
+                    // The same graph and setting searched by FAISS's own walk, for comparison with Hume's.
+                    let was = VectorIndex.useHumeHNSWWalk(false)
+                    defer { VectorIndex.useHumeHNSWWalk(was) }
+                    let (faissQPS, faissIDs) = try SearchTuner.oneAtATime(RerankedSearch(ix, vectors: nil), queries: testQueries, k: 10)
+                    measured["faiss_walk_queries_per_second"] = .number(faissQPS.rounded())
+                    measured["faiss_walk_recall_at_10"] = .number(recallAtK(found: faissIDs, truth: testTruth, k: 10, kTruth: 10, queries: queries))
+                }
+                rows.append(.object(measured))
                 row?(rows.last!)
             }
         }

@@ -19,7 +19,8 @@ struct BenchRetrieve: ParsableCommand {
     var queries = 1000
     @Option(help: "recall@10 target for every index (default: 0.95 for HNSW, 0.90 for IVF).") var recall: Double?
     @Option(help: "Database for the stage-overhead measurement.") var database = "emoji"
-    @Option(help: "Real embeddings (N×384 float32 .npy, Ops/make-retrieval-corpus.sh) to shape the vectors like; default: uniformly random unit vectors.") var corpus: String?
+    @Option(help: "Real embeddings (N×384 float32 .npy, Ops/make-retrieval-corpus.sh) to shape the vectors like; repeatable: the first file's last rows are the queries, the others add base rows before any synthetic ones. Default: uniformly random unit vectors.")
+    var corpus: [String] = []
     @Option(help: "FAISS threads for building and the exact ground truth (searches use one).") var threads = 2
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -32,7 +33,7 @@ struct BenchRetrieve: ParsableCommand {
             b.queries = queries; b.target = recall; b.buildThreads = threads; b.database = database
             if let recall, !(0...1).contains(recall) { throw ValidationError("--recall must be between 0 and 1.") }
             try b.validate()
-            if let corpus { b.corpus = try CorpusVectors(npy: corpus) }
+            if !corpus.isEmpty { b.corpus = try CorpusVectors(npy: corpus) }
             if !json { print("size      type   factory                        setting                          build s   MB      queries/s  recall@10 (target)") }
             let rows = try b.indexes { r in
                 guard !json else { return }
@@ -41,7 +42,8 @@ struct BenchRetrieve: ParsableCommand {
                       + pad(r["setting_text"]!.string!, 32)
                       + String(format: " %7.1f %7.1f %9.0f   %.3f (%.2f", r["build_seconds"]!.double!, Double(r["bytes"]!.int!) / 1e6,
                                r["queries_per_second"]!.double!, r["recall_at_10"]!.double!, r["target"]!.double!)
-                      + (r["met"] == .bool(true) ? ")" : ", not reached)"))
+                      + (r["met"] == .bool(true) ? ")" : ", not reached)")
+                      + (r["faiss_walk_queries_per_second"].map { String(format: "; FAISS's own walk %.0f q/s at %.3f", $0.double!, r["faiss_walk_recall_at_10"]!.double!) } ?? ""))
             }
             VectorIndex.setThreads(1)
             let overhead = try b.stageOverhead()

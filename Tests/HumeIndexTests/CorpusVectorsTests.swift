@@ -7,9 +7,9 @@ import Testing
 @Suite("Benchmark vectors shaped like a corpus of real embeddings")
 struct CorpusVectorsTests {
     /// An N×384 float32 .npy of `n` unit vectors around 8 directions.
-    static func npy(_ n: Int, header: String? = nil) -> Data {
+    static func npy(_ n: Int, header: String? = nil, seed: UInt64 = 3) -> Data {
         let d = 384
-        var rng = SplitMix64(seed: 3)
+        var rng = SplitMix64(seed: seed)
         var rows = [Float]()
         for i in 0..<n {
             var v = (0..<d).map { _ in Float(Double(rng.next() % 1000) / 1000 - 0.5) * 0.2 }
@@ -45,6 +45,24 @@ struct CorpusVectorsTests {
         let synthetic = (2900..<5000).map { i in (0..<8).map { base[i * 384 + $0] }.max()! }
         #expect(synthetic.filter { $0 > 0.5 }.count > synthetic.count * 9 / 10)
         #expect(try c.make(n: 5000, queries: 100, seed: 1).base == base, "deterministic under its seed")
+    }
+
+    @Test("with a second file the queries stay the first file's last rows, and its rows come before any synthetic ones")
+    func twoFiles() throws {
+        let first = NSTemporaryDirectory() + "hume-corpus-a-\(getpid()).npy", second = NSTemporaryDirectory() + "hume-corpus-b-\(getpid()).npy"
+        defer { for p in [first, second] { try? FileManager.default.removeItem(atPath: p) } }
+        try Self.npy(2500).write(to: URL(fileURLWithPath: first))
+        try Self.npy(1000, seed: 9).write(to: URL(fileURLWithPath: second))
+        let a = try CorpusVectors(npy: first), b = try CorpusVectors(npy: second)
+        let c = try CorpusVectors(npy: [first, second])
+        #expect(c.count == 3500 && c.firstCount == 2500)
+        let (base, queries) = try c.make(n: 4000, queries: 100, seed: 1)
+        #expect(Array(queries) == Array(a.rows[(2400 * 384)...]))
+        #expect(Array(base[0..<(2400 * 384)]) == Array(a.rows[0..<(2400 * 384)]))
+        #expect(Array(base[(2400 * 384)..<(3400 * 384)]) == b.rows, "the second file's rows follow the first's base rows")
+        #expect(!base[(3400 * 384)...].isEmpty && !queries.contains(where: \.isNaN))
+        let (realOnly, _) = try c.make(n: 3000, queries: 100, seed: 1)
+        #expect(Array(realOnly[(2400 * 384)...]) == Array(b.rows[0..<(600 * 384)]))
     }
 
     @Test("the benchmark tunes each index on one half of the held-out queries and reports the other: flat is exact, the others meet their target or say not")
