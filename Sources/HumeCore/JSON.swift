@@ -43,10 +43,7 @@ public enum JSON: Sendable, Equatable {
         switch self {
         case .null: out += "null".utf8
         case .bool(let b): out += (b ? "true" : "false").utf8
-        case .number(let d):
-            if d.rounded() == d && abs(d) < 9.0e15 { out += String(Int64(d)).utf8 }
-            else if d.isFinite { out += "\(d)".utf8 }
-            else { out += "null".utf8 }
+        case .number(let d): JSON.writeNumber(d, into: &out)
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let a):
             out.append(UInt8(ascii: "["))
@@ -67,9 +64,61 @@ public enum JSON: Sendable, Equatable {
         }
     }
 
+    /// A number as `serialized` writes it: a whole number in integer digits, anything else finite as Swift's shortest
+    /// round-trip form (`"\(d)"`), NaN and infinities as null. Numbers of at most six decimals between 10⁻⁴ and 10⁶
+    /// (the retriever's scores) are written from integer digits, the same text without formatting a Double.
+    public static func writeNumber(_ d: Double, into out: inout [UInt8]) {
+        if d.rounded() == d && abs(d) < 9.0e15 {
+            writeInteger(Int64(d), into: &out)
+            return
+        }
+        let a = abs(d), micro = (a * 1e6).rounded()
+        if a >= 1e-4, a < 1e6, Double(Int64(micro)) / 1e6 == a {
+            // The decimal m·10⁻⁶ rounds to d, and no shorter decimal lies within half an ulp of it, so this is also
+            // the shortest round-trip text, which is what Swift's description prints in this range.
+            let m = Int64(micro)
+            if d < 0 { out.append(UInt8(ascii: "-")) }
+            writeInteger(m / 1_000_000, into: &out)
+            out.append(UInt8(ascii: "."))
+            var fraction = m % 1_000_000, digits = 6
+            while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
+            var buffer: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &buffer) { b in
+                for i in stride(from: digits - 1, through: 0, by: -1) {
+                    b[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
+                    fraction /= 10
+                }
+                out.append(contentsOf: b[0..<digits])
+            }
+        } else if d.isFinite {
+            out += "\(d)".utf8
+        } else {
+            out += "null".utf8
+        }
+    }
+
+    /// An integer's decimal digits.
+    public static func writeInteger(_ i: Int64, into out: inout [UInt8]) {
+        if i < 0 {
+            guard i != .min else { out += String(i).utf8; return }
+            out.append(UInt8(ascii: "-"))
+        }
+        var v = i.magnitude
+        var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for 20 digits
+        withUnsafeMutableBytes(of: &buffer) { b in
+            var n = 24
+            repeat {
+                n -= 1
+                b[n] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: b[n..<24])
+        }
+    }
+
     /// A JSON string: `"`, `\`, and control characters escaped (`\n`, `\r`, `\t`, else `\u00xx`); everything else,
     /// UTF-8 included, as it is.
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         let utf8 = s.utf8
         if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {

@@ -18,7 +18,7 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     let recheckSeconds: Double
     let open: @Sendable (String) throws -> Value
     private let lock = NSLock()
-    private var entries: [String: (value: Value, token: String, checkedAt: UInt64)] = [:]
+    private var entries: [String: (value: Value, token: ChangeToken?, checkedAt: UInt64, files: [String])] = [:]
 
     /// - Parameters:
     ///   - root: the folder holding the databases.
@@ -30,13 +30,23 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         self.open = open
     }
 
-    /// The identity of the current version of the database in `directory` (device, inode, modification time and size
-    /// of its commit file); nil when the database does not exist.
-    static func changeToken(directory: String) -> String? {
-        for file in [DatabaseGeneration.fileName, "manifest.jsonl"] {
+    /// The identity of a version of a database: device, inode, modification time and size of its commit file.
+    struct ChangeToken: Equatable {
+        var device: UInt64, inode: UInt64, seconds: Int, nanoseconds: Int, size: Int64
+    }
+
+    /// The commit files of the database in `directory`, in the order they are looked for.
+    static func commitFiles(directory: String) -> [String] {
+        [DatabaseGeneration.fileName, "manifest.jsonl"].map { directory + "/" + $0 }
+    }
+
+    /// The current version of the database whose commit files are `files` (`commitFiles`); nil when it does not exist.
+    static func changeToken(files: [String]) -> ChangeToken? {
+        for file in files {
             var st = stat()
-            if stat(directory + "/" + file, &st) == 0 {
-                return "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_size)"
+            if stat(file, &st) == 0 {
+                return ChangeToken(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), seconds: st.st_mtim.tv_sec,
+                                   nanoseconds: st.st_mtim.tv_nsec, size: Int64(st.st_size))
             }
         }
         return nil
@@ -50,7 +60,9 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         let cached = entries[name]
         lock.unlock()
         if let cached, !fresh, Double(now &- cached.checkedAt) < recheckSeconds * 1e9 { return cached.value }
-        let token = Self.changeToken(directory: rootPath + "/" + name) ?? ""
+        // The paths are made once per database: this runs for every query the retrieve stage answers.
+        let files = cached?.files ?? Self.commitFiles(directory: rootPath + "/" + name)
+        let token = Self.changeToken(files: files)
         if let cached, cached.token == token {
             lock.lock()
             entries[name]?.checkedAt = now
@@ -60,7 +72,7 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         // Opened outside the lock: opening a large index takes a while, and two racing opens are harmless.
         let value = try open(name)
         lock.lock()
-        entries[name] = (value, token, now)
+        entries[name] = (value, token, now, files)
         lock.unlock()
         return value
     }

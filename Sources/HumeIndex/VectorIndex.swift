@@ -186,6 +186,11 @@ public final class VectorIndex {
 
     /// Caps FAISS's OpenMP threads in this process.
     public static func setThreads(_ n: Int) { hume_faiss_set_omp_threads(Int32(max(1, n))) }
+
+    /// Whether one-query HNSW searches in this process take Hume's graph walk (the default) or FAISS's own; returns
+    /// the previous choice. For benchmarks that compare the two on one index.
+    @discardableResult
+    public static func useHumeHNSWWalk(_ on: Bool) -> Bool { hume_faiss_set_hume_hnsw_walk(on ? 1 : 0) != 0 }
 }
 
 /// A read-only index shared between threads.

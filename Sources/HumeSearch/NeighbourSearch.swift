@@ -13,6 +13,9 @@ public final class LoadedDatabase: Sendable {
     /// For an index whose scores are approximate (IVF-PQ): the embeddings its candidates are re-scored against, and
     /// how many candidates per result (`IndexKind.searchSetting`).
     let rerank: (vectors: Embeddings, factor: Int)?
+    /// Every caption as a JSON string (escaped and quoted), back to back, and where each ends: written once, copied
+    /// into every payload (`payloads`).
+    let captionJSON: [UInt8], captionEnds: [Int]
 
     /// Opens the database `name` under `root` and reads its `index.faiss` (memory-mapped where FAISS allows).
     /// - Throws: `HumeError(.unknown)` for an unknown database or a missing index.
@@ -34,29 +37,61 @@ public final class LoadedDatabase: Sendable {
         try setting?.apply(to: ix)
         index = SharedIndex(ix)
         if let factor = setting?["rerank"] { rerank = (try database.embeddings(), factor) } else { rerank = nil }
+        var json: [UInt8] = [], ends: [Int] = []
+        ends.reserveCapacity(database.items.count)
+        for item in database.items {
+            JSON.writeString(item.caption, into: &json)
+            ends.append(json.count)
+        }
+        captionJSON = json
+        captionEnds = ends
+    }
+
+    /// The `k` nearest items of each query as FAISS scored them: ids (-1 where fewer were found) and scores.
+    func rawSearch(_ queries: [Float], k: Int) throws -> SearchResult {
+        if let rerank { return try RerankedSearch(index.index, vectors: rerank.vectors.all, factor: rerank.factor).search(queries, k: k) }
+        return try index.index.search(queries, k: k)
+    }
+
+    /// Query `query`'s ids that name an item, and their scores.
+    func found(_ r: SearchResult, query q: Int) -> (ids: [Int], scores: [Double]) {
+        var ids: [Int] = [], scores: [Double] = []
+        ids.reserveCapacity(r.k)
+        scores.reserveCapacity(r.k)
+        for j in 0..<r.k {
+            let id = r.ids[q * r.k + j]
+            guard id >= 0, Int(id) < database.count else { continue }
+            ids.append(Int(id))
+            scores.append(Double(r.scores[q * r.k + j]))
+        }
+        return (ids, scores)
+    }
+
+    /// The retrieve stage's payloads: `search(_:k:prompts:)`'s results as `Neighbours.encoded()` writes them, byte
+    /// for byte, with the captions copied from `captionJSON` instead of escaped again for every query.
+    public func payloads(_ queries: [Float], k: Int, prompts: [String]) throws -> [[UInt8]] {
+        let r = try rawSearch(queries, k: k)
+        return prompts.indices.map { q in
+            let (ids, scores) = found(r, query: q)
+            return Neighbours.encode(database: database.name, ids: ids, scores: scores, prompt: prompts[q]) { out in
+                for (j, id) in ids.enumerated() {
+                    if j > 0 { out.append(UInt8(ascii: ",")) }
+                    out += captionJSON[(id == 0 ? 0 : captionEnds[id - 1])..<captionEnds[id]]
+                }
+            }
+        }
     }
 
     /// The `k` nearest items of each query (`queries` holds them back to back, `Database.dimension` floats each), as
     /// the retrieve stage's payload; `prompts[i]` is echoed with query i.
     /// - Throws: what FAISS throws (a retryable failure of this host).
     public func search(_ queries: [Float], k: Int, prompts: [String]) throws -> [Neighbours] {
-        let r: SearchResult
-        if let rerank {
-            r = try RerankedSearch(index.index, vectors: rerank.vectors.all, factor: rerank.factor).search(queries, k: k)
-        } else {
-            r = try index.index.search(queries, k: k)
-        }
+        let r = try rawSearch(queries, k: k)
         return prompts.indices.map { q in
-            var found = Neighbours(database: database.name, ids: [], scores: [], captions: [], prompt: prompts[q])
-            for j in 0..<r.k {
-                let id = r.ids[q * r.k + j]
-                guard id >= 0, Int(id) < database.count else { continue }
-                found.ids.append(Int(id))
-                // Rounded as the payload carries them, so in-process callers see the numbers a pipeline would.
-                found.scores!.append((Double(r.scores[q * r.k + j]) * 1e6).rounded() / 1e6)
-                found.captions.append(database.items[Int(id)].caption)
-            }
-            return found
+            let (ids, scores) = found(r, query: q)
+            // Scores rounded as the payload carries them, so in-process callers see the numbers a pipeline would.
+            return Neighbours(database: database.name, ids: ids, scores: scores.map { ($0 * 1e6).rounded() / 1e6 },
+                              captions: ids.map { database.items[$0].caption }, prompt: prompts[q])
         }
     }
 }

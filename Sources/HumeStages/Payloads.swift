@@ -73,13 +73,44 @@ public struct Neighbours: Sendable, Equatable {
         self.prompt = prompt
     }
 
-    /// The JSON payload; scores are rounded to 6 decimals, an absent prompt is written as "".
+    /// The JSON payload (keys sorted, as `JSON.serialized` writes an object); scores are rounded to 6 decimals, an
+    /// absent prompt is written as "".
     public func encoded() -> [UInt8] {
-        var o: [String: JSON] = ["ids": .array(ids.map { JSON($0) }), "captions": .array(captions.map { JSON($0) }),
-                                 "prompt": .string(prompt ?? "")]
-        if let database { o["database"] = .string(database) }
-        o["scores"] = .array((scores ?? []).map { .number(($0 * 1e6).rounded() / 1e6) })
-        return JSON.object(o).bytes
+        Neighbours.encode(database: database, ids: ids, scores: scores ?? [], prompt: prompt) { out in
+            for (i, c) in captions.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSON.writeString(c, into: &out)
+            }
+        }
+    }
+
+    /// The payload `encoded()` writes, with the items of its captions list written by `captions`: the retrieve stage
+    /// writes captions it escaped once, when it opened the database.
+    public static func encode(database: String?, ids: [Int], scores: [Double], prompt: String?,
+                              captions: (inout [UInt8]) -> Void) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + ids.count * 64)
+        out += #"{"captions":["#.utf8
+        captions(&out)
+        out.append(UInt8(ascii: "]"))
+        if let database {
+            out += #","database":"#.utf8
+            JSON.writeString(database, into: &out)
+        }
+        out += #","ids":["#.utf8
+        for (i, id) in ids.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSON.writeInteger(Int64(id), into: &out)
+        }
+        out += #"],"prompt":"#.utf8
+        JSON.writeString(prompt ?? "", into: &out)
+        out += #","scores":["#.utf8
+        for (i, score) in scores.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSON.writeNumber((score * 1e6).rounded() / 1e6, into: &out)
+        }
+        out += "]}".utf8
+        return out
     }
 
     /// Parses the payload.

@@ -190,14 +190,65 @@ struct FaissBridgeTests {
             }
         }
         // Three stored vectors, k = 5: the rest is -1, as FAISS pads.
+        for factory in ["Flat", "HNSW32"] {
+            var made: OpaquePointer?
+            try #require(hume_faiss_index_factory(Int32(d), factory, &made) == HUME_FAISS_OK)
+            let small = try #require(made)
+            defer { hume_faiss_free(small) }
+            #expect(hume_faiss_add(small, 3, Array(vectors.prefix(3 * d))) == HUME_FAISS_OK)
+            var distances = [Float](repeating: .nan, count: 5), labels = [Int64](repeating: -2, count: 5)
+            #expect(hume_faiss_search(small, 1, Array(vectors.prefix(d)), 5, &distances, &labels) == HUME_FAISS_OK)
+            #expect(labels[0] == 0 && Set(labels.prefix(3)) == [0, 1, 2] && labels.suffix(2) == [-1, -1], "\(factory): \(labels)")
+        }
+    }
+
+    @Test("Hume's one-query HNSW walk finds as many true neighbours as FAISS's own search of the same graph, at every efSearch")
+    func hnswWalkMatchesFaiss() throws {
+        let d = 384, n = 4000, k = 10
+        let raw = Self.unitVectors(count: (n + 100) * d / Self.dimension + 1, seed: 4)
+        // Clustered like real embeddings: each vector leans towards one of 40 directions.
+        var vectors: [Float] = []
+        for i in 0..<(n + 100) {
+            var row = Array(raw[(i * d)..<((i + 1) * d)])
+            row[i % 40] += 2
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            vectors += row.map { $0 / norm }
+        }
+        let base = Array(vectors.prefix(n * d)), queries = Array(vectors.suffix(100 * d))
+        // The truth from a flat index (checked against a brute-force scan in the test above).
+        var flatMade: OpaquePointer?
+        try #require(hume_faiss_index_factory(Int32(d), "Flat", &flatMade) == HUME_FAISS_OK)
+        let flat = try #require(flatMade)
+        defer { hume_faiss_free(flat) }
+        #expect(hume_faiss_add(flat, Int64(n), base) == HUME_FAISS_OK)
+        var truthD = [Float](repeating: 0, count: 100 * k), truthL = [Int64](repeating: 0, count: 100 * k)
+        #expect(hume_faiss_search(flat, 100, queries, Int64(k), &truthD, &truthL) == HUME_FAISS_OK)
+        let truth = (0..<100).map { Set(truthL[($0 * k)..<(($0 + 1) * k)]) }
         var made: OpaquePointer?
-        try #require(hume_faiss_index_factory(Int32(d), "Flat", &made) == HUME_FAISS_OK)
-        let small = try #require(made)
-        defer { hume_faiss_free(small) }
-        #expect(hume_faiss_add(small, 3, Array(vectors.prefix(3 * d))) == HUME_FAISS_OK)
-        var distances = [Float](repeating: .nan, count: 5), labels = [Int64](repeating: -2, count: 5)
-        #expect(hume_faiss_search(small, 1, Array(vectors.prefix(d)), 5, &distances, &labels) == HUME_FAISS_OK)
-        #expect(labels[0] == 0 && Set(labels.prefix(3)) == [0, 1, 2] && labels.suffix(2) == [-1, -1], "\(labels)")
+        try #require(hume_faiss_index_factory(Int32(d), "HNSW32", &made) == HUME_FAISS_OK)
+        let index = try #require(made)
+        defer { hume_faiss_free(index) }
+        #expect(hume_faiss_add(index, Int64(n), base) == HUME_FAISS_OK)
+        for ef in [10, 32, 128] {
+            #expect(hume_faiss_set_hnsw_ef_search(index, Int32(ef)) == HUME_FAISS_OK)
+            // FAISS's own search: a batch of 100 queries (batches of 20 or more are not Hume's walk).
+            var faissD = [Float](repeating: 0, count: 100 * k), faissL = [Int64](repeating: 0, count: 100 * k)
+            #expect(hume_faiss_search(index, 100, queries, Int64(k), &faissD, &faissL) == HUME_FAISS_OK)
+            var hits = (faiss: 0, hume: 0)
+            for q in 0..<100 {
+                var dist = [Float](repeating: 0, count: k), labels = [Int64](repeating: 0, count: k)
+                #expect(hume_faiss_search(index, 1, Array(queries[(q * d)..<((q + 1) * d)]), Int64(k), &dist, &labels) == HUME_FAISS_OK)
+                #expect(dist == dist.sorted(by: >), "best first")
+                if q % 10 == 0 {
+                    let top = (0..<d).reduce(0.0) { $0 + Double(queries[q * d + $1]) * Double(base[Int(labels[0]) * d + $1]) }
+                    #expect(abs(Double(dist[0]) - top) < 1e-4, "the score is the inner product of the query and its id")
+                }
+                hits.hume += Set(labels).intersection(truth[q]).count
+                hits.faiss += Set(faissL[(q * k)..<((q + 1) * k)]).intersection(truth[q]).count
+            }
+            #expect(Double(hits.hume) >= Double(hits.faiss) * 0.98, "efSearch \(ef): \(hits)")
+            if ef == 128 { #expect(hits.hume >= 990, "\(hits)") }
+        }
     }
 
     @Test("a bad factory string returns an error that names it, not a crash")

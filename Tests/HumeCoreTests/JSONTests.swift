@@ -147,4 +147,31 @@ struct JSONTests {
         #expect(v["n"]?.string == nil)
         #expect(JSON.array([.string("x")])["s"] == nil)
     }
+
+    @Test("numbers are written as Swift's shortest round-trip text: six-decimal scores, integers, anything else")
+    func numberText() throws {
+        func written(_ d: Double) -> String {
+            var out: [UInt8] = []
+            JSON.writeNumber(d, into: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<20_000 {
+            // Scores as the retriever rounds them, over the whole fixed-point range and past its ends.
+            let magnitude = [1e-5, 1e-4, 0.01, 1, 100, 1e5, 1e6, 1e7][Int(rng.next() % 8)]
+            let raw = (rng.uniform() * 2 - 1) * magnitude
+            let d = (raw * 1e6).rounded() / 1e6
+            let expected = d.rounded() == d && abs(d) < 9.0e15 ? String(Int64(d)) : "\(d)"
+            #expect(written(d) == expected, "\(raw)")
+            #expect(written(raw) == (raw.rounded() == raw ? String(Int64(raw)) : "\(raw)"))
+        }
+        #expect(written(0.5) == "0.5" && written(-0.0001) == "-0.0001" && written(0.00001) == "\(0.00001)")
+        #expect(written(1e-4 + 1e-6) == "0.000101" && written(999_999.999999) == "999999.999999")
+        #expect(written(42) == "42" && written(-7) == "-7" && written(-0.0) == "0" && written(.nan) == "null")
+        var ints: [UInt8] = []
+        JSON.writeInteger(.min, into: &ints)
+        JSON.writeInteger(.max, into: &ints)
+        JSON.writeInteger(0, into: &ints)
+        #expect(String(decoding: ints, as: UTF8.self) == "\(Int64.min)\(Int64.max)0")
+    }
 }

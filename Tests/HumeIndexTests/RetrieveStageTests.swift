@@ -4,6 +4,7 @@ import HumeStages
 import HumeData
 import HumeEmbed
 import HumeRetrieveStage
+import HumeSearch
 import HumeWorker
 import Testing
 
@@ -99,5 +100,30 @@ struct RetrieveStageTests {
         #expect(message(out[7])?.contains("NaN") == true)
         guard case .ok(let bytes) = out[8] else { Issue.record("good task failed: \(out[8])"); return }
         #expect(try Neighbours(decoding: bytes).ids.count == 3)
+    }
+
+    @Test("the stage's payloads are byte for byte Neighbours.encoded() of the search, captions with quotes and accents included")
+    func payloadBytes() throws {
+        try requireEmojiIndex()
+        let loaded = try sharedStage.databases.database("emoji")
+        let emb = try loaded.database.embeddings()
+        let ids = [0, 1, 17, 500, loaded.database.count - 1]
+        var queries: [Float] = []
+        for i in ids { queries += emb.vector(i) }
+        let prompts = ["plain", #"a "quoted" \ prompt"#, "café ☕", "", "tab\there"]
+        for k in [1, 16, loaded.database.count + 3] {
+            let fast = try loaded.payloads(queries, k: k, prompts: prompts)
+            let reference = try loaded.search(queries, k: k, prompts: prompts).map { $0.encoded() }
+            #expect(fast == reference, "k = \(k)")
+            // And both are the JSON object's own serialisation (sorted keys), as the payload was always written.
+            let generic = try loaded.search(queries, k: k, prompts: prompts).map { n in
+                JSON.object(["captions": .array(n.captions.map { JSON($0) }), "database": .string(n.database!), "ids": .array(n.ids.map { JSON($0) }),
+                             "prompt": .string(n.prompt ?? ""), "scores": .array(n.scores!.map { .number(($0 * 1e6).rounded() / 1e6) })]).serialized
+            }
+            #expect(fast.map { String(decoding: $0, as: UTF8.self) } == generic)
+            #expect(try Neighbours(decoding: fast[1]).prompt == prompts[1])
+        }
+        // Captions that need escaping are in the database (or the test proves nothing about them).
+        #expect(loaded.database.items.contains { $0.caption.contains("\"") || $0.caption.unicodeScalars.contains { $0.value > 127 } })
     }
 }

@@ -29,25 +29,29 @@ public final class RetrieveStage: Stage, Sendable {
 
     public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
         var outcomes = [StageOutcome?](repeating: nil, count: tasks.count)
-        // Group valid tasks by (database, k) so each group is one FAISS call.
-        var groups: [String: (db: LoadedDatabase, k: Int, slots: [Int], queries: [Float], prompts: [String])] = [:]
+        // Valid tasks grouped by (database, k), each group one FAISS call; a batch names one or two, so a list.
+        var groups: [(name: String, db: LoadedDatabase, k: Int, slots: [Int], queries: [Float], prompts: [String])] = []
         for (i, t) in tasks.enumerated() {
             do {
                 let p = try lastParameters.parse(t.params)
                 let query = try EmbedOutput(decoding: t.input)
                 let db = try databases.database(p.database)
-                let key = "\(p.database)\u{0}\(p.k)"
-                groups[key, default: (db, p.k, [], [], [])].slots.append(i)
-                groups[key]!.queries += query.vector
-                groups[key]!.prompts.append(query.text)
+                var g = groups.firstIndex { $0.name == p.database && $0.k == p.k && $0.db === db }
+                if g == nil {
+                    groups.append((p.database, db, p.k, [], [], []))
+                    g = groups.count - 1
+                }
+                groups[g!].slots.append(i)
+                groups[g!].queries += query.vector
+                groups[g!].prompts.append(query.text)
             } catch {
                 outcomes[i] = StageOutcome(error: error)
             }
         }
-        for g in groups.values {
+        for g in groups {
             do {
-                for (found, slot) in zip(try g.db.search(g.queries, k: g.k, prompts: g.prompts), g.slots) {
-                    outcomes[slot] = .ok(found.encoded())
+                for (payload, slot) in zip(try g.db.payloads(g.queries, k: g.k, prompts: g.prompts), g.slots) {
+                    outcomes[slot] = .ok(payload)
                 }
             } catch {
                 for s in g.slots { outcomes[s] = .retryable("The search failed: \(error)") }

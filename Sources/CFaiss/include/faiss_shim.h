@@ -89,6 +89,10 @@ void hume_faiss_set_omp_threads(int n);
 /// AVX2 + FMA (NaN when this CPU lacks them). Returns 1 when searches use AVX2 + FMA, 0 when the portable loop.
 int hume_faiss_inner_product_kernels(const float *x, const float *y, size_t d, float out[2]);
 
+/// Whether one-query HNSW searches take Hume's graph walk (1, the default) or FAISS's own (0), process-wide; for
+/// `hume bench retrieve`, which measures both on the same index. Returns the previous value.
+int hume_faiss_set_hume_hnsw_walk(int on);
+
 #ifdef __cplusplus
 }
 #endif
