@@ -8,6 +8,8 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexScalarQuantizer.h>
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/utils/Heap.h>
 #include <faiss/impl/FaissException.h>
@@ -226,6 +228,129 @@ struct FastIndexFlat : faiss::IndexFlat {
     }
 };
 
+/// Σ w[i]·code[i] over `d` bytes of 8-bit codes.
+__attribute__((target("avx2,fma"))) float weighted_bytes_avx2(const float *w, const uint8_t *code, size_t d) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i *>(code + i));
+        __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+        __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), lo, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), hi, a1);
+    }
+    __m256 sum = _mm256_add_ps(a0, a1);
+    __m128 half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    half = _mm_add_ss(half, _mm_shuffle_ps(half, half, 1));
+    float r = _mm_cvtss_f32(half);
+    for (; i < d; ++i) r += w[i] * float(code[i]);
+    return r;
+}
+
+float weighted_bytes_portable(const float *w, const uint8_t *code, size_t d) {
+    float a[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= d; i += 4)
+        for (int j = 0; j < 4; ++j) a[j] += w[i + j] * float(code[i + j]);
+    float r = (a[0] + a[1]) + (a[2] + a[3]);
+    for (; i < d; ++i) r += w[i] * float(code[i]);
+    return r;
+}
+
+using BytesKernel = float (*)(const float *, const uint8_t *, size_t);
+const BytesKernel weighted_bytes = has_avx2_fma() ? weighted_bytes_avx2 : weighted_bytes_portable;
+
+/// Σ (vmin[i] + (a[i] + 0.5)·step[i]) · (vmin[i] + (b[i] + 0.5)·step[i]): the product of two decoded 8-bit codes.
+__attribute__((target("avx2,fma"))) float decoded_product_avx2(const float *vmin, const float *step, const uint8_t *a,
+                                                             const uint8_t *b, size_t d) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        __m256 lo = _mm256_loadu_ps(vmin + i), st = _mm256_loadu_ps(step + i);
+        __m256 fa = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(a + i))));
+        __m256 fb = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(b + i))));
+        __m256 xa = _mm256_fmadd_ps(_mm256_add_ps(fa, half), st, lo), xb = _mm256_fmadd_ps(_mm256_add_ps(fb, half), st, lo);
+        acc = _mm256_fmadd_ps(xa, xb, acc);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    float r = _mm_cvtss_f32(h);
+    for (; i < d; ++i) r += (vmin[i] + (float(a[i]) + 0.5f) * step[i]) * (vmin[i] + (float(b[i]) + 0.5f) * step[i]);
+    return r;
+}
+
+float decoded_product_portable(const float *vmin, const float *step, const uint8_t *a, const uint8_t *b, size_t d) {
+    float r = 0;
+    for (size_t i = 0; i < d; ++i) r += (vmin[i] + (float(a[i]) + 0.5f) * step[i]) * (vmin[i] + (float(b[i]) + 0.5f) * step[i]);
+    return r;
+}
+
+using DecodedKernel = float (*)(const float *, const float *, const uint8_t *, const uint8_t *, size_t);
+const DecodedKernel decoded_product = has_avx2_fma() ? decoded_product_avx2 : decoded_product_portable;
+
+/// FAISS's 8-bit scalar quantiser (QT_8bit) decodes component i of code c as vmin[i] + (c[i] + 0.5) / 255 · vdiff[i],
+/// so a query's inner product with it is offset + Σ w[i]·c[i], with w[i] = q[i]·vdiff[i] / 255 and
+/// offset = Σ q[i]·(vmin[i] + 0.5·vdiff[i] / 255): one multiply-add per byte, the 384 bytes of a vector read instead
+/// of its 1,536. FAISS 1.7.3 decodes each component with scalar code.
+struct FastSQ8Distance : faiss::FlatCodesDistanceComputer {
+    size_t d;
+    const float *vmin, *vdiff;
+    std::unique_ptr<float, FreeDeleter> weights;
+    float offset = 0;
+    std::vector<float> step;  // vdiff / 255
+
+    FastSQ8Distance(const faiss::IndexScalarQuantizer &index)
+        : faiss::FlatCodesDistanceComputer(index.codes.data(), index.code_size), d(size_t(index.d)),
+          vmin(index.sq.trained.data()), vdiff(index.sq.trained.data() + index.d), weights(aligned_floats(size_t(index.d))),
+          step(size_t(index.d)) {
+        for (size_t i = 0; i < d; ++i) step[i] = vdiff[i] / 255.0f;
+    }
+
+    void set_query(const float *x) override {
+        double sum = 0;
+        for (size_t i = 0; i < d; ++i) {
+            weights.get()[i] = x[i] * vdiff[i] / 255.0f;
+            sum += double(x[i]) * (double(vmin[i]) + 0.5 * double(vdiff[i]) / 255.0);
+        }
+        offset = float(sum);
+    }
+    float distance_to_code(const uint8_t *code) override { return offset + weighted_bytes(weights.get(), code, d); }
+    float symmetric_dis(faiss::Index::idx_t i, faiss::Index::idx_t j) override {
+        return decoded_product(vmin, step.data(), codes + i * code_size, codes + j * code_size, d);
+    }
+};
+
+/// An inner-product IndexScalarQuantizer of 8-bit codes (QT_8bit) whose distances are `FastSQ8Distance`'s; written
+/// and read as FAISS's own.
+struct FastIndexSQ8 : faiss::IndexScalarQuantizer {
+    FastIndexSQ8() = default;
+    faiss::FlatCodesDistanceComputer *get_FlatCodesDistanceComputer() const override { return new FastSQ8Distance(*this); }
+};
+
+/// A FastIndexSQ8 holding `index`'s codes and quantiser (moved out of it), or nullptr when `index` is not a plain
+/// inner-product QT_8bit IndexScalarQuantizer.
+faiss::Index *faster_sq8(faiss::Index *index) {
+    if (index == nullptr || typeid(*index) != typeid(faiss::IndexScalarQuantizer)) return nullptr;
+    auto *sq = static_cast<faiss::IndexScalarQuantizer *>(index);
+    if (sq->metric_type != faiss::METRIC_INNER_PRODUCT || sq->sq.qtype != faiss::ScalarQuantizer::QT_8bit) return nullptr;
+    auto *fast = new FastIndexSQ8();
+    fast->d = sq->d;
+    fast->metric_type = sq->metric_type;
+    fast->sq = sq->sq;
+    fast->code_size = sq->code_size;
+    fast->codes.swap(sq->codes);
+    fast->ntotal = sq->ntotal;
+    fast->is_trained = sq->is_trained;
+    fast->verbose = sq->verbose;
+    return fast;
+}
+
+/// Whether `hnsw_search` and `ivfpq_search` are used (`hume_faiss_set_hume_hnsw_walk`, `hume_faiss_set_hume_ivfpq_scan`).
+std::atomic<bool> hume_hnsw_walk{true}, hume_ivfpq_scan{true};
+
 /// `bytes` bytes from `p` on their way into the cache.
 inline void prefetch(const void *p, size_t bytes) {
     for (size_t offset = 0; offset < bytes; offset += 64) _mm_prefetch(static_cast<const char *>(p) + offset, _MM_HINT_T0);
@@ -249,19 +374,18 @@ struct Visited {
     }
 };
 
-/// One query's k best matches in an HNSW graph over FastIndexFlat vectors: FAISS's own walk (a greedy descent of the
-/// upper layers, then a best-first search of layer 0 keeping the efSearch best seen), written so that it waits on
-/// memory less. A graph of a million 384-d vectors is 1.5 GB, and FAISS reads each neighbour's vector only when it
-/// computes its distance; here the unvisited neighbours of a node are listed first and the vector after next is
-/// prefetched while one is computed. `query` is on a cache-line boundary. Results best first, -1 past the found.
-void hnsw_search_one(const faiss::IndexHNSW &index, const float *base, const float *query, faiss::Index::idx_t k,
-                     float *distances, faiss::Index::idx_t *labels, Visited &visited) {
+/// One query's k best matches in an HNSW graph: FAISS's own walk (a greedy descent of the upper layers, then a
+/// best-first search of layer 0 keeping the efSearch best seen), written so that it waits on memory less. A graph of a
+/// million 384-d vectors is 1.5 GB, and FAISS reads each neighbour's vector only when it computes its distance; here
+/// the unvisited neighbours of a node are listed first and the vector after next (`address`, `bytes` long) is
+/// prefetched while one is scored (`similarity`, larger is nearer). Results best first, -1 past the found.
+template <typename Similarity, typename Address>
+void hnsw_search_one(const faiss::IndexHNSW &index, Similarity similarity, Address address, size_t bytes,
+                     faiss::Index::idx_t k, float *distances, faiss::Index::idx_t *labels, Visited &visited) {
     const faiss::HNSW &graph = index.hnsw;
-    const size_t d = index.d, bytes = d * sizeof(float);
     std::fill(distances, distances + k, -std::numeric_limits<float>::max());
     std::fill(labels, labels + k, faiss::Index::idx_t(-1));
     if (index.ntotal == 0 || graph.entry_point < 0) return;
-    auto similarity = [&](int i) { return inner_product(query, base + size_t(i) * d, d); };
     auto range = [&](int node, int layer, size_t &begin, size_t &end) {
         size_t o = graph.offsets[node];
         begin = o + graph.cum_nneighbor_per_level[layer];
@@ -306,9 +430,9 @@ void hnsw_search_one(const faiss::IndexHNSW &index, const float *base, const flo
             if (v < 0) break;
             if (!visited.visit(v)) fresh.push_back(v);
         }
-        for (size_t t = 0; t < fresh.size() && t < 2; ++t) prefetch(base + size_t(fresh[t]) * d, bytes);
+        for (size_t t = 0; t < fresh.size() && t < 2; ++t) prefetch(address(fresh[t]), bytes);
         for (size_t t = 0; t < fresh.size(); ++t) {
-            if (t + 2 < fresh.size()) prefetch(base + size_t(fresh[t + 2]) * d, bytes);
+            if (t + 2 < fresh.size()) prefetch(address(fresh[t + 2]), bytes);
             float s = similarity(fresh[t]);
             if (found.size() < ef || s > found.top().first) {
                 frontier.emplace(s, fresh[t]);
@@ -325,22 +449,108 @@ void hnsw_search_one(const faiss::IndexHNSW &index, const float *base, const flo
     }
 }
 
-/// Whether `hnsw_search` is used (`hume_faiss_set_hume_hnsw_walk`).
-std::atomic<bool> hume_hnsw_walk{true};
 
-/// `hnsw_search_one` for each of `n` queries when `index` is an HNSW graph over FastIndexFlat vectors; false (and
-/// nothing done) otherwise.
+/// `hnsw_search_one` for each of `n` queries when `index` is an HNSW graph over FastIndexFlat vectors or FastIndexSQ8
+/// codes; false (and nothing done) otherwise.
 bool hnsw_search(const faiss::Index *index, faiss::Index::idx_t n, const float *x, faiss::Index::idx_t k,
                  float *distances, faiss::Index::idx_t *labels) {
     if (!hume_hnsw_walk.load(std::memory_order_relaxed)) return false;
     const auto *hnsw = dynamic_cast<const faiss::IndexHNSW *>(index);
-    if (hnsw == nullptr || hnsw->storage == nullptr || typeid(*hnsw->storage) != typeid(FastIndexFlat)) return false;
-    const float *base = static_cast<const FastIndexFlat *>(hnsw->storage)->get_xb();
+    if (hnsw == nullptr || hnsw->storage == nullptr) return false;
     thread_local Visited visited;
-    std::unique_ptr<float, FreeDeleter> query = aligned_floats(size_t(hnsw->d));
+    const size_t d = size_t(hnsw->d);
+    if (typeid(*hnsw->storage) == typeid(FastIndexFlat)) {
+        const float *base = static_cast<const FastIndexFlat *>(hnsw->storage)->get_xb();
+        std::unique_ptr<float, FreeDeleter> query = aligned_floats(d);
+        auto similarity = [&](int i) { return inner_product(query.get(), base + size_t(i) * d, d); };
+        auto address = [&](int i) { return static_cast<const void *>(base + size_t(i) * d); };
+        for (faiss::Index::idx_t q = 0; q < n; ++q) {
+            std::copy(x + q * d, x + (q + 1) * d, query.get());
+            hnsw_search_one(*hnsw, similarity, address, d * sizeof(float), k, distances + q * k, labels + q * k, visited);
+        }
+        return true;
+    }
+    if (typeid(*hnsw->storage) == typeid(FastIndexSQ8)) {
+        const auto &storage = *static_cast<const FastIndexSQ8 *>(hnsw->storage);
+        FastSQ8Distance dis(storage);
+        auto similarity = [&](int i) { return dis.distance_to_code(storage.codes.data() + size_t(i) * storage.code_size); };
+        auto address = [&](int i) { return static_cast<const void *>(storage.codes.data() + size_t(i) * storage.code_size); };
+        for (faiss::Index::idx_t q = 0; q < n; ++q) {
+            dis.set_query(x + q * d);
+            hnsw_search_one(*hnsw, similarity, address, storage.code_size, k, distances + q * k, labels + q * k, visited);
+        }
+        return true;
+    }
+    return false;
+}
+
+/// One query's k best matches in an inverted-list index with 8-bit product-quantised codes (IVF-PQ, inner product):
+/// FAISS's computation for a query, written for one query at a time. FAISS 1.7.3 builds the query's table of
+/// sub-vector products with one call of its scalar product per (sub-quantiser, centroid) pair (12,288 calls for 48
+/// sub-quantisers) and recomputes each probed list's centre product, which together took about a third of a
+/// one-query search. Here the table is one pass of plain loops, the coarse products come from the quantiser's
+/// search (they are the same products), and the codes are scanned as FAISS scans them: the list's centre product
+/// plus one table entry per sub-quantiser. `query` is on a cache-line boundary. Results best first, -1 past the found.
+void ivfpq_search_one(const faiss::IndexIVFPQ &index, const float *query, faiss::Index::idx_t k, float *distances,
+                      faiss::Index::idx_t *labels, std::vector<float> &table) {
+    using Heap = faiss::CMin<float, faiss::Index::idx_t>;
+    const faiss::ProductQuantizer &pq = index.pq;
+    const size_t M = pq.M, ksub = pq.ksub, dsub = pq.dsub;
+    const size_t nprobe = std::min<size_t>(std::max<size_t>(index.nprobe, 1), index.nlist);
+    std::vector<float> coarse(nprobe);
+    std::vector<faiss::Index::idx_t> lists(nprobe);
+    index.quantizer->search(1, query, faiss::Index::idx_t(nprobe), coarse.data(), lists.data());
+    table.resize(M * ksub);
+    for (size_t m = 0; m < M; ++m) {
+        const float *q = query + m * dsub;
+        for (size_t c = 0; c < ksub; ++c) {
+            const float *centroid = pq.centroids.data() + (m * ksub + c) * dsub;
+            float sum = 0;
+            for (size_t t = 0; t < dsub; ++t) sum += q[t] * centroid[t];
+            table[m * ksub + c] = sum;
+        }
+    }
+    faiss::heap_heapify<Heap>(k, distances, labels);
+    for (size_t p = 0; p < nprobe; ++p) {
+        if (lists[p] < 0) continue;
+        const size_t list = size_t(lists[p]), size = index.invlists->list_size(list);
+        if (size == 0) continue;
+        faiss::InvertedLists::ScopedCodes codes(index.invlists, list);
+        faiss::InvertedLists::ScopedIds ids(index.invlists, list);
+        const float base = index.by_residual ? coarse[p] : 0;
+        const uint8_t *code = codes.get();
+        for (size_t j = 0; j < size; ++j, code += M) {
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            size_t m = 0;
+            for (; m + 4 <= M; m += 4) {
+                a0 += table[m * ksub + code[m]];
+                a1 += table[(m + 1) * ksub + code[m + 1]];
+                a2 += table[(m + 2) * ksub + code[m + 2]];
+                a3 += table[(m + 3) * ksub + code[m + 3]];
+            }
+            for (; m < M; ++m) a0 += table[m * ksub + code[m]];
+            const float sim = base + ((a0 + a1) + (a2 + a3));
+            if (Heap::cmp(distances[0], sim)) faiss::heap_replace_top<Heap>(k, distances, labels, sim, ids[j]);
+        }
+    }
+    faiss::heap_reorder<Heap>(k, distances, labels);
+}
+
+/// `ivfpq_search_one` for each of `n` queries when `index` is an inner-product IVF-PQ index with 8-bit codes and
+/// no polysemous filtering; false (and nothing done) otherwise.
+bool ivfpq_search(const faiss::Index *index, faiss::Index::idx_t n, const float *x, faiss::Index::idx_t k,
+                  float *distances, faiss::Index::idx_t *labels) {
+    if (index == nullptr || typeid(*index) != typeid(faiss::IndexIVFPQ)) return false;
+    const auto &ivfpq = static_cast<const faiss::IndexIVFPQ &>(*index);
+    if (ivfpq.metric_type != faiss::METRIC_INNER_PRODUCT || ivfpq.pq.nbits != 8 || ivfpq.polysemous_ht != 0 ||
+        ivfpq.pq.code_size != ivfpq.pq.M || ivfpq.invlists == nullptr) {
+        return false;
+    }
+    thread_local std::vector<float> table;
+    std::unique_ptr<float, FreeDeleter> query = aligned_floats(size_t(ivfpq.d));
     for (faiss::Index::idx_t q = 0; q < n; ++q) {
-        std::copy(x + q * hnsw->d, x + (q + 1) * hnsw->d, query.get());
-        hnsw_search_one(*hnsw, base, query.get(), k, distances + q * k, labels + q * k, visited);
+        std::copy(x + q * ivfpq.d, x + (q + 1) * ivfpq.d, query.get());
+        ivfpq_search_one(ivfpq, query.get(), k, distances + q * k, labels + q * k, table);
     }
     return true;
 }
@@ -376,7 +586,13 @@ bool replace_flat(faiss::Index *&slot, bool &owned) {
 /// quantizer (or, for an HNSW quantizer, its storage).
 void accelerate_parts(faiss::Index *index) {
     if (auto *hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) {
-        replace_flat(hnsw->storage, hnsw->own_fields);
+        if (!replace_flat(hnsw->storage, hnsw->own_fields)) {
+            if (faiss::Index *fast = faster_sq8(hnsw->storage)) {
+                if (hnsw->own_fields) delete hnsw->storage;
+                hnsw->storage = fast;
+                hnsw->own_fields = true;
+            }
+        }
     } else if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(index)) {
         if (!replace_flat(ivf->quantizer, ivf->own_fields)) accelerate_parts(ivf->quantizer);
     }
@@ -396,6 +612,20 @@ extern "C" {
 const char *hume_faiss_last_error(void) { return last_error.c_str(); }
 
 int hume_faiss_set_hume_hnsw_walk(int on) { return hume_hnsw_walk.exchange(on != 0) ? 1 : 0; }
+
+int hume_faiss_set_hume_ivfpq_scan(int on) { return hume_ivfpq_scan.exchange(on != 0) ? 1 : 0; }
+
+void hume_faiss_inner_products(const float *query, const float *vectors, const int64_t *ids, int64_t n, int d,
+                               float *out) {
+    std::unique_ptr<float, FreeDeleter> q = aligned_floats(size_t(d));
+    std::copy(query, query + d, q.get());
+    const size_t bytes = size_t(d) * sizeof(float);
+    for (int64_t i = 0; i < n && i < 2; ++i) if (ids[i] >= 0) prefetch(vectors + ids[i] * d, bytes);
+    for (int64_t i = 0; i < n; ++i) {
+        if (i + 2 < n && ids[i + 2] >= 0) prefetch(vectors + ids[i + 2] * d, bytes);
+        out[i] = ids[i] < 0 ? -std::numeric_limits<float>::infinity() : inner_product(q.get(), vectors + ids[i] * d, size_t(d));
+    }
+}
 
 hume_faiss_status hume_faiss_index_factory(int d, const char *description, hume_faiss_index **out) {
     const char *where = "index_factory";
@@ -445,8 +675,11 @@ hume_faiss_status hume_faiss_search(const hume_faiss_index *index, int64_t n, co
         return fail(HUME_FAISS_INVALID_ARGUMENT, where, "the result buffers are NULL");
     }
     return guarded(where, [&] {
-        // A few queries on an HNSW graph take Hume's walk (`hnsw_search`); batches stay FAISS's, parallel over queries.
+        // A few queries on an HNSW graph or an IVF-PQ index take Hume's search (`hnsw_search`, `ivfpq_search`);
+        // batches stay FAISS's, parallel over queries.
         if (n < 20 && hnsw_search(index->index.get(), n, x, k, distances, labels)) return;
+        if (n < 20 && hume_ivfpq_scan.load(std::memory_order_relaxed) &&
+            ivfpq_search(index->index.get(), n, x, k, distances, labels)) return;
         index->index->search(n, x, k, distances, labels);
     });
 }

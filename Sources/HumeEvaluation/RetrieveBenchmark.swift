@@ -202,9 +202,10 @@ public struct RetrieveBenchmark {
                 try? FileManager.default.removeItem(atPath: file)
                 VectorIndex.setThreads(1)
                 let goal = target(for: factory)
-                // Hume re-ranks what its IVF-PQ index finds against the stored vectors (RerankedSearch), as the stage does.
+                // Hume re-ranks its IVF-PQ and its graphs of 8-bit codes, as the retrieve stage does.
+                let reranked = type == IndexKind.ivfpq.rawValue || (type == IndexKind.hnsw.rawValue && factory.uppercased().contains("_SQ"))
                 let (setting, met, qps, recall, tuningRecall) = try base.withUnsafeBufferPointer { vectors in
-                    var searcher = RerankedSearch(ix, vectors: type == IndexKind.ivfpq.rawValue ? vectors : nil)
+                    var searcher = RerankedSearch(ix, vectors: reranked ? vectors : nil)
                     let tuned = try SearchTuner(target: goal).tune(searcher, factory: factory, queries: tuneQueries, truth: tuneTruth, kTruth: 10)
                     try searcher.apply(tuned.setting)
                     let tuningRecall = recallAtK(found: try searcher.search(tuneQueries, k: 10).ids, truth: tuneTruth, k: 10, kTruth: 10, queries: queries)
@@ -216,11 +217,16 @@ public struct RetrieveBenchmark {
                     "setting_text": JSON(setting.description), "target": .number(goal), "met": .bool(met),
                     "tuning_recall": .number(tuningRecall), "build_seconds": .number(buildSeconds),
                     "bytes": JSON(bytes), "queries_per_second": .number(qps.rounded()), "recall_at_10": .number(recall)]
-                if factory.hasPrefix("HNSW") {
-                    // The same graph and setting searched by FAISS's own walk, for comparison with Hume's.
-                    let was = VectorIndex.useHumeHNSWWalk(false)
-                    defer { VectorIndex.useHumeHNSWWalk(was) }
-                    let (faissQPS, faissIDs) = try SearchTuner.oneAtATime(RerankedSearch(ix, vectors: nil), queries: testQueries, k: 10)
+                if factory.hasPrefix("HNSW") || type == IndexKind.ivfpq.rawValue {
+                    // The same index and setting searched by FAISS's own one-query code, for comparison with Hume's
+                    // (`hnsw_search`, `ivfpq_search` in the FAISS shim).
+                    let walk = VectorIndex.useHumeHNSWWalk(false), scan = VectorIndex.useHumeIVFPQScan(false)
+                    defer { VectorIndex.useHumeHNSWWalk(walk); VectorIndex.useHumeIVFPQScan(scan) }
+                    let (faissQPS, faissIDs) = try base.withUnsafeBufferPointer { vectors in
+                        var searcher = RerankedSearch(ix, vectors: reranked ? vectors : nil)
+                        try searcher.apply(setting)
+                        return try SearchTuner.oneAtATime(searcher, queries: testQueries, k: 10)
+                    }
                     measured["faiss_walk_queries_per_second"] = .number(faissQPS.rounded())
                     measured["faiss_walk_recall_at_10"] = .number(recallAtK(found: faissIDs, truth: testTruth, k: 10, kTruth: 10, queries: queries))
                 }

@@ -33,7 +33,11 @@ public struct SearchSetting: Sendable, Equatable, CustomStringConvertible {
     public static func grid(factory: String, rerank: Bool = false) -> [SearchSetting] {
         let f = factory.uppercased()
         if f.hasPrefix("HNSW") {
-            return [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512].map { SearchSetting([("efSearch", $0)]) }
+            // A graph of codes (SQ, PQ) is re-ranked when it can be: its best 2k re-scored exactly.
+            let rescored = rerank && (f.contains("_SQ") || f.contains("_PQ"))
+            return [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512].map {
+                SearchSetting([("efSearch", $0)] + (rescored ? [("rerank", 2)] : []))
+            }
         }
         guard let lists = ivfLists(factory: factory) else { return [SearchSetting()] }
         let probes = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512].filter { $0 <= lists }
@@ -161,18 +165,18 @@ public struct RerankedSearch {
         let d = index.dimension, nq = queries.count / d, count = vectors.count / d
         let wide = try index.search(queries, k: k * factor)
         var out = SearchResult(k: k, ids: [Int64](repeating: -1, count: nq * k), scores: [Float](repeating: -.infinity, count: nq * k))
-        var scored: [(Float, Int64)] = []
+        var scored: [(Float, Int64)] = [], candidates: [Int64] = [], products = [Float](repeating: 0, count: wide.k)
         scored.reserveCapacity(wide.k)
+        candidates.reserveCapacity(wide.k)
         for q in 0..<nq {
-            scored.removeAll(keepingCapacity: true)
+            candidates.removeAll(keepingCapacity: true)
             for j in 0..<wide.k {
                 let id = wide.ids[q * wide.k + j]
-                guard id >= 0, Int(id) < count else { continue }
-                var dot: Float = 0
-                let row = Int(id) * d, query = q * d
-                for t in 0..<d { dot += queries[query + t] * vectors[row + t] }
-                scored.append((dot, id))
+                if id >= 0, Int(id) < count { candidates.append(id) }
             }
+            VectorIndex.innerProducts(UnsafeBufferPointer(rebasing: queries[(q * d)..<((q + 1) * d)]), vectors, ids: candidates, into: &products)
+            scored.removeAll(keepingCapacity: true)
+            for (j, id) in candidates.enumerated() { scored.append((products[j], id)) }
             scored.sort { $0.0 > $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
             for (j, s) in scored.prefix(k).enumerated() {
                 out.ids[q * k + j] = s.1

@@ -43,7 +43,7 @@ struct BenchRetrieve: ParsableCommand {
                       + String(format: " %7.1f %7.1f %9.0f   %.3f (%.2f", r["build_seconds"]!.double!, Double(r["bytes"]!.int!) / 1e6,
                                r["queries_per_second"]!.double!, r["recall_at_10"]!.double!, r["target"]!.double!)
                       + (r["met"] == .bool(true) ? ")" : ", not reached)")
-                      + (r["faiss_walk_queries_per_second"].map { String(format: "; FAISS's own walk %.0f q/s at %.3f", $0.double!, r["faiss_walk_recall_at_10"]!.double!) } ?? ""))
+                      + (r["faiss_walk_queries_per_second"].map { String(format: "; FAISS's own search %.0f q/s at %.3f", $0.double!, r["faiss_walk_recall_at_10"]!.double!) } ?? ""))
             }
             VectorIndex.setThreads(1)
             let overhead = try b.stageOverhead()

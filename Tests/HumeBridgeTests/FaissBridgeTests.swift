@@ -251,6 +251,99 @@ struct FaissBridgeTests {
         }
     }
 
+    @Test("Hume's one-query IVF-PQ scan returns FAISS's own results (same ids, same scores), and the re-ranking kernel is exact")
+    func ivfpqScanMatchesFaiss() throws {
+        let d = 64, n = 3000, k = 20
+        let raw = Self.unitVectors(count: (n + 50) * d / Self.dimension + 1, seed: 6)
+        let all = (0..<(n + 50)).flatMap { i -> [Float] in
+            let row = Array(raw[(i * d)..<((i + 1) * d)])
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return row.map { $0 / norm }
+        }
+        let base = Array(all.prefix(n * d)), queries = Array(all.suffix(50 * d))
+        var made: OpaquePointer?
+        try #require(hume_faiss_index_factory(Int32(d), "IVF32,PQ8np", &made) == HUME_FAISS_OK, "\(Self.lastError)")
+        let index = try #require(made)
+        defer { hume_faiss_free(index) }
+        #expect(hume_faiss_train(index, Int64(n), base) == HUME_FAISS_OK)
+        #expect(hume_faiss_add(index, Int64(n), base) == HUME_FAISS_OK)
+        #expect(hume_faiss_set_ivf_nprobe(index, 4) == HUME_FAISS_OK)
+        // FAISS's own: a batch of 50 (batches of 20 or more are not Hume's scan).
+        var faissD = [Float](repeating: 0, count: 50 * k), faissL = [Int64](repeating: 0, count: 50 * k)
+        #expect(hume_faiss_search(index, 50, queries, Int64(k), &faissD, &faissL) == HUME_FAISS_OK)
+        var same = 0
+        for q in 0..<50 {
+            var dist = [Float](repeating: 0, count: k), labels = [Int64](repeating: 0, count: k)
+            #expect(hume_faiss_search(index, 1, Array(queries[(q * d)..<((q + 1) * d)]), Int64(k), &dist, &labels) == HUME_FAISS_OK)
+            #expect(dist == dist.sorted(by: >), "best first")
+            same += Set(labels).intersection(faissL[(q * k)..<((q + 1) * k)]).count
+            for j in 0..<k where labels[j] == faissL[q * k + j] { #expect(abs(dist[j] - faissD[q * k + j]) < 1e-4) }
+        }
+        #expect(same >= 50 * k * 99 / 100, "\(same) of \(50 * k)")
+        // Asking for more than the probed lists hold pads with -1.
+        #expect(hume_faiss_set_ivf_nprobe(index, 1) == HUME_FAISS_OK)
+        var dist = [Float](repeating: 0, count: 2000), labels = [Int64](repeating: 0, count: 2000)
+        #expect(hume_faiss_search(index, 1, Array(queries.prefix(d)), 2000, &dist, &labels) == HUME_FAISS_OK)
+        let found = labels.filter { $0 >= 0 }.count
+        #expect(found > 0 && found < 2000 && labels[found...].allSatisfy { $0 == -1 })
+        // The re-ranking kernel: exact products, -infinity for a negative id.
+        let ids: [Int64] = [0, 17, -1, Int64(n - 1)]
+        var products = [Float](repeating: 0, count: 4)
+        hume_faiss_inner_products(Array(queries.prefix(d)), base, ids, 4, Int32(d), &products)
+        for (j, id) in ids.enumerated() {
+            if id < 0 { #expect(products[j] == -.infinity); continue }
+            let exact = (0..<d).reduce(0.0) { $0 + Double(queries[$1]) * Double(base[Int(id) * d + $1]) }
+            #expect(abs(Double(products[j]) - exact) < 1e-5)
+        }
+    }
+
+    @Test("an HNSW graph of 8-bit codes scores as FAISS's own 8-bit decoder does, finds what a scan of the codes finds, and reads back the same")
+    func hnswSQ8() throws {
+        let d = 384, n = 2000, k = 10
+        let raw = Self.unitVectors(count: (n + 40) * d / Self.dimension + 1, seed: 8)
+        let all = (0..<(n + 40)).flatMap { i -> [Float] in
+            var row = Array(raw[(i * d)..<((i + 1) * d)])
+            row[i % 30] += 1.5
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return row.map { $0 / norm }
+        }
+        let base = Array(all.prefix(n * d)), queries = Array(all.suffix(40 * d))
+        func make(_ factory: String) throws -> OpaquePointer {
+            var made: OpaquePointer?
+            try #require(hume_faiss_index_factory(Int32(d), factory, &made) == HUME_FAISS_OK, "\(Self.lastError)")
+            let index = try #require(made)
+            #expect(hume_faiss_train(index, Int64(n), base) == HUME_FAISS_OK)
+            #expect(hume_faiss_add(index, Int64(n), base) == HUME_FAISS_OK)
+            return index
+        }
+        // FAISS's own: a flat scan of the same 8-bit codes (same min-max training), decoded by FAISS.
+        let scan = try make("SQ8"), graph = try make("HNSW32_SQ8")
+        defer { hume_faiss_free(scan); hume_faiss_free(graph) }
+        #expect(hume_faiss_set_hnsw_ef_search(graph, 400) == HUME_FAISS_OK)
+        var truthD = [Float](repeating: 0, count: 40 * k), truthL = [Int64](repeating: 0, count: 40 * k)
+        #expect(hume_faiss_search(scan, 40, queries, Int64(k), &truthD, &truthL) == HUME_FAISS_OK)
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(hume_faiss_write(graph, path) == HUME_FAISS_OK, "\(Self.lastError)")
+        var read: OpaquePointer?, usedMmap: Int32 = -1
+        #expect(hume_faiss_read(path, 0, &read, &usedMmap) == HUME_FAISS_OK, "\(Self.lastError)")
+        let copy = try #require(read)
+        defer { hume_faiss_free(copy) }
+        #expect(hume_faiss_set_hnsw_ef_search(copy, 400) == HUME_FAISS_OK)
+        var hits = 0
+        for q in 0..<40 {
+            let query = Array(queries[(q * d)..<((q + 1) * d)])
+            var dist = [Float](repeating: 0, count: k), labels = [Int64](repeating: 0, count: k)
+            #expect(hume_faiss_search(graph, 1, query, Int64(k), &dist, &labels) == HUME_FAISS_OK)
+            hits += Set(labels).intersection(truthL[(q * k)..<((q + 1) * k)]).count
+            for j in 0..<k where labels[j] == truthL[q * k + j] { #expect(abs(dist[j] - truthD[q * k + j]) < 1e-4, "query \(q)") }
+            var again = [Float](repeating: 0, count: k), againL = [Int64](repeating: 0, count: k)
+            #expect(hume_faiss_search(copy, 1, query, Int64(k), &again, &againL) == HUME_FAISS_OK)
+            #expect(againL == labels && again == dist, "read back, the same graph and codes")
+        }
+        #expect(hits >= 40 * k * 98 / 100, "\(hits) of \(40 * k)")
+    }
+
     @Test("a bad factory string returns an error that names it, not a crash")
     func badFactoryString() {
         var index: OpaquePointer?

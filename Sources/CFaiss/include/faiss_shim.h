@@ -93,6 +93,15 @@ int hume_faiss_inner_product_kernels(const float *x, const float *y, size_t d, f
 /// `hume bench retrieve`, which measures both on the same index. Returns the previous value.
 int hume_faiss_set_hume_hnsw_walk(int on);
 
+/// Whether one-query IVF-PQ searches take Hume's scan (1, the default) or FAISS's own (0), process-wide; for
+/// `hume bench retrieve`. Returns the previous value.
+int hume_faiss_set_hume_ivfpq_scan(int on);
+
+/// out[i] = the inner product of `query` and row ids[i] of `vectors` (d floats per row), or -infinity where ids[i]
+/// is negative: the exact re-scoring of an IVF-PQ search's candidates, with the shim's kernel.
+void hume_faiss_inner_products(const float *query, const float *vectors, const int64_t *ids, int64_t n, int d,
+                               float *out);
+
 #ifdef __cplusplus
 }
 #endif
