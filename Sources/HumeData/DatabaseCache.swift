@@ -35,9 +35,14 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         var device: UInt64, inode: UInt64, seconds: Int, nanoseconds: Int, size: Int64
     }
 
-    /// The commit files of the database in `directory`, in the order they are looked for.
+    /// The files whose identity tells a new version of the database in `directory`, in the order they are looked for:
+    /// `generation.json` then `manifest.jsonl` for a database `hume db` made; `manifest.jsonl` alone for one
+    /// Ops/build-db.sh made, which `hume db add` refuses and which changes only by its folder being replaced — and
+    /// then `manifest.jsonl` is a new file too. One `stat` per use instead of two for the built-in databases.
     static func commitFiles(directory: String) -> [String] {
-        [DatabaseGeneration.fileName, "manifest.jsonl"].map { directory + "/" + $0 }
+        let generation = directory + "/" + DatabaseGeneration.fileName, manifest = directory + "/manifest.jsonl"
+        var st = stat()
+        return stat(generation, &st) == 0 ? [generation, manifest] : [manifest]
     }
 
     /// The current version of the database whose commit files are `files` (`commitFiles`); nil when it does not exist.
@@ -60,8 +65,9 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         let cached = entries[name]
         lock.unlock()
         if let cached, !fresh, Double(now &- cached.checkedAt) < recheckSeconds * 1e9 { return cached.value }
-        // The paths are made once per database: this runs for every query the retrieve stage answers.
-        let files = cached?.files ?? Self.commitFiles(directory: rootPath + "/" + name)
+        // The paths are made once per version: this runs for every query the retrieve stage answers.
+        let directory = rootPath + "/" + name
+        let files = cached?.files ?? Self.commitFiles(directory: directory)
         let token = Self.changeToken(files: files)
         if let cached, cached.token == token {
             lock.lock()
@@ -69,10 +75,14 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
             lock.unlock()
             return cached.value
         }
-        // Opened outside the lock: opening a large index takes a while, and two racing opens are harmless.
+        // A new version (or the first use): the files to watch are chosen again and their token read before opening,
+        // so a change during the open is seen at the next use. Opened outside the lock: opening a large index takes
+        // a while, and two racing opens are harmless.
+        let watched = Self.commitFiles(directory: directory)
+        let opened = watched == files ? token : Self.changeToken(files: watched)
         let value = try open(name)
         lock.lock()
-        entries[name] = (value, token, now, files)
+        entries[name] = (value, opened, now, watched)
         lock.unlock()
         return value
     }

@@ -108,4 +108,41 @@ struct DatabaseTests {
         }
         #expect(throws: HumeError.self) { try Database(named: "../emoji", root: testPaths.databases) }
     }
+
+    @Test("the database cache reopens a database when its folder is replaced or its generation committed, and only then")
+    func cacheSeesNewVersions() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-cache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let opens = Counter()
+        let cache = DatabaseCache<Int>(root: root) { _ in opens.next() }
+        // A folder written aside and moved into place, as Ops/build-db.sh and hume db create do.
+        func replace(_ files: [String: String]) throws {
+            let aside = root.appendingPathComponent(".new"), live = root.appendingPathComponent("db"), old = root.appendingPathComponent(".old")
+            try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
+            for (name, text) in files { try Data(text.utf8).write(to: aside.appendingPathComponent(name)) }
+            if FileManager.default.fileExists(atPath: live.path) { try FileManager.default.moveItem(at: live, to: old) }
+            try FileManager.default.moveItem(at: aside, to: live)
+            try? FileManager.default.removeItem(at: old)
+        }
+        try replace(["manifest.jsonl": "{}\n"])
+        #expect(try cache.get("db") == 1 && cache.get("db") == 1, "opened once, then cached")
+        #expect(DatabaseCache<Int>.commitFiles(directory: root.appendingPathComponent("db").path).count == 1, "no generation.json: the manifest alone")
+        try replace(["manifest.jsonl": "{}\n"])   // the same bytes, a new folder
+        #expect(try cache.get("db") == 2)
+        try replace(["manifest.jsonl": "{}\n", DatabaseGeneration.fileName: "1"])
+        #expect(try cache.get("db") == 3 && cache.get("db") == 3)
+        // A commit of hume db: generation.json replaced by a rename, the manifest untouched.
+        let generation = root.appendingPathComponent("db").appendingPathComponent(DatabaseGeneration.fileName)
+        try Data("2".utf8).write(to: generation.appendingPathExtension("tmp"))
+        #expect(rename(generation.appendingPathExtension("tmp").path, generation.path) == 0)
+        #expect(try cache.get("db") == 4 && cache.get("db") == 4)
+    }
+}
+
+/// Counts calls, from any thread.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
 }
