@@ -130,6 +130,14 @@ hume_faiss_status set_parameter(hume_faiss_index *index, const char *name, doubl
 // an 8-way unrolled loop otherwise. Files are unchanged: it is an IndexFlat, written and read as one.
 using Kernel = float (*)(const float *, const float *, size_t);
 
+/// The sum of a vector's eight floats.
+__attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
+    __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    half = _mm_add_ss(half, _mm_shuffle_ps(half, half, 1));
+    return _mm_cvtss_f32(half);
+}
+
 __attribute__((target("avx2,fma"))) float inner_product_avx2(const float *x, const float *y, size_t d) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     size_t i = 0;
@@ -140,11 +148,7 @@ __attribute__((target("avx2,fma"))) float inner_product_avx2(const float *x, con
         a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
     }
     for (; i + 8 <= d; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-    __m256 sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-    __m128 half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    half = _mm_add_ss(half, _mm_shuffle_ps(half, half, 1));
-    float r = _mm_cvtss_f32(half);
+    float r = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; i < d; ++i) r += x[i] * y[i];
     return r;
 }
@@ -239,11 +243,7 @@ __attribute__((target("avx2,fma"))) float weighted_bytes_avx2(const float *w, co
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), lo, a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), hi, a1);
     }
-    __m256 sum = _mm256_add_ps(a0, a1);
-    __m128 half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-    half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    half = _mm_add_ss(half, _mm_shuffle_ps(half, half, 1));
-    float r = _mm_cvtss_f32(half);
+    float r = horizontal_sum(_mm256_add_ps(a0, a1));
     for (; i < d; ++i) r += w[i] * float(code[i]);
     return r;
 }
@@ -274,10 +274,7 @@ __attribute__((target("avx2,fma"))) float decoded_product_avx2(const float *vmin
         __m256 xa = _mm256_fmadd_ps(_mm256_add_ps(fa, half), st, lo), xb = _mm256_fmadd_ps(_mm256_add_ps(fb, half), st, lo);
         acc = _mm256_fmadd_ps(xa, xb, acc);
     }
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    float r = _mm_cvtss_f32(h);
+    float r = horizontal_sum(acc);
     for (; i < d; ++i) r += (vmin[i] + (float(a[i]) + 0.5f) * step[i]) * (vmin[i] + (float(b[i]) + 0.5f) * step[i]);
     return r;
 }
@@ -492,13 +489,14 @@ bool hnsw_search(const faiss::Index *index, faiss::Index::idx_t n, const float *
 /// search (they are the same products), and the codes are scanned as FAISS scans them: the list's centre product
 /// plus one table entry per sub-quantiser. `query` is on a cache-line boundary. Results best first, -1 past the found.
 void ivfpq_search_one(const faiss::IndexIVFPQ &index, const float *query, faiss::Index::idx_t k, float *distances,
-                      faiss::Index::idx_t *labels, std::vector<float> &table) {
+                      faiss::Index::idx_t *labels, std::vector<float> &table, std::vector<float> &coarse,
+                      std::vector<faiss::Index::idx_t> &lists) {
     using Heap = faiss::CMin<float, faiss::Index::idx_t>;
     const faiss::ProductQuantizer &pq = index.pq;
     const size_t M = pq.M, ksub = pq.ksub, dsub = pq.dsub;
     const size_t nprobe = std::min<size_t>(std::max<size_t>(index.nprobe, 1), index.nlist);
-    std::vector<float> coarse(nprobe);
-    std::vector<faiss::Index::idx_t> lists(nprobe);
+    coarse.resize(nprobe);
+    lists.resize(nprobe);
     index.quantizer->search(1, query, faiss::Index::idx_t(nprobe), coarse.data(), lists.data());
     table.resize(M * ksub);
     for (size_t m = 0; m < M; ++m) {
@@ -546,18 +544,19 @@ bool ivfpq_search(const faiss::Index *index, faiss::Index::idx_t n, const float 
         ivfpq.pq.code_size != ivfpq.pq.M || ivfpq.invlists == nullptr) {
         return false;
     }
-    thread_local std::vector<float> table;
+    thread_local std::vector<float> table, coarse;
+    thread_local std::vector<faiss::Index::idx_t> lists;
     std::unique_ptr<float, FreeDeleter> query = aligned_floats(size_t(ivfpq.d));
     for (faiss::Index::idx_t q = 0; q < n; ++q) {
         std::copy(x + q * ivfpq.d, x + (q + 1) * ivfpq.d, query.get());
-        ivfpq_search_one(ivfpq, query.get(), k, distances + q * k, labels + q * k, table);
+        ivfpq_search_one(ivfpq, query.get(), k, distances + q * k, labels + q * k, table, coarse, lists);
     }
     return true;
 }
 
 /// A FastIndexFlat holding `index`'s vectors (moved out of it), or nullptr when `index` is not a plain inner-product
 /// IndexFlat.
-faiss::IndexFlat *faster(faiss::Index *index) {
+faiss::Index *faster(faiss::Index *index) {
     if (index == nullptr) return nullptr;
     const std::type_info &type = typeid(*index);
     if (type != typeid(faiss::IndexFlat) && type != typeid(faiss::IndexFlatIP)) return nullptr;
@@ -571,10 +570,10 @@ faiss::IndexFlat *faster(faiss::Index *index) {
     return fast;
 }
 
-/// Replaces `slot` (deleted if `owned`) by a FastIndexFlat holding its vectors when it is a plain inner-product
-/// IndexFlat; the FastIndexFlat is then owned. Returns whether it did.
-bool replace_flat(faiss::Index *&slot, bool &owned) {
-    faiss::IndexFlat *fast = faster(slot);
+/// Replaces `slot` (deleted if `owned`) by what `make` makes of it (by default a FastIndexFlat holding its vectors)
+/// when `make` takes it; the replacement is then owned. Returns whether it did.
+bool replace_storage(faiss::Index *&slot, bool &owned, faiss::Index *(*make)(faiss::Index *) = faster) {
+    faiss::Index *fast = make(slot);
     if (fast == nullptr) return false;
     if (owned) delete slot;
     slot = fast;
@@ -582,25 +581,19 @@ bool replace_flat(faiss::Index *&slot, bool &owned) {
     return true;
 }
 
-/// Puts FastIndexFlat where `index` keeps flat vectors inside it: an HNSW index's storage, an IVF index's coarse
-/// quantizer (or, for an HNSW quantizer, its storage).
+/// Puts FastIndexFlat where `index` keeps flat vectors inside it (an HNSW index's storage, an IVF index's coarse
+/// quantizer, or, for an HNSW quantizer, its storage), and FastIndexSQ8 where an HNSW index keeps 8-bit codes.
 void accelerate_parts(faiss::Index *index) {
     if (auto *hnsw = dynamic_cast<faiss::IndexHNSW *>(index)) {
-        if (!replace_flat(hnsw->storage, hnsw->own_fields)) {
-            if (faiss::Index *fast = faster_sq8(hnsw->storage)) {
-                if (hnsw->own_fields) delete hnsw->storage;
-                hnsw->storage = fast;
-                hnsw->own_fields = true;
-            }
-        }
+        if (!replace_storage(hnsw->storage, hnsw->own_fields)) replace_storage(hnsw->storage, hnsw->own_fields, faster_sq8);
     } else if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(index)) {
-        if (!replace_flat(ivf->quantizer, ivf->own_fields)) accelerate_parts(ivf->quantizer);
+        if (!replace_storage(ivf->quantizer, ivf->own_fields)) accelerate_parts(ivf->quantizer);
     }
 }
 
 /// `index` with FastIndexFlat wherever it keeps flat inner-product vectors: itself, or its parts.
 std::unique_ptr<faiss::Index> accelerated(std::unique_ptr<faiss::Index> index) {
-    if (faiss::IndexFlat *fast = faster(index.get())) return std::unique_ptr<faiss::Index>(fast);
+    if (faiss::Index *fast = faster(index.get())) return std::unique_ptr<faiss::Index>(fast);
     accelerate_parts(index.get());
     return index;
 }

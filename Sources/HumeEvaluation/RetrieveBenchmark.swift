@@ -202,31 +202,32 @@ public struct RetrieveBenchmark {
                 try? FileManager.default.removeItem(atPath: file)
                 VectorIndex.setThreads(1)
                 let goal = target(for: factory)
-                // Hume re-ranks its IVF-PQ and its graphs of 8-bit codes, as the retrieve stage does.
-                let reranked = type == IndexKind.ivfpq.rawValue || (type == IndexKind.hnsw.rawValue && factory.uppercased().contains("_SQ"))
-                let (setting, met, qps, recall, tuningRecall) = try base.withUnsafeBufferPointer { vectors in
+                // Re-ranked when the stage would re-rank this kind at this size (its IVF-PQ, its graph of 8-bit codes);
+                // a custom factory is FAISS alone.
+                let reranked = IndexKind(rawValue: type)?.searchSetting(count: n)["rerank"] != nil
+                // For HNSW and IVF-PQ, the same index and setting also searched by FAISS's own one-query code, for
+                // comparison with Hume's (`hnsw_search`, `ivfpq_search` in the FAISS shim).
+                let compare = factory.hasPrefix("HNSW") || type == IndexKind.ivfpq.rawValue
+                let (setting, met, qps, recall, tuningRecall, faiss) = try base.withUnsafeBufferPointer { vectors in
                     var searcher = RerankedSearch(ix, vectors: reranked ? vectors : nil)
                     let tuned = try SearchTuner(target: goal).tune(searcher, factory: factory, queries: tuneQueries, truth: tuneTruth, kTruth: 10)
                     try searcher.apply(tuned.setting)
                     let tuningRecall = recallAtK(found: try searcher.search(tuneQueries, k: 10).ids, truth: tuneTruth, k: 10, kTruth: 10, queries: queries)
                     let (qps, ids) = try SearchTuner.oneAtATime(searcher, queries: testQueries, k: 10)
-                    return (tuned.setting, tuned.met, qps, recallAtK(found: ids, truth: testTruth, k: 10, kTruth: 10, queries: queries), tuningRecall)
+                    var faiss: (Double, [Int64])?
+                    if compare {
+                        let walk = VectorIndex.useHumeHNSWWalk(false), scan = VectorIndex.useHumeIVFPQScan(false)
+                        defer { VectorIndex.useHumeHNSWWalk(walk); VectorIndex.useHumeIVFPQScan(scan) }
+                        faiss = try SearchTuner.oneAtATime(searcher, queries: testQueries, k: 10)
+                    }
+                    return (tuned.setting, tuned.met, qps, recallAtK(found: ids, truth: testTruth, k: 10, kTruth: 10, queries: queries), tuningRecall, faiss)
                 }
                 var measured: [String: JSON] = [
                     "size": JSON(n), "type": JSON(type), "factory": JSON(factory), "setting": setting.json,
                     "setting_text": JSON(setting.description), "target": .number(goal), "met": .bool(met),
                     "tuning_recall": .number(tuningRecall), "build_seconds": .number(buildSeconds),
                     "bytes": JSON(bytes), "queries_per_second": .number(qps.rounded()), "recall_at_10": .number(recall)]
-                if factory.hasPrefix("HNSW") || type == IndexKind.ivfpq.rawValue {
-                    // The same index and setting searched by FAISS's own one-query code, for comparison with Hume's
-                    // (`hnsw_search`, `ivfpq_search` in the FAISS shim).
-                    let walk = VectorIndex.useHumeHNSWWalk(false), scan = VectorIndex.useHumeIVFPQScan(false)
-                    defer { VectorIndex.useHumeHNSWWalk(walk); VectorIndex.useHumeIVFPQScan(scan) }
-                    let (faissQPS, faissIDs) = try base.withUnsafeBufferPointer { vectors in
-                        var searcher = RerankedSearch(ix, vectors: reranked ? vectors : nil)
-                        try searcher.apply(setting)
-                        return try SearchTuner.oneAtATime(searcher, queries: testQueries, k: 10)
-                    }
+                if let (faissQPS, faissIDs) = faiss {
                     measured["faiss_walk_queries_per_second"] = .number(faissQPS.rounded())
                     measured["faiss_walk_recall_at_10"] = .number(recallAtK(found: faissIDs, truth: testTruth, k: 10, kTruth: 10, queries: queries))
                 }

@@ -13,9 +13,9 @@ public final class LoadedDatabase: Sendable {
     /// For an index whose scores are approximate (IVF-PQ): the embeddings its candidates are re-scored against, and
     /// how many candidates per result (`IndexKind.searchSetting`).
     let rerank: (vectors: Embeddings, factor: Int)?
-    /// Every caption as a JSON string (escaped and quoted), back to back, and where each ends: written once, copied
-    /// into every payload (`payloads`).
-    let captionJSON: [UInt8], captionEnds: [Int]
+    /// Every caption as a JSON string (escaped and quoted), back to back, item i's at
+    /// `captionOffsets[i]..<captionOffsets[i + 1]`: written once, copied into every payload (`payloads`).
+    let captionJSON: [UInt8], captionOffsets: [Int]
 
     /// Opens the database `name` under `root` and reads its `index.faiss` (memory-mapped where FAISS allows).
     /// - Throws: `HumeError(.unknown)` for an unknown database or a missing index.
@@ -37,14 +37,14 @@ public final class LoadedDatabase: Sendable {
         try setting?.apply(to: ix)
         index = SharedIndex(ix)
         if let factor = setting?["rerank"] { rerank = (try database.embeddings(), factor) } else { rerank = nil }
-        var json: [UInt8] = [], ends: [Int] = []
-        ends.reserveCapacity(database.items.count)
+        var json: [UInt8] = [], offsets = [0]
+        offsets.reserveCapacity(database.items.count + 1)
         for item in database.items {
             JSON.writeString(item.caption, into: &json)
-            ends.append(json.count)
+            offsets.append(json.count)
         }
         captionJSON = json
-        captionEnds = ends
+        captionOffsets = offsets
     }
 
     /// The `k` nearest items of each query as FAISS scored them: ids (-1 where fewer were found) and scores.
@@ -76,7 +76,7 @@ public final class LoadedDatabase: Sendable {
             return Neighbours.encode(database: database.name, ids: ids, scores: scores, prompt: prompts[q]) { out in
                 for (j, id) in ids.enumerated() {
                     if j > 0 { out.append(UInt8(ascii: ",")) }
-                    out += captionJSON[(id == 0 ? 0 : captionEnds[id - 1])..<captionEnds[id]]
+                    out += captionJSON[captionOffsets[id]..<captionOffsets[id + 1]]
                 }
             }
         }

@@ -30,15 +30,15 @@ public final class RetrieveStage: Stage, Sendable {
     public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
         var outcomes = [StageOutcome?](repeating: nil, count: tasks.count)
         // Valid tasks grouped by (database, k), each group one FAISS call; a batch names one or two, so a list.
-        var groups: [(name: String, db: LoadedDatabase, k: Int, slots: [Int], queries: [Float], prompts: [String])] = []
+        var groups: [(db: LoadedDatabase, k: Int, slots: [Int], queries: [Float], prompts: [String])] = []
         for (i, t) in tasks.enumerated() {
             do {
                 let p = try lastParameters.parse(t.params)
                 let query = try EmbedOutput(decoding: t.input)
                 let db = try databases.database(p.database)
-                var g = groups.firstIndex { $0.name == p.database && $0.k == p.k && $0.db === db }
+                var g = groups.firstIndex { $0.db === db && $0.k == p.k }
                 if g == nil {
-                    groups.append((p.database, db, p.k, [], [], []))
+                    groups.append((db, p.k, [], [], []))
                     g = groups.count - 1
                 }
                 groups[g!].slots.append(i)
