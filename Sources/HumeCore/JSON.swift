@@ -88,7 +88,7 @@ public enum JSON: Sendable, Equatable {
                     b[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
                     fraction /= 10
                 }
-                out.append(contentsOf: b[0..<digits])
+                out.append(contentsOf: UnsafeBufferPointer(start: b.baseAddress!.assumingMemoryBound(to: UInt8.self), count: digits))
             }
         } else if d.isFinite {
             out += "\(d)".utf8
@@ -112,7 +112,8 @@ public enum JSON: Sendable, Equatable {
                 b[n] = UInt8(ascii: "0") + UInt8(v % 10)
                 v /= 10
             } while v > 0
-            out.append(contentsOf: b[n..<24])
+            // As a typed buffer: a slice of raw bytes is appended through a generic iterator, byte by byte.
+            out.append(contentsOf: UnsafeBufferPointer(start: b.baseAddress!.assumingMemoryBound(to: UInt8.self) + n, count: 24 - n))
         }
     }
 

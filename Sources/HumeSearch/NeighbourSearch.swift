@@ -73,10 +73,14 @@ public final class LoadedDatabase: Sendable {
         let r = try rawSearch(queries, k: k)
         return prompts.indices.map { q in
             let (ids, scores) = found(r, query: q)
-            return Neighbours.encode(database: database.name, ids: ids, scores: scores, prompt: prompts[q]) { out in
-                for (j, id) in ids.enumerated() {
-                    if j > 0 { out.append(UInt8(ascii: ",")) }
-                    out += captionJSON[captionOffsets[id]..<captionOffsets[id + 1]]
+            let captionBytes = ids.reduce(0) { $0 + captionOffsets[$1 + 1] - captionOffsets[$1] }
+            return Neighbours.encode(database: database.name, ids: ids, scores: scores, prompt: prompts[q],
+                                     captionBytes: captionBytes) { out in
+                captionJSON.withUnsafeBufferPointer { all in
+                    for (j, id) in ids.enumerated() {
+                        if j > 0 { out.append(UInt8(ascii: ",")) }
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: all[captionOffsets[id]..<captionOffsets[id + 1]]))
+                    }
                 }
             }
         }

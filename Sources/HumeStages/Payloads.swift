@@ -35,13 +35,18 @@ public struct EmbedOutput: Sendable, Equatable {
         guard let text = String(validating: bytes[Self.vectorBytes...], as: UTF8.self) else {
             throw StageInputError("The text after the retrieve input's \(Self.vectorBytes)-byte embedding is not valid UTF-8.")
         }
-        var v = [Float](repeating: 0, count: Self.dimension)
-        bytes.withUnsafeBytes { raw in
-            for i in 0..<Self.dimension {
-                v[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+        var finite = true
+        let v = [Float](unsafeUninitializedCapacity: Self.dimension) { out, count in
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<Self.dimension {
+                    let x = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                    finite = finite && x.isFinite
+                    out[i] = x
+                }
             }
+            count = Self.dimension
         }
-        guard v.allSatisfy(\.isFinite) else {
+        guard finite else {
             throw StageInputError("The retrieve input embedding contains NaN or infinite values.")
         }
         vector = v
@@ -86,10 +91,14 @@ public struct Neighbours: Sendable, Equatable {
 
     /// The payload `encoded()` writes, with the items of its captions list written by `captions`: the retrieve stage
     /// writes captions it escaped once, when it opened the database.
-    public static func encode(database: String?, ids: [Int], scores: [Double], prompt: String?,
+    /// `captionBytes`, when known, is how many bytes `captions` writes: the payload is then allocated once.
+    public static func encode(database: String?, ids: [Int], scores: [Double], prompt: String?, captionBytes: Int? = nil,
                               captions: (inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(96 + ids.count * 64)
+        // Fixed text, each id (≤ 20 digits) and score (≤ 24 characters) with a comma, the strings at worst escaped
+        // six bytes per UTF-8 byte.
+        out.reserveCapacity(64 + ids.count * 48 + (captionBytes ?? ids.count * 64)
+                            + 6 * ((database?.utf8.count ?? 0) + (prompt?.utf8.count ?? 0)))
         out += #"{"captions":["#.utf8
         captions(&out)
         out.append(UInt8(ascii: "]"))

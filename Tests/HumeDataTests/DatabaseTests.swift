@@ -109,13 +109,14 @@ struct DatabaseTests {
         #expect(throws: HumeError.self) { try Database(named: "../emoji", root: testPaths.databases) }
     }
 
-    @Test("the database cache reopens a database when its folder is replaced or its generation committed, and only then")
-    func cacheSeesNewVersions() throws {
+    @Test("the database cache reopens a database when its folder is replaced or its generation committed, and only then; told by inotify or by a stat on every use",
+          arguments: [true, false])
+    func cacheSeesNewVersions(watch: Bool) throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-cache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         defer { try? FileManager.default.removeItem(at: root) }
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let opens = Counter()
-        let cache = DatabaseCache<Int>(root: root) { _ in opens.next() }
+        let cache = DatabaseCache<Int>(root: root, watch: watch) { _ in opens.next() }
         // A folder written aside and moved into place, as Ops/build-db.sh and hume db create do.
         func replace(_ files: [String: String]) throws {
             let aside = root.appendingPathComponent(".new"), live = root.appendingPathComponent("db"), old = root.appendingPathComponent(".old")
@@ -137,6 +138,36 @@ struct DatabaseTests {
         try Data("2".utf8).write(to: generation.appendingPathExtension("tmp"))
         #expect(rename(generation.appendingPathExtension("tmp").path, generation.path) == 0)
         #expect(try cache.get("db") == 4 && cache.get("db") == 4)
+        // Written in place (not Hume's way, but seen): a new modification time or size.
+        try Data("3 and more".utf8).write(to: generation, options: [])
+        #expect(try cache.get("db") == 5 && cache.get("db") == 5)
+        // Other files in the folder or the root change: checked, not reopened.
+        try Data("x".utf8).write(to: root.appendingPathComponent("db").appendingPathComponent("images32.rgb"))
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("other"), withIntermediateDirectories: true)
+        #expect(try cache.get("db") == 5)
+    }
+
+    @Test("the folder watch counts events in watched folders only, and none when nothing happened")
+    func folderWatch() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-watch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let db = root.appendingPathComponent("db"), elsewhere = root.appendingPathComponent("elsewhere")
+        for d in [db, elsewhere] { try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true) }
+        let watch = FolderWatch()
+        try #require(watch.isWatching, "inotify is available on Linux")
+        watch.watch(root: root.path, directory: db.path)
+        let start = watch.poll()
+        #expect(watch.poll() == start && watch.poll() == start, "no events, no change")
+        try Data("a".utf8).write(to: elsewhere.appendingPathComponent("f"))
+        #expect(watch.poll() == start, "a folder inside another folder is not watched")
+        try Data("a".utf8).write(to: db.appendingPathComponent("manifest.jsonl.tmp"))
+        #expect(rename(db.appendingPathComponent("manifest.jsonl.tmp").path, db.appendingPathComponent("manifest.jsonl").path) == 0)
+        let afterRename = watch.poll()
+        #expect(afterRename == start + 1, "events seen at the next poll, counted once however many")
+        #expect(watch.poll() == afterRename)
+        try FileManager.default.moveItem(at: elsewhere, to: root.appendingPathComponent("moved"))
+        #expect(watch.poll() == afterRename + 1, "the root's entries are watched")
+        #expect(!FolderWatch(enabled: false).isWatching)
     }
 }
 
