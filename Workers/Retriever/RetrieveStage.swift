@@ -28,6 +28,19 @@ public final class RetrieveStage: Stage, Sendable {
     }
 
     public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
+        // One task (a worker at low load, one query at a time): no grouping, nothing copied.
+        if tasks.count == 1 {
+            let t = tasks[0]
+            let p: GenerateParameters, query: EmbedOutput, db: LoadedDatabase
+            do {
+                p = try lastParameters.parse(t.params)
+                query = try EmbedOutput(decoding: t.input)
+                db = try databases.database(p.database)
+            } catch {
+                return [StageOutcome(error: error)]
+            }
+            return [Self.search(db, query.vector, k: p.k, prompts: [query.text]).first!]
+        }
         var outcomes = [StageOutcome?](repeating: nil, count: tasks.count)
         // Valid tasks grouped by (database, k), each group one FAISS call; a batch names one or two, so a list.
         var groups: [(db: LoadedDatabase, k: Int, slots: [Int], queries: [Float], prompts: [String])] = []
@@ -49,15 +62,20 @@ public final class RetrieveStage: Stage, Sendable {
             }
         }
         for g in groups {
-            do {
-                for (payload, slot) in zip(try g.db.payloads(g.queries, k: g.k, prompts: g.prompts), g.slots) {
-                    outcomes[slot] = .ok(payload)
-                }
-            } catch {
-                for s in g.slots { outcomes[s] = .retryable("The search failed: \(error)") }
+            for (outcome, slot) in zip(Self.search(g.db, g.queries, k: g.k, prompts: g.prompts), g.slots) {
+                outcomes[slot] = outcome
             }
         }
         return outcomes.map { $0! }
+    }
+
+    /// One outcome per prompt: its payload, or the search's failure (retryable: a fault of this host).
+    static func search(_ db: LoadedDatabase, _ queries: [Float], k: Int, prompts: [String]) -> [StageOutcome] {
+        do {
+            return try db.payloads(queries, k: k, prompts: prompts).map { .ok($0) }
+        } catch {
+            return prompts.map { _ in .retryable("The search failed: \(error)") }
+        }
     }
 }
 
