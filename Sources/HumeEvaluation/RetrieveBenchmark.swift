@@ -142,6 +142,12 @@ public struct RetrieveBenchmark {
     public var corpus: CorpusVectors?
     /// Where index files are written to measure their size.
     public var scratch = URL(fileURLWithPath: NSTemporaryDirectory())
+    /// A folder of built indexes to read instead of building again (written there when missing), keyed by factory,
+    /// size and `corpusKey`: for measuring changes to the search at 10⁶ without a five-minute build each time. A read
+    /// index's row has no build time.
+    public var reuse: URL?
+    /// What the vectors were made from (the corpus files' names and sizes), part of a reused index's file name.
+    public var corpusKey = "random"
 
     public init(root: URL) { self.root = root }
 
@@ -187,19 +193,29 @@ public struct RetrieveBenchmark {
             let specs = kinds.map { ($0.rawValue, $0.factory(count: n, dimension: d)) } + factories.map { ("custom", $0) }
             for (type, factory) in specs {
                 VectorIndex.setThreads(buildThreads)
-                let t0 = Date()
-                let ix = try VectorIndex(dimension: d, factory: factory)
-                if !ix.isTrained {
-                    // 10⁵ points, or 40 per inverted list if that is more (FAISS warns below 39).
-                    let sample = min(n, max(100_000, 40 * (ivfLists(factory: factory) ?? 0)))
-                    try base.withUnsafeBufferPointer { try ix.train(UnsafeBufferPointer(rebasing: $0[0 ..< sample * d])) }
+                let kept = reuse.map { dir in
+                    let name = "\(factory)-\(n)-\(corpusKey)".map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
+                    return dir.appendingPathComponent(String(name) + ".faiss").path
                 }
-                try base.withUnsafeBufferPointer { try ix.add($0) }
-                let buildSeconds = Date().timeIntervalSince(t0)
-                let file = scratch.appendingPathComponent("hume-bench-\(getpid()).faiss").path
-                try ix.write(to: file)
+                let ix: VectorIndex, buildSeconds: Double?
+                if let kept, FileManager.default.fileExists(atPath: kept) {
+                    ix = try VectorIndex.read(path: kept, mmap: false)
+                    buildSeconds = nil
+                } else {
+                    let t0 = Date()
+                    ix = try VectorIndex(dimension: d, factory: factory)
+                    if !ix.isTrained {
+                        // 10⁵ points, or 40 per inverted list if that is more (FAISS warns below 39).
+                        let sample = min(n, max(100_000, 40 * (ivfLists(factory: factory) ?? 0)))
+                        try base.withUnsafeBufferPointer { try ix.train(UnsafeBufferPointer(rebasing: $0[0 ..< sample * d])) }
+                    }
+                    try base.withUnsafeBufferPointer { try ix.add($0) }
+                    buildSeconds = Date().timeIntervalSince(t0)
+                }
+                let file = kept ?? scratch.appendingPathComponent("hume-bench-\(getpid()).faiss").path
+                if kept == nil || buildSeconds != nil { try ix.write(to: file) }
                 let bytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-                try? FileManager.default.removeItem(atPath: file)
+                if kept == nil { try? FileManager.default.removeItem(atPath: file) }
                 VectorIndex.setThreads(1)
                 let goal = target(for: factory)
                 // Re-ranked when the stage would re-rank this kind at this size (its IVF-PQ, its graph of 8-bit codes);
@@ -225,7 +241,7 @@ public struct RetrieveBenchmark {
                 var measured: [String: JSON] = [
                     "size": JSON(n), "type": JSON(type), "factory": JSON(factory), "setting": setting.json,
                     "setting_text": JSON(setting.description), "target": .number(goal), "met": .bool(met),
-                    "tuning_recall": .number(tuningRecall), "build_seconds": .number(buildSeconds),
+                    "tuning_recall": .number(tuningRecall), "build_seconds": buildSeconds.map { .number($0) } ?? .null,
                     "bytes": JSON(bytes), "queries_per_second": .number(qps.rounded()), "recall_at_10": .number(recall)]
                 if let (faissQPS, faissIDs) = faiss {
                     measured["faiss_walk_queries_per_second"] = .number(faissQPS.rounded())

@@ -22,6 +22,8 @@ struct BenchRetrieve: ParsableCommand {
     @Option(help: "Real embeddings (N×384 float32 .npy, Ops/make-retrieval-corpus.sh) to shape the vectors like; repeatable: the first file's last rows are the queries, the others add base rows before any synthetic ones. Default: uniformly random unit vectors.")
     var corpus: [String] = []
     @Option(help: "FAISS threads for building and the exact ground truth (searches use one).") var threads = 2
+    @Option(help: "A folder to keep built indexes in and read them from on later runs (same factory, size and corpus files): no build time is reported for a read one.")
+    var reuseIndexes: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -34,13 +36,21 @@ struct BenchRetrieve: ParsableCommand {
             if let recall, !(0...1).contains(recall) { throw ValidationError("--recall must be between 0 and 1.") }
             try b.validate()
             if !corpus.isEmpty { b.corpus = try CorpusVectors(npy: corpus) }
+            if let reuseIndexes {
+                try FileManager.default.createDirectory(atPath: reuseIndexes, withIntermediateDirectories: true)
+                b.reuse = URL(fileURLWithPath: reuseIndexes)
+                b.corpusKey = corpus.isEmpty ? "random" : corpus.map { path in
+                    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                    return "\(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)\(size)"
+                }.joined(separator: "+")
+            }
             if !json { print("size      type   factory                        setting                          build s   MB      queries/s  recall@10 (target)") }
             let rows = try b.indexes { r in
                 guard !json else { return }
                 func pad(_ s: String, _ w: Int) -> String { s.padding(toLength: max(w, s.count), withPad: " ", startingAt: 0) }
                 print(pad("\(r["size"]!.int!)", 9) + " " + pad(r["type"]!.string!, 6) + " " + pad(r["factory"]!.string!, 30) + " "
                       + pad(r["setting_text"]!.string!, 32)
-                      + String(format: " %7.1f %7.1f %9.0f   %.3f (%.2f", r["build_seconds"]!.double!, Double(r["bytes"]!.int!) / 1e6,
+                      + String(format: " %7.1f %7.1f %9.0f   %.3f (%.2f", r["build_seconds"]!.double ?? .nan, Double(r["bytes"]!.int!) / 1e6,
                                r["queries_per_second"]!.double!, r["recall_at_10"]!.double!, r["target"]!.double!)
                       + (r["met"] == .bool(true) ? ")" : ", not reached)")
                       + (r["faiss_walk_queries_per_second"].map { String(format: "; FAISS's own search %.0f q/s at %.3f", $0.double!, r["faiss_walk_recall_at_10"]!.double!) } ?? ""))

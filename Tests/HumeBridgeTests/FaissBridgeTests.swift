@@ -204,7 +204,9 @@ struct FaissBridgeTests {
 
     @Test("Hume's one-query HNSW walk finds as many true neighbours as FAISS's own search of the same graph, at every efSearch")
     func hnswWalkMatchesFaiss() throws {
-        let d = 384, n = 4000, k = 10
+        // 6,000 vectors: 9 MB of them, so the shim also asks for huge pages under them (from 8 MB), and the searches
+        // below read the collapsed pages.
+        let d = 384, n = 6000, k = 10
         let raw = Self.unitVectors(count: (n + 100) * d / Self.dimension + 1, seed: 4)
         // Clustered like real embeddings: each vector leans towards one of 40 directions.
         var vectors: [Float] = []
