@@ -93,13 +93,13 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         lock.lock()
         // Drained before the token is read: an event queued after this is seen at the next use.
-        let epoch = watch.poll()
+        let epoch = watch.poll(), watching = watch.isWatching   // read under the lock: `watch` may turn itself off
         let cached = entries[name]
         lock.unlock()
         if let cached, !fresh {
             let age = now &- cached.checkedAt
             if Double(age) < recheckSeconds * 1e9 { return cached.value }
-            if watch.isWatching, cached.checkedEpoch == epoch, age < Self.watchedTrustNanoseconds { return cached.value }
+            if watching, cached.checkedEpoch == epoch, age < Self.watchedTrustNanoseconds { return cached.value }
         }
         // The paths are made once per version.
         let directory = rootPath + "/" + name
