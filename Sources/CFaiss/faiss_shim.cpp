@@ -38,6 +38,9 @@
 
 struct hume_faiss_index {
     std::unique_ptr<faiss::Index> index;
+    /// Whether the arrays an HNSW search reads at random are on huge pages since the last add (`advise_huge_pages`,
+    /// done by the first search: tools that build or extend an index and never search it do not pay for it).
+    mutable std::atomic<bool> paged{false};
 };
 
 namespace {
@@ -328,6 +331,15 @@ struct FastIndexSQ8 : faiss::IndexScalarQuantizer {
     faiss::FlatCodesDistanceComputer *get_FlatCodesDistanceComputer() const override { return new FastSQ8Distance(*this); }
 };
 
+/// `to`, given `from`'s stored codes (moved) and the state that goes with them.
+template <typename Fast> Fast *take_codes(faiss::IndexFlatCodes &from, Fast *to) {
+    to->codes.swap(from.codes);
+    to->ntotal = from.ntotal;
+    to->is_trained = from.is_trained;
+    to->verbose = from.verbose;
+    return to;
+}
+
 /// A FastIndexSQ8 holding `index`'s codes and quantiser (moved out of it), or nullptr when `index` is not a plain
 /// inner-product QT_8bit IndexScalarQuantizer.
 faiss::Index *faster_sq8(faiss::Index *index) {
@@ -339,11 +351,7 @@ faiss::Index *faster_sq8(faiss::Index *index) {
     fast->metric_type = sq->metric_type;
     fast->sq = sq->sq;
     fast->code_size = sq->code_size;
-    fast->codes.swap(sq->codes);
-    fast->ntotal = sq->ntotal;
-    fast->is_trained = sq->is_trained;
-    fast->verbose = sq->verbose;
-    return fast;
+    return take_codes(*sq, fast);
 }
 
 /// Whether `hnsw_search` and `ivfpq_search` are used (`hume_faiss_set_hume_hnsw_walk`, `hume_faiss_set_hume_ivfpq_scan`).
@@ -539,6 +547,7 @@ void ivfpq_search_one(const faiss::IndexIVFPQ &index, const float *query, faiss:
 /// no polysemous filtering; false (and nothing done) otherwise.
 bool ivfpq_search(const faiss::Index *index, faiss::Index::idx_t n, const float *x, faiss::Index::idx_t k,
                   float *distances, faiss::Index::idx_t *labels) {
+    if (!hume_ivfpq_scan.load(std::memory_order_relaxed)) return false;
     if (index == nullptr || typeid(*index) != typeid(faiss::IndexIVFPQ)) return false;
     const auto &ivfpq = static_cast<const faiss::IndexIVFPQ &>(*index);
     if (ivfpq.metric_type != faiss::METRIC_INNER_PRODUCT || ivfpq.pq.nbits != 8 || ivfpq.polysemous_ht != 0 ||
@@ -563,12 +572,7 @@ faiss::Index *faster(faiss::Index *index) {
     if (type != typeid(faiss::IndexFlat) && type != typeid(faiss::IndexFlatIP)) return nullptr;
     auto *flat = static_cast<faiss::IndexFlat *>(index);
     if (flat->metric_type != faiss::METRIC_INNER_PRODUCT) return nullptr;
-    auto *fast = new FastIndexFlat(flat->d);
-    fast->codes.swap(flat->codes);
-    fast->ntotal = flat->ntotal;
-    fast->is_trained = flat->is_trained;
-    fast->verbose = flat->verbose;
-    return fast;
+    return take_codes(*flat, new FastIndexFlat(flat->d));
 }
 
 /// Replaces `slot` (deleted if `owned`) by what `make` makes of it (by default a FastIndexFlat holding its vectors)
@@ -687,7 +691,7 @@ hume_faiss_status hume_faiss_add(hume_faiss_index *index, int64_t n, const float
     }
     return guarded("add", [&] {
         index->index->add(n, x);
-        advise_huge_pages(index->index.get());
+        index->paged.store(false);  // the arrays may have moved
     });
 }
 
@@ -701,11 +705,11 @@ hume_faiss_status hume_faiss_search(const hume_faiss_index *index, int64_t n, co
         return fail(HUME_FAISS_INVALID_ARGUMENT, where, "the result buffers are NULL");
     }
     return guarded(where, [&] {
+        if (!index->paged.exchange(true)) advise_huge_pages(index->index.get());
         // A few queries on an HNSW graph or an IVF-PQ index take Hume's search (`hnsw_search`, `ivfpq_search`);
         // batches stay FAISS's, parallel over queries.
         if (n < 20 && hnsw_search(index->index.get(), n, x, k, distances, labels)) return;
-        if (n < 20 && hume_ivfpq_scan.load(std::memory_order_relaxed) &&
-            ivfpq_search(index->index.get(), n, x, k, distances, labels)) return;
+        if (n < 20 && ivfpq_search(index->index.get(), n, x, k, distances, labels)) return;
         index->index->search(n, x, k, distances, labels);
     });
 }
@@ -765,10 +769,7 @@ hume_faiss_status hume_faiss_read(const char *path, int mmap, hume_faiss_index *
         if (status != HUME_FAISS_OK) return status;
     }
     hume_faiss_index *made = nullptr;
-    hume_faiss_status status = guarded(where, [&] {
-        made = new hume_faiss_index{accelerated(std::move(index))};
-        advise_huge_pages(made->index.get());
-    });
+    hume_faiss_status status = guarded(where, [&] { made = new hume_faiss_index{accelerated(std::move(index))}; });
     if (status != HUME_FAISS_OK) return status;
     *out = made;
     if (used_mmap != nullptr) *used_mmap = mapped ? 1 : 0;

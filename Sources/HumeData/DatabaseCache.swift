@@ -13,13 +13,12 @@ import HumeCore
 /// `read` (a third of a `stat`, and no path walk). The kernel queues the event before `rename` returns, so a job that
 /// reaches a stage after `hume db add` returns sees the new version, as with a `stat` on every use. Without inotify
 /// (or on a file system whose changes it does not see, such as another machine writing over NFS) every use stats, at
-/// most a second late. `recheckSeconds` can space the checks out further, and `fresh: true` checks at once regardless.
+/// most a second late. `fresh: true` checks at once regardless.
 public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     // Safe: `entries` and `watch` are only touched under `lock`; everything else is immutable.
     public let root: URL
     /// `root.path`, made once: every check stats a file under it.
     @usableFromInline let rootPath: String
-    @usableFromInline let recheckSeconds: Double
     @usableFromInline let open: @Sendable (String) throws -> Value
     @usableFromInline let lock = NSLock()
     @usableFromInline var entries: [String: Entry] = [:]
@@ -50,11 +49,10 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     ///   - root: the folder holding the databases.
     ///   - watch: let inotify tell when to check (false: check on every use, as where inotify is missing).
     ///   - open: opens the value of a database by name (it may throw one sentence for an unknown database).
-    public init(root: URL, recheckSeconds: Double = 0, watch: Bool = true, open: @escaping @Sendable (String) throws -> Value) {
+    public init(root: URL, watch: Bool = true, open: @escaping @Sendable (String) throws -> Value) {
         self.root = root
         self.watch = FolderWatch(enabled: watch)
         self.rootPath = root.path
-        self.recheckSeconds = recheckSeconds
         self.open = open
     }
 
@@ -86,7 +84,7 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
     }
 
     /// The value for database `name`, opened again if the database changed since it was opened.
-    /// - Parameter fresh: check for a new version now, whatever the watch says and `recheckSeconds`.
+    /// - Parameter fresh: check for a new version now, whatever the watch says.
     /// Inlinable so that it is specialised for the caller's `Value`: generic, it looked up type metadata at run time on
     /// every call, a fifth of its cost.
     @inlinable public func get(_ name: String, fresh: Bool = false) throws -> Value {
@@ -97,9 +95,7 @@ public final class DatabaseCache<Value: Sendable>: @unchecked Sendable {
         let cached = entries[name]
         lock.unlock()
         if let cached, !fresh {
-            let age = now &- cached.checkedAt
-            if Double(age) < recheckSeconds * 1e9 { return cached.value }
-            if watching, cached.checkedEpoch == epoch, age < Self.watchedTrustNanoseconds { return cached.value }
+            if watching, cached.checkedEpoch == epoch, now &- cached.checkedAt < Self.watchedTrustNanoseconds { return cached.value }
         }
         // The paths are made once per version.
         let directory = rootPath + "/" + name

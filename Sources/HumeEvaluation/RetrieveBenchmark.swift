@@ -213,7 +213,7 @@ public struct RetrieveBenchmark {
                     buildSeconds = Date().timeIntervalSince(t0)
                 }
                 let file = kept ?? scratch.appendingPathComponent("hume-bench-\(getpid()).faiss").path
-                if kept == nil || buildSeconds != nil { try ix.write(to: file) }
+                if buildSeconds != nil { try ix.write(to: file) }   // not one just read from `kept`
                 let bytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
                 if kept == nil { try? FileManager.default.removeItem(atPath: file) }
                 VectorIndex.setThreads(1)

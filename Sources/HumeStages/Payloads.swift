@@ -95,10 +95,10 @@ public struct Neighbours: Sendable, Equatable {
     public static func encode(database: String?, ids: [Int], scores: [Double], prompt: String?, captionBytes: Int? = nil,
                               captions: (inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
-        // Fixed text, each id (≤ 20 digits) and score (≤ 24 characters) with a comma, the strings at worst escaped
-        // six bytes per UTF-8 byte.
+        // Fixed text, each id (≤ 20 digits) and score (≤ 24 characters) with a comma, and the strings (an escape in
+        // them, rare, grows the buffer).
         out.reserveCapacity(64 + ids.count * 48 + (captionBytes ?? ids.count * 64)
-                            + 6 * ((database?.utf8.count ?? 0) + (prompt?.utf8.count ?? 0)))
+                            + (database?.utf8.count ?? 0) + (prompt?.utf8.count ?? 0))
         out += #"{"captions":["#.utf8
         captions(&out)
         out.append(UInt8(ascii: "]"))

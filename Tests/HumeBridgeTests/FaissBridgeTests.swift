@@ -27,6 +27,18 @@ struct FaissBridgeTests {
         return vectors
     }
 
+    /// `count` unit rows of `d` floats cut from `unitVectors`' stream; with `directions`, row i leans towards axis
+    /// i % `directions` by `lean` before it is normalised (clustered, like real embeddings).
+    static func rows(count: Int, d: Int, seed: UInt64, directions: Int? = nil, lean: Float = 0) -> [Float] {
+        let raw = unitVectors(count: count * d / dimension + 1, seed: seed)
+        return (0..<count).flatMap { i -> [Float] in
+            var row = Array(raw[(i * d)..<((i + 1) * d)])
+            if let directions { row[i % directions] += lean }
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return row.map { $0 / norm }
+        }
+    }
+
     static var lastError: String { String(cString: hume_faiss_last_error()) }
 
     static func makeIndex(_ description: String) throws -> OpaquePointer {
@@ -207,15 +219,8 @@ struct FaissBridgeTests {
         // 6,000 vectors: 9 MB of them, so the shim also asks for huge pages under them (from 8 MB), and the searches
         // below read the collapsed pages.
         let d = 384, n = 6000, k = 10
-        let raw = Self.unitVectors(count: (n + 100) * d / Self.dimension + 1, seed: 4)
         // Clustered like real embeddings: each vector leans towards one of 40 directions.
-        var vectors: [Float] = []
-        for i in 0..<(n + 100) {
-            var row = Array(raw[(i * d)..<((i + 1) * d)])
-            row[i % 40] += 2
-            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            vectors += row.map { $0 / norm }
-        }
+        let vectors = Self.rows(count: n + 100, d: d, seed: 4, directions: 40, lean: 2)
         let base = Array(vectors.prefix(n * d)), queries = Array(vectors.suffix(100 * d))
         // The truth from a flat index (checked against a brute-force scan in the test above).
         var flatMade: OpaquePointer?
@@ -256,12 +261,7 @@ struct FaissBridgeTests {
     @Test("Hume's one-query IVF-PQ scan returns FAISS's own results (same ids, same scores), and the re-ranking kernel is exact")
     func ivfpqScanMatchesFaiss() throws {
         let d = 64, n = 3000, k = 20
-        let raw = Self.unitVectors(count: (n + 50) * d / Self.dimension + 1, seed: 6)
-        let all = (0..<(n + 50)).flatMap { i -> [Float] in
-            let row = Array(raw[(i * d)..<((i + 1) * d)])
-            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return row.map { $0 / norm }
-        }
+        let all = Self.rows(count: n + 50, d: d, seed: 6)
         let base = Array(all.prefix(n * d)), queries = Array(all.suffix(50 * d))
         var made: OpaquePointer?
         try #require(hume_faiss_index_factory(Int32(d), "IVF32,PQ8np", &made) == HUME_FAISS_OK, "\(Self.lastError)")
@@ -302,13 +302,7 @@ struct FaissBridgeTests {
     @Test("an HNSW graph of 8-bit codes scores as FAISS's own 8-bit decoder does, finds what a scan of the codes finds, and reads back the same")
     func hnswSQ8() throws {
         let d = 384, n = 2000, k = 10
-        let raw = Self.unitVectors(count: (n + 40) * d / Self.dimension + 1, seed: 8)
-        let all = (0..<(n + 40)).flatMap { i -> [Float] in
-            var row = Array(raw[(i * d)..<((i + 1) * d)])
-            row[i % 30] += 1.5
-            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return row.map { $0 / norm }
-        }
+        let all = Self.rows(count: n + 40, d: d, seed: 8, directions: 30, lean: 1.5)
         let base = Array(all.prefix(n * d)), queries = Array(all.suffix(40 * d))
         func make(_ factory: String) throws -> OpaquePointer {
             var made: OpaquePointer?

@@ -30,25 +30,19 @@ public final class RetrieveStage: Stage, Sendable {
     public func run(_ tasks: [StageTask]) throws -> [StageOutcome] {
         // One task (a worker at low load, one query at a time): no grouping, nothing copied.
         if tasks.count == 1 {
-            let t = tasks[0]
-            let p: GenerateParameters, query: EmbedOutput, db: LoadedDatabase
             do {
-                p = try lastParameters.parse(t.params)
-                query = try EmbedOutput(decoding: t.input)
-                db = try databases.database(p.database)
+                let (p, query, db) = try prepared(tasks[0])
+                return Self.search(db, query.vector, k: p.k, prompts: [query.text])
             } catch {
                 return [StageOutcome(error: error)]
             }
-            return [Self.search(db, query.vector, k: p.k, prompts: [query.text]).first!]
         }
         var outcomes = [StageOutcome?](repeating: nil, count: tasks.count)
         // Valid tasks grouped by (database, k), each group one FAISS call; a batch names one or two, so a list.
         var groups: [(db: LoadedDatabase, k: Int, slots: [Int], queries: [Float], prompts: [String])] = []
         for (i, t) in tasks.enumerated() {
             do {
-                let p = try lastParameters.parse(t.params)
-                let query = try EmbedOutput(decoding: t.input)
-                let db = try databases.database(p.database)
+                let (p, query, db) = try prepared(t)
                 var g = groups.firstIndex { $0.db === db && $0.k == p.k }
                 if g == nil {
                     groups.append((db, p.k, [], [], []))
@@ -67,6 +61,12 @@ public final class RetrieveStage: Stage, Sendable {
             }
         }
         return outcomes.map { $0! }
+    }
+
+    /// A task's parameters, query and database, or the error that refuses it.
+    private func prepared(_ t: StageTask) throws -> (GenerateParameters, EmbedOutput, LoadedDatabase) {
+        let p = try lastParameters.parse(t.params)
+        return (p, try EmbedOutput(decoding: t.input), try databases.database(p.database))
     }
 
     /// One outcome per prompt: its payload, or the search's failure (retryable: a fault of this host).
