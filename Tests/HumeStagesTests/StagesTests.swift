@@ -360,6 +360,23 @@ struct EditStageTests {
     }
 }
 
+/// One edit job through the edit stage on the `emoji` picture captioned `caption` at `side`: the source's bytes, the
+/// result and its metadata; nil (with the issue recorded) when the data is missing or the edit fails.
+func editEmoji(_ caption: String, _ params: String, side: Int) throws -> (source: [UInt8], image: StageImage, meta: [String: Any])? {
+    let have = try requireData()
+    guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return nil }
+    let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
+    let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
+    let id = try #require(db.database.items.firstIndex { $0.caption == caption })
+    let source = try db.rgb8(id, side: side)
+    let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: source))
+    let out = try stage.run([task(params, input: png)])
+    guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return nil }
+    let image = try StageImage(decoding: bytes)
+    let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+    return (source, image, meta)
+}
+
 @Suite("removal edits")
 struct RemovalEditTests {
     @Test("a removal is recognised in the ways people write it, and the thing is taken out of the caption")
@@ -380,18 +397,8 @@ struct RemovalEditTests {
 
     @Test("without the hat: where the hat's crown was is background after the edit")
     func hatRemoved() throws {
-        let have = try requireData()
-        guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return }
-        let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
-        let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
-        let id = try #require(db.database.items.firstIndex { $0.caption == "cowboy hat face" })
         let side = 64
-        let source = try db.rgb8(id, side: side)
-        let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: source))
-        let out = try stage.run([task(#"{"edit": "without the hat", "caption": "cowboy hat face", "size": 64}"#, input: png)])
-        guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
-        let image = try StageImage(decoding: bytes)
-        let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
+        guard let (source, image, meta) = try editEmoji("cowboy hat face", #"{"edit": "without the hat", "caption": "cowboy hat face", "size": 64}"#, side: side) else { return }
         #expect(meta["removes"] as? String == "hat")
         // The hat is the brown in the picture (the face is yellow, the backdrop white): after the edit little is left.
         func brown(_ px: [UInt8]) -> Int {
@@ -402,6 +409,29 @@ struct RemovalEditTests {
         }
         #expect(brown(source) > 300, "the source has a hat: \(brown(source)) brown pixels")
         #expect(brown(image.pixels) * 5 < brown(source), "the hat is gone: \(brown(image.pixels)) of \(brown(source)) brown pixels left")
+    }
+}
+
+@Suite("recolour edits through the stage")
+struct RecolourEditTests {
+    @Test("make it blue: the red heart's own outline, in blue; nothing pasted; outside the mask the source's bytes")
+    func heartTurnsBlue() throws {
+        let side = 128
+        guard let (source, image, meta) = try editEmoji("red heart", #"{"edit": "make it blue", "caption": "red heart"}"#, side: side) else { return }
+        #expect(meta["recolour"] as? String == "blue")
+        #expect(meta["transplant"] is NSNull && (meta["neighbours"] as? [Int])?.isEmpty == true, "no other picture used")
+        let mask = try #require(image.mask?.pixels)
+        func red(_ px: [UInt8], _ p: Int) -> Bool { Int(px[3 * p]) > Int(px[3 * p + 2]) + 80 }
+        func blue(_ px: [UInt8], _ p: Int) -> Bool { Int(px[3 * p + 2]) > Int(px[3 * p]) + 80 }
+        let n = side * side
+        let redBefore = (0..<n).filter { red(source, $0) }
+        #expect(redBefore.count > n / 3, "the source is a red heart: \(redBefore.count) red pixels")
+        // Every red pixel of the heart is blue after, and nothing became blue that was not red: the same shape.
+        #expect(redBefore.filter { blue(image.pixels, $0) }.count >= redBefore.count * 99 / 100)
+        #expect((0..<n).filter { blue(image.pixels, $0) && !red(source, $0) }.count < n / 200)
+        for p in 0..<n where mask[p] == 0 {
+            #expect(image.pixels[(3 * p)..<(3 * p + 3)] == source[(3 * p)..<(3 * p + 3)], "pixel \(p) outside the mask changed")
+        }
     }
 }
 

@@ -62,12 +62,23 @@ public final class EditStage: Stage, @unchecked Sendable {
         let db = try database(p.database)
         // A job that names no size gets 64² from a database built before 128² stores; one that asks for 128 is refused.
         if p.size == nil, !db.hasStore(side: editor.side) { editor.side = 64 }
-        let source = try RGBImage(width: editor.side, height: editor.side,
-                                  rgb8: Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: editor.side))
+        // Checked before any path, a recolour's included: a size the database has no store for is refused alike.
+        let store = try db.store(side: editor.side)
+        let sourceBytes = Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: editor.side)
+        // A recolour ("make it green") changes the source's own colour; no other picture is pasted in.
+        if let colour = Recolour.parse(p.edit),
+           let r = colour.apply(rgb8: sourceBytes, width: editor.side, height: editor.side) {
+            return try result(pixels: r.pixels, mask: r.mask, side: editor.side, meta: [
+                "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": NSNull(),
+                "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": 0, "strength": 0,
+                "source_neighbours": [Int](), "neighbours": [Int](), "transplant": NSNull(), "removes": NSNull(),
+                "recolour": colour.name,
+            ])
+        }
+        let source = try RGBImage(width: editor.side, height: editor.side, rgb8: sourceBytes)
         let texts = [p.edit] + (p.caption.map { [$0] } ?? [])
         let found = try search.neighbours(of: texts, database: p.database, k: editor.k)
         // Neighbours found by pixels carry no similarity to a text: they are weighed alike.
-        let store = try db.store(side: editor.side)
         // The whole store ranked by pixel distance to the source: once, for whichever of the two uses below needs it.
         var byPixels: [Int]?
         func nearestByPixels() throws -> [Int] {
@@ -109,17 +120,23 @@ public final class EditStage: Stage, @unchecked Sendable {
         let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs,
                                 image: { try RGBImage(width: editor.side, height: editor.side, rgb8: db.rgb8($0, side: editor.side)) },
                                 seed: p.seed, sourceScores: sourceScores, editScores: editScores)
-        let covered = Double(r.mask.filter { $0 > 0 }.count) / Double(editor.side * editor.side)
-        let meta: [String: Any] = [
+        return try result(pixels: r.image.rgb8(), mask: r.mask, side: editor.side, meta: [
             "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
             "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.harmonisingSteps,
             "strength": editor.strength, "source_neighbours": sourceIDs, "neighbours": editIDs, "transplant": r.transplantID,
-            "mask_fraction": (covered * 1e4).rounded() / 1e4, "version": StageImage.version,
-            "removes": removed.map { $0 as Any } ?? NSNull(),
-        ]
+            "removes": removed.map { $0 as Any } ?? NSNull(), "recolour": NSNull(),
+        ])
+    }
+
+    /// The stage image of an edit: its pixels, its `MASK`, and the metadata given plus `mask_fraction` and `version`.
+    func result(pixels: [UInt8], mask: [UInt8], side: Int, meta: [String: Any]) throws -> StageImage {
+        let covered = Double(mask.filter { $0 > 0 }.count) / Double(side * side)
+        var meta = meta
+        meta["mask_fraction"] = (covered * 1e4).rounded() / 1e4
+        meta["version"] = StageImage.version
         let json = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
-        return StageImage(width: r.image.width, height: r.image.height, metadata: [UInt8](json), pixels: r.image.rgb8(),
-                          sections: [.init(tag: "MASK", width: r.image.width, height: r.image.height, channels: 1, pixels: r.mask)])
+        return StageImage(width: side, height: side, metadata: [UInt8](json), pixels: pixels,
+                          sections: [.init(tag: "MASK", width: side, height: side, channels: 1, pixels: mask)])
     }
 
     /// The thing an edit text asks to take away ("without the hat", "remove the sunglasses", "take off its mask",
