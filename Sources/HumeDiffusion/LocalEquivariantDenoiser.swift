@@ -97,7 +97,8 @@ public struct LocalDenoiserConfiguration: Sendable, Equatable {
 /// accumulated in `Double`, since a `Float` prefix over a row loses the small distances of good matches),
 /// and an online max-subtracted softmax per target pixel accumulates over shifts (nearest shifts first).
 /// Neighbours are SIMD lanes, padded to a multiple of 8 with lanes of log-weight −∞ (weight e^-87, i.e.
-/// nothing); all scratch is allocated at init. Two deliberate approximations, both far below `Float`
+/// nothing); with at most `pixelLaneLimit` neighbours the lanes run over target pixels instead (`runPixelLanes`: the
+/// same sums in another order, no padding); all scratch is allocated at init. Two deliberate approximations, both far below `Float`
 /// resolution: a (shift, target) batch whose best weight is under e^-25 of the running maximum is
 /// skipped, and exp is a degree-6 polynomial (relative error ≈ 2e-7). Against the direct definition in
 /// `Double` the output agrees to about 1e-5 (tests require 1e-4).
@@ -129,6 +130,21 @@ public final class LocalEquivariantDenoiser: Denoiser {
     /// later batches that are all negligible can be skipped.
     private let shifts: [(Int, Int)]
 
+    /// With at most this many conditioning images, SIMD lanes run over target pixels instead of neighbours
+    /// (`runPixelLanes`): a sample made from one to four drawings (most samples since the shape test) would otherwise
+    /// leave half or more of every 8-lane vector as padding.
+    public static let pixelLaneLimit = 4
+    /// Whether this instance uses the pixel-lane path.
+    public let usesPixelLanes: Bool
+    // Pixel lanes only (one element otherwise).
+    private let planar: UnsafeMutablePointer<Float>        // [(i*3 + c)*paddedPlane + row*paddedWidth + col], unscaled, padded
+    private let planarScaled: UnsafeMutablePointer<Float>  // √ᾱ times the above, per call
+    private let differenceRing: UnsafeMutablePointer<Float> // ring of squared-difference rows: [slot*width + col]
+    private let columnSums: UnsafeMutablePointer<Double>   // [col]: the patch rows' sum of the ring, per column
+    private let boxRow: UnsafeMutablePointer<Float>        // [col]: one target row's box sums
+    private let prefixRow: UnsafeMutablePointer<Double>    // [col + 1]: prefix sums of the column sums
+    private let pixelCounts: [Int]
+
     /// Creates the denoiser; all scratch memory is allocated here.
     /// - Throws: `.invalidArgument` if the window is negative.
     /// Floating-point operations of one `denoise` call over `images` conditioning images of `pixels` pixels with a
@@ -137,7 +153,12 @@ public final class LocalEquivariantDenoiser: Denoiser {
         Double((2 * window + 1) * (2 * window + 1)) * Double(images) * Double(pixels) * 42
     }
 
-    public init(_ conditioning: ConditioningSet, configuration: LocalDenoiserConfiguration = LocalDenoiserConfiguration()) throws {
+    public convenience init(_ conditioning: ConditioningSet, configuration: LocalDenoiserConfiguration = LocalDenoiserConfiguration()) throws {
+        try self.init(conditioning, configuration: configuration, allowPixelLanes: true)
+    }
+
+    /// `allowPixelLanes: false` keeps neighbours in lanes whatever their count (the tests compare the two paths).
+    init(_ conditioning: ConditioningSet, configuration: LocalDenoiserConfiguration, allowPixelLanes: Bool) throws {
         guard configuration.window >= 0 else {
             throw DiffusionError(.invalidArgument, "window \(configuration.window) is not allowed; it must be 0 or more pixels")
         }
@@ -148,9 +169,26 @@ public final class LocalEquivariantDenoiser: Denoiser {
         groups = (k + 7) / 8
         paddedWidth = w + 2 * configuration.window
         paddedHeight = h + 2 * configuration.window
-        let counts = [n * 3 * groups, groups, paddedWidth * paddedHeight * 3 * groups, (w + 1) * groups,
-                      (min(configuration.patchSchedule.patchSizes.max()!, h) + 1) * w * groups, w * groups]
+        let ringRows = min(configuration.patchSchedule.patchSizes.max()!, h) + 1
+        let pixelLanes = allowPixelLanes && k <= Self.pixelLaneLimit && conditioning.logWeights.allSatisfy { $0.isFinite }
+        usesPixelLanes = pixelLanes
+        let counts = pixelLanes ? [1, 1, 1, 1, 1, 1]
+            : [n * 3 * groups, groups, paddedWidth * paddedHeight * 3 * groups, (w + 1) * groups, ringRows * w * groups, w * groups]
         scratchCounts = counts
+        let plane = paddedWidth * paddedHeight
+        pixelCounts = pixelLanes ? [k * 3 * plane, ringRows * w, w] : [1, 1, 1]
+        planar = .allocate(capacity: pixelCounts[0])
+        planarScaled = .allocate(capacity: pixelCounts[0])
+        differenceRing = .allocate(capacity: pixelCounts[1])
+        columnSums = .allocate(capacity: pixelCounts[2])
+        boxRow = .allocate(capacity: pixelCounts[2])
+        prefixRow = .allocate(capacity: pixelCounts[2] + 1)
+        prefixRow.initialize(repeating: 0, count: pixelCounts[2] + 1)
+        planar.initialize(repeating: 0, count: pixelCounts[0])
+        planarScaled.initialize(repeating: 0, count: pixelCounts[0])
+        differenceRing.initialize(repeating: 0, count: pixelCounts[1])
+        columnSums.initialize(repeating: 0, count: pixelCounts[2])
+        boxRow.initialize(repeating: 0, count: pixelCounts[2])
         let r = configuration.window
         var all: [(Int, Int)] = []
         for dy in -r...r { for dx in -r...r { all.append((dx, dy)) } }
@@ -178,6 +216,22 @@ public final class LocalEquivariantDenoiser: Denoiser {
         runningMax.initialize(repeating: 0, count: n)
         runningSum.initialize(repeating: 0, count: n)
         runningMean.initialize(repeating: 0, count: 3 * n)
+        if pixelLanes {
+            // Each neighbour's channels as planes replicate-padded by the window, so every shifted read is in bounds.
+            let pw = paddedWidth, r = configuration.window
+            for (i, image) in conditioning.images.enumerated() {
+                for c in 0..<3 {
+                    let base = (i * 3 + c) * plane
+                    for row in 0..<paddedHeight {
+                        let sy = min(max(row - r, 0), h - 1)
+                        for col in 0..<pw {
+                            planar[base + row * pw + col] = image.pixels[c * n + sy * w + min(max(col - r, 0), w - 1)]
+                        }
+                    }
+                }
+            }
+            return
+        }
         for (i, image) in conditioning.images.enumerated() {
             let g = i / 8, lane = i % 8
             offsets[g][lane] = conditioning.logWeights[i]
@@ -200,6 +254,12 @@ public final class LocalEquivariantDenoiser: Denoiser {
         runningMax.deallocate()
         runningSum.deallocate()
         runningMean.deallocate()
+        planar.deinitialize(count: pixelCounts[0]); planar.deallocate()
+        planarScaled.deinitialize(count: pixelCounts[0]); planarScaled.deallocate()
+        differenceRing.deinitialize(count: pixelCounts[1]); differenceRing.deallocate()
+        columnSums.deinitialize(count: pixelCounts[2]); columnSums.deallocate()
+        boxRow.deinitialize(count: pixelCounts[2]); boxRow.deallocate()
+        prefixRow.deinitialize(count: pixelCounts[2] + 1); prefixRow.deallocate()
     }
 
     public func denoise(_ x: RGBImage, level: NoiseLevel, into output: inout RGBImage) throws {
@@ -208,13 +268,17 @@ public final class LocalEquivariantDenoiser: Denoiser {
         let patch = configuration.patchSchedule.patchSize(for: level)
         x.pixels.withUnsafeBufferPointer { xp in
             output.pixels.withUnsafeMutableBufferPointer { op in
-                run(x: xp.baseAddress!, output: op.baseAddress!, alphaBar: level.alphaBar, patch: patch)
+                if usesPixelLanes {
+                    runPixelLanes(x: xp.baseAddress!, output: op.baseAddress!, alphaBar: level.alphaBar, patch: patch)
+                } else {
+                    run(x: xp.baseAddress!, output: op.baseAddress!, alphaBar: level.alphaBar, patch: patch)
+                }
             }
         }
     }
 
     private func run(x: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, alphaBar: Double, patch: Int) {
-        let w = width, h = height, n = w * h, G = groups, R = configuration.window
+        let w = width, h = height, G = groups, R = configuration.window
         let half = patch / 2
         let s = Float(alphaBar.squareRoot())
         let inverseTwoVariance = Float(1 / (2 * max(1 - alphaBar, 1e-12)))
@@ -229,8 +293,7 @@ public final class LocalEquivariantDenoiser: Denoiser {
                 for j in 0..<(3 * G) { scaledPadded[dst + j] = s * neighbours[src + j] }
             }
         }
-        for p in 0..<n { runningMax[p] = -.infinity; runningSum[p] = 0 }
-        for p in 0..<(3 * n) { runningMean[p] = 0 }
+        resetRunningSums()
 
         for (dx, dy) in shifts {
             let py0 = max(0, -dy), py1 = min(h, h - dy)
@@ -246,7 +309,20 @@ public final class LocalEquivariantDenoiser: Denoiser {
                                   half: half, inverseTwoVariance: inverseTwoVariance, groups: G)
             }
         }
-        // The accumulated means are of √ᾱ·y (read from the scaled copy); divide the scale back out.
+        writeMeans(output, scale: s)
+    }
+
+    /// The online softmax's running maximum, sum and weighted sums, emptied before a call.
+    private func resetRunningSums() {
+        let n = width * height
+        for p in 0..<n { runningMax[p] = -.infinity; runningSum[p] = 0 }
+        for p in 0..<(3 * n) { runningMean[p] = 0 }
+    }
+
+    /// The posterior means into `output`. The accumulated means are of √ᾱ·y (read from the scaled copy); divide the
+    /// scale back out.
+    private func writeMeans(_ output: UnsafeMutablePointer<Float>, scale s: Float) {
+        let n = width * height
         let inverseScale = 1 / s
         for p in 0..<n {
             let z = inverseScale / runningSum[p]
@@ -382,5 +458,161 @@ public final class LocalEquivariantDenoiser: Denoiser {
             runningMean[n + p] += VectorMath.horizontalSum(a1)
             runningMean[2 * n + p] += VectorMath.horizontalSum(a2)
         }
+    }
+
+    // MARK: pixel lanes
+
+    /// The same posterior mean with SIMD lanes over target pixels: for each shift and each neighbour, the squared
+    /// differences of one row at a time go into a ring, a running sum over the patch's rows per column (in `Double`)
+    /// and a horizontal box of it give each target pixel's patch distance, and an online softmax takes the candidate
+    /// in with one exponential: e = e^-|l − m|; a larger logit l rescales the running sums by e and becomes the
+    /// maximum m, a smaller one adds with weight e. No candidate is skipped (the lane path's skip changes a Float sum
+    /// by less than its rounding).
+    private func runPixelLanes(x: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, alphaBar: Double, patch: Int) {
+        let w = width, h = height
+        let half = patch / 2
+        let s = Float(alphaBar.squareRoot())
+        let inverseTwoVariance = Float(1 / (2 * max(1 - alphaBar, 1e-12)))
+        let plane = paddedWidth * paddedHeight
+        for j in 0..<(conditioning.count * 3 * plane) { planarScaled[j] = s * planar[j] }
+        resetRunningSums()
+        for (dx, dy) in shifts {
+            let py0 = max(0, -dy), py1 = min(h, h - dy)
+            let px0 = max(0, -dx), px1 = min(w, w - dx)
+            if py0 >= py1 || px0 >= px1 { continue }
+            for i in 0..<conditioning.count {
+                pixelLaneShift(x: x, neighbour: i, dx: dx, dy: dy, rows: py0..<py1, columns: px0..<px1, half: half,
+                               inverseTwoVariance: inverseTwoVariance, logWeight: conditioning.logWeights[i])
+            }
+        }
+        writeMeans(output, scale: s)
+    }
+
+    /// One shift and one neighbour for every target pixel (the pixel-lane path).
+    @inline(__always)
+    private func pixelLaneShift(x: UnsafePointer<Float>, neighbour i: Int, dx: Int, dy: Int, rows: Range<Int>,
+                                columns: Range<Int>, half: Int, inverseTwoVariance: Float, logWeight: Float) {
+        let w = width, h = height, n = w * h, R = configuration.window, pw = paddedWidth
+        let plane = paddedWidth * paddedHeight
+        let ring = min(2 * half + 1, h) + 1
+        let c0 = max(columns.lowerBound - half, 0), c1 = min(columns.upperBound + half, w)
+        let y0 = planarScaled + (i * 3) * plane, y1 = y0 + plane, y2 = y1 + plane
+        for j in c0..<c1 { columnSums[j] = 0 }
+        let firstRow = max(rows.lowerBound - half, 0)
+        var added = firstRow, removed = firstRow
+        let scale = SIMD8<Float>(repeating: inverseTwoVariance), offset = SIMD8<Float>(repeating: logWeight)
+        for py in rows {
+            let hi = min(py + half + 1, h), lo = max(py - half, 0)
+            while added < hi {
+                // Row `added` of Σ_c (x − √ᾱ·y shifted)², into the ring and the column sums.
+                let xr = added * w, yr = (added + dy + R) * pw + dx + R, slot = (added % ring) * w
+                var j = c0
+                while j + 8 <= c1 {
+                    let d0 = load(x + xr + j) - load(y0 + yr + j)
+                    let d1 = load(x + n + xr + j) - load(y1 + yr + j)
+                    let d2 = load(x + 2 * n + xr + j) - load(y2 + yr + j)
+                    let d = d0 * d0 + d1 * d1 + d2 * d2
+                    store(d, differenceRing + slot + j)
+                    store(load(columnSums + j) + VectorMath.widen(d), columnSums + j)
+                    j += 8
+                }
+                while j < c1 {
+                    let d0 = x[xr + j] - y0[yr + j], d1 = x[n + xr + j] - y1[yr + j], d2 = x[2 * n + xr + j] - y2[yr + j]
+                    let d = d0 * d0 + d1 * d1 + d2 * d2
+                    differenceRing[slot + j] = d
+                    columnSums[j] += Double(d)
+                    j += 1
+                }
+                added += 1
+            }
+            while removed < lo {
+                let slot = (removed % ring) * w
+                var j = c0
+                while j + 8 <= c1 {
+                    store(load(columnSums + j) - VectorMath.widen(load(differenceRing + slot + j)), columnSums + j)
+                    j += 8
+                }
+                while j < c1 { columnSums[j] -= Double(differenceRing[slot + j]); j += 1 }
+                removed += 1
+            }
+            // Each target's box: the column sums from px − half to px + half, clipped to the image, as a difference of
+            // prefix sums. The prefix runs as two independent chains (the halves of the row), joined after.
+            let count = c1 - c0, mid = count / 2
+            prefixRow[0] = 0
+            prefixRow[mid] = 0
+            var a = 0.0, b = 0.0
+            for k in 0..<mid {
+                a += columnSums[c0 &+ k]; prefixRow[k &+ 1] = a
+                b += columnSums[c0 &+ mid &+ k]; prefixRow[mid &+ k &+ 1] = b
+            }
+            if count & 1 == 1 { b += columnSums[c1 &- 1]; prefixRow[count] = b }
+            for k in (mid + 1)..<(count + 1) { prefixRow[k] += a }
+            prefixRow[mid] = a
+            var px = columns.lowerBound
+            // Targets whose box is not clipped: px − half ≥ 0 and px + half + 1 ≤ w, eight at a time.
+            let interiorEnd = min(columns.upperBound, w - half - 1 + 1)
+            while px < columns.upperBound && px - half < 0 {
+                boxRow[px] = Float(prefixRow[min(px + half + 1, w) - c0] - prefixRow[max(px - half, 0) - c0])
+                px += 1
+            }
+            while px + 8 <= interiorEnd {
+                let hiBox = load(prefixRow + (px + half + 1 - c0)), loBox = load(prefixRow + (px - half - c0))
+                store(VectorMath.narrow(hiBox - loBox), boxRow + px)
+                px += 8
+            }
+            while px < columns.upperBound {
+                boxRow[px] = Float(prefixRow[min(px + half + 1, w) - c0] - prefixRow[max(px - half, 0) - c0])
+                px += 1
+            }
+            // The online softmax, eight target pixels at a time.
+            let sr = (py + dy + R) * pw + dx + R, pr = py * w
+            px = columns.lowerBound
+            while px + 8 <= columns.upperBound {
+                let p = pr + px
+                let l = offset - load(boxRow + px) * scale
+                let m = load(runningMax + p)
+                let larger = l .> m
+                let diff = l - m
+                let e = VectorMath.exp(VectorMath.minimum(diff, -diff))   // e^-|l − m|
+                let one = SIMD8<Float>(repeating: 1)
+                let keep = one.replacing(with: e, where: larger)      // weight of what was there
+                let add = e.replacing(with: one, where: larger)       // weight of the new candidate
+                store(load(runningSum + p) * keep + add, runningSum + p)
+                store(load(runningMean + p) * keep + add * load(y0 + sr + px), runningMean + p)
+                store(load(runningMean + n + p) * keep + add * load(y1 + sr + px), runningMean + n + p)
+                store(load(runningMean + 2 * n + p) * keep + add * load(y2 + sr + px), runningMean + 2 * n + p)
+                store(VectorMath.maximum(m, l), runningMax + p)
+                px += 8
+            }
+            while px < columns.upperBound {
+                let p = pr + px
+                let l = logWeight - boxRow[px] * inverseTwoVariance
+                let m = runningMax[p]
+                let e = VectorMath.exp(-abs(l - m))
+                let (keep, add): (Float, Float) = l > m ? (e, 1) : (1, e)
+                runningSum[p] = runningSum[p] * keep + add
+                runningMean[p] = runningMean[p] * keep + add * y0[sr + px]
+                runningMean[n + p] = runningMean[n + p] * keep + add * y1[sr + px]
+                runningMean[2 * n + p] = runningMean[2 * n + p] * keep + add * y2[sr + px]
+                runningMax[p] = max(m, l)
+                px += 1
+            }
+        }
+    }
+
+    @inline(__always) private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) private func load(_ p: UnsafeMutablePointer<Double>) -> SIMD8<Double> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Double>.self)
+    }
+    @inline(__always) private func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+    @inline(__always) private func store(_ v: SIMD8<Double>, _ p: UnsafeMutablePointer<Double>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Double>.self)
     }
 }

@@ -192,7 +192,70 @@ public struct StickerPose: Sendable, Equatable {
     /// silhouette overlaps `target` most, and that overlap. The same as applying each pose to `mask` and measuring
     /// `overlap`, computed without building the posed masks: the pose's source column depends on x alone and its row on
     /// y alone, so each is a table, and the union is |target| + |posed| − |both|.
+    ///
+    /// Masks up to 64 pixels wide (the generator registers at 32²) go row by row as bit sets: for one mirror, scale and
+    /// dx the mask's rows are gathered through the column table once, and every dy then costs a popcount per row. The
+    /// poses are compared in the same order as `registerDirect` (mirror, scale, dy, dx), so ties resolve alike.
     public static func register(_ mask: Silhouette, to target: Silhouette, maxShift: Int, shiftStep: Int = 1) -> (StickerPose, Double) {
+        precondition(mask.width == target.width && mask.height == target.height, "silhouettes of one size")
+        let w = mask.width, h = mask.height
+        guard w <= 64, maxShift >= 0, shiftStep > 0 else { return registerDirect(mask, to: target, maxShift: maxShift, shiftStep: shiftStep) }
+        func bits(_ m: Silhouette, row: Int, columns: [Int]? = nil) -> UInt64 {
+            var b: UInt64 = 0
+            for x in 0..<w {
+                let col = columns.map { $0[x] } ?? x
+                if col >= 0 && m.ink[row * w + col] { b |= 1 << UInt64(x) }
+            }
+            return b
+        }
+        let goal = (0..<h).map { bits(target, row: $0) }
+        let targetArea = target.area
+        var best = (StickerPose(), mask.overlap(target))
+        let shifts = Array(stride(from: -maxShift, through: maxShift, by: shiftStep)), count = shifts.count
+        var columns = [Int](repeating: -1, count: w)
+        var gathered = [UInt64](repeating: 0, count: h), gatheredArea = [Int](repeating: 0, count: h)
+        var overlaps = [Double](repeating: 0, count: count * count)   // [dy index * count + dx index]
+        for mirrored in [false, true] {
+            for scale in [0.8, 0.9, 1.0, 1.1, 1.25] {
+                let rowTables = shifts.map { dy in
+                    (0..<h).map { y -> Int in
+                        let yi = Int(StickerPose(mirrored: mirrored, scale: scale, dx: 0, dy: dy).source(0, y, width: w, height: h).1.rounded())
+                        return yi >= 0 && yi < h ? yi : -1
+                    }
+                }
+                for (xi, dx) in shifts.enumerated() {
+                    let pose = StickerPose(mirrored: mirrored, scale: scale, dx: dx, dy: 0)
+                    for x in 0..<w {
+                        let u = Int(pose.source(x, 0, width: w, height: h).0.rounded())
+                        columns[x] = u >= 0 && u < w ? u : -1
+                    }
+                    for r in 0..<h {
+                        gathered[r] = bits(mask, row: r, columns: columns)
+                        gatheredArea[r] = gathered[r].nonzeroBitCount
+                    }
+                    for yi in 0..<count {
+                        let rows = rowTables[yi]
+                        var both = 0, posedArea = 0
+                        for y in 0..<h where rows[y] >= 0 {
+                            posedArea += gatheredArea[rows[y]]
+                            both += (gathered[rows[y]] & goal[y]).nonzeroBitCount
+                        }
+                        let either = targetArea + posedArea - both
+                        overlaps[yi * count + xi] = either == 0 ? 1 : Double(both) / Double(either)
+                    }
+                }
+                for yi in 0..<count {
+                    for xi in 0..<count where overlaps[yi * count + xi] > best.1 + 1e-9 {
+                        best = (StickerPose(mirrored: mirrored, scale: scale, dx: shifts[xi], dy: shifts[yi]), overlaps[yi * count + xi])
+                    }
+                }
+            }
+        }
+        return best
+    }
+
+    /// `register` pose by pose (the definition; any width).
+    static func registerDirect(_ mask: Silhouette, to target: Silhouette, maxShift: Int, shiftStep: Int = 1) -> (StickerPose, Double) {
         precondition(mask.width == target.width && mask.height == target.height, "silhouettes of one size")
         let w = mask.width, h = mask.height
         let targetArea = target.area

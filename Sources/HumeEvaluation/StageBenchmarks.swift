@@ -27,7 +27,7 @@ public struct DenoiseBenchmark {
 
     /// One row per side: `size`, `seconds_per_image`, `flops_per_image` (useful: the neighbours a sample is made from,
     /// every level), `gflops`, `fraction_of_peak`, `window`, `levels`, `neighbours_used`,
-    /// `fraction_of_peak_with_padding_lanes` (counting the kernel's 8-lane groups in full).
+    /// `fraction_of_peak_with_padding_lanes` (counting the kernel's 8-lane groups in full when neighbours are in lanes).
     public func run() throws -> [[String: Any]] {
         guard repeats >= 1 else { throw HumeError(.invalidInput, "--repeats must be at least 1.") }
         let generator = Generator(images: images)
@@ -54,7 +54,8 @@ public struct DenoiseBenchmark {
                 let w = Generator.configuration(level).window
                 let n = coarse == nil ? level.steps : level.refineSteps
                 flops += LocalEquivariantDenoiser.flopsPerCall(window: w, images: usedCount, pixels: level.size * level.size) * Double(n)
-                computed += LocalEquivariantDenoiser.flopsPerCall(window: w, images: (usedCount + 7) / 8 * 8, pixels: level.size * level.size) * Double(n)
+                let lanes = usedCount <= LocalEquivariantDenoiser.pixelLaneLimit ? usedCount : (usedCount + 7) / 8 * 8
+                computed += LocalEquivariantDenoiser.flopsPerCall(window: w, images: lanes, pixels: level.size * level.size) * Double(n)
                 levels.append(["size": level.size, "window": w, "steps": n])
                 guard let c = coarse else { break }
                 level.size = c
@@ -63,7 +64,8 @@ public struct DenoiseBenchmark {
             rows.append(["size": side, "seconds_per_image": s, "flops_per_image": flops, "gflops": flops / s / 1e9,
                          "fraction_of_peak": flops / s / peak.flops, "window": levels[0]["window"]!, "levels": levels.reversed() as [[String: Any]],
                          "neighbours_used": usedCount,
-                         // The kernel computes neighbours in SIMD lanes of 8: padding lanes are work, not useful work.
+                         // Above `pixelLaneLimit` neighbours the kernel computes them in SIMD lanes of 8: padding lanes
+                         // are work, not useful work (at or below it, lanes run over pixels and nothing is padding).
                          "fraction_of_peak_with_padding_lanes": computed / s / peak.flops])
         }
         return rows

@@ -1,6 +1,6 @@
 import Testing
 @testable import HumeCore
-import HumeDiffusion
+@testable import HumeDiffusion
 
 @Suite("Local equivariant (ELS) denoiser")
 struct LocalDenoiserTests {
@@ -334,5 +334,38 @@ struct ImageAndRandomTests {
         for v in [0.0, 0.1, 0.7, 1.5, 3.0, 6.0] {
             #expect(abs(DeterministicMath.cos(v) - libmCos(v)) < 1e-15)
         }
+    }
+}
+
+/// The pixel-lane path (one to four neighbours) against the neighbour-lane path on sticker-sized images, where the
+/// direct definition is too slow to run: the schedules' patch sizes and windows at 64² and 128², every noise level kind.
+@Suite("ELS pixel lanes")
+struct PixelLaneTests {
+    @Test("pixel lanes and neighbour lanes give the same prediction (1e-4) at 64² and 128² for 1, 2 and 4 neighbours",
+          arguments: [(64, 1), (64, 2), (128, 4)])
+    func pathsAgree(side: Int, count: Int) throws {
+        let neighbours = (0..<count).map { RGBImage.discs(side: side, seed: 600 + UInt64($0)) }
+        let set = try ConditioningSet(prompt: neighbours, similarities: (0..<count).map { 0.6 - 0.01 * Double($0) }, temperature: 0.02)
+        for configuration in [LocalDenoiserConfiguration.standard(imageSide: side), .prototype(imageSide: side)] {
+            let pixels = try LocalEquivariantDenoiser(set, configuration: configuration, allowPixelLanes: true)
+            let lanes = try LocalEquivariantDenoiser(set, configuration: configuration, allowPixelLanes: false)
+            #expect(pixels.usesPixelLanes && !lanes.usesPixelLanes)
+            for (j, alphaBar) in [CosineSchedule().alphaBar(at: 0.05), 0.5, 0.02].enumerated() {
+                let x = noised(RGBImage.discs(side: side, seed: 650 + UInt64(j)), alphaBar: alphaBar, seed: UInt64(j))
+                var a = RGBImage(width: side, height: side), b = RGBImage(width: side, height: side)
+                try pixels.denoise(x, level: NoiseLevel(alphaBar: alphaBar), into: &a)
+                try lanes.denoise(x, level: NoiseLevel(alphaBar: alphaBar), into: &b)
+                let error = maxAbsDifference(a, b)
+                #expect(error < 1e-4, "side \(side), \(count) neighbours, window \(configuration.window), ᾱ \(alphaBar): \(error)")
+            }
+        }
+    }
+
+    @Test("more than four neighbours stay in neighbour lanes; two go in pixel lanes")
+    func pathChoice() throws {
+        let five = try ConditioningSet((0..<5).map { RGBImage.discs(side: 32, seed: 700 + UInt64($0)) })
+        #expect(try !LocalEquivariantDenoiser(five).usesPixelLanes)
+        let two = try ConditioningSet((0..<2).map { RGBImage.discs(side: 32, seed: 710 + UInt64($0)) })
+        #expect(try LocalEquivariantDenoiser(two).usesPixelLanes)
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+import HumeCore
 @testable import HumeDiffusion
 
 /// A white 64² image with one dark filled rectangle [x0, x1) × [y0, y1), and a small dark square near its left end
@@ -36,6 +37,31 @@ struct SilhouetteTests {
         #expect(pose.mirrored)
         let full = StickerPose(mirrored: pose.mirrored, scale: pose.scale, dx: pose.dx * factor, dy: pose.dy * factor)
         #expect(Silhouette(full.apply(moved)).overlap(Silhouette(original)) > 0.85)
+    }
+
+    @Test("registration by row bit sets finds the same pose and overlap as pose-by-pose registration, ties included",
+          arguments: [(32, 32, 1), (32, 32, 2), (20, 12, 1), (64, 64, 3)])
+    func registrationMatchesDefinition(width: Int, height: Int, step: Int) {
+        var rng = SplitMix64(seed: UInt64(width * 100 + height + step))
+        // Blobs: a random rectangle and a random disc each, so scale, mirror and shift all matter; plus an empty mask.
+        func blob() -> Silhouette {
+            let x0 = Int(rng.next() % UInt64(width / 2)), y0 = Int(rng.next() % UInt64(height / 2))
+            let x1 = x0 + 2 + Int(rng.next() % UInt64(width / 2)), y1 = y0 + 2 + Int(rng.next() % UInt64(height / 2))
+            let cx = Int(rng.next() % UInt64(width)), cy = Int(rng.next() % UInt64(height)), r = 2 + Int(rng.next() % 5)
+            return Silhouette(width: width, height: height, ink: (0..<(width * height)).map { p in
+                let x = p % width, y = p / width
+                return (x >= x0 && x < x1 && y >= y0 && y < y1) || (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r
+            })
+        }
+        let empty = Silhouette(width: width, height: height, ink: [Bool](repeating: false, count: width * height))
+        let masks = (0..<6).map { _ in blob() } + [empty]
+        for (i, a) in masks.enumerated() {
+            for b in [masks[(i + 1) % masks.count], a, empty] {
+                let fast = StickerPose.register(a, to: b, maxShift: 4, shiftStep: step)
+                let direct = StickerPose.registerDirect(a, to: b, maxShift: 4, shiftStep: step)
+                #expect(fast.0 == direct.0 && fast.1 == direct.1, "mask \(i): \(fast) against \(direct)")
+            }
+        }
     }
 
     @Test("only drawings whose shape agrees with the chosen one remain; the choice follows the weights")
