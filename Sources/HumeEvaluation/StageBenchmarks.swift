@@ -12,7 +12,12 @@ public func peakFlopsPerCore() -> (flops: Double, note: String) {
     let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
     let mhz = info.split(separator: "\n").first { $0.hasPrefix("cpu MHz") }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 2000
     let avx512 = info.contains(" avx512f"), fma = info.contains(" fma")
-    let perCycle: Double = avx512 ? 64 : (fma ? 32 : 8)
+    // AMD's family 19h (Zen 3 and Zen 4) has two 256-bit FMA pipes: Zen 4 runs AVX-512 on them in two halves, so its
+    // single-precision peak is 32 flop/cycle like AVX2's, not the 64 of two 512-bit units.
+    let family = info.split(separator: "\n").first { $0.hasPrefix("cpu family") }
+        .flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+    let halfPumped = info.contains("AuthenticAMD") && family == 0x19
+    let perCycle: Double = avx512 && !halfPumped ? 64 : (fma ? 32 : 8)
     return (perCycle * mhz * 1e6, "\(Int(perCycle)) flop/cycle × \(Int(mhz)) MHz")
 }
 
