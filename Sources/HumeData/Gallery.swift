@@ -83,7 +83,7 @@ public enum Gallery {
             h += "<div class=\"row\(e.result == nil ? " failed" : "")\">\n<div class=\"text\"><span class=\"kind\">\(e.kind.rawValue) · \(escape(e.database))</span><b>\(escape(e.text))</b>"
             if let err = e.error { h += "<div class=\"error\">\(escape(err))</div>" }
             if !e.details.isEmpty {
-                h += "<dl>" + e.details.map { "<dt>\(escape($0.0))</dt><dd>\(escape($0.1))</dd>" }.joined() + "</dl>"
+                h += "<dl>" + e.details.map { "<dt>\(escape($0.0))</dt><dd>\(escape($0.1))</dd>" }.joined(separator: " ") + "</dl>"  // spaces: where a line may wrap
             }
             h += "</div>\n"
             if let s = e.source { h += figure(s, "source", cls: "result") }

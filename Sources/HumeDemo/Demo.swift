@@ -234,6 +234,11 @@ public struct Demo {
                     }
                 }
                 for k in ["seed", "k", "steps", "size"] { if let v = metadata[k] { entry.details.append((k, v.string ?? v.serialized)) } }
+                // How an edit was made: the colour of a recolour, or the picture its part was transplanted from.
+                if let colour = metadata["recolour"]?.string { entry.details.append(("recolour", colour)) }
+                if let t = metadata["transplant"]?.int, let (db, _) = try? open(job.database), (0..<db.count).contains(t) {
+                    entry.details.append(("part from", db.items[t].caption))
+                }
                 if let sha = o["sha256"]?.string { entry.details.append(("sha256", String(sha.prefix(12)) + "…")) }
                 entries.append(entry)
                 manifest.append(JSON.object(line).serialized)

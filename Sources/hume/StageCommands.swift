@@ -203,14 +203,20 @@ struct EditCommand: ParsableCommand {
         let maskPixels = image.mask?.pixels ?? []
         if let mask { try writePNG(mask, width: side, height: side, channels: 1, pixels: maskPixels) }
         let meta = metadataObject(image)
-        let transplant = (meta["transplant"] as? NSNumber)?.intValue ?? 0
+        // A recolour transplants nothing: its metadata names the colour and `transplant` is null.
+        let transplant = (meta["transplant"] as? NSNumber)?.intValue
         let db = try openImages(database)
         let covered = Double(maskPixels.filter { $0 > 0 }.count) / Double(side * side)
-        print(String(format: "mask covers %.0f%%; transplanted from %d (%@)", 100 * covered, transplant, db.database.items[transplant].caption))
+        if let t = transplant {
+            print(String(format: "mask covers %.0f%%; transplanted from %d (%@)", 100 * covered, t, db.database.items[t].caption))
+        } else {
+            print(String(format: "mask covers %.0f%%; recoloured %@, nothing transplanted", 100 * covered, (meta["recolour"] as? String) ?? "?"))
+        }
         if let sheet {
             let decoded = try PNGCodec.decode([UInt8](bytes), limits: EditStage.sourceLimits)
             let src = Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: side)
-            try saveSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, try db.rgb8(transplant, side: side)]],
+            // The last column is the transplanted neighbour, or the source again for a recolour.
+            try saveSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, try transplant.map { try db.rgb8($0, side: side) } ?? src]],
                        side: side)
         }
     }

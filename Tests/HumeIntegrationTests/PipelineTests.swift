@@ -262,6 +262,30 @@ struct PipelineTests {
         }
     }
 
+    @Test("hume edit: a recolour says what it did (no transplant), an addition names its donor; both write the PNG and sheet",
+          .timeLimit(.minutes(5)))
+    func editCommand() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hume-edit-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A source the user brings: a red disc on white, drawn here.
+        let side = 96
+        var px = [UInt8](repeating: 255, count: 3 * side * side)
+        for y in 0..<side { for x in 0..<side where (x - 48) * (x - 48) + (y - 48) * (y - 48) <= 900 {
+            px[3 * (y * side + x)] = 230; px[3 * (y * side + x) + 1] = 40; px[3 * (y * side + x) + 2] = 30
+        } }
+        let source = dir.appendingPathComponent("disc.png").path
+        try Data(PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: px))).write(to: URL(fileURLWithPath: source))
+        for (text, expected) in [("make it blue", "recoloured blue, nothing transplanted"), ("with sunglasses", "transplanted from ")] {
+            let out = dir.appendingPathComponent("out.png").path, sheet = dir.appendingPathComponent("sheet.png").path
+            let (rc, stdout, err) = try await onOwnThread {
+                try hume(["edit", source, text, "--size", "64", "--out", out, "--sheet", sheet], timeout: 120)
+            }
+            #expect(rc == 0 && stdout.contains(expected), "\(text): rc \(rc), \(stdout) \(err)")
+            #expect(FileManager.default.fileExists(atPath: out) && FileManager.default.fileExists(atPath: sheet), "\(text)")
+        }
+    }
+
     @Test("hume eval fidelity scores a prompt list with the baseline and writes its sheet; a bad list or concept is one sentence",
           .timeLimit(.minutes(5)))
     func evalFidelity() async throws {
