@@ -176,7 +176,7 @@ struct FidelityPromptTests {
 
 @Suite("edit list")
 struct EditListTests {
-    @Test("the committed edit list parses, holds at least 40 pairs over both databases, and every source exists")
+    @Test("the committed edit list parses, holds at least 40 pairs over both databases, and every source and named target exists")
     func committed() throws {
         let url = FidelityPromptTests.evalFolder.appendingPathComponent("edits.jsonl")
         let pairs = try EditPair.parseList(try String(contentsOf: url, encoding: .utf8), file: "edits.jsonl")
@@ -190,13 +190,21 @@ struct EditListTests {
                 continue
             }
             let captions = Set(db.items.map(\.caption))
-            for p in pairs where p.database == name { #expect(captions.contains(p.source), "\(name) has no picture captioned \"\(p.source)\"") }
+            for p in pairs where p.database == name {
+                #expect(captions.contains(p.source), "\(name) has no picture captioned \"\(p.source)\"")
+                // Every pair names its targets (possibly none), and none of them is the source itself.
+                #expect(p.targets != nil, "\(p.source) + \(p.edit) names no targets")
+                for t in p.targets ?? [] {
+                    #expect(captions.contains(t) && t != p.source, "\(name): target \"\(t)\" of \(p.source) + \(p.edit)")
+                }
+            }
         }
     }
 
     @Test("a bad line is one sentence naming the file and line")
     func bad() {
-        for text in ["{\"database\": \"emoji\", \"source\": \"x\"}", "not json", "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"  \"}", ""] {
+        for text in ["{\"database\": \"emoji\", \"source\": \"x\"}", "not json", "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"  \"}", "",
+                     "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"y\", \"targets\": \"z\"}"] {
             do {
                 _ = try EditPair.parseList(text, file: "e.jsonl")
                 Issue.record("\(text) was accepted")

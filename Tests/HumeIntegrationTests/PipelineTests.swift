@@ -262,6 +262,31 @@ struct PipelineTests {
         }
     }
 
+    @Test("hume eval edit scores against the retriever's target and against the targets a list names; a missing target is one sentence",
+          .timeLimit(.minutes(5)))
+    func evalEditNamedTargets() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hume-evaledit-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let list = dir.appendingPathComponent("pairs.jsonl").path
+        // A recolour whose named target is its twin (done), and one whose list says no picture shows the result (failed).
+        try ([#"{"database": "emoji", "source": "red heart", "edit": "make it blue", "targets": ["blue heart"]}"#,
+              #"{"database": "emoji", "source": "grinning face", "edit": "with a bow tie", "targets": []}"#].joined(separator: "\n") + "\n")
+            .write(toFile: list, atomically: true, encoding: .utf8)
+        let sheet = dir.appendingPathComponent("sheet.png").path
+        let (rc, out, err) = try await onOwnThread {
+            try hume(["eval", "edit", "--pairs", list, "--size", "32", "--json", "--sheet", sheet], timeout: 240)
+        }
+        #expect(rc == 0, "\(err)")
+        let j = try JSON.parse(out)
+        #expect(j["pairs"]?.int == 2 && j["pairs_named"]?.int == 2 && j["pairs_named_with_picture"]?.int == 1, "\(out)")
+        #expect(j["edit_success_named"]?.double == 0.5 && j["outside_change"]?.int == 0, "\(out)")
+        try (#"{"database": "emoji", "source": "red heart", "edit": "make it blue", "targets": ["a heart nobody drew"]}"# + "\n")
+            .write(toFile: list, atomically: true, encoding: .utf8)
+        let (rc2, _, err2) = try await onOwnThread { try hume(["eval", "edit", "--pairs", list, "--size", "32", "--json", "--sheet", sheet], timeout: 240) }
+        #expect(rc2 == 1 && err2.contains("has no picture captioned \"a heart nobody drew\""), "rc \(rc2): \(err2)")
+    }
+
     @Test("hume edit: a recolour says what it did (no transplant), an addition names its donor; both write the PNG and sheet",
           .timeLimit(.minutes(5)))
     func editCommand() async throws {
