@@ -98,23 +98,9 @@ public struct Recolour: Sendable, Equatable {
         return sorted[sorted.count / 2]
     }
 
-    /// The backdrop: near-white pixels (every channel ≥ 251) 4-connected to the border.
+    /// The backdrop: near-white pixels (every channel ≥ 251) 4-connected to the border (`Editor.reachable`).
     static func backdrop(_ rgb8: [UInt8], width: Int, height: Int) -> [Bool] {
-        let n = width * height
-        var inside = [Bool](repeating: false, count: n)
-        var stack: [Int] = []
-        func white(_ p: Int) -> Bool { rgb8[3 * p] >= 251 && rgb8[3 * p + 1] >= 251 && rgb8[3 * p + 2] >= 251 }
-        func push(_ p: Int) { if !inside[p] && white(p) { inside[p] = true; stack.append(p) } }
-        for x in 0..<width { push(x); push((height - 1) * width + x) }
-        for y in 0..<height { push(y * width); push(y * width + width - 1) }
-        while let p = stack.popLast() {
-            let x = p % width, y = p / width
-            if x > 0 { push(p - 1) }
-            if x < width - 1 { push(p + 1) }
-            if y > 0 { push(p - width) }
-            if y < height - 1 { push(p + width) }
-        }
-        return inside
+        Editor.reachable(width: width, height: height) { p in rgb8[3 * p] >= 251 && rgb8[3 * p + 1] >= 251 && rgb8[3 * p + 2] >= 251 }
     }
 
     /// The source recoloured, and the mask of the pixels changed (255) or kept (0); every kept pixel's bytes are the

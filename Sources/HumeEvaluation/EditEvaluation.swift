@@ -86,21 +86,26 @@ public struct EditEvaluation {
         return try EditPair.parseList(text, file: path)
     }
 
-    /// The edit jobs of `pairs`: params, the source as a PNG at `side`, the source's id, and its database (each
-    /// opened once).
+    /// The edit jobs of `pairs`: params, the source as a PNG at `side`, the source's id, the named targets' ids (nil
+    /// when the pair names none), and its database (each opened once). Every caption is checked before any edit runs.
     static func jobs(_ pairs: [EditPair], side: Int, root: URL) throws
-        -> [(params: [UInt8], png: [UInt8], source: Int, images: DatabaseImages)] {
+        -> [(params: [UInt8], png: [UInt8], source: Int, targets: [Int]?, images: DatabaseImages)] {
         var opened: [String: DatabaseImages] = [:]
         return try pairs.enumerated().map { n, pair in
             let db = try opened[pair.database] ?? DatabaseImages(named: pair.database, root: root)
             opened[pair.database] = db
-            guard let sourceID = db.database.items.firstIndex(where: { $0.caption == pair.source }) else {
-                throw HumeError(.invalidInput, "the \(pair.database) database has no picture captioned \"\(pair.source)\"")
+            func id(_ caption: String, _ role: String) throws -> Int {
+                guard let id = db.database.items.firstIndex(where: { $0.caption == caption }) else {
+                    throw HumeError(.invalidInput, "the \(pair.database) database has no picture captioned \"\(caption)\"\(role)")
+                }
+                return id
             }
+            let sourceID = try id(pair.source, "")
+            let targets = try pair.targets?.map { try id($0, " (a target of \"\(pair.source)\" + \"\(pair.edit)\")") }
             let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try db.rgb8(sourceID, side: side)))
             let params = JSON.object(["edit": .string(pair.edit), "caption": .string(pair.source), "database": .string(pair.database),
                                       "seed": JSON(n + 1), "size": JSON(side)]).bytes
-            return (params, png, sourceID, db)
+            return (params, png, sourceID, targets, db)
         }
     }
 
@@ -147,14 +152,8 @@ public struct EditEvaluation {
             if ok { successes += 1 }
             // The named targets: the one nearest the result, by the same rule.
             var namedNote = ""
-            if let names = pair.targets {
+            if let ids = job.targets {
                 named += 1
-                let ids = try names.map { name in
-                    guard let id = db.database.items.firstIndex(where: { $0.caption == name }) else {
-                        throw HumeError(.invalidInput, "the \(pair.database) database has no picture captioned \"\(name)\" (a target of \"\(pair.source)\" + \"\(pair.edit)\")")
-                    }
-                    return id
-                }
                 if !ids.isEmpty { namedWithPicture += 1 }
                 let nearest = try ids.map { id -> (String, Double, Double) in
                     let t = try db.rgb8(id, side: side)
@@ -172,14 +171,16 @@ public struct EditEvaluation {
             rows.append([source, mask.flatMap { [$0, $0, $0] }, out, targetPixels])
         }
         try writeSheet(sheet, rows: rows, side: side)
-        var namedResult: [String: Any] = [:]
+        var result: [String: Any] = [
+            "pairs": pairs.count, "size": side, "edit_success": Double(successes) / Double(pairs.count),
+            "by_database": byDatabase.mapValues { Double($0.ok) / Double($0.all) },
+            "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "outside_change": outsideChange,
+            "seconds_per_edit_median": median(seconds), "sheet": sheet]
         if named > 0 {
-            namedResult = ["edit_success_named": Double(namedSuccesses) / Double(named), "pairs_named": named,
-                           "pairs_named_with_picture": namedWithPicture]
+            result["edit_success_named"] = Double(namedSuccesses) / Double(named)
+            result["pairs_named"] = named
+            result["pairs_named_with_picture"] = namedWithPicture
         }
-        return (namedResult.merging(["pairs": pairs.count, "size": side, "edit_success": Double(successes) / Double(pairs.count),
-                 "by_database": byDatabase.mapValues { Double($0.ok) / Double($0.all) },
-                 "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "outside_change": outsideChange,
-                 "seconds_per_edit_median": median(seconds), "sheet": sheet] as [String: Any]) { a, _ in a }, lines)
+        return (result, lines)
     }
 }

@@ -10,12 +10,15 @@ import HumeStages
 /// Peak single-precision FLOP/s of one core: FMA width × FMA units × clock (AVX2+FMA: 2 × 8 × 2 per cycle).
 public func peakFlopsPerCore() -> (flops: Double, note: String) {
     let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let mhz = info.split(separator: "\n").first { $0.hasPrefix("cpu MHz") }.flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) } ?? 2000
+    /// The first core's value of a cpuinfo field.
+    func field(_ name: String) -> String? {
+        info.split(separator: "\n").first { $0.hasPrefix(name) }.map { $0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces) }
+    }
+    let mhz = field("cpu MHz").flatMap(Double.init) ?? 2000
     let avx512 = info.contains(" avx512f"), fma = info.contains(" fma")
     // AMD's family 19h (Zen 3 and Zen 4) has two 256-bit FMA pipes: Zen 4 runs AVX-512 on them in two halves, so its
     // single-precision peak is 32 flop/cycle like AVX2's, not the 64 of two 512-bit units.
-    let family = info.split(separator: "\n").first { $0.hasPrefix("cpu family") }
-        .flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+    let family = field("cpu family").flatMap { Int($0) }
     let halfPumped = info.contains("AuthenticAMD") && family == 0x19
     let perCycle: Double = avx512 && !halfPumped ? 64 : (fma ? 32 : 8)
     return (perCycle * mhz * 1e6, "\(Int(perCycle)) flop/cycle × \(Int(mhz)) MHz")
