@@ -412,6 +412,48 @@ struct RemovalEditTests {
     }
 }
 
+@Suite("addition edits")
+struct AdditionEditTests {
+    @Test("the caption and the edit make one text; an edit that names what the thing becomes is not an addition")
+    func parsing() {
+        #expect(EditStage.combined(caption: "grinning cat", edit: "with heart eyes") == "grinning cat with heart eyes")
+        #expect(EditStage.combined(caption: "A dog.", edit: " wearing a party hat") == "A dog wearing a party hat")
+        #expect(EditStage.combined(caption: "Happy!", edit: "with a hat") == "Happy with a hat")
+        for replacement in ["make it a tennis ball", "Make it happy", "turn it into a rose", "change it to a star"] {
+            #expect(EditStage.replaces(replacement), "\(replacement)")
+        }
+        for addition in ["with a hat", "wearing sunglasses", "blowing a kiss", "making a face"] {
+            #expect(!EditStage.replaces(addition), "\(addition)")
+        }
+    }
+
+    /// The captions of an edit's donor and neighbours.
+    func captions(_ meta: [String: Any]) throws -> (donor: String, neighbours: [String]) {
+        let items = try Database(named: "emoji", root: testPaths.databases).items
+        let donor = try #require(meta["transplant"] as? Int)
+        return (items[donor].caption, try #require(meta["neighbours"] as? [Int]).map { items[$0].caption })
+    }
+
+    @Test("cat face, blowing a kiss: the donor is the kissing cat, not the person's face the edit text alone finds first")
+    func catStaysACat() throws {
+        guard let (_, _, meta) = try editEmoji("cat face", #"{"edit": "blowing a kiss", "caption": "cat face", "size": 64}"#, side: 64) else { return }
+        let (donor, neighbours) = try captions(meta)
+        #expect(donor == "kissing cat", "donor \(donor); neighbours \(neighbours)")
+    }
+
+    @Test("grinning cat, with heart eyes: no picture of the source's own kind without the edit is an edit neighbour")
+    func noTwins() throws {
+        guard let (_, image, meta) = try editEmoji("grinning cat", #"{"edit": "with heart eyes", "caption": "grinning cat", "size": 64}"#, side: 64) else { return }
+        let (donor, neighbours) = try captions(meta)
+        #expect(neighbours.first == "smiling cat with heart-eyes", "\(neighbours)")
+        for twin in ["grinning cat", "grinning cat with smiling eyes"] { #expect(!neighbours.contains(twin), "\(twin) in \(neighbours)") }
+        #expect(donor == "smiling cat with heart-eyes", "donor \(donor)")
+        // The eyes change: the mask is more than a few pixels.
+        let mask = try #require(image.mask?.pixels)
+        #expect(mask.filter { $0 > 0 }.count > 64 * 64 / 50, "mask of \(mask.filter { $0 > 0 }.count) pixels")
+    }
+}
+
 @Suite("recolour edits through the stage")
 struct RecolourEditTests {
     @Test("make it blue: the red heart's own outline, in blue; nothing pasted; outside the mask the source's bytes")

@@ -76,8 +76,14 @@ public final class EditStage: Stage, @unchecked Sendable {
             ])
         }
         let source = try RGBImage(width: editor.side, height: editor.side, rgb8: sourceBytes)
-        let texts = [p.edit] + (p.caption.map { [$0] } ?? [])
-        let found = try search.neighbours(of: texts, database: p.database, k: editor.k)
+        let removed = Self.removedThing(p.edit)
+        // An addition to a captioned source also searches with the caption and the edit in one text (`additionDonors`).
+        let combined = removed == nil && !Self.replaces(p.edit) ? p.caption.map { Self.combined(caption: $0, edit: p.edit) } : nil
+        let texts = [p.edit] + (p.caption.map { [$0] } ?? []) + (combined.map { [$0] } ?? [])
+        let loaded = try search.databases.database(p.database)
+        let vectors = try search.embed(texts)
+        let d = Database.dimension
+        let found = try loaded.search(Array(vectors.prefix(min(texts.count, 2) * d)), k: editor.k, prompts: Array(texts.prefix(2)))
         // Neighbours found by pixels carry no similarity to a text: they are weighed alike.
         // The whole store ranked by pixel distance to the source: once, for whichever of the two uses below needs it.
         var byPixels: [Int]?
@@ -95,8 +101,12 @@ public final class EditStage: Stage, @unchecked Sendable {
         // neighbours are instead pictures of the source's caption with the thing taken out of it ("smiling face with
         // sunglasses" → "smiling face", "cowboy hat face" → "face"), or, without a caption, the pictures nearest the source
         // by pixels; either ranked by their similarity to that text less their similarity to the thing.
-        let removed = Self.removedThing(p.edit)
-        if let thing = removed {
+        if let combined {
+            let ranked = try Self.additionDonors(loaded, vectors: vectors, edit: p.edit, combined: combined, kind: found[1].ids,
+                                                 k: editor.k)
+            editIDs = ranked.map(\.id)
+            editScores = ranked.map(\.score)
+        } else if let thing = removed {
             let pool = max(32, 4 * editor.k)
             let rest = p.caption.flatMap { Self.caption($0, without: thing) }
             // The thing and the rest of the caption in one embedding call (the rest's first `pool` are its nearest).
@@ -137,6 +147,73 @@ public final class EditStage: Stage, @unchecked Sendable {
         let json = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
         return StageImage(width: side, height: side, metadata: [UInt8](json), pixels: pixels,
                           sections: [.init(tag: "MASK", width: side, height: side, channels: 1, pixels: mask)])
+    }
+
+    /// The text of a captioned source with an edit added: "grinning cat" + "with heart eyes" → "grinning cat with heart
+    /// eyes"; a caption's closing full stop goes ("A dog." + "wearing a party hat" → "A dog wearing a party hat").
+    public static func combined(caption: String, edit: String) -> String {
+        var c = caption.trimmingCharacters(in: .whitespacesAndNewlines)
+        while let last = c.last, ".!".contains(last) { c.removeLast() }
+        return c + " " + edit.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether an edit text asks for the thing to become another ("make it a tennis ball", "turn it into a rose", "make
+    /// it happy"): the result is then a picture of what the edit names, not of the source's kind with something added,
+    /// so the edit text alone finds its neighbours.
+    public static func replaces(_ edit: String) -> Bool {
+        let text = edit.lowercased().trimmingCharacters(in: .whitespacesAndNewlines)
+        return ["make it ", "make them ", "turn it into ", "turn them into ", "change it into ", "change it to ", "change them into "]
+            .contains { text.hasPrefix($0) }
+    }
+
+    /// The edit's neighbours for an addition to a captioned source: the pictures that are the source's kind *with* the
+    /// edit ("grinning cat" + "with heart eyes" → "smiling cat with heart-eyes", not the human "smiling face with
+    /// heart-eyes" that the edit text alone finds first, nor another grinning cat).
+    ///
+    /// Candidates are the first `max(32, 4k)` of the edit text's and of the combined text's (`combined`) neighbours,
+    /// each scored 2·s(combined) − s(caption) with s the similarity to a text's embedding: the combined text's similarity
+    /// moved on by the step from the caption to it. A picture of the source's kind alone is as near the caption as the
+    /// combined text and drops back; one of that kind with the edit rises; a picture of the added thing alone (a party
+    /// hat for "a dog wearing a party hat", when the database holds no dog in one) keeps the edit's share.
+    ///
+    /// Two kinds of candidate are left out, since as edit neighbours they pull the edit's prediction back to the source
+    /// (the mask shrinks to a few pixels) and as donors they fit the source best and bring nothing of the edit:
+    /// - pictures no nearer the combined text than the caption ("grinning face with a monocle" is not another grinning
+    ///   face);
+    /// - the source's twins: pictures no nearer the edit text than the source's own kind is, the median over the
+    ///   caption's `k` neighbours ("grinning cat with smiling eyes" for "with heart eyes" on a grinning cat).
+    /// When that leaves none, the twins are kept; when still none, every candidate.
+    /// - Parameters:
+    ///   - vectors: the unit embeddings of the edit text, the caption and the combined text, back to back.
+    ///   - kind: the caption's neighbours.
+    static func additionDonors(_ loaded: LoadedDatabase, vectors: [Float], edit: String, combined: String, kind: [Int], k: Int) throws
+        -> [(id: Int, score: Double)] {
+        let d = Database.dimension
+        precondition(vectors.count == 3 * d)
+        let pool = max(32, 4 * k)
+        let queries = Array(vectors[0 ..< d]) + Array(vectors[2 * d ..< 3 * d])
+        var candidates: [Int] = [], seen = Set<Int>()
+        for hits in try loaded.search(queries, k: pool, prompts: [edit, combined]) {
+            for id in hits.ids where seen.insert(id).inserted { candidates.append(id) }
+        }
+        let embeddings = try loaded.database.embeddings()
+        let all = embeddings.all
+        func similarity(_ id: Int, _ text: Int) -> Double {
+            var s: Float = 0
+            for j in 0..<d { s += all[id * d + j] * vectors[text * d + j] }
+            return Double(s)
+        }
+        let kindToEdit = kind.map { similarity($0, 0) }.sorted()
+        let sourceToEdit = kindToEdit.isEmpty ? -Double.infinity : kindToEdit[kindToEdit.count / 2]
+        let scored = candidates.map { id -> (id: Int, score: Double, gains: Bool, carries: Bool) in
+            let toCaption = similarity(id, 1), toCombined = similarity(id, 2)
+            return (id, 2 * toCombined - toCaption, toCombined > toCaption, similarity(id, 0) > sourceToEdit)
+        }
+        var kept = scored.filter { $0.gains && $0.carries }
+        if kept.isEmpty { kept = scored.filter(\.gains) }
+        if kept.isEmpty { kept = scored }
+        return kept.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            .prefix(k).map { ($0.id, $0.score) }
     }
 
     /// The thing an edit text asks to take away ("without the hat", "remove the sunglasses", "take off its mask",
