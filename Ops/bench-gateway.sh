@@ -3,13 +3,14 @@
 #  1. the round trip of one no-op job at a time, through the ZeroMQ client protocol and through HTTP (POST /v1/jobs
 #     with Prefer: wait), medians over --count jobs: what the gateway adds at p50 (`hume-gateway bench`);
 #  2. no-op jobs/s from wrk with keep-alive (Ops/gateway-post.lua: every request new jobs) for DURATION seconds,
-#     counting only 2xx answers, checked against the batch's total in the broker's journal: one job per request, and
-#     PER jobs per request (a "jobs" list).
+#     counting only 2xx answers, checked against the batch's total in the broker's journal: one job per request at
+#     CONNECTIONS and at MORE connections (each connection waits for its own jobs' journal commit, so throughput grows
+#     with connections until the CPU is full), and PER jobs per request (a "jobs" list) at CONNECTIONS.
 # Each is run RUNS times on a fresh broker, noop worker and gateway (release builds); the medians are printed.
-# Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10]
+# Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10] [MORE=128]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-3} duration=${2:-10} connections=${3:-64} per=${4:-10}
+runs=${1:-3} duration=${2:-10} connections=${3:-64} per=${4:-10} more=${5:-128}
 command -v wrk >/dev/null || { echo "bench-gateway: installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 swift build -c release --product hume --quiet
@@ -20,7 +21,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-added=() p50z=() p50h=() rates=() batched=()
+added=() p50z=() p50h=() rates=() batched=() wider=()
 for run in $(seq 1 "$runs"); do
     d=$work/run$run; mkdir -p "$d"
     "$bin/hume" broker --journal "$d/journal.sqlite" --ready-file "$d/broker.ready" --stages noop \
@@ -40,18 +41,19 @@ for run in $(seq 1 "$runs"); do
     added+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["added_p50_ms"])' "$line")")
     p50z+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["zmq_p50_ms"])' "$line")")
     p50h+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["http_p50_ms"])' "$line")")
-    for n in 1 "$per"; do
-        b=wrk$run-$n
-        out=$(wrk -t2 -c"$connections" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n")
+    for load in "1 $connections" "$per $connections" "1 $more"; do
+        read -r n c <<<"$load"
+        b=wrk$run-$n-$c
+        out=$(wrk -t2 -c"$c" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n")
         requests=$(awk '/requests in/ {print $1}' <<<"$out")
         non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
         total=$(curl -s "http://$gw/v1/batches/$b" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total", 0))')
         rate=$(python3 -c "print(round(($requests - $non2xx) * $n / $duration))")
-        echo "run $run wrk, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s"
-        if [[ $n == 1 ]]; then rates+=("$rate"); else batched+=("$rate"); fi
+        echo "run $run wrk, $c connections, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s"
+        if [[ $n != 1 ]]; then batched+=("$rate"); elif [[ $c == "$connections" ]]; then rates+=("$rate"); else wider+=("$rate"); fi
     done
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     pids=()
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "median of $runs: ZeroMQ p50 $(median "${p50z[@]}") ms, HTTP p50 $(median "${p50h[@]}") ms, added $(median "${added[@]}") ms at p50; from wrk ($connections connections, ${duration} s): $(median "${rates[@]}") no-op jobs/s one per request, $(median "${batched[@]}") with $per per request"
+echo "median of $runs: ZeroMQ p50 $(median "${p50z[@]}") ms, HTTP p50 $(median "${p50h[@]}") ms, added $(median "${added[@]}") ms at p50; from wrk ($connections connections, ${duration} s): $(median "${rates[@]}") no-op jobs/s one per request, $(median "${batched[@]}") with $per per request; one per request at $more connections: $(median "${wider[@]}") jobs/s"
