@@ -83,7 +83,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { ticker.cancel() }
-        var logger = Logger(label: "hume-gateway")
+        var logger = Logger(label: "hume-gateway") { GatewayLogHandler(label: $0) }
         logger.logLevel = .warning
         let ready = readyFile
         let app = Application(

@@ -5,7 +5,8 @@
 #  2. no-op jobs/s from wrk with keep-alive (Ops/gateway-post.lua: every request new jobs) for DURATION seconds,
 #     counting only 2xx answers, checked against the batch's total in the broker's journal: one job per request at
 #     CONNECTIONS and at MORE connections (each connection waits for its own jobs' journal commit, so throughput grows
-#     with connections until the CPU is full), and PER jobs per request (a "jobs" list) at CONNECTIONS.
+#     with connections until the CPU is full), then PER jobs per request (a "jobs" list) at CONNECTIONS, last, since
+#     the half million jobs it adds to the journal slow what follows.
 # Each is run RUNS times on a fresh broker, noop worker and gateway (release builds); the medians are printed.
 # Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10] [MORE=128]
 set -euo pipefail
@@ -41,7 +42,7 @@ for run in $(seq 1 "$runs"); do
     added+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["added_p50_ms"])' "$line")")
     p50z+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["zmq_p50_ms"])' "$line")")
     p50h+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["http_p50_ms"])' "$line")")
-    for load in "1 $connections" "$per $connections" "1 $more"; do
+    for load in "1 $connections" "1 $more" "$per $connections"; do
         read -r n c <<<"$load"
         b=wrk$run-$n-$c
         out=$(wrk -t2 -c"$c" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n")
