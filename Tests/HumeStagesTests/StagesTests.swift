@@ -419,10 +419,10 @@ struct AdditionEditTests {
         #expect(EditStage.combined(caption: "grinning cat", edit: "with heart eyes") == "grinning cat with heart eyes")
         #expect(EditStage.combined(caption: "A dog.", edit: " wearing a party hat") == "A dog wearing a party hat")
         #expect(EditStage.combined(caption: "Happy!", edit: "with a hat") == "Happy with a hat")
-        for replacement in ["make it a tennis ball", "Make it happy", "turn it into a rose", "change it to a star"] {
+        for replacement in ["make it a tennis ball", "Make it happy", "turn it into a rose", "change it to a star", "light it", "open them"] {
             #expect(EditStage.replaces(replacement), "\(replacement)")
         }
-        for addition in ["with a hat", "wearing sunglasses", "blowing a kiss", "making a face"] {
+        for addition in ["with a hat", "wearing sunglasses", "blowing a kiss", "making a face", "covering its eyes", "it"] {
             #expect(!EditStage.replaces(addition), "\(addition)")
         }
     }

@@ -157,13 +157,12 @@ public final class EditStage: Stage, @unchecked Sendable {
         return c + " " + edit.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Whether an edit text asks for the thing to become another ("make it a tennis ball", "turn it into a rose", "make
-    /// it happy"): the result is then a picture of what the edit names, not of the source's kind with something added,
-    /// so the edit text alone finds its neighbours.
+    /// Whether an edit text asks for the thing itself to change: a verb acting on "it" or "them" ("make it a tennis
+    /// ball", "turn it into a rose", "make it happy", "light it", "open them"). The result is then a picture of what
+    /// the edit names, not of the source's kind with something added, so the edit text alone finds its neighbours.
     public static func replaces(_ edit: String) -> Bool {
-        let text = edit.lowercased().trimmingCharacters(in: .whitespacesAndNewlines)
-        return ["make it ", "make them ", "turn it into ", "turn them into ", "change it into ", "change it to ", "change them into "]
-            .contains { text.hasPrefix($0) }
+        let words = edit.lowercased().split(whereSeparator: { !$0.isLetter })
+        return words.count >= 2 && (words[1] == "it" || words[1] == "them")
     }
 
     /// The edit's neighbours for an addition to a captioned source: the pictures that are the source's kind *with* the
