@@ -13,7 +13,7 @@ import HumeStages
 /// job's route is `edit` alone: this stage finds the neighbours of the edit text (and of the caption, when given)
 /// in-process, with the embed stage's model and the retrieve stage's index (`NeighbourSearch`). The result's metadata records how it was made: `edit`, `caption` (or null),
 /// `source_neighbours_by` (`caption` or `pixels`), `database`, `k`, `seed`, `size`, `steps`, `strength`,
-/// `source_neighbours`, `neighbours` (the edit text's), `transplant`, `mask_fraction`, `version`.
+/// `source_neighbours`, `neighbours` (the edit's: found for the edit text, or ranked for an addition or removal), `transplant`, `mask_fraction`, `version`.
 /// `@unchecked Sendable`: the image cache is guarded by `lock`; everything else is immutable or thread-safe.
 public final class EditStage: Stage, @unchecked Sendable {
     /// Largest source accepted: 2048 pixels a side and 32 MiB (the broker's blob limit).
@@ -77,7 +77,7 @@ public final class EditStage: Stage, @unchecked Sendable {
         }
         let source = try RGBImage(width: editor.side, height: editor.side, rgb8: sourceBytes)
         let removed = Self.removedThing(p.edit)
-        // An addition to a captioned source also searches with the caption and the edit in one text (`additionDonors`).
+        // An addition to a captioned source also searches with the caption and the edit as one text.
         let combined = removed == nil && !Self.replaces(p.edit) ? p.caption.map { Self.combined(caption: $0, edit: p.edit) } : nil
         let texts = [p.edit] + (p.caption.map { [$0] } ?? []) + (combined.map { [$0] } ?? [])
         let loaded = try search.databases.database(p.database)
@@ -97,16 +97,17 @@ public final class EditStage: Stage, @unchecked Sendable {
         let sourceScores = p.caption != nil ? found[1].scores : nil
         var editIDs = found[0].ids
         var editScores = found[0].scores
-        // A removal: a sentence embedding hardly hears "without", so "without the hat" finds hats. The edit's
-        // neighbours are instead pictures of the source's caption with the thing taken out of it ("smiling face with
-        // sunglasses" → "smiling face", "cowboy hat face" → "face"), or, without a caption, the pictures nearest the source
-        // by pixels; either ranked by their similarity to that text less their similarity to the thing.
         if let combined {
+            // An addition to a captioned source: pictures of the source's kind with the edit (`additionDonors`).
             let ranked = try Self.additionDonors(loaded, vectors: vectors, edit: p.edit, combined: combined, kind: found[1].ids,
                                                  k: editor.k)
             editIDs = ranked.map(\.id)
             editScores = ranked.map(\.score)
         } else if let thing = removed {
+            // A removal: a sentence embedding hardly hears "without", so "without the hat" finds hats. The edit's
+            // neighbours are instead pictures of the source's caption with the thing taken out of it ("smiling face with
+            // sunglasses" → "smiling face", "cowboy hat face" → "face"), or, without a caption, the pictures nearest the
+            // source by pixels; either ranked by their similarity to that text less their similarity to the thing.
             let pool = max(32, 4 * editor.k)
             let rest = p.caption.flatMap { Self.caption($0, without: thing) }
             // The thing and the rest of the caption in one embedding call (the rest's first `pool` are its nearest).
