@@ -61,6 +61,9 @@ public struct EditEvaluation {
     public var side = Editor().side
     /// The sheet PNG (rows: source, mask, result, target).
     public var sheet = "eval-edit.png"
+    /// Whether each job carries its source's caption; without, the editor knows the source by its pixels alone, as it
+    /// does a picture of a user's own sent without one.
+    public var captions = true
     public var root: URL
     public var modelDirectory: URL
 
@@ -88,7 +91,8 @@ public struct EditEvaluation {
 
     /// The edit jobs of `pairs`: params, the source as a PNG at `side`, the source's id, the named targets' ids (nil
     /// when the pair names none), and its database (each opened once). Every caption is checked before any edit runs.
-    static func jobs(_ pairs: [EditPair], side: Int, root: URL) throws
+    /// `captions`: whether the params carry the source's caption.
+    static func jobs(_ pairs: [EditPair], side: Int, root: URL, captions: Bool = true) throws
         -> [(params: [UInt8], png: [UInt8], source: Int, targets: [Int]?, images: DatabaseImages)] {
         var opened: [String: DatabaseImages] = [:]
         return try pairs.enumerated().map { n, pair in
@@ -103,8 +107,10 @@ public struct EditEvaluation {
             let sourceID = try id(pair.source, "")
             let targets = try pair.targets?.map { try id($0, " (a target of \"\(pair.source)\" + \"\(pair.edit)\")") }
             let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try db.rgb8(sourceID, side: side)))
-            let params = JSON.object(["edit": .string(pair.edit), "caption": .string(pair.source), "database": .string(pair.database),
-                                      "seed": JSON(n + 1), "size": JSON(side)]).bytes
+            var fields: [String: JSON] = ["edit": .string(pair.edit), "database": .string(pair.database), "seed": JSON(n + 1),
+                                          "size": JSON(side)]
+            if captions { fields["caption"] = .string(pair.source) }
+            let params = JSON.object(fields).bytes
             return (params, png, sourceID, targets, db)
         }
     }
@@ -119,7 +125,7 @@ public struct EditEvaluation {
         let stage = try EditStage(modelDirectory: modelDirectory, root: root)
         let embed = try EmbedStage(modelDirectory: modelDirectory, batchSize: 64)
         let retrieve = RetrieveStage(root: root, batchSize: 64)
-        let jobs = try Self.jobs(pairs, side: side, root: root)
+        let jobs = try Self.jobs(pairs, side: side, root: root, captions: captions)
         var rows: [[[UInt8]]] = [], lines: [String] = [], coverage: [Double] = [], seconds: [Double] = []
         var successes = 0, outsideChange = 0, namedSuccesses = 0, named = 0, namedWithPicture = 0
         var byDatabase: [String: (ok: Int, all: Int)] = [:]
@@ -175,7 +181,7 @@ public struct EditEvaluation {
             "pairs": pairs.count, "size": side, "edit_success": Double(successes) / Double(pairs.count),
             "by_database": byDatabase.mapValues { Double($0.ok) / Double($0.all) },
             "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "outside_change": outsideChange,
-            "seconds_per_edit_median": median(seconds), "sheet": sheet]
+            "seconds_per_edit_median": median(seconds), "sheet": sheet, "captions": captions]
         if named > 0 {
             result["edit_success_named"] = Double(namedSuccesses) / Double(named)
             result["pairs_named"] = named

@@ -231,6 +231,8 @@ struct EvalEdit: ParsableCommand {
     @Option(help: "Edit list (JSONL: database, source caption, edit); default Ops/eval/edits.jsonl.") var pairs: String?
     @Option(help: "Working side: 32, 64 or 128.") var size = Editor().side
     @Option(help: "Sheet PNG (rows: source, mask, result, target).") var sheet = "eval-edit.png"
+    @Flag(help: "Send the jobs without the source's caption (the editor then knows each source by its pixels alone).")
+    var noCaption = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -242,6 +244,7 @@ struct EvalEdit: ParsableCommand {
                                         root: humePaths.databases, modelDirectory: humePaths.model)
         evaluation.sheet = sheet
         evaluation.side = size
+        evaluation.captions = !noCaption
         let (result, lines) = try evaluation.run()
         if json { return try printJSON(result) }
         lines.forEach { print($0) }

@@ -452,6 +452,14 @@ struct AdditionEditTests {
         let mask = try #require(image.mask?.pixels)
         #expect(mask.filter { $0 > 0 }.count > 64 * 64 / 50, "mask of \(mask.filter { $0 > 0 }.count) pixels")
     }
+
+    @Test("without a caption, the picture nearest the source by pixels names its kind: the cat still gets a cat's heart eyes")
+    func uncaptioned() throws {
+        guard let (_, _, meta) = try editEmoji("grinning cat", #"{"edit": "with heart eyes", "size": 64}"#, side: 64) else { return }
+        let (donor, neighbours) = try captions(meta)
+        #expect(meta["caption"] is NSNull && meta["source_neighbours_by"] as? String == "pixels")
+        #expect(donor == "smiling cat with heart-eyes", "donor \(donor); neighbours \(neighbours)")
+    }
 }
 
 @Suite("recolour edits through the stage")

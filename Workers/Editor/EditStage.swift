@@ -76,16 +76,8 @@ public final class EditStage: Stage, @unchecked Sendable {
             ])
         }
         let source = try RGBImage(width: editor.side, height: editor.side, rgb8: sourceBytes)
-        let removed = Self.removedThing(p.edit)
-        // An addition to a captioned source also searches with the caption and the edit as one text.
-        let combined = removed == nil && !Self.replaces(p.edit) ? p.caption.map { Self.combined(caption: $0, edit: p.edit) } : nil
-        let texts = [p.edit] + (p.caption.map { [$0] } ?? []) + (combined.map { [$0] } ?? [])
-        let loaded = try search.databases.database(p.database)
-        let vectors = try search.embed(texts)
-        let d = Database.dimension
-        let found = try loaded.search(Array(vectors.prefix(min(texts.count, 2) * d)), k: editor.k, prompts: Array(texts.prefix(2)))
         // Neighbours found by pixels carry no similarity to a text: they are weighed alike.
-        // The whole store ranked by pixel distance to the source: once, for whichever of the two uses below needs it.
+        // The whole store ranked by pixel distance to the source: once, for whichever of the uses below needs it.
         var byPixels: [Int]?
         func nearestByPixels() throws -> [Int] {
             if let ranked = byPixels { return ranked }
@@ -93,6 +85,17 @@ public final class EditStage: Stage, @unchecked Sendable {
             byPixels = ranked
             return ranked
         }
+        let removed = Self.removedThing(p.edit)
+        let adds = removed == nil && !Self.replaces(p.edit)
+        // An addition also searches with the source's caption and the edit as one text. Without a caption, the caption
+        // of the database picture nearest the source by pixels stands in for it (the source itself, when it is there).
+        let kindCaption = try p.caption ?? (adds ? try nearestByPixels().first.map { db.database.items[$0].caption } : nil)
+        let combined = adds ? kindCaption.map { Self.combined(caption: $0, edit: p.edit) } : nil
+        let texts = [p.edit] + (kindCaption.map { [$0] } ?? []) + (combined.map { [$0] } ?? [])
+        let loaded = try search.databases.database(p.database)
+        let vectors = try search.embed(texts)
+        let d = Database.dimension
+        let found = try loaded.search(Array(vectors.prefix(min(texts.count, 2) * d)), k: editor.k, prompts: Array(texts.prefix(2)))
         let sourceIDs = p.caption != nil ? found[1].ids : try nearestByPixels()
         let sourceScores = p.caption != nil ? found[1].scores : nil
         var editIDs = found[0].ids
