@@ -548,22 +548,20 @@ public final class LocalEquivariantDenoiser: Denoiser {
             if count & 1 == 1 { b += columnSums[c1 &- 1]; prefixRow[count] = b }
             for k in (mid + 1)..<(count + 1) { prefixRow[k] += a }
             prefixRow[mid] = a
-            var px = columns.lowerBound
-            // Targets whose box is not clipped: px − half ≥ 0 and px + half + 1 ≤ w, eight at a time.
-            let interiorEnd = min(columns.upperBound, w - half - 1 + 1)
-            while px < columns.upperBound && px - half < 0 {
+            // A box clipped to the image, one target at a time (the row's two ends).
+            func clippedBox(_ px: Int) {
                 boxRow[px] = Float(prefixRow[min(px + half + 1, w) - c0] - prefixRow[max(px - half, 0) - c0])
-                px += 1
             }
+            var px = columns.lowerBound
+            while px < columns.upperBound && px - half < 0 { clippedBox(px); px += 1 }
+            // Targets whose box is not clipped (px − half ≥ 0 and px + half < w), eight at a time.
+            let interiorEnd = min(columns.upperBound, w - half)
             while px + 8 <= interiorEnd {
                 let hiBox = load(prefixRow + (px + half + 1 - c0)), loBox = load(prefixRow + (px - half - c0))
                 store(VectorMath.narrow(hiBox - loBox), boxRow + px)
                 px += 8
             }
-            while px < columns.upperBound {
-                boxRow[px] = Float(prefixRow[min(px + half + 1, w) - c0] - prefixRow[max(px - half, 0) - c0])
-                px += 1
-            }
+            while px < columns.upperBound { clippedBox(px); px += 1 }
             // The online softmax, eight target pixels at a time.
             let sr = (py + dy + R) * pw + dx + R, pr = py * w
             px = columns.lowerBound

@@ -51,7 +51,7 @@ public struct EditPair: Sendable, Equatable {
 /// the source's (`outside_change`, which must be 0). Each pair goes through the edit stage as an edit job.
 ///
 /// The retriever's target is wrong for about one pair in five ("grinning cat with heart eyes" finds the grinning cat
-/// with smiling eyes), and it is the query an editor would use to let the donor search hear the source. So pairs whose
+/// with smiling eyes), and the editor's own addition search now uses that query. So pairs whose
 /// list line names `targets` are also scored against those (`edit_success_named`): the same rule with the named picture
 /// nearest the result; a pair whose database holds no picture of the result (`targets` empty) counts as failed.
 public struct EditEvaluation {
@@ -87,6 +87,12 @@ public struct EditEvaluation {
             throw HumeError(.invalidInput, "Cannot read the edit list \(path).")
         }
         return try EditPair.parseList(text, file: path)
+    }
+
+    /// The success rule: the result at least 5% nearer the target than the source was (RMSE), and its masked region
+    /// changed (mean absolute change above 0.02).
+    static func succeeds(before: Double, after: Double, changed: Double) -> Bool {
+        after < 0.95 * before && changed > 0.02
     }
 
     /// The edit jobs of `pairs`: params, the source as a PNG at `side`, the source's id, the named targets' ids (nil
@@ -154,7 +160,7 @@ public struct EditEvaluation {
             }
             let changed = insideCount > 0 ? inside / Double(insideCount) : 0
             let before = rmse(source, targetPixels), after = rmse(out, targetPixels)
-            let ok = after < 0.95 * before && changed > 0.02
+            let ok = Self.succeeds(before: before, after: after, changed: changed)
             if ok { successes += 1 }
             // The named targets: the one nearest the result, by the same rule.
             var namedNote = ""
@@ -165,7 +171,7 @@ public struct EditEvaluation {
                     let t = try db.rgb8(id, side: side)
                     return (db.database.items[id].caption, rmse(source, t), rmse(out, t))
                 }.min { $0.2 < $1.2 }
-                let namedOK = nearest.map { $0.2 < 0.95 * $0.1 && changed > 0.02 } ?? false
+                let namedOK = nearest.map { Self.succeeds(before: $0.1, after: $0.2, changed: changed) } ?? false
                 if namedOK { namedSuccesses += 1 }
                 namedNote = nearest.map { "; named target \($0.0): \(String(format: "%.3f", $0.1)) → \(String(format: "%.3f", $0.2)) \(namedOK ? "ok" : "no")" }
                     ?? "; no picture of the result: no"

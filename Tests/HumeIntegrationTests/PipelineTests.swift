@@ -265,15 +265,14 @@ struct PipelineTests {
     @Test("hume eval edit scores against the retriever's target and against the targets a list names; a missing target is one sentence",
           .timeLimit(.minutes(5)))
     func evalEditNamedTargets() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hume-evaledit-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let list = dir.appendingPathComponent("pairs.jsonl").path
+        let dir = tempDir("evaledit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let list = dir + "/pairs.jsonl"
         // A recolour whose named target is its twin (done), and one whose list says no picture shows the result (failed).
         try ([#"{"database": "emoji", "source": "red heart", "edit": "make it blue", "targets": ["blue heart"]}"#,
               #"{"database": "emoji", "source": "grinning face", "edit": "with a bow tie", "targets": []}"#].joined(separator: "\n") + "\n")
             .write(toFile: list, atomically: true, encoding: .utf8)
-        let sheet = dir.appendingPathComponent("sheet.png").path
+        let sheet = dir + "/sheet.png"
         let (rc, out, err) = try await onOwnThread {
             try hume(["eval", "edit", "--pairs", list, "--size", "32", "--json", "--sheet", sheet], timeout: 240)
         }
@@ -290,19 +289,18 @@ struct PipelineTests {
     @Test("hume edit: a recolour says what it did (no transplant), an addition names its donor; both write the PNG and sheet",
           .timeLimit(.minutes(5)))
     func editCommand() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hume-edit-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = tempDir("edit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         // A source the user brings: a red disc on white, drawn here.
         let side = 96
         var px = [UInt8](repeating: 255, count: 3 * side * side)
         for y in 0..<side { for x in 0..<side where (x - 48) * (x - 48) + (y - 48) * (y - 48) <= 900 {
             px[3 * (y * side + x)] = 230; px[3 * (y * side + x) + 1] = 40; px[3 * (y * side + x) + 2] = 30
         } }
-        let source = dir.appendingPathComponent("disc.png").path
+        let source = dir + "/disc.png"
         try Data(PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: px))).write(to: URL(fileURLWithPath: source))
         for (text, expected) in [("make it blue", "recoloured blue, nothing transplanted"), ("with sunglasses", "transplanted from ")] {
-            let out = dir.appendingPathComponent("out.png").path, sheet = dir.appendingPathComponent("sheet.png").path
+            let out = dir + "/out.png", sheet = dir + "/sheet.png"
             let (rc, stdout, err) = try await onOwnThread {
                 try hume(["edit", source, text, "--size", "64", "--out", out, "--sheet", sheet], timeout: 120)
             }
@@ -314,14 +312,13 @@ struct PipelineTests {
     @Test("hume eval fidelity scores a prompt list with the baseline and writes its sheet; a bad list or concept is one sentence",
           .timeLimit(.minutes(5)))
     func evalFidelity() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hume-fidelity-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let list = dir.appendingPathComponent("prompts.jsonl").path
+        let dir = tempDir("fidelity")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let list = dir + "/prompts.jsonl"
         let lines = [#"{"prompt": "a juicy strawberry", "concepts": ["strawberry"]}"#,
                      #"{"prompt": "a rocket flying to space", "concepts": ["rocket"]}"#]
         try (lines.joined(separator: "\n") + "\n").write(toFile: list, atomically: true, encoding: .utf8)
-        let sheet = dir.appendingPathComponent("sheet.png").path
+        let sheet = dir + "/sheet.png"
         let (rc, out, err) = try await onOwnThread {
             try hume(["eval", "fidelity", "--prompts", list, "--seeds", "2", "--steps", "4", "--size", "32", "--json", "--sheet", sheet], timeout: 240)
         }
