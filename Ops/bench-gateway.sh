@@ -6,7 +6,8 @@
 #     counting only 2xx answers, checked against the batch's total in the broker's journal: one job per request at
 #     CONNECTIONS and at MORE connections (each connection waits for its own jobs' journal commit, so throughput grows
 #     with connections until the CPU is full), then PER jobs per request (a "jobs" list) at CONNECTIONS, last, since
-#     the half million jobs it adds to the journal slow what follows.
+#     the half million jobs it adds to the journal slow what follows. Each wrk line also gives the gateway's CPU time
+#     (user + system, from /proc) per request.
 # Each is run RUNS times on a fresh broker, noop worker and gateway (release builds); the medians are printed.
 # Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10] [MORE=128]
 set -euo pipefail
@@ -22,7 +23,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-added=() p50z=() p50h=() rates=() batched=() wider=()
+added=() p50z=() p50h=() rates=() batched=() wider=() cpus=()
 for run in $(seq 1 "$runs"); do
     d=$work/run$run; mkdir -p "$d"
     "$bin/hume" broker --journal "$d/journal.sqlite" --ready-file "$d/broker.ready" --stages noop \
@@ -34,7 +35,7 @@ for run in $(seq 1 "$runs"); do
     "$bin/hume" worker noop --broker "$workers" --batch 64 > "$d/noop.log" 2>&1 &
     pids+=($!); disown
     "$bin/hume-gateway" --broker "$clients" --bind 127.0.0.1:0 --ready-file "$d/gw.ready" > "$d/gw.log" 2>&1 &
-    pids+=($!); disown
+    gwpid=$!; pids+=($gwpid); disown
     for _ in $(seq 100); do [[ -s $d/gw.ready ]] && break; sleep 0.1; done
     gw=$(cat "$d/gw.ready")
     line=$("$bin/hume-gateway" bench --broker "$clients" --gateway "$gw" --json)
@@ -45,16 +46,19 @@ for run in $(seq 1 "$runs"); do
     for load in "1 $connections" "1 $more" "$per $connections"; do
         read -r n c <<<"$load"
         b=wrk$run-$n-$c
+        cpu0=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")   # the gateway's user + system time, in clock ticks
         out=$(wrk -t2 -c"$c" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n")
+        cpu1=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")
         requests=$(awk '/requests in/ {print $1}' <<<"$out")
         non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
         total=$(curl -s "http://$gw/v1/batches/$b" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total", 0))')
         rate=$(python3 -c "print(round(($requests - $non2xx) * $n / $duration))")
-        echo "run $run wrk, $c connections, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s"
-        if [[ $n != 1 ]]; then batched+=("$rate"); elif [[ $c == "$connections" ]]; then rates+=("$rate"); else wider+=("$rate"); fi
+        cpu=$(python3 -c "print(round(($cpu1 - $cpu0) / $(getconf CLK_TCK) * 1e6 / max($requests, 1), 1))")
+        echo "run $run wrk, $c connections, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s; gateway CPU $cpu µs per request"
+        if [[ $n != 1 ]]; then batched+=("$rate"); elif [[ $c == "$connections" ]]; then rates+=("$rate"); cpus+=("$cpu"); else wider+=("$rate"); fi
     done
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     pids=()
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "median of $runs: ZeroMQ p50 $(median "${p50z[@]}") ms, HTTP p50 $(median "${p50h[@]}") ms, added $(median "${added[@]}") ms at p50; from wrk ($connections connections, ${duration} s): $(median "${rates[@]}") no-op jobs/s one per request, $(median "${batched[@]}") with $per per request; one per request at $more connections: $(median "${wider[@]}") jobs/s"
+echo "median of $runs: ZeroMQ p50 $(median "${p50z[@]}") ms, HTTP p50 $(median "${p50h[@]}") ms, added $(median "${added[@]}") ms at p50; from wrk ($connections connections, ${duration} s): $(median "${rates[@]}") no-op jobs/s one per request, $(median "${batched[@]}") with $per per request; one per request at $more connections: $(median "${wider[@]}") jobs/s; the gateway's CPU per single-job request at $connections connections: $(median "${cpus[@]}") µs"
