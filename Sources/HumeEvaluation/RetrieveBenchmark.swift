@@ -257,7 +257,9 @@ public struct RetrieveBenchmark {
     /// The stage's run() against the raw index search on the same queries (the database's own embeddings), one query
     /// at a time. Each query is timed both ways back to back (raw first on even queries, the stage first on odd ones),
     /// so that the machine's drift over a round, which on a shared box is larger than the difference, falls on both
-    /// alike; a round's overhead is its stage total over its raw total, and the result the median of `rounds`.
+    /// alike; a round's overhead is its stage total over its raw total, and the result the median of `rounds`. The
+    /// queries carry no text, as in a pipeline whose embed stage sent none; `words_*` times the stage a third time with
+    /// each query's caption as its text, so its words re-rank the index's first 64 (`CaptionWords`).
     public func stageOverhead(rounds: Int = 9) throws -> JSON {
         let stage = RetrieveStage(root: root, batchSize: 1)
         let loaded = try stage.databases.database(database)
@@ -268,36 +270,45 @@ public struct RetrieveBenchmark {
         let tasks = (0..<n).map { i in
             StageTask(lease: UInt64(i), jobID: UInt64(i), attempt: 0, key: "\(i)", params: params, input: EmbedOutput(vector: emb.vector(i), text: "").encoded())
         }
+        let worded = (0..<n).map { i in
+            StageTask(lease: UInt64(i), jobID: UInt64(i), attempt: 0, key: "\(i)", params: params,
+                      input: EmbedOutput(vector: emb.vector(i), text: loaded.database.items[i].caption).encoded())
+        }
         let ix = loaded.index.index
         func raw(_ i: Int) throws -> UInt64 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try ix.search(UnsafeBufferPointer(rebasing: emb.all[i * d ..< (i + 1) * d]), k: 16)
             return DispatchTime.now().uptimeNanoseconds - t0
         }
-        func staged(_ i: Int) throws -> UInt64 {
+        func staged(_ i: Int, _ tasks: [StageTask]) throws -> UInt64 {
             let t0 = DispatchTime.now().uptimeNanoseconds
             guard case .ok = try stage.run([tasks[i]])[0] else { throw HumeError(.system, "The retrieve stage refused a benchmark query.") }
             return DispatchTime.now().uptimeNanoseconds - t0
         }
-        var rawUS: [Double] = [], stageUS: [Double] = [], ratios: [Double] = []
+        var rawUS: [Double] = [], stageUS: [Double] = [], ratios: [Double] = [], wordsUS: [Double] = [], wordsRatios: [Double] = []
         for _ in 0..<max(1, rounds) {
-            var r: UInt64 = 0, s: UInt64 = 0
+            var r: UInt64 = 0, s: UInt64 = 0, w: UInt64 = 0
             for i in 0..<n {
                 if i % 2 == 0 {
                     r += try raw(i)
-                    s += try staged(i)
+                    s += try staged(i, tasks)
+                    w += try staged(i, worded)
                 } else {
-                    s += try staged(i)
+                    w += try staged(i, worded)
+                    s += try staged(i, tasks)
                     r += try raw(i)
                 }
             }
             rawUS.append(Double(r) / Double(n) / 1e3)
             stageUS.append(Double(s) / Double(n) / 1e3)
+            wordsUS.append(Double(w) / Double(n) / 1e3)
             ratios.append(Double(s) / Double(r))
+            wordsRatios.append(Double(w) / Double(r))
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         return .object(["queries": JSON(n), "rounds": JSON(rounds), "raw_us": .number(median(rawUS)), "stage_us": .number(median(stageUS)),
                         "overhead_percent": .number((median(ratios) - 1) * 100),
-                        "overhead_percent_range": .array([.number((ratios.min()! - 1) * 100), .number((ratios.max()! - 1) * 100)])])
+                        "overhead_percent_range": .array([.number((ratios.min()! - 1) * 100), .number((ratios.max()! - 1) * 100)]),
+                        "words_stage_us": .number(median(wordsUS)), "words_overhead_percent": .number((median(wordsRatios) - 1) * 100)])
     }
 }

@@ -16,6 +16,8 @@ public final class LoadedDatabase: Sendable {
     /// Every caption as a JSON string (escaped and quoted), back to back, item i's at
     /// `captionOffsets[i]..<captionOffsets[i + 1]`: written once, copied into every payload (`payloads`).
     let captionJSON: [UInt8], captionOffsets: [Int]
+    /// The captions' words, which a prompt's share in re-ranks what the embedding found (`ranked`).
+    public let words: CaptionWords
 
     /// Opens the database `name` under `root` and reads its `index.faiss` (memory-mapped where FAISS allows).
     /// - Throws: `HumeError(.unknown)` for an unknown database or a missing index.
@@ -45,6 +47,7 @@ public final class LoadedDatabase: Sendable {
         }
         captionJSON = json
         captionOffsets = offsets
+        words = CaptionWords(captions: database.items.map(\.caption))
     }
 
     /// The `k` nearest items of each query as FAISS scored them: ids (-1 where fewer were found) and scores.
@@ -67,14 +70,34 @@ public final class LoadedDatabase: Sendable {
         return (ids, scores)
     }
 
+    /// How many of the embedding's nearest a search with words re-ranks, for `k` results: max(4k, 64), at most every
+    /// item. On the development prompts 64 found every first neighbour that ranking all the items did (32: one fewer).
+    func pool(k: Int) -> Int { min(database.count, max(k, 4 * k, 64)) }
+
+    /// The `k` best items of each query, best first, with their scores: with `words` (the default), the embedding's
+    /// first `pool(k:)` re-ranked by `CaptionWords.score` (the cosine less the weighed share of the prompt's words the
+    /// caption lacks); without, or for a prompt without words, FAISS's first `k` and their cosines. Ties go to the
+    /// lower id.
+    func ranked(_ queries: [Float], k: Int, prompts: [String], words useWords: Bool) throws -> [(ids: [Int], scores: [Double])] {
+        let parsed = prompts.map { useWords ? words.prompt($0) : nil }
+        let wide = parsed.contains { $0.map { !$0.isEmpty } ?? false }
+        let r = try rawSearch(queries, k: wide ? pool(k: k) : k)
+        return prompts.indices.map { q in
+            let (ids, scores) = found(r, query: q)
+            guard let prompt = parsed[q], !prompt.isEmpty else { return (Array(ids.prefix(k)), Array(scores.prefix(k))) }
+            let best = zip(ids, scores).map { ($0, words.score(similarity: $1, prompt, item: $0)) }
+                .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(k)
+            return (best.map(\.0), best.map(\.1))
+        }
+    }
+
     /// The retrieve stage's payloads: `search(_:k:prompts:)`'s results as `Neighbours.encoded()` writes them, byte
     /// for byte, with the captions copied from `captionJSON` instead of escaped again for every query.
     public func payloads(_ queries: [Float], k: Int, prompts: [String]) throws -> [[UInt8]] {
-        let r = try rawSearch(queries, k: k)
-        return prompts.indices.map { q in
-            let (ids, scores) = found(r, query: q)
+        try zip(ranked(queries, k: k, prompts: prompts, words: true), prompts).map { found, prompt in
+            let (ids, scores) = found
             let captionBytes = ids.reduce(0) { $0 + captionOffsets[$1 + 1] - captionOffsets[$1] }
-            return Neighbours.encode(database: database.name, ids: ids, scores: scores, prompt: prompts[q],
+            return Neighbours.encode(database: database.name, ids: ids, scores: scores, prompt: prompt,
                                      captionBytes: captionBytes) { out in
                 captionJSON.withUnsafeBufferPointer { all in
                     for (j, id) in ids.enumerated() {
@@ -86,16 +109,16 @@ public final class LoadedDatabase: Sendable {
         }
     }
 
-    /// The `k` nearest items of each query (`queries` holds them back to back, `Database.dimension` floats each), as
-    /// the retrieve stage's payload; `prompts[i]` is echoed with query i.
+    /// The `k` best items of each query (`queries` holds them back to back, `Database.dimension` floats each), as
+    /// the retrieve stage's payload; `prompts[i]` is echoed with query i, and with `words` its words re-rank the
+    /// embedding's nearest (`ranked`).
     /// - Throws: what FAISS throws (a retryable failure of this host).
-    public func search(_ queries: [Float], k: Int, prompts: [String]) throws -> [Neighbours] {
-        let r = try rawSearch(queries, k: k)
-        return prompts.indices.map { q in
-            let (ids, scores) = found(r, query: q)
+    public func search(_ queries: [Float], k: Int, prompts: [String], words: Bool = true) throws -> [Neighbours] {
+        try zip(ranked(queries, k: k, prompts: prompts, words: words), prompts).map { found, prompt in
+            let (ids, scores) = found
             // Scores rounded as the payload carries them, so in-process callers see the numbers a pipeline would.
             return Neighbours(database: database.name, ids: ids, scores: scores.map { ($0 * 1e6).rounded() / 1e6 },
-                              captions: ids.map { database.items[$0].caption }, prompt: prompts[q])
+                              captions: ids.map { database.items[$0].caption }, prompt: prompt)
         }
     }
 }
@@ -134,10 +157,11 @@ public struct NeighbourSearch: Sendable {
         self.databases = databases
     }
 
-    /// The `k` nearest items of each text in database `name`, best first, with their similarities.
+    /// The `k` nearest items of each text in database `name`, best first, with their scores (`LoadedDatabase.search`;
+    /// `words: false` for the embedding's similarities alone).
     /// - Throws: `HumeError(.unknown)` for an unknown database; what the model or FAISS throws.
-    public func neighbours(of texts: [String], database name: String, k: Int) throws -> [Neighbours] {
+    public func neighbours(of texts: [String], database name: String, k: Int, words: Bool = true) throws -> [Neighbours] {
         let db = try databases.database(name)
-        return try db.search(embed(texts), k: k, prompts: texts)
+        return try db.search(embed(texts), k: k, prompts: texts, words: words)
     }
 }

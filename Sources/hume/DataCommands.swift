@@ -100,6 +100,8 @@ struct SearchCommand: ParsableCommand {
     @Option(name: .short, help: "Neighbours to show (1…256).") var k = 16
     @Option(help: "Write a contact sheet PNG of the neighbours (64×64 each) to this path.") var sheet: String?
     @Flag(help: "Print the answer as the retrieve stage's JSON.") var json = false
+    @Flag(help: "Rank by the embedding's cosine alone, not also by the words the text shares with the captions (PROTOCOL.md §11.2), as the retrieve stage does.")
+    var cosine = false
 
     func run() throws {
         do {
@@ -109,9 +111,15 @@ struct SearchCommand: ParsableCommand {
             let stage = RetrieveStage(root: humePaths.databases, batchSize: 1)
             let loaded = try stage.databases.database(database)
             let q = try loadEmbedder().embed(query)
-            let params = JSON.object(["database": JSON(database), "k": JSON(k)]).bytes
-            let outcome = try stage.run([StageTask(lease: 0, jobID: 0, attempt: 0, key: "search", params: params, input: EmbedOutput(vector: q, text: query).encoded())])[0]
-            guard case .ok(let bytes) = outcome else { throw HumeError(.permanent, "\(outcome)") }
+            let bytes: [UInt8]
+            if cosine {
+                bytes = try loaded.search(q, k: k, prompts: [query], words: false)[0].encoded()
+            } else {
+                let params = JSON.object(["database": JSON(database), "k": JSON(k)]).bytes
+                let outcome = try stage.run([StageTask(lease: 0, jobID: 0, attempt: 0, key: "search", params: params, input: EmbedOutput(vector: q, text: query).encoded())])[0]
+                guard case .ok(let b) = outcome else { throw HumeError(.permanent, "\(outcome)") }
+                bytes = b
+            }
             let answer = try Neighbours(decoding: bytes)
             if json {
                 print(String(decoding: bytes, as: UTF8.self))

@@ -63,7 +63,7 @@ struct BenchRetrieve: ParsableCommand {
                 if !b.sizes.contains(1_000_000) {
                     print("(10⁶ not run by default: HNSW32 takes many minutes to build at 10⁶ on 2 shared cores; pass --sizes 10000,100000,1000000)")
                 }
-                print("stage overhead (\(database), k=16, \(overhead["queries"]!.int!) queries one at a time, each timed both ways back to back, median of \(overhead["rounds"]!.int!) rounds): raw FAISS \(fmt(overhead["raw_us"]!.double!, 1)) µs/query, stage run() \(fmt(overhead["stage_us"]!.double!, 1)) µs/query, overhead \(fmt(overhead["overhead_percent"]!.double!, 1))% (rounds \(fmt(overhead["overhead_percent_range"]!.array![0].double!, 1)) to \(fmt(overhead["overhead_percent_range"]!.array![1].double!, 1))%)")
+                print("stage overhead (\(database), k=16, \(overhead["queries"]!.int!) queries one at a time, each timed both ways back to back, median of \(overhead["rounds"]!.int!) rounds): raw FAISS \(fmt(overhead["raw_us"]!.double!, 1)) µs/query, stage run() \(fmt(overhead["stage_us"]!.double!, 1)) µs/query, overhead \(fmt(overhead["overhead_percent"]!.double!, 1))% (rounds \(fmt(overhead["overhead_percent_range"]!.array![0].double!, 1)) to \(fmt(overhead["overhead_percent_range"]!.array![1].double!, 1))%); with each query's caption as its text (its words re-rank the first 64): \(fmt(overhead["words_stage_us"]!.double!, 1)) µs/query, overhead \(fmt(overhead["words_overhead_percent"]!.double!, 1))%")
             }
         }
     }

@@ -68,7 +68,7 @@ struct RetrieveStageTests {
         guard case .ok(let a) = out[0], case .ok(let b) = out[1] else { Issue.record("not ok: \(out)"); return }
         #expect(try Neighbours(decoding: a).prompt == "a red apple 🍎")
         #expect(try Neighbours(decoding: b).prompt == nil)
-        #expect(try Neighbours(decoding: a).ids == Neighbours(decoding: b).ids, "the text does not change the search")
+        // (The text's words also re-rank what the embedding found: CaptionWordsTests.)
         guard case .permanent(let m) = out[2] else { Issue.record("accepted a non-UTF-8 text: \(out[2])"); return }
         #expect(m.contains("not valid UTF-8"))
     }

@@ -1,0 +1,83 @@
+import Foundation
+import HumeData
+import HumeEmbed
+import HumeSearch
+import HumeStages
+import Testing
+
+@Suite("Caption words")
+struct CaptionWordsTests {
+    @Test("a plural meets its singular, -ing and -er meet, short words and -ss/-us/-is stay (\"skis\" too: the rules are crude)")
+    func stems() {
+        let cases = [("hearts", "heart"), ("cherries", "cherry"), ("skiing", "ski"), ("skier", "ski"), ("skis", "skis"),
+                     ("glasses", "glass"), ("glass", "glass"), ("boxes", "box"), ("peaches", "peach"), ("octopus", "octopus"),
+                     ("iris", "iris"), ("bus", "bus"), ("dress", "dress"), ("dresses", "dress"), ("ring", "ring"),
+                     ("sing", "sing"), ("cat", "cat")]
+        for (word, stem) in cases { #expect(CaptionWords.stem(word) == stem, "\(word)") }
+    }
+
+    @Test("a text's words: lowercased runs of letters and digits, function words out, each once")
+    func words() {
+        #expect(CaptionWords.words("A pink pig, with a PINK nose!") == ["pink", "pig", "nose"])
+        #expect(CaptionWords.words("two hearts: two pink hearts") == ["two", "heart", "pink"])
+        #expect(CaptionWords.words("the cat in the hat") == ["cat", "hat"])
+        #expect(CaptionWords.words("café ☕ 100") == ["café", "100"])
+        #expect(CaptionWords.words("a the of").isEmpty)
+    }
+
+    @Test("coverage weighs each word by its rarity among the captions")
+    func coverage() {
+        // "face" is in four captions, "pig" and "church" in one each.
+        let w = CaptionWords(captions: ["pig face", "boar", "church", "place of worship", "grinning face", "cat face", "dog face"])
+        let pig = w.prompt("a pink pig face")
+        // The pig face holds "pig" and "face" but not "pink" (which no caption holds, so it weighs most).
+        let full = w.coverage(pig, item: 0)
+        #expect(full > 0 && full < 1)
+        #expect(w.coverage(pig, item: 1) == 0)
+        // The grinning face holds only the common word: less than the pig face, more than nothing.
+        let common = w.coverage(pig, item: 4)
+        #expect(common > 0 && common < full - 0.1)
+        #expect(w.coverage(w.prompt("church"), item: 2) == 1)
+        #expect(w.coverage(w.prompt("Churches!"), item: 2) == 1)
+        // A prompt without words is covered by every caption alike: the embedding alone ranks.
+        let none = w.prompt("a the")
+        #expect(none.isEmpty && w.coverage(none, item: 1) == 1)
+    }
+
+    @Test("the score is the similarity less the weighed share of the prompt's words the caption lacks, within −1…1")
+    func score() {
+        let w = CaptionWords(captions: ["church", "place of worship"])
+        let p = w.prompt("a little church")
+        let c = w.coverage(p, item: 0)
+        #expect(abs(w.score(similarity: 0.5, p, item: 0) - (0.5 - CaptionWords.weight * (1 - c))) < 1e-12)
+        #expect(w.score(similarity: 0.5, p, item: 1) == 0.5 - CaptionWords.weight)
+        #expect(w.score(similarity: -0.98, p, item: 1) == -1)
+        #expect(w.score(similarity: 1, w.prompt("church"), item: 0) == 1)
+    }
+
+    /// Prompts whose first neighbour by the embedding alone is a related picture, though the prompt names the caption's
+    /// own word: the search with words puts the named thing first. (Not prompts of the fidelity lists.)
+    @Test("a search with words puts the picture whose caption the prompt names first, where the embedding alone did not")
+    func searchWithWords() throws {
+        try requireEmojiIndex()
+        let loaded = try sharedStage.databases.database("emoji")
+        let embedder = try Embedder(modelDirectory: testPaths.model)
+        let cases = [("a pink pig", "pig face", "boar"), ("a little church", "church", "place of worship")]
+        let prompts = cases.map(\.0)
+        let vectors = try embedder.embedFlat(prompts)
+        let plain = try loaded.search(vectors, k: 8, prompts: prompts, words: false)
+        let withWords = try loaded.search(vectors, k: 8, prompts: prompts)
+        for (n, (prompt, named, related)) in cases.enumerated() {
+            // The embedding alone: the related picture first (else this test shows nothing).
+            #expect(plain[n].captions.first == related, "\(prompt): \(plain[n].captions)")
+            #expect(withWords[n].captions.first == named, "\(prompt): \(withWords[n].captions)")
+            #expect(withWords[n].scores! == withWords[n].scores!.sorted(by: >))
+            // The stage's payload is the same search.
+            let payload = try Neighbours(decoding: try loaded.payloads(Array(vectors[(n * 384)..<((n + 1) * 384)]), k: 8, prompts: [prompt])[0])
+            #expect(payload.ids == withWords[n].ids && payload.scores == withWords[n].scores)
+        }
+        // A text without words (or none) ranks as the embedding does, with the same scores.
+        let bare = try loaded.search(vectors, k: 8, prompts: ["", "—"])
+        #expect(bare.map(\.ids) == plain.map(\.ids) && bare.map(\.scores) == plain.map(\.scores))
+    }
+}
