@@ -16,10 +16,11 @@ struct CaptionWordsTests {
         for (word, stem) in cases { #expect(CaptionWords.stem(word) == stem, "\(word)") }
     }
 
-    @Test("a text's words: lowercased runs of letters and digits, function words out, each once")
+    @Test("a text's words: lowercased runs of letters and digits, function and colour words out, each once")
     func words() {
-        #expect(CaptionWords.words("A pink pig, with a PINK nose!") == ["pink", "pig", "nose"])
-        #expect(CaptionWords.words("two hearts: two pink hearts") == ["two", "heart", "pink"])
+        #expect(CaptionWords.words("A big pig, with a BIG nose!") == ["big", "pig", "nose"])
+        #expect(CaptionWords.words("two hearts: two pink hearts") == ["two", "heart"])
+        #expect(CaptionWords.words("a glass of orange juice") == ["glass", "juice"])
         #expect(CaptionWords.words("the cat in the hat") == ["cat", "hat"])
         #expect(CaptionWords.words("café ☕ 100") == ["café", "100"])
         #expect(CaptionWords.words("a the of").isEmpty)
@@ -29,8 +30,8 @@ struct CaptionWordsTests {
     func coverage() {
         // "face" is in four captions, "pig" and "church" in one each.
         let w = CaptionWords(captions: ["pig face", "boar", "church", "place of worship", "grinning face", "cat face", "dog face"])
-        let pig = w.prompt("a pink pig face")
-        // The pig face holds "pig" and "face" but not "pink" (which no caption holds, so it weighs most).
+        let pig = w.prompt("a fat pig face")
+        // The pig face holds "pig" and "face" but not "fat" (which no caption holds, so it weighs most).
         let full = w.coverage(pig, item: 0)
         #expect(full > 0 && full < 1)
         #expect(w.coverage(pig, item: 1) == 0)
@@ -39,6 +40,9 @@ struct CaptionWordsTests {
         #expect(common > 0 && common < full - 0.1)
         #expect(w.coverage(w.prompt("church"), item: 2) == 1)
         #expect(w.coverage(w.prompt("Churches!"), item: 2) == 1)
+        // A colour word is no word here: the orange book holds none of "orange juice".
+        let books = CaptionWords(captions: ["orange book", "beverage box"])
+        #expect(books.coverage(books.prompt("a glass of orange juice"), item: 0) == 0)
         // A prompt without words is covered by every caption alike: the embedding alone ranks.
         let none = w.prompt("a the")
         #expect(none.isEmpty && w.coverage(none, item: 1) == 1)
