@@ -5,6 +5,7 @@ import HumeDenoiseStage
 import HumeEmbedStage
 import HumeEval
 import HumeRetrieveStage
+import HumeSearch
 import HumeStages
 
 /// Does the sticker show what the prompt asked for, and is it new? Prompts a person wrote (`Ops/eval/fidelity-*.jsonl`),
@@ -129,6 +130,9 @@ public struct FidelityEvaluation {
             }
         }
         var answers: [[UInt8]] = []
+        // The first neighbour by the cosine alone too (the ranking before the prompt's words, PROTOCOL.md §11.2).
+        var top1Cosine = 0
+        let loaded = try retrieve.databases.database(database)
         for chunk in stride(from: 0, to: list.count, by: 64) {
             let part = list[chunk..<min(chunk + 64, list.count)]
             let tasks = part.map { StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: params, input: Array($0.prompt.utf8)) }
@@ -137,6 +141,10 @@ public struct FidelityEvaluation {
                 StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: params, input: $0.1)
             }).map { try check($0, "retrieval") }
             answers += found
+            for (p, e) in zip(part, embedded) {
+                let first = try loaded.search(try EmbedOutput(decoding: e).vector, k: 1, prompts: [p.prompt], words: false)[0].ids.first
+                if let first, p.concepts.contains(items[first].concept) { top1Cosine += 1 }
+            }
         }
 
         var current = Totals(), old = Totals()
@@ -188,6 +196,7 @@ public struct FidelityEvaluation {
         try? lines.joined(separator: "\n").appending("\n").write(toFile: sheet + ".txt", atomically: true, encoding: .utf8)
         var result: [String: Any] = current.json
         result["retriever_top1"] = Double(top1) / Double(list.count)
+        result["retriever_top1_cosine"] = Double(top1Cosine) / Double(list.count)
         result["database"] = database
         result["prompts"] = list.count
         result["prompt_list"] = promptList

@@ -34,13 +34,14 @@ struct EvalFidelity: ParsableCommand {
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
+            // A measure without a value (seed diversity with one seed) prints as "n/a".
+            func v(_ o: [String: Any], _ key: String) -> String { (o[key] as? Double).map { String(format: "%.3f", $0) } ?? "n/a" }
             func row(_ name: String, _ o: [String: Any]) -> String {
-                String(format: "%@: recognised %.3f, near copy %.3f (warped copy %.3f), faithful and new %.3f (unwarped %.3f), seed diversity %.3f",
-                       name, o["recognised"] as! Double, o["near_copy"] as! Double, o["warped_copy"] as! Double,
-                       o["faithful_and_new"] as! Double, o["faithful_and_new_unwarped"] as! Double, o["seed_diversity"] as! Double)
+                "\(name): recognised \(v(o, "recognised")), near copy \(v(o, "near_copy")) (warped copy \(v(o, "warped_copy"))), "
+                    + "faithful and new \(v(o, "faithful_and_new")) (unwarped \(v(o, "faithful_and_new_unwarped"))), seed diversity \(v(o, "seed_diversity"))"
             }
-            print(String(format: "eval fidelity: %@, %d prompts × %d seeds, retriever top-1 %.3f", options.database,
-                         result["prompts"] as! Int, seeds, result["retriever_top1"] as! Double))
+            print("eval fidelity: \(options.database), \(result["prompts"] as? Int ?? 0) prompts × \(seeds) seeds, retriever top-1 "
+                  + "\(v(result, "retriever_top1")) (by the cosine alone \(v(result, "retriever_top1_cosine")))")
             print(row("this build", result))
             if baseline { print(row("first version's default", result["baseline"] as! [String: Any])) }
             print("sheet \(sheet) (rows: best neighbour, samples, baseline samples), details \(sheet).txt")

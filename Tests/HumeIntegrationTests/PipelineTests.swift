@@ -330,7 +330,7 @@ struct PipelineTests {
             #expect(v >= 0 && v <= 1 && b >= 0 && b <= 1, "\(key) = \(v), baseline \(b)")
         }
         // Both prompts name things the database holds, and the retriever finds them.
-        #expect(j["retriever_top1"]?.double == 1)
+        #expect(j["retriever_top1"]?.double == 1 && j["retriever_top1_cosine"]?.double == 1)
         let image = try PNGCodec.decode([UInt8](try #require(FileManager.default.contents(atPath: sheet))))
         #expect(image.height == 2 * 32 + 3 * 2 && image.width == 5 * 32 + 6 * 2, "rows: best neighbour, 2 samples, 2 baseline samples")
         #expect(try String(contentsOfFile: sheet + ".txt", encoding: .utf8).contains("a juicy strawberry [strawberry] top1: strawberry"))
@@ -342,6 +342,12 @@ struct PipelineTests {
         #expect(rc1 == 0, "\(err1)")
         let j1 = try JSON.parse(out1)
         #expect(j1["seed_diversity"] == .null && j1["recognised"]?.double != nil, "\(out1)")
+        // And as text: "n/a", not a crash (it aborted on the missing number).
+        let (rc1t, out1t, err1t) = try await onOwnThread {
+            try hume(["eval", "fidelity", "--prompts", list, "--seeds", "1", "--steps", "4", "--size", "32", "--no-baseline",
+                      "--sheet", sheet], timeout: 240)
+        }
+        #expect(rc1t == 0 && out1t.contains("seed diversity n/a") && out1t.contains("retriever top-1 1.000"), "\(out1t)\(err1t)")
         try #"{"prompt": "a unicorn", "concepts": ["no such thing"]}"#.write(toFile: list, atomically: true, encoding: .utf8)
         let (rc2, _, err2) = try await onOwnThread { try hume(["eval", "fidelity", "--prompts", list], timeout: 120) }
         #expect(rc2 == 1 && err2.contains("names the concept \"no such thing\", which the database emoji-styles does not hold"), "\(err2)")
