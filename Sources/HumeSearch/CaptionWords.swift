@@ -20,8 +20,10 @@ public struct CaptionWords: Sendable {
     /// alone, 0.908 / 0.919 / 0.925 / 0.896 / 0.890 at 0.05 / 0.08 / 0.1 / 0.15 / 0.2; offline, from `hume embed`).
     public static let weight = 0.1
 
-    /// Each item's caption words as indices into `rarity`, deduplicated.
-    let itemWords: [[Int32]]
+    /// Each item's caption words as indices into `rarity`, deduplicated: item i's are
+    /// `wordIDs[wordOffsets[i]..<wordOffsets[i + 1]]` (flat, so a database of a million items costs a few bytes per
+    /// word rather than an array per item).
+    let wordIDs: [Int32], wordOffsets: [Int]
     /// Each caption word's index.
     let vocabulary: [String: Int32]
     /// Each caption word's inverse document frequency over the distinct captions: ln((N + 1) / (df + 0.5)).
@@ -32,21 +34,26 @@ public struct CaptionWords: Sendable {
     /// - Parameter captions: every item's caption, by id.
     public init(captions: [String]) {
         var vocabulary: [String: Int32] = [:], df: [Int] = []
-        var items: [[Int32]] = [], byCaption: [String: [Int32]] = [:]
-        items.reserveCapacity(captions.count)
+        var ids: [Int32] = [], offsets = [0], byCaption: [String: [Int32]] = [:]
+        offsets.reserveCapacity(captions.count + 1)
         for c in captions {
-            if let w = byCaption[c] { items.append(w); continue }
-            let w = Self.words(c).map { word -> Int32 in
-                if let i = vocabulary[word] { df[Int(i)] += 1; return i }
-                vocabulary[word] = Int32(df.count)
-                df.append(1)
-                return Int32(df.count - 1)
+            if let w = byCaption[c] {
+                ids += w
+            } else {
+                let w = Self.words(c).map { word -> Int32 in
+                    if let i = vocabulary[word] { df[Int(i)] += 1; return i }
+                    vocabulary[word] = Int32(df.count)
+                    df.append(1)
+                    return Int32(df.count - 1)
+                }
+                byCaption[c] = w
+                ids += w
             }
-            byCaption[c] = w
-            items.append(w)
+            offsets.append(ids.count)
         }
         let n = Double(byCaption.count + 1)
-        itemWords = items
+        wordIDs = ids
+        wordOffsets = offsets
         self.vocabulary = vocabulary
         rarity = df.map { log(n / (Double($0) + 0.5)) }
         unseenRarity = log(n / 0.5)
@@ -80,7 +87,7 @@ public struct CaptionWords: Sendable {
     public func coverage(_ prompt: Prompt, item id: Int) -> Double {
         guard prompt.total > 0 else { return 1 }
         var held = 0.0
-        for w in itemWords[id] {
+        for w in wordIDs[wordOffsets[id]..<wordOffsets[id + 1]] {
             if let j = prompt.known.firstIndex(of: w) { held += prompt.weights[j] }
         }
         return held / prompt.total
