@@ -141,9 +141,10 @@ public struct FidelityEvaluation {
                 StageTask(lease: 1, jobID: 1, attempt: 1, key: "", params: params, input: $0.1)
             }).map { try check($0, "retrieval") }
             answers += found
-            for (p, e) in zip(part, embedded) {
-                let first = try loaded.search(try EmbedOutput(decoding: e).vector, k: 1, prompts: [p.prompt], words: false)[0].ids.first
-                if let first, p.concepts.contains(items[first].concept) { top1Cosine += 1 }
+            let vectors = try embedded.flatMap { try EmbedOutput(decoding: $0).vector }
+            let byCosine = try loaded.search(vectors, k: 1, prompts: part.map(\.prompt), words: false)
+            for (p, n) in zip(part, byCosine) where n.ids.first.map({ p.concepts.contains(items[$0].concept) }) ?? false {
+                top1Cosine += 1
             }
         }
 

@@ -5,7 +5,8 @@ import HumeIndex
 import HumeStages
 
 /// A database with its FAISS index loaded, ready to answer queries.
-public final class LoadedDatabase: Sendable {
+public final class LoadedDatabase: @unchecked Sendable {
+    // Safe: `builtWords` is only touched under `wordsLock`; everything else is immutable.
     /// The database (manifest and paths).
     public let database: Database
     /// Its index, searched concurrently.
@@ -16,8 +17,19 @@ public final class LoadedDatabase: Sendable {
     /// Every caption as a JSON string (escaped and quoted), back to back, item i's at
     /// `captionOffsets[i]..<captionOffsets[i + 1]`: written once, copied into every payload (`payloads`).
     let captionJSON: [UInt8], captionOffsets: [Int]
-    /// The captions' words, which a prompt's share in re-ranks what the embedding found (`ranked`).
-    public let words: CaptionWords
+    private let wordsLock = NSLock()
+    private var builtWords: CaptionWords?
+    /// The captions' words, which a prompt's share in re-ranks what the embedding found (`ranked`). Made on the first
+    /// search that needs them, not when the database is opened: the editor never does, and a database of a million
+    /// captions would stall every reopen (after each `hume db add`) on them.
+    var words: CaptionWords {
+        wordsLock.withLock {
+            if let built = builtWords { return built }
+            let built = CaptionWords(captions: database.items.map(\.caption))
+            builtWords = built
+            return built
+        }
+    }
 
     /// Opens the database `name` under `root` and reads its `index.faiss` (memory-mapped where FAISS allows).
     /// - Throws: `HumeError(.unknown)` for an unknown database or a missing index.
@@ -47,7 +59,6 @@ public final class LoadedDatabase: Sendable {
         }
         captionJSON = json
         captionOffsets = offsets
-        words = CaptionWords(captions: database.items.map(\.caption))
     }
 
     /// The `k` nearest items of each query as FAISS scored them: ids (-1 where fewer were found) and scores.
@@ -80,12 +91,13 @@ public final class LoadedDatabase: Sendable {
     /// caption lacks); without, or for a prompt without words, FAISS's first `k` and their cosines. Ties go to the
     /// lower id.
     func ranked(_ queries: [Float], k: Int, prompts: [String], words useWords: Bool) throws -> [(ids: [Int], scores: [Double])] {
-        let parsed = prompts.map { useWords ? words.prompt($0) : nil }
+        let words = useWords && prompts.contains { !$0.isEmpty } ? self.words : nil
+        let parsed = prompts.map { words?.prompt($0) }
         let wide = parsed.contains { $0.map { !$0.isEmpty } ?? false }
         let r = try rawSearch(queries, k: wide ? pool(k: k) : k)
         return prompts.indices.map { q in
             let (ids, scores) = found(r, query: q)
-            guard let prompt = parsed[q], !prompt.isEmpty else { return (Array(ids.prefix(k)), Array(scores.prefix(k))) }
+            guard let words, let prompt = parsed[q], !prompt.isEmpty else { return (Array(ids.prefix(k)), Array(scores.prefix(k))) }
             let best = zip(ids, scores).map { ($0, words.score(similarity: $1, prompt, item: $0)) }
                 .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(k)
             return (best.map(\.0), best.map(\.1))
