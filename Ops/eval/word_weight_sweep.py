@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The sweep behind CaptionWords.weight: how often the first neighbour is an asked-for concept, on the development
+lists (fidelity-emoji-dev.jsonl + fidelity-emoji-dev2.jsonl) and the main list, for word weights 0 ... 0.2.
+
+It re-implements the rule of PROTOCOL.md 11.2 over every concept (not only the index's first 64, which on these
+lists finds the same first neighbours) with embeddings from `hume embed`, so a weight can be tried without a build:
+
+    python3 Ops/eval/word_weight_sweep.py [--hume .build/release/hume] [--database emoji-styles]
+
+Needs numpy and the database's manifest under ${HUME_HOME:-~/.cache/hume}/db.
+"""
+import argparse, json, math, os, re, subprocess, tempfile
+from collections import Counter
+import numpy as np
+
+FUNCTION = set("a an the with of in on and for to at by from its it his her their is are be this that some very my your one".split())
+COLOURS = set("red orange yellow green blue purple brown black white pink gray grey gold golden silver".split())
+
+
+def stem(w):
+    if len(w) <= 3: return w
+    if w.endswith("ies") and len(w) > 4: return w[:-3] + "y"
+    if w.endswith("sses"): return w[:-2]
+    if w.endswith(("ches", "shes", "xes", "zes")): return w[:-2]
+    if w.endswith("s") and not w.endswith(("ss", "us", "is")): w = w[:-1]
+    for suffix in ("ing", "er"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3: return w[:-len(suffix)]
+    return w
+
+
+def words(text):
+    return {stem(w) for w in re.findall(r"[^\W_]+", text.lower()) if w not in FUNCTION and w not in COLOURS}
+
+
+def embed(hume, texts):
+    with tempfile.TemporaryDirectory() as d:
+        src, out = os.path.join(d, "t.txt"), os.path.join(d, "t.npy")
+        open(src, "w").write("\n".join(t.replace("\n", " ") for t in texts) + "\n")
+        subprocess.run([hume, "embed", "--file", src, "--format", "npy", "--out", out], check=True)
+        return np.load(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hume", default=".build/release/hume")
+    ap.add_argument("--database", default="emoji-styles")
+    a = ap.parse_args()
+    home = os.environ.get("HUME_HOME", os.path.expanduser("~/.cache/hume"))
+    items = [json.loads(l) for l in open(os.path.join(home, "db", a.database, "manifest.jsonl"))]
+
+    def retrieval_text(it):  # Database.retrievalText: what the index embeds
+        extra = [k for k in it["keywords"] if k.lower() not in it["caption"].lower()]
+        return it["caption"] + (": " + ", ".join(extra) if extra else "")
+
+    docs = sorted({(it["concept"], it["caption"], retrieval_text(it)) for it in items})
+    concepts = sorted({c for c, _, _ in docs})
+    col = {c: i for i, c in enumerate(concepts)}
+    caption_words = {cap: words(cap) for _, cap, _ in docs}
+    df = Counter(w for ws in caption_words.values() for w in ws)
+    n = len(caption_words) + 1
+    rarity = lambda w: math.log(n / (df.get(w, 0) + 0.5))
+
+    lists = {"dev": ["fidelity-emoji-dev.jsonl", "fidelity-emoji-dev2.jsonl"], "main": ["fidelity-emoji.jsonl"]}
+    here = os.path.dirname(os.path.abspath(__file__))
+    prompts = [(name, json.loads(l)) for name, files in lists.items() for f in files for l in open(os.path.join(here, f))]
+    q = embed(a.hume, [p["prompt"] for _, p in prompts])
+    d = embed(a.hume, [t for _, _, t in docs])
+    cos = q @ d.T
+    # Per concept: the best cosine, and the best coverage, over its items' texts.
+    best_cos = np.full((len(prompts), len(concepts)), -9.0)
+    cover = np.zeros((len(prompts), len(concepts)))
+    for j, (c, cap, _) in enumerate(docs):
+        best_cos[:, col[c]] = np.maximum(best_cos[:, col[c]], cos[:, j])
+        for i, (_, p) in enumerate(prompts):
+            pw = words(p["prompt"])
+            total = sum(rarity(w) for w in pw)
+            v = sum(rarity(w) for w in pw & caption_words[cap]) / total if total > 0 else 1
+            cover[i, col[c]] = max(cover[i, col[c]], v)
+    for weight in (0, 0.05, 0.08, 0.1, 0.15, 0.2):
+        first = (best_cos - weight * (1 - cover)).argmax(1)
+        hits = Counter()
+        for i, (name, p) in enumerate(prompts):
+            hits[name] += concepts[first[i]] in p["concepts"]
+        sizes = Counter(name for name, _ in prompts)
+        print(f"weight {weight:<5} dev {hits['dev'] / sizes['dev']:.3f} ({hits['dev']}/{sizes['dev']})  "
+              f"main {hits['main'] / sizes['main']:.3f} ({hits['main']}/{sizes['main']})")
+
+
+if __name__ == "__main__":
+    main()
