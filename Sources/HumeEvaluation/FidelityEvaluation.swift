@@ -204,7 +204,8 @@ public struct FidelityEvaluation {
         result["seeds"] = seeds
         result["settings"] = ["k": k, "size": size, "steps": steps, "temperature": settings.temperature, "focus": settings.focus,
                               "consensus": settings.consensus, "patch_scale": settings.patchScale, "margin": settings.margin ?? 2,
-                              "coherence": settings.coherence ?? 0, "register": settings.register]
+                              "coherence": settings.coherence ?? 0, "register": settings.register,
+                              "colour_agreement": settings.colourAgreement ?? 2, "outline_agreement": settings.outlineAgreement ?? 1]
         result["copy_threshold"] = copyThreshold
         // How many neighbours the samples were made from (after margin and coherence): 1, 2, 3, 4 or more.
         result["used_neighbours"] = Dictionary(uniqueKeysWithValues: usedHistogram.map { (($0.key >= 4 ? "4+" : String($0.key)), $0.value) })

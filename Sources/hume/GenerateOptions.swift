@@ -28,6 +28,8 @@ struct GenerateOptions: ParsableArguments {
     @Option(help: "Patch sizes as a multiple of the prototype's.") var patchScale = GenerateParameters.defaultPatchScale
     @Option(help: "Largest distance of a neighbour's mean ink colour from the shape-setting one's (RGB in [0, 1]; 2 keeps all; default: the stage's).")
     var colourAgreement: Double?
+    @Option(help: "Largest difference of a neighbour's dark-rimmed share from the shape-setting one's (0…1; 1 keeps all; default: the stage's).")
+    var outlineAgreement: Double?
 
     /// The settings as the parameters type (seed 1; commands set their own).
     var parameters: GenerateParameters {
@@ -36,6 +38,7 @@ struct GenerateOptions: ParsableArguments {
         p.temperature = temperature; p.focus = focus; p.consensus = consensus
         p.margin = margin; p.coherence = coherence; p.register = register; p.patchScale = patchScale
         p.colourAgreement = colourAgreement ?? GenerateParameters.defaultColourAgreement
+        p.outlineAgreement = outlineAgreement ?? GenerateParameters.defaultOutlineAgreement
         p.refineSteps = refineSteps; p.refineFrom = refineFrom
         return p
     }

@@ -102,17 +102,18 @@ struct ParametersTests {
     func roundTrip() throws {
         let d = try GenerateParameters(json: [])
         #expect(d.database == GenerateParameters.defaultDatabase && d.k == 16 && d.size == 128 && d.steps == 20 && d.seed == 1)
-        #expect(d.margin == GenerateParameters.defaultMargin && d.coherence == GenerateParameters.defaultCoherence && d.register)
+        #expect(d.margin == GenerateParameters.defaultMargin && d.coherence == GenerateParameters.defaultCoherence && d.register
+                && d.outlineAgreement == GenerateParameters.defaultOutlineAgreement)
         var p = GenerateParameters()
         p.database = "tuxpaint"; p.k = 5; p.seed = 9; p.size = 32; p.steps = 7; p.temperature = 0.05; p.focus = 0.3
         p.consensus = 2; p.patchScale = 1.5; p.margin = nil; p.coherence = nil; p.register = false; p.guidance = 2
-        p.colourAgreement = 0.25
+        p.colourAgreement = 0.25; p.outlineAgreement = nil
         p.prompt = "a cat"
         for q in [d, p] {
             let back = try GenerateParameters(json: q.object.bytes)
             #expect(back.object == q.object)
             #expect(back.margin == q.margin && back.coherence == q.coherence && back.guidance == q.guidance && back.prompt == q.prompt
-                    && back.colourAgreement == q.colourAgreement)
+                    && back.colourAgreement == q.colourAgreement && back.outlineAgreement == q.outlineAgreement)
         }
     }
 
@@ -126,6 +127,7 @@ struct ParametersTests {
             (#"{"size": 48}"#, "32, 64 or 128"), (#"{"size": 256}"#, "\"size\""), (#"{"temperature": 0}"#, "from 0.001 to 10"),
             (#"{"focus": 11}"#, "\"focus\" parameter is 11"), (#"{"consensus": -1}"#, "\"consensus\""),
             (#"{"patch_scale": 4}"#, "\"patch_scale\""), (#"{"margin": 3}"#, "\"margin\""), (#"{"coherence": 1.5}"#, "\"coherence\""), (#"{"colour_agreement": -1}"#, "\"colour_agreement\""),
+            (#"{"outline_agreement": 1.5}"#, "The \"outline_agreement\" parameter is 1.5; it must be a number from 0 to 1."),
             (#"{"register": 1}"#, "true or false"), (#"{"guidance": 0}"#, "greater than 0"), (#"{"database": ""}"#, "non-empty string"),
             (#"{"database": 5}"#, "\"database\""),
         ]

@@ -81,6 +81,30 @@ struct SilhouetteTests {
         }
     }
 
+    @Test("a black-outlined drawing has a dark rim, an unoutlined one has none, and the two do not lend to each other")
+    func outlines() {
+        // The same bar, once filled in one colour (Noto's way) and once with a 2-pixel black outline (OpenMoji's).
+        let plain = rectangleSticker(8, 24, 56, 44)
+        var outlined = plain
+        for y in 24..<44 { for x in 8..<56 where x < 10 || x >= 54 || y < 26 || y >= 42 { for c in 0..<3 { outlined[c, x, y] = -1 } } }
+        let masks = [plain, outlined].map { Silhouette($0) }
+        let shares = zip(masks, [plain, outlined]).map { $0.outlineShare(of: $1) }
+        // The small dark square above the plain bar's left end is its only dark rim.
+        #expect(shares[0] < 0.2, "\(shares)")
+        #expect(shares[1] > 0.8, "\(shares)")
+        #expect(Silhouette(RGBImage(width: 8, height: 8, fill: 1)).outlineShare(of: RGBImage(width: 8, height: 8, fill: 1)) == 0)
+        for u in [0.1, 0.9] {
+            let off = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, u: u)
+            #expect(off.kept.count == 2, "no outline check: both lend")
+            let on = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, outlines: shares,
+                                            maximumOutlineDifference: 0.3, u: u)
+            #expect(on.kept.map(\.index) == [on.base], "u \(u): \(on.kept)")
+            let loose = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, outlines: shares,
+                                               maximumOutlineDifference: 1, u: u)
+            #expect(loose.kept.count == 2)
+        }
+    }
+
     @Test("three seeds of one prompt fall apart in [0, 1), so alike drawings take turns setting the shape")
     func seedsSpread() {
         var rng = SeededRandom(seed: 7)

@@ -83,6 +83,8 @@ public final class Generator: Sendable {
             let chosen = CoherentSources.choose(silhouettes: silhouettes, weights: weights, minimumOverlap: coherence, register: p.register,
                                                 colours: p.colourAgreement == nil ? [] : zip(silhouettes, prompt).map { $0.meanColour(of: $1) },
                                                 maximumColourDistance: p.colourAgreement,
+                                                outlines: p.outlineAgreement == nil ? [] : zip(silhouettes, prompt).map { $0.outlineShare(of: $1) },
+                                                maximumOutlineDifference: p.outlineAgreement,
                                                 u: CoherentSources.point(seed: p.seed, key: used.ids))
             prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
             used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
