@@ -70,7 +70,7 @@ public struct GenerateParameters: Sendable {
     /// `coherence` (number 0…1 or null for none, default `defaultCoherence`): each sample takes its shape from one neighbour, drawn by
     /// `shapeTemperature` weights at the seed's point (`CoherentSources.point`), and uses only the neighbours whose
     /// silhouettes overlap that one's by at least this much (intersection over union), so regions of drawings in
-    /// different poses are not stitched into one chimera. 0 keeps every neighbour.
+    /// different poses are not stitched into one chimera. 0 keeps every neighbour that passes the colour and outline checks.
     public var coherence: Double? = GenerateParameters.defaultCoherence
     public static let defaultCoherence: Double? = 0.8
     /// `register` (bool, default true): with `coherence`, each other neighbour is first mirrored, scaled and shifted to
