@@ -69,11 +69,11 @@ def main():
     # Per concept: the best cosine, and the best coverage, over its items' texts.
     best_cos = np.full((len(prompts), len(concepts)), -9.0)
     cover = np.zeros((len(prompts), len(concepts)))
+    prompt_words = [words(p["prompt"]) for _, p in prompts]
+    totals = [sum(rarity(w) for w in pw) for pw in prompt_words]
     for j, (c, cap, _) in enumerate(docs):
         best_cos[:, col[c]] = np.maximum(best_cos[:, col[c]], cos[:, j])
-        for i, (_, p) in enumerate(prompts):
-            pw = words(p["prompt"])
-            total = sum(rarity(w) for w in pw)
+        for i, (pw, total) in enumerate(zip(prompt_words, totals)):
             v = sum(rarity(w) for w in pw & caption_words[cap]) / total if total > 0 else 1
             cover[i, col[c]] = max(cover[i, col[c]], v)
     for weight in (0, 0.05, 0.08, 0.1, 0.15, 0.2):

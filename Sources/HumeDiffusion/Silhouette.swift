@@ -100,6 +100,51 @@ public struct Silhouette: Sendable, Equatable {
     }
 }
 
+/// How a drawing is inked, as far as lending regions to another goes: a grey cat does not lend half its face to an
+/// orange one, nor a black-outlined drawing (OpenMoji) its rim to an unoutlined one (Noto, EmojiOne).
+public struct InkStyle: Sendable, Equatable {
+    /// The mean colour (RGB in [0, 1]) of the inked pixels (`Silhouette.meanColour`), nil when there is no ink.
+    public var colour: [Double]?
+    /// The share of the rim drawn in dark ink (`Silhouette.outlineShare`).
+    public var outline: Double
+
+    public init(colour: [Double]?, outline: Double) {
+        self.colour = colour
+        self.outline = outline
+    }
+
+    /// The style of `image`, inked where `mask` says.
+    public init(_ mask: Silhouette, of image: RGBImage) {
+        self.init(colour: mask.meanColour(of: image), outline: mask.outlineShare(of: image))
+    }
+}
+
+/// How far a partner's `InkStyle` may be from the shape-setter's; nil: that aspect is not checked.
+public struct StyleAgreement: Sendable, Equatable {
+    /// The largest Euclidean distance between mean ink colours (RGB in [0, 1]); a drawing with no ink always agrees.
+    public var colour: Double?
+    /// The largest difference between dark-rim shares.
+    public var outline: Double?
+
+    public init(colour: Double? = nil, outline: Double? = nil) {
+        self.colour = colour
+        self.outline = outline
+    }
+
+    /// Whether any aspect is checked (else styles need not be measured).
+    public var checks: Bool { colour != nil || outline != nil }
+
+    public func agrees(_ a: InkStyle, _ b: InkStyle) -> Bool {
+        if let limit = colour, let ca = a.colour, let cb = b.colour {
+            var d2 = 0.0
+            for c in 0..<3 { let t = ca[c] - cb[c]; d2 += t * t }
+            if d2.squareRoot() > limit { return false }
+        }
+        if let limit = outline, abs(a.outline - b.outline) > limit { return false }
+        return true
+    }
+}
+
 /// Chooses, for one sample, the drawing that sets its shape and the drawings that may lend it regions.
 public enum CoherentSources {
     /// The point `choose` draws the shape-setting drawing with for `seed`: consecutive seeds step by the golden ratio
@@ -120,13 +165,9 @@ public enum CoherentSources {
     /// order) covers the point `u` in [0, 1),
     /// and every index whose silhouette overlaps that drawing's by at least `minimumOverlap` (the chosen one included),
     /// in their original order, each with the pose that registers it to the chosen one (identity unless `register`).
-    /// With `maximumColourDistance`, an index is kept only if its mean ink colour (`colours`, one per silhouette; nil: no
-    /// ink) lies within that distance (RGB in [0, 1], Euclidean) of the chosen one's. With `maximumOutlineDifference`, an
-    /// index is kept only if its share of dark rim (`outlines`, one per silhouette: `Silhouette.outlineShare`) differs from
-    /// the chosen one's by at most that.
+    /// With `styles` (one per silhouette), an index is kept only if its style agrees with the chosen one's (`agreement`).
     public static func choose(silhouettes: [Silhouette], weights: [Double], minimumOverlap: Double, register: Bool = false,
-                              colours: [[Double]?] = [], maximumColourDistance: Double? = nil,
-                              outlines: [Double] = [], maximumOutlineDifference: Double? = nil,
+                              styles: [InkStyle] = [], agreement: StyleAgreement = StyleAgreement(),
                               u: Double) -> (base: Int, kept: [(index: Int, pose: StickerPose)]) {
         precondition(!silhouettes.isEmpty && silhouettes.count == weights.count, "one weight per silhouette")
         let total = weights.reduce(0, +)
@@ -143,18 +184,9 @@ public enum CoherentSources {
         let factor = max(1, silhouettes[base].width / 32)
         let target = silhouettes[base].downsampled(by: factor)
         var kept: [(index: Int, pose: StickerPose)] = []
-        func coloursAgree(_ i: Int) -> Bool {
-            guard let limit = maximumColourDistance, colours.count == silhouettes.count,
-                  let a = colours[i], let b = colours[base] else { return true }
-            var d2 = 0.0
-            for c in 0..<3 { let t = a[c] - b[c]; d2 += t * t }
-            return d2.squareRoot() <= limit
-        }
         for i in silhouettes.indices {
             if i == base { kept.append((i, StickerPose())); continue }
-            guard coloursAgree(i) else { continue }
-            if let limit = maximumOutlineDifference, outlines.count == silhouettes.count,
-               abs(outlines[i] - outlines[base]) > limit { continue }
+            if styles.count == silhouettes.count, !agreement.agrees(styles[i], styles[base]) { continue }
             if register {
                 let (pose, o) = StickerPose.register(silhouettes[i].downsampled(by: factor), to: target, maxShift: 4)
                 if o >= minimumOverlap { kept.append((i, StickerPose(mirrored: pose.mirrored, scale: pose.scale, dx: pose.dx * factor, dy: pose.dy * factor))) }

@@ -84,7 +84,7 @@ public final class LoadedDatabase: @unchecked Sendable {
     /// How many of the embedding's nearest a search with words re-ranks, for `k` results: max(4k, 64), at most every
     /// item. On the development prompts 32 or 64 found every first neighbour that ranking all the items did (16: one
     /// fewer); 64 leaves room for k = 16 drawings of several things.
-    func pool(k: Int) -> Int { min(database.count, max(k, 4 * k, 64)) }
+    func pool(k: Int) -> Int { min(database.count, max(4 * k, 64)) }
 
     /// The `k` best items of each query, best first, with their scores: with `words` (the default), the embedding's
     /// first `pool(k:)` re-ranked by `CaptionWords.score` (the cosine less the weighed share of the prompt's words the

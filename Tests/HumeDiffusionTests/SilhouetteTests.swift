@@ -96,11 +96,12 @@ struct SilhouetteTests {
         for u in [0.1, 0.9] {
             let off = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, u: u)
             #expect(off.kept.count == 2, "no outline check: both lend")
-            let on = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, outlines: shares,
-                                            maximumOutlineDifference: 0.3, u: u)
+            let styles = shares.map { InkStyle(colour: nil, outline: $0) }
+            let on = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, styles: styles,
+                                            agreement: StyleAgreement(outline: 0.3), u: u)
             #expect(on.kept.map(\.index) == [on.base], "u \(u): \(on.kept)")
-            let loose = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, outlines: shares,
-                                               maximumOutlineDifference: 1, u: u)
+            let loose = CoherentSources.choose(silhouettes: masks, weights: [1, 1], minimumOverlap: 0.8, styles: styles,
+                                               agreement: StyleAgreement(outline: 1), u: u)
             #expect(loose.kept.count == 2)
         }
     }

@@ -80,11 +80,10 @@ public final class Generator: Sendable {
             let weights = used.scores.map { $0.map { DeterministicMath.exp(-(best - $0) / GenerateParameters.shapeTemperature) } }
                 ?? prompt.map { _ in 1.0 }
             let silhouettes = prompt.map { Silhouette($0) }
+            let agreement = StyleAgreement(colour: p.colourAgreement, outline: p.outlineAgreement)
             let chosen = CoherentSources.choose(silhouettes: silhouettes, weights: weights, minimumOverlap: coherence, register: p.register,
-                                                colours: p.colourAgreement == nil ? [] : zip(silhouettes, prompt).map { $0.meanColour(of: $1) },
-                                                maximumColourDistance: p.colourAgreement,
-                                                outlines: p.outlineAgreement == nil ? [] : zip(silhouettes, prompt).map { $0.outlineShare(of: $1) },
-                                                maximumOutlineDifference: p.outlineAgreement,
+                                                styles: agreement.checks ? zip(silhouettes, prompt).map { InkStyle($0, of: $1) } : [],
+                                                agreement: agreement,
                                                 u: CoherentSources.point(seed: p.seed, key: used.ids))
             prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
             used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
