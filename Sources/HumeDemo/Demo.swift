@@ -236,6 +236,10 @@ public struct Demo {
                 for k in ["seed", "k", "steps", "size"] { if let v = metadata[k] { entry.details.append((k, v.string ?? v.serialized)) } }
                 // How an edit was made: the colour of a recolour, or the picture its part was transplanted from.
                 if let colour = metadata["recolour"]?.string { entry.details.append(("recolour", colour)) }
+                // A sample recoloured to the colour its prompt names ("a blue car" from the red racing car).
+                if let colour = metadata["prompt_colour"]?.string, metadata["recoloured"]?.bool == true {
+                    entry.details.append(("recoloured", colour))
+                }
                 if let t = metadata["transplant"]?.int, let (db, _) = try? open(job.database), (0..<db.count).contains(t) {
                     entry.details.append(("part from", db.items[t].caption))
                 }

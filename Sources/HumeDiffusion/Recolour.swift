@@ -103,16 +103,17 @@ public struct Recolour: Sendable, Equatable {
         Editor.reachable(width: width, height: height) { p in rgb8[3 * p] >= 251 && rgb8[3 * p + 1] >= 251 && rgb8[3 * p + 2] >= 251 }
     }
 
-    /// The source recoloured, and the mask of the pixels changed (255) or kept (0); every kept pixel's bytes are the
-    /// source's. Nil when the picture has nothing to recolour (nothing but backdrop).
-    ///
-    /// The body: if pixels with a clear hue (saturation > 0.25, value > 0.2) make up more than 15% of the thing, the
-    /// 70°-wide window of hues holding most of them; the body is then every pixel of the thing within 35° of the
-    /// window's centre with saturation above 0.08 (so highlights and the soft edge against white come along).
-    /// Otherwise the thing is grey, white or black, and the body is its greys (saturation < 0.15) within 0.15 in value
-    /// of the commonest grey. Each body pixel's saturation and value are multiplied by the target's over the body's
-    /// median (a grey body takes the target's saturation), and its hue becomes the target's.
-    public func apply(rgb8: [UInt8], width: Int, height: Int) -> (pixels: [UInt8], mask: [UInt8])? {
+    /// The thing's body, as `apply` recolours it: its pixels, whether it is grey (no clear hue), and its colour (the
+    /// median hue, saturation and value of its clearly coloured pixels; for a grey body hue 0).
+    public struct Body: Sendable, Equatable {
+        public var pixels: [Int]
+        public var grey: Bool
+        public var hue: Double, saturation: Double, value: Double
+    }
+
+    /// The body of `rgb8` (see `apply`), or nil when the picture has none (nothing but backdrop, or no grey to take).
+    /// The HSV of every pixel comes back too, for `apply`.
+    static func body(rgb8: [UInt8], width: Int, height: Int) -> (body: Body, hue: [Double], sat: [Double], val: [Double])? {
         let n = width * height
         precondition(rgb8.count == 3 * n, "one RGB triple per pixel")
         let back = Recolour.backdrop(rgb8, width: width, height: height)
@@ -124,12 +125,12 @@ public struct Recolour: Sendable, Equatable {
             if !back[p] { thing.append(p) }
         }
         guard !thing.isEmpty else { return nil }
-        let target = Recolour.hsv(rgb.x, rgb.y, rgb.z)
-        var body: [Int] = []
-        let chromatic = thing.filter { sat[$0] > 0.25 && val[$0] > 0.2 }
-        let grey: Bool
+        // The hue family: the 70° window of hues holding most clearly coloured pixels, and the pixels within 35° of its
+        // centre; nil when fewer than 15% of the thing have a clear hue.
+        var centre = 0.0
+        var coloured: [Int]?
+        let chromatic = thing.filter { sat[$0] > 0.15 && val[$0] > 0.2 }
         if Double(chromatic.count) > 0.15 * Double(thing.count) {
-            grey = false
             var bins = [Int](repeating: 0, count: 36)
             for p in chromatic { bins[min(Int(hue[p] / 10), 35)] += 1 }
             var best = 0, bestCount = -1
@@ -137,15 +138,16 @@ public struct Recolour: Sendable, Equatable {
                 let count = (-3...3).reduce(0) { $0 + bins[(b + $1 + 36) % 36] }
                 if count > bestCount { (best, bestCount) = (b, count) }
             }
-            let centre = Double(best) * 10 + 5
-            body = thing.filter { p in
+            centre = Double(best) * 10 + 5
+            coloured = thing.filter { p in
                 let d = abs((hue[p] - centre + 540).truncatingRemainder(dividingBy: 360) - 180)
                 return d <= 35 && sat[p] > 0.08
             }
-        } else {
-            grey = true
-            let greys = thing.filter { sat[$0] < 0.15 }
-            guard !greys.isEmpty else { return nil }
+        }
+        // The grey family: the greys within 0.15 in value of the commonest grey.
+        var greyFamily: [Int] = []
+        let greys = thing.filter { sat[$0] < 0.15 }
+        if !greys.isEmpty {
             var bins = [Int](repeating: 0, count: 20)
             for p in greys { bins[min(Int(val[p] * 20), 19)] += 1 }
             var best = 0, bestCount = -1
@@ -153,17 +155,45 @@ public struct Recolour: Sendable, Equatable {
                 let count = (max(b - 2, 0)...min(b + 2, 19)).reduce(0) { $0 + bins[$1] }
                 if count > bestCount { (best, bestCount) = (b, count) }
             }
-            let centre = (Double(best) + 0.5) / 20
-            body = greys.filter { abs(val[$0] - centre) <= 0.15 }
+            let middle = (Double(best) + 0.5) / 20
+            greyFamily = greys.filter { abs(val[$0] - middle) <= 0.15 }
         }
+        // The larger family is the body: a grey elephant with a pink ear is grey, a red heart with a white highlight red.
+        let grey = coloured.map { $0.count < greyFamily.count } ?? true
+        let body = grey ? greyFamily : coloured!
         guard !body.isEmpty else { return nil }
         let strong = grey ? body : body.filter { sat[$0] > 0.25 }
-        let bodyS = Recolour.median((strong.isEmpty ? body : strong).map { sat[$0] })
-        let bodyV = max(Recolour.median((strong.isEmpty ? body : strong).map { val[$0] }), 1e-3)
+        let used = strong.isEmpty ? body : strong
+        // The body's hue: the median of its clearly coloured pixels' hues, measured from the window's centre.
+        let hueOf = grey ? 0 : (centre + Recolour.median(used.map { (hue[$0] - centre + 540).truncatingRemainder(dividingBy: 360) - 180 }) + 360)
+            .truncatingRemainder(dividingBy: 360)
+        return (Body(pixels: body, grey: grey, hue: hueOf, saturation: Recolour.median(used.map { sat[$0] }),
+                     value: Recolour.median(used.map { val[$0] })), hue, sat, val)
+    }
+
+    /// The body of a picture (interleaved RGB8), or nil when it has none.
+    public static func body(of rgb8: [UInt8], width: Int, height: Int) -> Body? {
+        body(rgb8: rgb8, width: width, height: height)?.body
+    }
+
+    /// The source recoloured, and the mask of the pixels changed (255) or kept (0); every kept pixel's bytes are the
+    /// source's. Nil when the picture has nothing to recolour (nothing but backdrop).
+    ///
+    /// The body is the larger of two families. The hue family, when pixels with a clear hue (saturation > 0.15, value >
+    /// 0.2: a pale fill counts) make up more than 15% of the thing: the 70°-wide window of hues holding most of them,
+    /// and every pixel of the thing within 35° of the window's centre with saturation above 0.08 (so highlights and the
+    /// soft edge against white come along). The grey family: the thing's greys (saturation < 0.15) within 0.15 in value
+    /// of the commonest grey. So a grey elephant with a pink ear is grey, and an outlined drawing's pale fill, not its
+    /// black rim, is its body. Each body pixel's saturation and value are multiplied by the target's over the body's
+    /// median (a grey body takes the target's saturation), and its hue becomes the target's.
+    public func apply(rgb8: [UInt8], width: Int, height: Int) -> (pixels: [UInt8], mask: [UInt8])? {
+        guard let (body, _, sat, val) = Recolour.body(rgb8: rgb8, width: width, height: height) else { return nil }
+        let target = Recolour.hsv(rgb.x, rgb.y, rgb.z)
+        let bodyS = body.saturation, bodyV = max(body.value, 1e-3)
         var pixels = rgb8
-        var mask = [UInt8](repeating: 0, count: n)
-        for p in body {
-            let s = grey || bodyS < 1e-3 ? target.s : min(sat[p] * target.s / bodyS, 1)
+        var mask = [UInt8](repeating: 0, count: width * height)
+        for p in body.pixels {
+            let s = body.grey || bodyS < 1e-3 ? target.s : min(sat[p] * target.s / bodyS, 1)
             let v = min(val[p] * target.v / bodyV, 1)
             let c = Recolour.rgb(h: target.h, s: s, v: v)
             for (i, x) in [c.x, c.y, c.z].enumerated() {

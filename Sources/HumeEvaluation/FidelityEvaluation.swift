@@ -1,6 +1,7 @@
 import Foundation
 import HumeCore
 import HumeData
+import HumeDiffusion
 import HumeDenoiseStage
 import HumeEmbedStage
 import HumeEval
@@ -51,6 +52,8 @@ public struct FidelityEvaluation {
     struct Totals {
         var recognised = 0, nearCopy = 0, faithfulNew = 0, samples = 0, fineNearCopy = 0, fineFaithfulNew = 0
         var localCopy = 0, localFaithfulNew = 0
+        /// Samples of prompts that name a colour (`PromptColour.parse`), and those that show it (`pictureShows`).
+        var coloured = 0, colourShown = 0
         var diversities: [Double] = [], copyDistances: [Double] = [], fineCopyDistances: [Double] = [], localDistances: [Double] = []
 
         mutating func add(_ s: FidelityScores) {
@@ -80,7 +83,8 @@ public struct FidelityEvaluation {
                     "near_copy_fine": Double(fineNearCopy) / n, "faithful_and_new_fine": Double(fineFaithfulNew) / n,
                     "copy_distance_fine_median": orNull(median(fineCopyDistances)),
                     "warped_copy": Double(localCopy) / n, "faithful_and_new_unwarped": Double(localFaithfulNew) / n,
-                    "local_distance_median": orNull(median(localDistances))]
+                    "local_distance_median": orNull(median(localDistances)),
+                    "colour_samples": coloured, "colour_shown": coloured > 0 ? Double(colourShown) / Double(coloured) : NSNull()]
         }
     }
 
@@ -177,15 +181,27 @@ public struct FidelityEvaluation {
             let conditioned = try neighbours.ids.prefix(k).map { id in try db.rgb8(id, side: size) }
             let s = metric.score(samples: samples, size: size, asked: asked, neighbours: conditioned)
             current.add(s)
+            // Prompts that name a colour: does each sample show it? The baseline is scored alike below.
+            let colour = PromptColour.parse(p.prompt)
+            let shown = colour.map { c in samples.filter { PromptColour.pictureShows(c, rgb8: $0) }.count }
+            if let shown {
+                current.coloured += samples.count
+                current.colourShown += shown
+            }
             var line = "\(p.prompt) [\(p.concepts.joined(separator: " | "))] top1: \(items[neighbours.ids[0]].concept)"
             line += " | nearest: " + s.nearestIDs.indices.map { i in
                 "\(items[s.nearestIDs[i]].concept) (copy \(String(format: "%.3f", s.copyDistances[i])), fine \(String(format: "%.3f", s.fineCopyDistances[i])), local \(String(format: "%.3f", s.localCopyDistances[i])))"
             }.joined(separator: ", ")
             line += String(format: " | diversity %.3f", s.diversity ?? 0) + " | used " + usedCounts.map(String.init).joined(separator: ",")
+            if let colour, let shown { line += " | colour \(colour.name): shown \(shown)/\(samples.count)" }
             for n in usedCounts { usedHistogram[min(n, 4), default: 0] += 1 }
             if baseline {
                 let b = metric.score(samples: baselineSamples, size: size, asked: asked, neighbours: conditioned)
                 old.add(b)
+                if let colour {
+                    old.coloured += baselineSamples.count
+                    old.colourShown += baselineSamples.filter { PromptColour.pictureShows(colour, rgb8: $0) }.count
+                }
                 line += " || baseline: " + zip(b.nearestIDs, b.copyDistances).map { "\(items[$0.0].concept) (copy \(String(format: "%.3f", $0.1)))" }.joined(separator: ", ")
             }
             lines.append(line)
@@ -205,7 +221,8 @@ public struct FidelityEvaluation {
         result["settings"] = ["k": k, "size": size, "steps": steps, "temperature": settings.temperature, "focus": settings.focus,
                               "consensus": settings.consensus, "patch_scale": settings.patchScale, "margin": settings.margin ?? 2,
                               "coherence": settings.coherence ?? 0, "register": settings.register,
-                              "colour_agreement": settings.colourAgreement ?? 2, "outline_agreement": settings.outlineAgreement ?? 1]
+                              "colour_agreement": settings.colourAgreement ?? 2, "outline_agreement": settings.outlineAgreement ?? 1,
+                              "prompt_colour": settings.promptColour]
         result["copy_threshold"] = copyThreshold
         // How many neighbours the samples were made from (after margin and coherence): 1, 2, 3, 4 or more.
         result["used_neighbours"] = Dictionary(uniqueKeysWithValues: usedHistogram.map { (($0.key >= 4 ? "4+" : String($0.key)), $0.value) })

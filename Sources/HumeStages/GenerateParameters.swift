@@ -90,6 +90,11 @@ public struct GenerateParameters: Sendable {
     /// score 0.39–0.72 and 0–0.3, 5th to 95th percentile).
     public var outlineAgreement: Double? = GenerateParameters.defaultOutlineAgreement
     public static let defaultOutlineAgreement: Double? = 0.3
+    /// `prompt_colour` (bool, default true): a colour the prompt names for its thing ("a blue car"; `PromptColour.parse`)
+    /// is the colour of the sample's body: a body drawn in another colour (the red racing car the retriever finds first)
+    /// is recoloured as the edit stage's "make it blue" recolours, one of a neighbouring colour (an orange fox for "a red
+    /// fox") is left as drawn. The metadata says `prompt_colour` and `recoloured`.
+    public var promptColour = true
     /// The shape-setter is drawn with weight e^(−(s_best − sᵢ)/0.005): neighbours that match equally well (one thing in
     /// several styles) take turns, and one 0.03 less similar (a shipwreck beside "a sailing ship") sets the shape for
     /// fewer than 1 sample in 400. With the similarity temperature (0.02) it did for about 1 in 6.
@@ -149,6 +154,10 @@ public struct GenerateParameters: Sendable {
         if o["coherence"] == .null { coherence = nil } else if let v = try number("coherence", 0...1) { coherence = v }
         if o["colour_agreement"] == .null { colourAgreement = nil } else if let v = try number("colour_agreement", 0...2) { colourAgreement = v }
         if o["outline_agreement"] == .null { outlineAgreement = nil } else if let v = try number("outline_agreement", 0...1) { outlineAgreement = v }
+        if let v = o["prompt_colour"] {
+            guard let b = v.bool else { throw StageInputError("The \"prompt_colour\" parameter must be true or false.") }
+            promptColour = b
+        }
         if let v = o["register"] { guard let b = v.bool else { throw StageInputError("The \"register\" parameter must be true or false.") }; register = b }
         if let v = try value("guidance", \.double, "a finite number greater than 0", { $0 > 0 && $0.isFinite }) { guidance = v }
     }
@@ -163,7 +172,7 @@ public struct GenerateParameters: Sendable {
             "database": .string(database), "k": JSON(k), "seed": .number(Double(seed)), "size": JSON(size),
             "steps": JSON(steps), "temperature": .number(temperature), "focus": .number(focus),
             "consensus": .number(consensus), "patch_scale": .number(patchScale), "register": .bool(register),
-            "refine_steps": JSON(refineSteps), "refine_from": .number(refineFrom),
+            "refine_steps": JSON(refineSteps), "refine_from": .number(refineFrom), "prompt_colour": .bool(promptColour),
             "margin": margin.map { .number($0) } ?? .null, "colour_agreement": colourAgreement.map { .number($0) } ?? .null,
             "outline_agreement": outlineAgreement.map { .number($0) } ?? .null, "coherence": coherence.map { .number($0) } ?? .null,
         ]

@@ -30,6 +30,8 @@ struct GenerateOptions: ParsableArguments {
     var colourAgreement: Double?
     @Option(help: "Largest difference of a neighbour's dark-rimmed share from the shape-setting one's (0…1; 1 keeps all; default: the stage's).")
     var outlineAgreement: Double?
+    @Flag(inversion: .prefixedNo, help: "Recolour a sample whose body is not the colour the prompt names (\"a blue car\").")
+    var promptColour = true
 
     /// The settings as the parameters type (seed 1; commands set their own).
     var parameters: GenerateParameters {
@@ -39,7 +41,7 @@ struct GenerateOptions: ParsableArguments {
         p.margin = margin; p.coherence = coherence; p.register = register; p.patchScale = patchScale
         p.colourAgreement = colourAgreement ?? GenerateParameters.defaultColourAgreement
         p.outlineAgreement = outlineAgreement ?? GenerateParameters.defaultOutlineAgreement
-        p.refineSteps = refineSteps; p.refineFrom = refineFrom
+        p.refineSteps = refineSteps; p.refineFrom = refineFrom; p.promptColour = promptColour
         return p
     }
 

@@ -103,17 +103,18 @@ struct ParametersTests {
         let d = try GenerateParameters(json: [])
         #expect(d.database == GenerateParameters.defaultDatabase && d.k == 16 && d.size == 128 && d.steps == 20 && d.seed == 1)
         #expect(d.margin == GenerateParameters.defaultMargin && d.coherence == GenerateParameters.defaultCoherence && d.register
-                && d.outlineAgreement == GenerateParameters.defaultOutlineAgreement)
+                && d.outlineAgreement == GenerateParameters.defaultOutlineAgreement && d.promptColour)
         var p = GenerateParameters()
         p.database = "tuxpaint"; p.k = 5; p.seed = 9; p.size = 32; p.steps = 7; p.temperature = 0.05; p.focus = 0.3
         p.consensus = 2; p.patchScale = 1.5; p.margin = nil; p.coherence = nil; p.register = false; p.guidance = 2
-        p.colourAgreement = 0.25; p.outlineAgreement = nil
+        p.colourAgreement = 0.25; p.outlineAgreement = nil; p.promptColour = false
         p.prompt = "a cat"
         for q in [d, p] {
             let back = try GenerateParameters(json: q.object.bytes)
             #expect(back.object == q.object)
             #expect(back.margin == q.margin && back.coherence == q.coherence && back.guidance == q.guidance && back.prompt == q.prompt
-                    && back.colourAgreement == q.colourAgreement && back.outlineAgreement == q.outlineAgreement)
+                    && back.colourAgreement == q.colourAgreement && back.outlineAgreement == q.outlineAgreement
+                    && back.promptColour == q.promptColour)
         }
     }
 
@@ -128,7 +129,7 @@ struct ParametersTests {
             (#"{"focus": 11}"#, "\"focus\" parameter is 11"), (#"{"consensus": -1}"#, "\"consensus\""),
             (#"{"patch_scale": 4}"#, "\"patch_scale\""), (#"{"margin": 3}"#, "\"margin\""), (#"{"coherence": 1.5}"#, "\"coherence\""), (#"{"colour_agreement": -1}"#, "\"colour_agreement\""),
             (#"{"outline_agreement": 1.5}"#, "The \"outline_agreement\" parameter is 1.5; it must be a number from 0 to 1."),
-            (#"{"register": 1}"#, "true or false"), (#"{"guidance": 0}"#, "greater than 0"), (#"{"database": ""}"#, "non-empty string"),
+            (#"{"register": 1}"#, "true or false"), (#"{"prompt_colour": "no"}"#, "The \"prompt_colour\" parameter must be true or false."), (#"{"guidance": 0}"#, "greater than 0"), (#"{"database": ""}"#, "non-empty string"),
             (#"{"database": 5}"#, "\"database\""),
         ]
         for (json, fragment) in cases {

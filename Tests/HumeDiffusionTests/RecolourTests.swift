@@ -82,4 +82,35 @@ struct RecolourTests {
         #expect(r.mask[10 * Self.side + 10] == 0, "a highlight far from the body's grey is kept")
         #expect(red.apply(rgb8: [UInt8](repeating: 255, count: 3 * Self.side * Self.side), width: Self.side, height: Self.side)?.pixels == nil)
     }
+
+    @Test("an outlined drawing with a pale fill: the fill is the body, the black rim keeps its bytes")
+    func paleFillInsideOutline() throws {
+        // A lavender square (saturation 0.17) inside a 2-pixel black rim, as OpenMoji draws: a grey body taken from the
+        // rim would paint the outline and leave the fill.
+        var px = [UInt8](repeating: 255, count: 3 * Self.side * Self.side)
+        for y in 4..<28 { for x in 4..<28 {
+            let p = y * Self.side + x, rim = x < 6 || x > 25 || y < 6 || y > 25
+            (px[3 * p], px[3 * p + 1], px[3 * p + 2]) = rim ? (0, 0, 0) : (215, 195, 235)
+        } }
+        let body = try #require(Recolour.body(of: px, width: Self.side, height: Self.side))
+        #expect(!body.grey && abs(body.hue - 270) < 10, "lavender body: \(body)")
+        let r = try #require(Recolour.parse("make it red")!.apply(rgb8: px, width: Self.side, height: Self.side))
+        let fill = 16 * Self.side + 16, rim = 5 * Self.side + 16
+        #expect(r.mask[fill] == 255 && r.mask[rim] == 0 && r.pixels[(3 * rim)..<(3 * rim + 3)] == [0, 0, 0])
+    }
+
+    @Test("the larger family is the body: a grey thing with a smaller coloured patch is grey, and the patch keeps its bytes")
+    func greyWithAccent() throws {
+        // A grey square (a quarter of it a pink "ear", more than 15% of the thing): the grey is the body.
+        var px = [UInt8](repeating: 255, count: 3 * Self.side * Self.side)
+        for y in 4..<28 { for x in 4..<28 {
+            let p = y * Self.side + x
+            (px[3 * p], px[3 * p + 1], px[3 * p + 2]) = x < 12 && y < 16 ? (250, 180, 200) : (160, 165, 170)
+        } }
+        let body = try #require(Recolour.body(of: px, width: Self.side, height: Self.side))
+        #expect(body.grey)
+        let r = try #require(Recolour.parse("make it purple")!.apply(rgb8: px, width: Self.side, height: Self.side))
+        let ear = 8 * Self.side + 6, grey = 20 * Self.side + 20
+        #expect(r.mask[grey] == 255 && r.mask[ear] == 0 && r.pixels[(3 * ear)..<(3 * ear + 3)] == px[(3 * ear)..<(3 * ear + 3)])
+    }
 }

@@ -608,22 +608,20 @@ struct SimilarityTests {
         }
     }
 
-    @Test("a sample takes its shape from one neighbour and regions only from neighbours of that shape", .timeLimit(.minutes(5)))
-    func coherentShapes() throws {
+    /// A 64² picture: white with a bar from (x0, y0) to (x1, y1) (in 64ths of the side) in `colour`.
+    static func bar(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, side: Int, colour: (UInt8, UInt8, UInt8)) -> [UInt8] {
+        var out = [UInt8](repeating: 255, count: side * side * 3)
+        let f = side / 64
+        for y in (y0 * f)..<(y1 * f) { for x in (x0 * f)..<(x1 * f) { out[3 * (y * side + x)] = colour.0; out[3 * (y * side + x) + 1] = colour.1; out[3 * (y * side + x) + 2] = colour.2 } }
+        return out
+    }
+
+    /// A database "bars" of one bar picture per shape (captions "bar 0", "bar 1", …) with 64² and 32² stores, in a new
+    /// temporary folder (returned: the databases' root; the caller removes it).
+    static func barDatabase(_ shapes: [((Int, Int, Int, Int), (UInt8, UInt8, UInt8))]) throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("hume-shapes-\(UUID().uuidString)")
         let dir = root.appendingPathComponent("bars")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
-        // Four equally good matches: two lying bars and two standing bars, each pair alike up to a shift (in four colours:
-        // shapes alone are tested with colour agreement off, then colour agreement on its own).
-        func bar(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, side: Int, colour: (UInt8, UInt8, UInt8)) -> [UInt8] {
-            var out = [UInt8](repeating: 255, count: side * side * 3)
-            let f = side / 64
-            for y in (y0 * f)..<(y1 * f) { for x in (x0 * f)..<(x1 * f) { out[3 * (y * side + x)] = colour.0; out[3 * (y * side + x) + 1] = colour.1; out[3 * (y * side + x) + 2] = colour.2 } }
-            return out
-        }
-        let shapes: [((Int, Int, Int, Int), (UInt8, UInt8, UInt8))] = [((6, 26, 58, 38), (200, 40, 40)), ((9, 30, 61, 42), (40, 40, 200)),
-                                                                       ((26, 6, 38, 58), (40, 160, 40)), ((28, 4, 40, 56), (200, 160, 0))]
         var manifest = ""
         for id in shapes.indices { manifest += #"{"id": \#(id), "caption": "bar \#(id)"}"# + "\n" }
         try manifest.write(to: dir.appendingPathComponent("manifest.jsonl"), atomically: true, encoding: .utf8)
@@ -638,6 +636,46 @@ struct SimilarityTests {
         }
         try Data(big.flatMap { $0 }).write(to: dir.appendingPathComponent("images64.rgb"))
         try Data(small.flatMap { $0 }).write(to: dir.appendingPathComponent("images32.rgb"))
+        return root
+    }
+
+    @Test("a colour the prompt names is the sample's: a red bar asked for in green comes back green, in red as drawn", .timeLimit(.minutes(5)))
+    func promptColour() throws {
+        let root = try Self.barDatabase([((6, 26, 58, 38), (200, 40, 40))])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let stage = DenoiseStage(root: root)
+        let input = Array(#"{"ids": [0], "scores": [0.8]}"#.utf8)
+        func run(_ params: String) throws -> (pixels: [UInt8], meta: [String: Any]) {
+            let out = try stage.run([task(params, input: input)])
+            guard case .ok(let body) = out[0] else { throw HumeError(.system, "\(out[0])") }
+            let image = try StageImage(decoding: body)
+            return (image.pixels, try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any]))
+        }
+        let base = #""database": "bars", "steps": 6, "size": 64, "seed": 1"#
+        let green = try run("{\(base), \"prompt\": \"a long green bar\"}")
+        #expect(green.meta["prompt_colour"] as? String == "green" && green.meta["recoloured"] as? Bool == true, "\(green.meta)")
+        let body = try #require(Recolour.body(of: green.pixels, width: 64, height: 64))
+        #expect(!body.grey && abs(body.hue - 89) < 20, "body hue \(body.hue), the palette green's is 89°")
+        #expect(PromptColour.pictureShows(Recolour.parse("green")!, rgb8: green.pixels))
+        // Asked in its own colour, or with the option off, the sample is the one made without a colour word.
+        let plain = try run("{\(base), \"prompt\": \"a long bar\"}")
+        #expect(plain.meta["prompt_colour"] == nil && plain.meta["recoloured"] == nil)
+        let red = try run("{\(base), \"prompt\": \"a long red bar\"}")
+        #expect(red.meta["recoloured"] as? Bool == false && red.pixels == plain.pixels)
+        let off = try run("{\(base), \"prompt\": \"a long green bar\", \"prompt_colour\": false}")
+        #expect(off.meta["prompt_colour"] == nil && off.pixels == plain.pixels)
+        let bad = try stage.run([task("{\(base), \"prompt_colour\": \"yes\"}", input: input)])
+        #expect(permanentMessage(bad[0])?.contains("The \"prompt_colour\" parameter must be true or false.") == true, "\(bad[0])")
+    }
+
+    @Test("a sample takes its shape from one neighbour and regions only from neighbours of that shape", .timeLimit(.minutes(5)))
+    func coherentShapes() throws {
+        // Four equally good matches: two lying bars and two standing bars, each pair alike up to a shift (in four colours:
+        // shapes alone are tested with colour agreement off, then colour agreement on its own).
+        let shapes: [((Int, Int, Int, Int), (UInt8, UInt8, UInt8))] = [((6, 26, 58, 38), (200, 40, 40)), ((9, 30, 61, 42), (40, 40, 200)),
+                                                                       ((26, 6, 38, 58), (40, 160, 40)), ((28, 4, 40, 56), (200, 160, 0))]
+        let root = try Self.barDatabase(shapes)
+        defer { try? FileManager.default.removeItem(at: root) }
         let stage = DenoiseStage(root: root)
         let input = Array(#"{"ids": [0, 1, 2, 3], "scores": [0.8, 0.8, 0.8, 0.8]}"#.utf8)
         var shapesSeen = Set<Int>()
@@ -653,8 +691,8 @@ struct SimilarityTests {
             #expect(used.sorted() == family, "seed \(seed): shape from \(shape), used \(used)")
             // The sample's inked area lies where its family's bars lie, not across the other family's.
             let sample = try RGBImage(width: 64, height: 64, rgb8: image.pixels)
-            let lying = Silhouette(try RGBImage(width: 64, height: 64, rgb8: bar(6, 26, 58, 38, side: 64, colour: (0, 0, 0))))
-            let standing = Silhouette(try RGBImage(width: 64, height: 64, rgb8: bar(26, 6, 38, 58, side: 64, colour: (0, 0, 0))))
+            let lying = Silhouette(try RGBImage(width: 64, height: 64, rgb8: Self.bar(6, 26, 58, 38, side: 64, colour: (0, 0, 0))))
+            let standing = Silhouette(try RGBImage(width: 64, height: 64, rgb8: Self.bar(26, 6, 38, 58, side: 64, colour: (0, 0, 0))))
             let own = shape < 2 ? lying : standing, other = shape < 2 ? standing : lying
             #expect(Silhouette(sample).overlap(own) > Silhouette(sample).overlap(other), "seed \(seed)")
         }

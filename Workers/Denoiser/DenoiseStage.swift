@@ -157,13 +157,18 @@ public final class Generator: Sendable {
     /// similarities also `similarities` (the first `k` ids' scores), `temperature` and `margin`; with `coherence` also
     /// `coherence`, `shape_from` (the id that set the shape) and, registered, `poses` (one per used id: `mirrored`,
     /// `scale`, `dx`, `dy`); with guidance also `guidance` and `background` (the background sample's ids); and with a
-    /// consensus bonus over labelled neighbours `consensus_label` (the label that got it).
+    /// consensus bonus over labelled neighbours `consensus_label` (the label that got it); and when the prompt names a
+    /// colour of its thing (`PromptColour`, with `prompt_colour` on) `prompt_colour` and `recoloured`.
     /// - Parameter scores: each id's similarity to the prompt (the retrieve stage's `scores`), or nil to weigh by rank.
     public func stageImage(ids: [Int], scores: [Double]? = nil, parameters p: GenerateParameters) throws -> StageImage {
         let used = Array(ids.prefix(p.k))
         let usedScores = scores.map { Array($0.prefix(p.k)) }
         let background = p.guidance == nil ? [] : backgroundIDs(count: p.k, seed: p.seed, excluding: used)
         let (image, sources) = try generateWithSources(ids: used, scores: usedScores, parameters: p, background: background)
+        var pixels = image.rgb8()
+        let colour = p.promptColour ? PromptColour.parse(p.prompt) : nil
+        var recoloured = false
+        if let colour { (pixels, recoloured) = PromptColour.follow(colour, rgb8: pixels, width: p.size, height: p.size) }
         var meta: [String: Any] = ["prompt": p.prompt, "database": images.name, "k": p.k, "seed": p.seed,
                                    "steps": p.steps, "size": p.size, "focus": p.focus, "consensus": p.consensus, "neighbours": used, "version": StageImage.version,
                                    "denoiser": "els-ddim"]
@@ -185,8 +190,9 @@ public final class Generator: Sendable {
         if let label = ConditioningSet.consensusLabel(labels(ids: sources.ids, parameters: p), voteDecay: p.focus) {
             meta["consensus_label"] = label
         }
+        if let colour { meta["prompt_colour"] = colour.name; meta["recoloured"] = recoloured }
         let json = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
-        return StageImage(width: p.size, height: p.size, metadata: [UInt8](json), pixels: image.rgb8())
+        return StageImage(width: p.size, height: p.size, metadata: [UInt8](json), pixels: pixels)
     }
 }
 
