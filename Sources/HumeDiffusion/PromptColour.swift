@@ -24,16 +24,25 @@ public enum PromptColour {
         "that", "which", "who", "and", "inside", "against", "by", "for", "into", "onto", "through", "without",
     ]
 
+    /// Words for a number of things, after which "of" does not end the thing's words.
+    static let collectives: Set<String> = [
+        "bunch", "pair", "couple", "pile", "group", "set", "handful", "bouquet", "lot", "lots", "dozen", "few", "herd",
+        "flock", "heap", "stack", "row", "swarm", "school", "pack", "litter", "cluster", "bundle", "kind", "sort", "type",
+    ]
+
     /// The colour `prompt` asks its thing to be: one colour word of `Recolour.palette` (or a synonym: gray, violet,
-    /// golden, gold) before any phrase about a part or a setting (`phraseStarts`), with at most one modifier before it
+    /// golden, gold) before any phrase about a part or a setting (`phraseStarts`, and "of" after a container), with at most one modifier before it
     /// (light, pale, dark, deep), that is followed by another word, as an adjective is by its noun. Nil when the prompt
     /// names no colour of the thing, two ("a black and white cat", "a red-blue ball"), or ends with the colour ("an
     /// orange" is the fruit, "the sky is blue" names no colour of a thing).
     public static func parse(_ prompt: String) -> Recolour? {
         var words = prompt.lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
         // "a black and white cat" names two colours: "and" ends the thing's words only after a word that is not one.
+        // "of" ends them after a container ("a glass of red wine" is not a red glass), not after a number of things
+        // ("a bunch of purple grapes").
         if let end = words.indices.first(where: { i in
-            phraseStarts.contains(words[i]) && !(words[i] == "and" && i > 0 && Recolour.palette[Recolour.synonyms[words[i - 1]] ?? words[i - 1]] != nil)
+            if words[i] == "of" { return i > 0 && !collectives.contains(words[i - 1]) }
+            return phraseStarts.contains(words[i]) && !(words[i] == "and" && i > 0 && Recolour.palette[Recolour.synonyms[words[i - 1]] ?? words[i - 1]] != nil)
         }) {
             words = Array(words[..<end])
         }

@@ -8,12 +8,12 @@ struct PromptColourTests {
     func parsing() {
         let cases: [(String, String?)] = [
             ("a blue car", "blue"), ("a little green frog", "green"), ("A Gray cat", "grey"), ("a light blue heart", "light blue"),
-            ("a big red question mark", "red"), ("a bunch of purple grapes", "purple"), ("a violet flower", "purple"),
+            ("a big red question mark", "red"), ("a bunch of purple grapes", "purple"), ("a pair of red cherries", "red"), ("a violet flower", "purple"),
             ("a red apple and a banana", "red"),
             // No colour of the thing: none named, two, a part's or a garment's, or the colour last ("an orange" is a fruit).
             ("a cat", nil), ("an orange", nil), ("the sky is blue", nil), ("a black and white cat", nil),
             ("a zebra with black and white stripes", nil), ("a baseball with red stitches", nil), ("a dancer in a red dress", nil),
-            ("a red-blue ball", nil), ("", nil),
+            ("a red-blue ball", nil), ("", nil), ("a glass of red wine", nil), ("a glass of orange juice", nil),
         ]
         for (prompt, colour) in cases {
             #expect(PromptColour.parse(prompt)?.name == colour, "\(prompt)")
