@@ -42,19 +42,18 @@ public enum PromptColour {
         // ("a bunch of purple grapes").
         if let end = words.indices.first(where: { i in
             if words[i] == "of" { return i > 0 && !collectives.contains(words[i - 1]) }
-            return phraseStarts.contains(words[i]) && !(words[i] == "and" && i > 0 && Recolour.palette[Recolour.synonyms[words[i - 1]] ?? words[i - 1]] != nil)
+            return phraseStarts.contains(words[i]) && !(words[i] == "and" && i > 0 && Recolour.colourName(words[i - 1]) != nil)
         }) {
             words = Array(words[..<end])
         }
         var found: (index: Int, name: String)?
         for (i, word) in words.enumerated() {
-            let w = Recolour.synonyms[word] ?? word
-            guard Recolour.palette[w] != nil else { continue }
+            guard let w = Recolour.colourName(word) else { continue }
             if let f = found, f.name != w { return nil }
             found = (i, w)
         }
         guard let (i, name) = found, i + 1 < words.count else { return nil }
-        let modifier = i > 0 && ["light", "pale", "dark", "deep"].contains(words[i - 1]) ? words[i - 1] + " " : ""
+        let modifier = i > 0 && Recolour.modifiers.contains(words[i - 1]) ? words[i - 1] + " " : ""
         return Recolour.parse(modifier + name)
     }
 
@@ -63,7 +62,7 @@ public enum PromptColour {
     /// to any other palette colour. The fidelity evaluation's measure (`colour_shown`), counted pixel by pixel rather
     /// than from the body `follow` recolours, so it does not just repeat the rule it checks.
     public static func pictureShows(_ colour: Recolour, rgb8: [UInt8], share: Double = 0.25) -> Bool {
-        let asked = neighbours[base(colour), default: [base(colour)]]
+        let asked = accepted(colour)
         var drawn = 0, inColour = 0
         for p in 0..<(rgb8.count / 3) {
             let r = rgb8[3 * p], g = rgb8[3 * p + 1], b = rgb8[3 * p + 2]
@@ -76,33 +75,38 @@ public enum PromptColour {
 
     /// The palette's colours without a clear hue.
     static let achromatic: Set<String> = ["black", "grey", "white"]
+    /// The palette in name order, each colour marked with or without a hue: `name(of:)` runs once per pixel.
+    static let entries = Recolour.palette.sorted { $0.key < $1.key }.map { (name: $0.key, rgb: $0.value, hue: !achromatic.contains($0.key)) }
 
-    /// The palette name nearest a colour (RGB in [0, 1], Euclidean), among the colours with a hue or those without
-    /// (`among`) or all of them.
-    public static func name(of rgb: SIMD3<Double>, among: Bool? = nil) -> String {
-        Recolour.palette.filter { among == nil || achromatic.contains($0.key) != among! }.min { a, b in
-            let da = a.value - rgb, db = b.value - rgb
-            return ((da * da).sum(), a.key) < ((db * db).sum(), b.key)
-        }!.key
+    /// The palette name nearest a colour (RGB in [0, 1], Euclidean; ties to the first by name), among the colours with
+    /// a hue (`hue` true), those without (false) or all of them (nil).
+    public static func name(of rgb: SIMD3<Double>, hue: Bool? = nil) -> String {
+        var best = "", bestDistance = Double.infinity
+        for e in entries where hue == nil || e.hue == hue {
+            let d = e.rgb - rgb, distance = (d * d).sum()
+            if distance < bestDistance { (best, bestDistance) = (e.name, distance) }
+        }
+        return best
     }
 
-    /// The colour's base name, without its modifier ("light blue" → "blue").
-    static func base(_ colour: Recolour) -> String { String(colour.name.split(separator: " ").last ?? "") }
+    /// The colours accepted for `colour`: its own and its neighbours (`neighbours`).
+    static func accepted(_ colour: Recolour) -> Set<String> { neighbours[colour.baseName] ?? [colour.baseName] }
 
     /// Whether a body (`Recolour.Body`) shows `colour`: the palette colour nearest the body's is the asked one or one of
     /// its neighbours (`neighbours`). A body with a hue is named among the colours with one (a dark brown horse is
     /// brown, not black), a grey body among black, grey and white.
     public static func shows(_ body: Recolour.Body, _ colour: Recolour) -> Bool {
         let rgb = Recolour.rgb(h: body.hue, s: body.grey ? 0 : body.saturation, v: body.value)
-        let asked = base(colour)
-        return neighbours[asked, default: [asked]].contains(name(of: rgb, among: !body.grey))
+        return accepted(colour).contains(name(of: rgb, hue: !body.grey))
     }
 
     /// A sample (interleaved RGB8) in the asked colour: recoloured when its body does not show it, else unchanged
     /// (`recoloured` false; also when the sample has no body to take).
     public static func follow(_ colour: Recolour, rgb8: [UInt8], width: Int, height: Int) -> (pixels: [UInt8], recoloured: Bool) {
-        guard let body = Recolour.body(of: rgb8, width: width, height: height), !shows(body, colour),
-              let r = colour.apply(rgb8: rgb8, width: width, height: height) else { return (rgb8, false) }
-        return (r.pixels, true)
+        // The body is found once, for the check and for the recolour.
+        guard let analysed = Recolour.body(rgb8: rgb8, width: width, height: height), !shows(analysed.body, colour) else {
+            return (rgb8, false)
+        }
+        return (colour.apply(rgb8: rgb8, analysed: analysed).pixels, true)
     }
 }

@@ -24,6 +24,17 @@ public struct Recolour: Sendable, Equatable {
         "pink": [1, 0.58, 0.741], "grey": [0.576, 0.576, 0.576],
     ]
     static let synonyms = ["gray": "grey", "violet": "purple", "golden": "yellow", "gold": "yellow"]
+    /// The words that may come before a colour: light and pale lighten it, dark and deep darken it.
+    static let modifiers: Set<String> = ["light", "pale", "dark", "deep"]
+
+    /// The palette colour a word names ("gray" → "grey"), or nil.
+    static func colourName(_ word: String) -> String? {
+        let w = synonyms[word] ?? word
+        return palette[w] != nil ? w : nil
+    }
+
+    /// The colour's name without its modifier ("light blue" → "blue").
+    public var baseName: String { String(name.split(separator: " ").last ?? "") }
     /// Words an edit text may hold besides one colour and its modifier and still be a plain recolour.
     static let filler: Set<String> = [
         "make", "turn", "paint", "colour", "color", "recolour", "recolor", "dye", "change", "it", "this", "that", "them",
@@ -43,12 +54,11 @@ public struct Recolour: Sendable, Equatable {
         let words = edit.lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
         var colour: String?
         var modifier: String?
-        for word in words {
-            let w = synonyms[word] ?? word
-            if palette[w] != nil {
+        for w in words {
+            if let c = colourName(w) {
                 guard colour == nil else { return nil }
-                colour = w
-            } else if ["light", "pale", "dark", "deep"].contains(w) {
+                colour = c
+            } else if modifiers.contains(w) {
                 guard modifier == nil, colour == nil else { return nil }
                 modifier = w
             } else if !filler.contains(w) {
@@ -187,11 +197,16 @@ public struct Recolour: Sendable, Equatable {
     /// black rim, is its body. Each body pixel's saturation and value are multiplied by the target's over the body's
     /// median (a grey body takes the target's saturation), and its hue becomes the target's.
     public func apply(rgb8: [UInt8], width: Int, height: Int) -> (pixels: [UInt8], mask: [UInt8])? {
-        guard let (body, _, sat, val) = Recolour.body(rgb8: rgb8, width: width, height: height) else { return nil }
+        Recolour.body(rgb8: rgb8, width: width, height: height).map { apply(rgb8: rgb8, analysed: $0) }
+    }
+
+    /// `apply` with the body already found (`body(rgb8:width:height:)`: the body and every pixel's HSV).
+    func apply(rgb8: [UInt8], analysed: (body: Body, hue: [Double], sat: [Double], val: [Double])) -> (pixels: [UInt8], mask: [UInt8]) {
+        let (body, _, sat, val) = analysed
         let target = Recolour.hsv(rgb.x, rgb.y, rgb.z)
         let bodyS = body.saturation, bodyV = max(body.value, 1e-3)
         var pixels = rgb8
-        var mask = [UInt8](repeating: 0, count: width * height)
+        var mask = [UInt8](repeating: 0, count: sat.count)
         for p in body.pixels {
             let s = body.grey || bodyS < 1e-3 ? target.s : min(sat[p] * target.s / bodyS, 1)
             let v = min(val[p] * target.v / bodyV, 1)
