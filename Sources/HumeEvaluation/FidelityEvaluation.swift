@@ -88,6 +88,34 @@ public struct FidelityEvaluation {
         }
     }
 
+    /// One line of `<sheet>.samples.jsonl`: a sample's scores exactly as the totals count them, so a number can be
+    /// checked, or broken down (by drawing style, by how many neighbours a sample was made from), from the file alone.
+    static func sampleRecord(prompt p: FidelityPrompt, seed: Int, scores s: FidelityScores, at i: Int, meta: [String: Any],
+                             items: [DatabaseItem], top1: Int, colour: (name: String, shown: Bool)?) -> String {
+        let nearest = items[s.nearestIDs[i]]
+        var o: [String: JSON] = [
+            "prompt": .string(p.prompt), "seed": JSON(seed), "concepts": .array(p.concepts.map { .string($0) }),
+            "top1": .string(items[top1].concept),
+            "nearest": .object(["id": JSON(nearest.id), "concept": .string(nearest.concept), "style": .string(nearest.style)]),
+            "recognised": .bool(s.recognised[i]), "copy_distance": .number(s.copyDistances[i]), "near_copy": .bool(s.nearCopy[i]),
+            "faithful_and_new": .bool(s.recognised[i] && !s.nearCopy[i]),
+        ]
+        if s.localCopyDistances.indices.contains(i) {
+            o["local_distance"] = .number(s.localCopyDistances[i])
+            o["warped_copy"] = .bool(s.localCopy[i] || s.nearCopy[i])
+        }
+        let used = (meta["used"] as? [Int]) ?? []
+        o["used"] = .array(used.map { JSON($0) })
+        o["used_styles"] = .array(used.map { .string(items.indices.contains($0) ? items[$0].style : "") })
+        if let shape = meta["shape_from"] as? Int { o["shape_from"] = JSON(shape) }
+        if let colour {
+            o["colour"] = .string(colour.name)
+            o["colour_shown"] = .bool(colour.shown)
+            o["recoloured"] = .bool(meta["recoloured"] as? Bool ?? false)
+        }
+        return JSON.object(o).serialized
+    }
+
     /// A median of nothing (one seed has no seed diversity) is JSON's null, not a NaN JSON cannot hold.
     static func orNull(_ x: Double) -> Any { x.isNaN ? NSNull() : x }
 
@@ -155,12 +183,12 @@ public struct FidelityEvaluation {
         var current = Totals(), old = Totals()
         var top1 = 0
         var usedHistogram: [Int: Int] = [:]
-        var rows: [[[UInt8]]] = [], lines: [String] = []
+        var rows: [[[UInt8]]] = [], lines: [String] = [], records: [String] = []
         for (n, p) in list.enumerated() {
             let asked = Set(p.concepts)
             let neighbours = try Neighbours(decoding: answers[n])
             if let first = neighbours.ids.first, asked.contains(items[first].concept) { top1 += 1 }
-            var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = [], usedCounts: [Int] = []
+            var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = [], usedCounts: [Int] = [], metas: [[String: Any]] = []
             for seed in 1...seeds {
                 var seeded = settings
                 seeded.seed = UInt64(seed)
@@ -170,6 +198,7 @@ public struct FidelityEvaluation {
                 samples.append(image.pixels)
                 let meta = (try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any]
                 usedCounts.append((meta?["used"] as? [Int])?.count ?? 0)
+                metas.append(meta ?? [:])
                 if baseline {
                     var b = GenerateParameters()
                     b.database = database; b.k = k; b.size = size; b.steps = steps; b.seed = UInt64(seed)
@@ -183,7 +212,8 @@ public struct FidelityEvaluation {
             current.add(s)
             // Prompts that name a colour: does each sample show it? The baseline is scored alike below.
             let colour = PromptColour.parse(p.prompt)
-            let shown = colour.map { c in samples.filter { PromptColour.pictureShows(c, rgb8: $0) }.count }
+            let shownEach = colour.map { c in samples.map { PromptColour.pictureShows(c, rgb8: $0) } }
+            let shown = shownEach.map { $0.filter { $0 }.count }
             if let shown {
                 current.coloured += samples.count
                 current.colourShown += shown
@@ -195,6 +225,10 @@ public struct FidelityEvaluation {
             line += String(format: " | diversity %.3f", s.diversity ?? 0) + " | used " + usedCounts.map(String.init).joined(separator: ",")
             if let colour, let shown { line += " | colour \(colour.name): shown \(shown)/\(samples.count)" }
             for n in usedCounts { usedHistogram[min(n, 4), default: 0] += 1 }
+            for i in samples.indices {
+                records.append(Self.sampleRecord(prompt: p, seed: i + 1, scores: s, at: i, meta: metas[i], items: items,
+                                                 top1: neighbours.ids[0], colour: colour.map { ($0.name, shownEach![i]) }))
+            }
             if baseline {
                 let b = metric.score(samples: baselineSamples, size: size, asked: asked, neighbours: conditioned)
                 old.add(b)
@@ -211,6 +245,7 @@ public struct FidelityEvaluation {
         }
         try writeSheet(sheet, rows: rows, side: size)
         try? lines.joined(separator: "\n").appending("\n").write(toFile: sheet + ".txt", atomically: true, encoding: .utf8)
+        try? records.joined(separator: "\n").appending("\n").write(toFile: sheet + ".samples.jsonl", atomically: true, encoding: .utf8)
         var result: [String: Any] = current.json
         result["retriever_top1"] = Double(top1) / Double(list.count)
         result["retriever_top1_cosine"] = Double(top1Cosine) / Double(list.count)

@@ -334,6 +334,19 @@ struct PipelineTests {
         let image = try PNGCodec.decode([UInt8](try #require(FileManager.default.contents(atPath: sheet))))
         #expect(image.height == 2 * 32 + 3 * 2 && image.width == 5 * 32 + 6 * 2, "rows: best neighbour, 2 samples, 2 baseline samples")
         #expect(try String(contentsOfFile: sheet + ".txt", encoding: .utf8).contains("a juicy strawberry [strawberry] top1: strawberry"))
+        // One line per sample, counted exactly as the totals are: each number can be checked from the file alone.
+        let records = try String(contentsOfFile: sheet + ".samples.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSON.parse(String($0)) }
+        #expect(records.count == 4 && records.map { $0["seed"]?.int ?? 0 } == [1, 2, 1, 2])
+        func share(_ key: String) -> Double { Double(records.filter { $0[key] == .bool(true) }.count) / Double(records.count) }
+        for key in ["recognised", "near_copy", "faithful_and_new", "warped_copy"] {
+            #expect(share(key) == j[key]?.double, "\(key): the samples file gives \(share(key)), the totals \(j[key]?.double ?? -1)")
+        }
+        for r in records {
+            let nearest = r["nearest"]?["concept"]?.string ?? ""
+            #expect(r["recognised"] == .bool((r["concepts"]?.array ?? []).contains(.string(nearest))), "\(r)")
+            #expect(r["near_copy"] == .bool((r["copy_distance"]?.double ?? 1) < 0.08) && !(r["used"]?.array ?? []).isEmpty, "\(r)")
+        }
         // One seed has no seed diversity: null in the JSON, not a failed write.
         let (rc1, out1, err1) = try await onOwnThread {
             try hume(["eval", "fidelity", "--prompts", list, "--seeds", "1", "--steps", "4", "--size", "32", "--json", "--no-baseline",
