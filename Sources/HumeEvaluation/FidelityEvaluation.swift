@@ -108,6 +108,10 @@ public struct FidelityEvaluation {
         o["used"] = .array(used.map { JSON($0) })
         o["used_styles"] = .array(used.map { .string(items.indices.contains($0) ? items[$0].style : "") })
         if let shape = meta["shape_from"] as? Int { o["shape_from"] = JSON(shape) }
+        // The drawing style of the neighbour that set the sample's shape (the only one used, without coherence).
+        if let shape = (meta["shape_from"] as? Int) ?? used.first, items.indices.contains(shape) {
+            o["shape_style"] = .string(items[shape].style)
+        }
         if let colour {
             o["colour"] = .string(colour.name)
             o["colour_shown"] = .bool(colour.shown)
