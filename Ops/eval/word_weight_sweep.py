@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The sweep behind CaptionWords.weight: how often the first neighbour is an asked-for concept, on the development
-lists (fidelity-emoji-dev.jsonl + fidelity-emoji-dev2.jsonl) and the main list, for word weights 0 ... 0.2.
+"""The sweeps behind CaptionWords.weight and CaptionWords.thingWeight: how often the first neighbour is an asked-for
+concept, on the development lists (fidelity-emoji-dev.jsonl + fidelity-emoji-dev2.jsonl) and the main list, for word
+weights 0 ... 0.2 (the thing's words counting 2) and for thing weights 1 ... 5 (word weight 0.1).
 
 It re-implements the rule of PROTOCOL.md 11.2 over every concept (not only the index's first 64, which on these
 lists finds the same first neighbours) with embeddings from `hume embed`, so a weight can be tried without a build:
@@ -30,6 +31,24 @@ def stem(w):
 
 def words(text):
     return {stem(w) for w in re.findall(r"[^\W_]+", text.lower()) if w not in FUNCTION and w not in COLOURS}
+
+
+# CaptionWords.thingWords (ThingPhrase, Sources/HumeCore/ThingPhrase.swift): the thing's words end at the first phrase
+# start but "and" (which joins things), or at "of" after a word that is not a collective.
+PHRASE_STARTS = set(("with in on wearing holding under over at near beside behind from having that which who and inside "
+                     "against by for into onto through without").split())
+COLLECTIVES = set(("bunch pair couple pile group set handful bouquet lot lots dozen few herd flock heap stack row swarm "
+                   "school pack litter cluster bundle kind sort type").split())
+
+
+def thing_words(text):
+    runs = re.findall(r"[^\W_]+", text.lower())
+    for i, w in enumerate(runs):
+        if (w == "of" and i > 0 and runs[i - 1] not in COLLECTIVES) or \
+                (w in PHRASE_STARTS and w != "and"):
+            runs = runs[:i]
+            break
+    return words(" ".join(runs))
 
 
 def embed(hume, texts):
@@ -66,24 +85,37 @@ def main():
     q = embed(a.hume, [p["prompt"] for _, p in prompts])
     d = embed(a.hume, [t for _, _, t in docs])
     cos = q @ d.T
-    # Per concept: the best cosine, and the best coverage, over its items' texts.
+    # Per concept: the best cosine, and the best coverage over its items' texts for a thing weight.
     best_cos = np.full((len(prompts), len(concepts)), -9.0)
-    cover = np.zeros((len(prompts), len(concepts)))
-    prompt_words = [words(p["prompt"]) for _, p in prompts]
-    totals = [sum(rarity(w) for w in pw) for pw in prompt_words]
     for j, (c, cap, _) in enumerate(docs):
         best_cos[:, col[c]] = np.maximum(best_cos[:, col[c]], cos[:, j])
-        for i, (pw, total) in enumerate(zip(prompt_words, totals)):
-            v = sum(rarity(w) for w in pw & caption_words[cap]) / total if total > 0 else 1
-            cover[i, col[c]] = max(cover[i, col[c]], v)
-    for weight in (0, 0.05, 0.08, 0.1, 0.15, 0.2):
+    prompt_words = [words(p["prompt"]) for _, p in prompts]
+    prompt_things = [thing_words(p["prompt"]) for _, p in prompts]
+
+    def coverage(thing_weight):
+        cover = np.zeros((len(prompts), len(concepts)))
+        for i, (pw, tw) in enumerate(zip(prompt_words, prompt_things)):
+            weight = {w: rarity(w) * (thing_weight if w in tw else 1) for w in pw}
+            total = sum(weight.values())
+            for c, cap, _ in docs:
+                v = sum(weight[w] for w in pw & caption_words[cap]) / total if total > 0 else 1
+                cover[i, col[c]] = max(cover[i, col[c]], v)
+        return cover
+
+    def report(label, cover, weight):
         first = (best_cos - weight * (1 - cover)).argmax(1)
         hits = Counter()
         for i, (name, p) in enumerate(prompts):
             hits[name] += concepts[first[i]] in p["concepts"]
         sizes = Counter(name for name, _ in prompts)
-        print(f"weight {weight:<5} dev {hits['dev'] / sizes['dev']:.3f} ({hits['dev']}/{sizes['dev']})  "
+        print(f"{label:<32} dev {hits['dev'] / sizes['dev']:.3f} ({hits['dev']}/{sizes['dev']})  "
               f"main {hits['main'] / sizes['main']:.3f} ({hits['main']}/{sizes['main']})")
+
+    chosen = coverage(2)
+    for weight in (0, 0.05, 0.08, 0.1, 0.15, 0.2):
+        report(f"weight {weight}, thing weight 2", chosen, weight)
+    for thing_weight in (1, 1.5, 3, 5):
+        report(f"weight 0.1, thing weight {thing_weight}", coverage(thing_weight), 0.1)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import HumeCore
+
 /// The colour a prompt asks its thing to be ("a blue car", "a little green frog", "a black cat"), and a sample made to
 /// show it.
 ///
@@ -17,21 +19,8 @@ public enum PromptColour {
         "black": ["black"], "grey": ["grey"], "white": ["white"],
     ]
 
-    /// Words that start a phrase about a part, a garment or a setting rather than the thing itself: a colour after
-    /// one ("a baseball with red stitches", "a dancer in a red dress") is not the thing's.
-    static let phraseStarts: Set<String> = [
-        "with", "in", "on", "wearing", "holding", "under", "over", "at", "near", "beside", "behind", "from", "having",
-        "that", "which", "who", "and", "inside", "against", "by", "for", "into", "onto", "through", "without",
-    ]
-
-    /// Words for a number of things, after which "of" does not end the thing's words.
-    static let collectives: Set<String> = [
-        "bunch", "pair", "couple", "pile", "group", "set", "handful", "bouquet", "lot", "lots", "dozen", "few", "herd",
-        "flock", "heap", "stack", "row", "swarm", "school", "pack", "litter", "cluster", "bundle", "kind", "sort", "type",
-    ]
-
     /// The colour `prompt` asks its thing to be: one colour word of `Recolour.palette` (or a synonym: gray, violet,
-    /// golden, gold) before any phrase about a part or a setting (`phraseStarts`, and "of" after a container), with at most one modifier before it
+    /// golden, gold) before any phrase about a part or a setting (`ThingPhrase`: with, in, on, …, and "of" after a container), with at most one modifier before it
     /// (light, pale, dark, deep), that is followed by another word, as an adjective is by its noun. Nil when the prompt
     /// names no colour of the thing, two ("a black and white cat", "a red-blue ball"), or ends with the colour ("an
     /// orange" is the fruit, "the sky is blue" names no colour of a thing).
@@ -40,12 +29,7 @@ public enum PromptColour {
         // "a black and white cat" names two colours: "and" ends the thing's words only after a word that is not one.
         // "of" ends them after a container ("a glass of red wine" is not a red glass), not after a number of things
         // ("a bunch of purple grapes").
-        if let end = words.indices.first(where: { i in
-            if words[i] == "of" { return i > 0 && !collectives.contains(words[i - 1]) }
-            return phraseStarts.contains(words[i]) && !(words[i] == "and" && i > 0 && Recolour.colourName(words[i - 1]) != nil)
-        }) {
-            words = Array(words[..<end])
-        }
+        words = Array(words[..<ThingPhrase.end(of: words, joinsAnd: { Recolour.colourName($0) != nil })])
         var found: (index: Int, name: String)?
         for (i, word) in words.enumerated() {
             guard let w = Recolour.colourName(word) else { continue }

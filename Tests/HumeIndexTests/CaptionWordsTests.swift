@@ -26,6 +26,42 @@ struct CaptionWordsTests {
         #expect(CaptionWords.words("a the of").isEmpty)
     }
 
+    @Test("the thing's words are those before a phrase about its parts, garments, setting or content")
+    func thingWords() {
+        #expect(CaptionWords.thingWords("a fairy with wings") == ["fairy"])
+        #expect(CaptionWords.thingWords("a glass of orange juice") == ["glass"])
+        #expect(CaptionWords.thingWords("a bunch of purple grapes") == ["bunch", "grape"])
+        #expect(CaptionWords.thingWords("a black and white cat in the snow") == ["cat"])
+        #expect(CaptionWords.thingWords("salt and pepper") == ["salt", "pepp"])  // "and" joins things; -er goes
+        #expect(CaptionWords.thingWords("happy birthday") == ["happy", "birthday"])
+        #expect(CaptionWords.thingWords("with a hat").isEmpty)
+    }
+
+    @Test("a caption naming the prompt's thing covers more of it than one naming only what the thing has")
+    func thingCountsMore() {
+        // Alike in rarity: "fairy" and "wing" are each one caption's.
+        let w = CaptionWords(captions: ["fairy", "wing", "smiling face"])
+        let p = w.prompt("a fairy with wings")
+        let fairy = w.coverage(p, item: 0), wing = w.coverage(p, item: 1)
+        #expect(abs(fairy - CaptionWords.thingWeight / (CaptionWords.thingWeight + 1)) < 1e-12 && abs(fairy + wing - 1) < 1e-12)
+        #expect(w.score(similarity: 0.5, p, item: 0) > w.score(similarity: 0.5, p, item: 1))
+        // Without a phrase every word is the thing's: the shares are as before.
+        let plain = w.prompt("fairy wings")
+        #expect(abs(w.coverage(plain, item: 0) - 0.5) < 1e-12 && abs(w.coverage(plain, item: 1) - 0.5) < 1e-12)
+    }
+
+    /// With every word alike, "fire engine" holds two of the three words and the firefighter one, and the fire engine
+    /// came first, though the embedding alone finds the firefighter. (Not a prompt of the fidelity lists.)
+    @Test("a search with words finds the prompt's thing, not the thing its phrase names")
+    func searchFindsTheThing() throws {
+        try requireEmojiIndex()
+        let loaded = try sharedStage.databases.database("emoji")
+        let embedder = try Embedder(modelDirectory: testPaths.model)
+        let prompt = "a firefighter with a fire engine"
+        let found = try loaded.search(try embedder.embedFlat([prompt]), k: 8, prompts: [prompt])
+        #expect(found[0].captions.first == "firefighter" && found[0].captions.contains("fire engine"), "\(found[0].captions)")
+    }
+
     @Test("coverage weighs each word by its rarity among the captions")
     func coverage() {
         // "face" is in four captions, "pig" and "church" in one each.
