@@ -20,8 +20,9 @@ public enum PromptColour {
     ]
 
     /// The colour `prompt` asks its thing to be: one colour word of `Recolour.palette` (or a synonym: gray, violet,
-    /// golden, gold) before any phrase about a part or a setting (`ThingPhrase`: with, in, on, …, and "of" after a container), with at most one modifier before it
-    /// (light, pale, dark, deep), that is followed by another word, as an adjective is by its noun. Nil when the prompt
+    /// golden, gold) before any phrase about a part or a setting (`ThingPhrase`: with, in, on, …, and "of" after a
+    /// container), with at most one modifier before it (light, pale, dark, deep), that is followed by another word, as
+    /// an adjective is by its noun. Nil when the prompt
     /// names no colour of the thing, two ("a black and white cat", "a red-blue ball"), or ends with the colour ("an
     /// orange" is the fruit, "the sky is blue" names no colour of a thing).
     public static func parse(_ prompt: String) -> Recolour? {
