@@ -22,9 +22,8 @@ public enum PromptColour {
     /// The colour `prompt` asks its thing to be: one colour word of `Recolour.palette` (or a synonym: gray, violet,
     /// golden, gold) before any phrase about a part or a setting (`ThingPhrase`: with, in, on, …, and "of" after a
     /// container), with at most one modifier before it (light, pale, dark, deep), that is followed by another word, as
-    /// an adjective is by its noun. Nil when the prompt
-    /// names no colour of the thing, two ("a black and white cat", "a red-blue ball"), or ends with the colour ("an
-    /// orange" is the fruit, "the sky is blue" names no colour of a thing).
+    /// an adjective is by its noun. Nil when the prompt names no colour of the thing, two ("a black and white cat", "a
+    /// red-blue ball"), or ends with the colour ("an orange" is the fruit, "the sky is blue" names no colour of a thing).
     public static func parse(_ prompt: String) -> Recolour? {
         var words = prompt.lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
         // "a black and white cat" names two colours: "and" ends the thing's words only after a word that is not one.
@@ -61,7 +60,8 @@ public enum PromptColour {
     /// The palette's colours without a clear hue.
     static let achromatic: Set<String> = ["black", "grey", "white"]
     /// The palette in name order, each colour marked with or without a hue: `name(of:)` runs once per pixel.
-    static let entries = Recolour.palette.sorted { $0.key < $1.key }.map { (name: $0.key, rgb: $0.value, hue: !achromatic.contains($0.key)) }
+    static let entries = Recolour.palette.sorted { $0.key < $1.key }
+        .map { (name: $0.key, rgb: $0.value, hue: !achromatic.contains($0.key)) }
 
     /// The palette name nearest a colour (RGB in [0, 1], Euclidean; ties to the first by name), among the colours with
     /// a hue (`hue` true), those without (false) or all of them (nil).
@@ -89,7 +89,7 @@ public enum PromptColour {
     /// (`recoloured` false; also when the sample has no body to take).
     public static func follow(_ colour: Recolour, rgb8: [UInt8], width: Int, height: Int) -> (pixels: [UInt8], recoloured: Bool) {
         // The body is found once, for the check and for the recolour.
-        guard let analysed = Recolour.body(rgb8: rgb8, width: width, height: height), !shows(analysed.body, colour) else {
+        guard let analysed = Recolour.analyse(rgb8: rgb8, width: width, height: height), !shows(analysed.body, colour) else {
             return (rgb8, false)
         }
         return (colour.apply(rgb8: rgb8, analysed: analysed).pixels, true)

@@ -121,9 +121,14 @@ public struct Recolour: Sendable, Equatable {
         public var hue: Double, saturation: Double, value: Double
     }
 
+    /// A picture's body and every pixel's saturation and value: what `apply` recolours with, found once.
+    struct Analysis {
+        var body: Body
+        var sat: [Double], val: [Double]
+    }
+
     /// The body of `rgb8` (see `apply`), or nil when the picture has none (nothing but backdrop, or no grey to take).
-    /// The HSV of every pixel comes back too, for `apply`.
-    static func body(rgb8: [UInt8], width: Int, height: Int) -> (body: Body, hue: [Double], sat: [Double], val: [Double])? {
+    static func analyse(rgb8: [UInt8], width: Int, height: Int) -> Analysis? {
         let n = width * height
         precondition(rgb8.count == 3 * n, "one RGB triple per pixel")
         let back = Recolour.backdrop(rgb8, width: width, height: height)
@@ -169,21 +174,22 @@ public struct Recolour: Sendable, Equatable {
             greyFamily = greys.filter { abs(val[$0] - middle) <= 0.15 }
         }
         // The larger family is the body: a grey elephant with a pink ear is grey, a red heart with a white highlight red.
-        let grey = coloured.map { $0.count < greyFamily.count } ?? true
-        let body = grey ? greyFamily : coloured!
+        let hued = coloured.flatMap { $0.count >= greyFamily.count ? $0 : nil }
+        let grey = hued == nil
+        let body = hued ?? greyFamily
         guard !body.isEmpty else { return nil }
         let strong = grey ? body : body.filter { sat[$0] > 0.25 }
         let used = strong.isEmpty ? body : strong
         // The body's hue: the median of its clearly coloured pixels' hues, measured from the window's centre.
         let hueOf = grey ? 0 : (centre + Recolour.median(used.map { (hue[$0] - centre + 540).truncatingRemainder(dividingBy: 360) - 180 }) + 360)
             .truncatingRemainder(dividingBy: 360)
-        return (Body(pixels: body, grey: grey, hue: hueOf, saturation: Recolour.median(used.map { sat[$0] }),
-                     value: Recolour.median(used.map { val[$0] })), hue, sat, val)
+        return Analysis(body: Body(pixels: body, grey: grey, hue: hueOf, saturation: Recolour.median(used.map { sat[$0] }),
+                                   value: Recolour.median(used.map { val[$0] })), sat: sat, val: val)
     }
 
     /// The body of a picture (interleaved RGB8), or nil when it has none.
     public static func body(of rgb8: [UInt8], width: Int, height: Int) -> Body? {
-        body(rgb8: rgb8, width: width, height: height)?.body
+        analyse(rgb8: rgb8, width: width, height: height)?.body
     }
 
     /// The source recoloured, and the mask of the pixels changed (255) or kept (0); every kept pixel's bytes are the
@@ -197,12 +203,12 @@ public struct Recolour: Sendable, Equatable {
     /// black rim, is its body. Each body pixel's saturation and value are multiplied by the target's over the body's
     /// median (a grey body takes the target's saturation), and its hue becomes the target's.
     public func apply(rgb8: [UInt8], width: Int, height: Int) -> (pixels: [UInt8], mask: [UInt8])? {
-        Recolour.body(rgb8: rgb8, width: width, height: height).map { apply(rgb8: rgb8, analysed: $0) }
+        Recolour.analyse(rgb8: rgb8, width: width, height: height).map { apply(rgb8: rgb8, analysed: $0) }
     }
 
-    /// `apply` with the body already found (`body(rgb8:width:height:)`: the body and every pixel's HSV).
-    func apply(rgb8: [UInt8], analysed: (body: Body, hue: [Double], sat: [Double], val: [Double])) -> (pixels: [UInt8], mask: [UInt8]) {
-        let (body, _, sat, val) = analysed
+    /// `apply` with the body already found (`analyse`).
+    func apply(rgb8: [UInt8], analysed: Analysis) -> (pixels: [UInt8], mask: [UInt8]) {
+        let (body, sat, val) = (analysed.body, analysed.sat, analysed.val)
         let target = Recolour.hsv(rgb.x, rgb.y, rgb.z)
         let bodyS = body.saturation, bodyV = max(body.value, 1e-3)
         var pixels = rgb8

@@ -192,7 +192,7 @@ public struct FidelityEvaluation {
             let asked = Set(p.concepts)
             let neighbours = try Neighbours(decoding: answers[n])
             if let first = neighbours.ids.first, asked.contains(items[first].concept) { top1 += 1 }
-            var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = [], usedCounts: [Int] = [], metas: [[String: Any]] = []
+            var samples: [[UInt8]] = [], baselineSamples: [[UInt8]] = [], metas: [[String: Any]] = []
             for seed in 1...seeds {
                 var seeded = settings
                 seeded.seed = UInt64(seed)
@@ -200,9 +200,7 @@ public struct FidelityEvaluation {
                 let out = try check(try denoise.run([task])[0], "denoising")
                 let image = try StageImage(decoding: out)
                 samples.append(image.pixels)
-                let meta = (try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any]
-                usedCounts.append((meta?["used"] as? [Int])?.count ?? 0)
-                metas.append(meta ?? [:])
+                metas.append((try? JSONSerialization.jsonObject(with: Data(image.metadata))) as? [String: Any] ?? [:])
                 if baseline {
                     var b = GenerateParameters()
                     b.database = database; b.k = k; b.size = size; b.steps = steps; b.seed = UInt64(seed)
@@ -211,13 +209,14 @@ public struct FidelityEvaluation {
                     baselineSamples.append(try generator.stageImage(ids: neighbours.ids, scores: nil, parameters: b).pixels)
                 }
             }
+            let usedCounts = metas.map { ($0["used"] as? [Int])?.count ?? 0 }
             let conditioned = try neighbours.ids.prefix(k).map { id in try db.rgb8(id, side: size) }
             let s = metric.score(samples: samples, size: size, asked: asked, neighbours: conditioned)
             current.add(s)
             // Prompts that name a colour: does each sample show it? The baseline is scored alike below.
             let colour = PromptColour.parse(p.prompt)
-            let shownEach = colour.map { c in samples.map { PromptColour.pictureShows(c, rgb8: $0) } }
-            let shown = shownEach.map { $0.filter { $0 }.count }
+            let checked = colour.map { c in (name: c.name, shown: samples.map { PromptColour.pictureShows(c, rgb8: $0) }) }
+            let shown = checked.map { $0.shown.filter { $0 }.count }
             if let shown {
                 current.coloured += samples.count
                 current.colourShown += shown
@@ -231,7 +230,7 @@ public struct FidelityEvaluation {
             for n in usedCounts { usedHistogram[min(n, 4), default: 0] += 1 }
             for i in samples.indices {
                 records.append(Self.sampleRecord(prompt: p, seed: i + 1, scores: s, at: i, meta: metas[i], items: items,
-                                                 top1: neighbours.ids[0], colour: colour.map { ($0.name, shownEach![i]) }))
+                                                 top1: neighbours.ids[0], colour: checked.map { ($0.name, $0.shown[i]) }))
             }
             if baseline {
                 let b = metric.score(samples: baselineSamples, size: size, asked: asked, neighbours: conditioned)
