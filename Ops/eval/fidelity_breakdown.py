@@ -19,10 +19,34 @@ def shares(rows):
     return "  ".join(f"{k} {sum(bool(r.get(k)) for r in rows) / len(rows):.3f}" for k in KEYS)
 
 
-def main(path):
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+FIELDS = ("prompt", "concepts", "top1", "used") + KEYS
+
+
+def read(path):
+    """The samples of a `<sheet>.samples.jsonl`, or exit with one sentence saying what is wrong with the file."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as e:
+        sys.exit(f"could not read {path}: {e.strerror}")
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            sys.exit(f"line {n} of {path} is not JSON; give the <sheet>.samples.jsonl that hume eval fidelity wrote")
+        missing = [f for f in FIELDS if not isinstance(row, dict) or f not in row]
+        if missing:
+            sys.exit(f"line {n} of {path} has no {missing[0]!r}; give the <sheet>.samples.jsonl that hume eval fidelity wrote")
+        rows.append(row)
     if not rows:
         sys.exit(f"{path} holds no samples")
+    return rows
+
+
+def main(path):
+    rows = read(path)
     print(f"all {len(rows)} samples: {shares(rows)}")
     missed = [r for r in rows if not r["recognised"]]
     by_retriever = [r for r in missed if r["top1"] not in r["concepts"]]
