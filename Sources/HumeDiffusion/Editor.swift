@@ -38,8 +38,9 @@ public struct Editor: Sendable {
     public var partSide = 64
     /// Mean absolute difference over channels (samples in [-1, 1]) above which a donor pixel differs from the source.
     public var partThreshold: Float = 0.3
-    /// A removal ("without the hat"): the donor's white backdrop is part of what it brings, since the white where the
-    /// hat was is the edit. For additions it is left out (a hat pasted onto a dog must not erase the dog).
+    /// A removal ("without the hat") or a replacement ("make it a thought balloon"): the donor's white backdrop is part of
+    /// what it brings, since the white where the hat (or the speech balloon's tail) was is the edit. For additions it is
+    /// left out (a hat pasted onto a dog must not erase the dog).
     public var keepsDonorBackdrop = false
 
     public init() {}
@@ -74,8 +75,11 @@ public struct Editor: Sendable {
     ///   - sourceScores, editScores: the similarities of the source's and the edit text's neighbours to their texts
     ///     (the retriever's), or nil to weigh a set's neighbours alike.
     ///   - image: the database image of an id at `side` (the caller has checked the ids).
+    ///   - donors: the transplant's candidates and their scores, when not the edit's neighbours (an addition's donors may
+    ///     include a picture its neighbours leave out).
     public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], image: (Int) throws -> RGBImage, seed: UInt64,
-                     sourceScores: [Double]? = nil, editScores: [Double]? = nil) throws
+                     sourceScores: [Double]? = nil, editScores: [Double]? = nil,
+                     donors: (ids: [Int], scores: [Double])? = nil) throws
         -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
         guard source.width == side, source.height == side else {
             throw DiffusionError(.sizeMismatch, "The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
@@ -107,13 +111,17 @@ public struct Editor: Sendable {
         var best: (index: Int, d: Float, dx: Int, dy: Int, part: [Bool])?
         // A candidate's mismatch counts more the weaker its match to the edit text: × e^(margin / temperature), the
         // margin being its similarity's distance below the best one's (the conditioning's weights, inverted).
-        let candidates = editIDs.prefix(min(k, transplantCandidates)).indices
+        let donorIDs = donors?.ids ?? editIDs, donorScores = donors?.scores ?? editScores
+        let donorImages = donors == nil ? editImages : try donorIDs.prefix(min(k, transplantCandidates)).map(image)
+        let candidates = donorIDs.prefix(min(k, transplantCandidates)).indices
         let penalty = candidates.map { i -> Float in
-            guard let s = editScores, s.count > i, let top = s.prefix(candidates.count).max() else { return 1 }
+            guard let s = donorScores, s.count > i, let top = s.prefix(candidates.count).max() else { return 1 }
             return Float(exp((top - s[i]) / temperature))
         }
         for i in candidates {
-            let candidate = editImages[i].downsampled(by: g)
+            let candidate = donorImages[i].downsampled(by: g)
+            // The source itself (a database picture edited, found again) brings nothing but a shifted copy of itself.
+            if candidate.pixels == src.pixels { continue }
             for dy in -reach...reach { for dx in -reach...reach {
                 let d = Editor.mismatch(candidate, shiftedBy: (dx, dy), from: src, outside: near) * penalty[i]
                 guard d < best?.d ?? .infinity else { continue }
@@ -126,7 +134,7 @@ public struct Editor: Sendable {
         let donor = best ?? (0, 0, 0, 0, near)
         var mask = [Bool](repeating: false, count: n)
         for y in 0..<side { for x in 0..<side { mask[y * side + x] = donor.part[(y / g) * ps + x / g] } }
-        let donorImage = StickerPose(dx: donor.dx * g, dy: donor.dy * g).apply(editImages[donor.index])
+        let donorImage = StickerPose(dx: donor.dx * g, dy: donor.dy * g).apply(donorImages[donor.index])
         var composite = source
         for p in 0..<n where mask[p] { for c in 0..<3 { composite.pixels[c * n + p] = donorImage.pixels[c * n + p] } }
         // 3. Harmonise under source + edit neighbours, then pin outside the mask.
@@ -135,7 +143,7 @@ public struct Editor: Sendable {
         let start = sampler.noised(composite, rng: &rng)
         var result = try sampler.sample(denoiser: both, from: start, rng: &rng)
         for p in 0..<n where !mask[p] { for c in 0..<3 { result.pixels[c * n + p] = source.pixels[c * n + p] } }
-        return (result, mask.map { $0 ? 255 : 0 }, editIDs[donor.index])
+        return (result, mask.map { $0 ? 255 : 0 }, donorIDs[donor.index])
     }
 
     /// The DiffEdit mask at this editor's side: the source noised to t = `maskStrength` `maskDraws` times, the

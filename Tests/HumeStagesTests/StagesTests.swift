@@ -360,13 +360,14 @@ struct EditStageTests {
     }
 }
 
-/// One edit job through the edit stage on the `emoji` picture captioned `caption` at `side`: the source's bytes, the
+/// One edit job through the edit stage on the `database` (`emoji`) picture captioned `caption` at `side`: the source's bytes, the
 /// result and its metadata; nil (with the issue recorded) when the data is missing or the edit fails.
-func editEmoji(_ caption: String, _ params: String, side: Int) throws -> (source: [UInt8], image: StageImage, meta: [String: Any])? {
+func editEmoji(_ caption: String, _ params: String, side: Int, database: String = "emoji") throws
+    -> (source: [UInt8], image: StageImage, meta: [String: Any])? {
     let have = try requireData()
     guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return nil }
     let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
-    let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
+    let db = try DatabaseImages(named: database, root: testPaths.databases)
     let id = try #require(db.database.items.firstIndex { $0.caption == caption })
     let source = try db.rgb8(id, side: side)
     let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: source))
@@ -377,7 +378,7 @@ func editEmoji(_ caption: String, _ params: String, side: Int) throws -> (source
     return (source, image, meta)
 }
 
-@Suite("removal edits")
+@Suite("removal and replacement edits")
 struct RemovalEditTests {
     @Test("a removal is recognised in the ways people write it, and the thing is taken out of the caption")
     func parsing() {
@@ -409,6 +410,23 @@ struct RemovalEditTests {
         }
         #expect(brown(source) > 300, "the source has a hat: \(brown(source)) brown pixels")
         #expect(brown(image.pixels) * 5 < brown(source), "the hat is gone: \(brown(image.pixels)) of \(brown(source)) brown pixels left")
+    }
+
+    @Test("make it a thought balloon: the speech balloon's tail goes, where the thought balloon is backdrop")
+    func replacedThingGoes() throws {
+        let side = 64
+        guard let (source, image, meta) = try editEmoji("A speech balloon.", #"{"edit": "make it a thought balloon", "caption": "A speech balloon.", "database": "tuxpaint", "size": 64}"#,
+                                                        side: side, database: "tuxpaint") else { return }
+        // The tail is the speech balloon's dark outline below its body on the left; the thought balloon has none there.
+        func tail(_ px: [UInt8]) -> Int {
+            var dark = 0
+            for y in 44..<side { for x in 0..<(side / 2) where px[3 * (y * side + x) ..< 3 * (y * side + x) + 3].allSatisfy({ $0 < 140 }) { dark += 1 } }
+            return dark
+        }
+        let items = try Database(named: "tuxpaint", root: testPaths.databases).items
+        #expect(items[try #require(meta["transplant"] as? Int)].caption == "A thought balloon.")
+        #expect(tail(source) >= 8, "the source has a tail: \(tail(source)) dark pixels")
+        #expect(tail(image.pixels) * 4 <= tail(source), "the tail is gone: \(tail(image.pixels)) of \(tail(source)) dark pixels left")
     }
 }
 
@@ -451,6 +469,15 @@ struct AdditionEditTests {
         // The eyes change: the mask is more than a few pixels.
         let mask = try #require(image.mask?.pixels)
         #expect(mask.filter { $0 > 0 }.count > 64 * 64 / 50, "mask of \(mask.filter { $0 > 0 }.count) pixels")
+    }
+
+    @Test("monkey face, covering its eyes: the see-no-evil monkey is the donor though the neighbours' rules leave it out")
+    func bestScoredDonor() throws {
+        guard let (_, _, meta) = try editEmoji("monkey face", #"{"edit": "covering its eyes", "caption": "monkey face", "size": 64}"#, side: 64) else { return }
+        let (donor, neighbours) = try captions(meta)
+        // The rules' own finding stands for the conditioning: a monkey is no nearer the combined text than the caption.
+        #expect(!neighbours.contains("see-no-evil monkey"), "\(neighbours)")
+        #expect(donor == "see-no-evil monkey", "donor \(donor); neighbours \(neighbours)")
     }
 
     @Test("without a caption, the picture nearest the source by pixels names its kind: the cat still gets a cat's heart eyes")

@@ -103,12 +103,14 @@ public final class EditStage: Stage, @unchecked Sendable {
         let sourceScores = p.caption != nil ? found[1].scores : nil
         var editIDs = found[0].ids
         var editScores = found[0].scores
+        var donors: (ids: [Int], scores: [Double])?
         if let combined {
             // An addition to a captioned source: pictures of the source's kind with the edit (`additionDonors`).
             let ranked = try Self.additionDonors(loaded, vectors: vectors, edit: p.edit, combined: combined, kind: found[1].ids,
                                                  k: editor.k)
-            editIDs = ranked.map(\.id)
-            editScores = ranked.map(\.score)
+            editIDs = ranked.neighbours.map(\.id)
+            editScores = ranked.neighbours.map(\.score)
+            donors = (ranked.donors.map(\.id), ranked.donors.map(\.score))
         } else if let thing = removed {
             // A removal: a sentence embedding hardly hears "without", so "without the hat" finds hats. The edit's
             // neighbours are instead pictures of the source's caption with the thing taken out of it ("smiling face with
@@ -132,11 +134,15 @@ public final class EditStage: Stage, @unchecked Sendable {
             editIDs = ranked.map(\.id)
             editScores = ranked.map(\.score)
             editor.keepsDonorBackdrop = true
+        } else if Self.replaces(p.edit) {
+            // The thing becomes another ("make it a thought balloon", "open them"): where the new one is backdrop, the old
+            // one goes (the speech balloon's tail, the closed blades), as in a removal.
+            editor.keepsDonorBackdrop = true
         }
         try db.check(ids: sourceIDs + editIDs)
         let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs,
                                 image: { try RGBImage(width: editor.side, height: editor.side, rgb8: db.rgb8($0, side: editor.side)) },
-                                seed: p.seed, sourceScores: sourceScores, editScores: editScores)
+                                seed: p.seed, sourceScores: sourceScores, editScores: editScores, donors: donors)
         return try result(pixels: r.image.rgb8(), mask: r.mask, side: editor.side, meta: [
             "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
             "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.harmonisingSteps,
@@ -189,11 +195,20 @@ public final class EditStage: Stage, @unchecked Sendable {
     /// - the source's twins: pictures no nearer the edit text than the source's own kind is, the median over the
     ///   caption's `k` neighbours ("grinning cat with smiling eyes" for "with heart eyes" on a grinning cat).
     /// When that leaves none, the twins are kept; when still none, every candidate.
+    ///
+    /// The transplant's donors are those neighbours, after any candidate left out that scores above every one kept and
+    /// is moved on by the step from the caption to the combined text, s(combined) − s(caption), further than the
+    /// caption's first neighbour (the source's own picture, or one with its very caption) is. The rules guard the
+    /// conditioning against the source's kind, but a picture the score puts first is the edit's best donor even when the
+    /// caption is near it ("see-no-evil monkey" for "monkey face" + "covering its eyes" is a hair less near the combined
+    /// text than the caption, and no nearer the edit text than monkeys are; without it the donor was a person's face).
+    /// A twin that scores lower, or a picture of the caption itself, stays out: it fits the source best and brings
+    /// nothing.
     /// - Parameters:
     ///   - vectors: the unit embeddings of the edit text, the caption and the combined text, back to back.
     ///   - kind: the caption's neighbours.
     static func additionDonors(_ loaded: LoadedDatabase, vectors: [Float], edit: String, combined: String, kind: [Int], k: Int) throws
-        -> [(id: Int, score: Double)] {
+        -> (neighbours: [(id: Int, score: Double)], donors: [(id: Int, score: Double)]) {
         let d = Database.dimension
         precondition(vectors.count == 3 * d)
         let pool = max(32, 4 * k)
@@ -218,8 +233,15 @@ public final class EditStage: Stage, @unchecked Sendable {
         var kept = scored.filter { $0.gains && $0.carries }
         if kept.isEmpty { kept = scored.filter(\.gains) }
         if kept.isEmpty { kept = scored }
-        return kept.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-            .prefix(k).map { ($0.id, $0.score) }
+        func ranked(_ list: [(id: Int, score: Double, gains: Bool, carries: Bool)]) -> [(id: Int, score: Double)] {
+            list.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(k).map { ($0.id, $0.score) }
+        }
+        // Re-admitted: above every kept score, and moved on by the step from the caption to the combined text further than
+        // the caption's own first picture is (a picture with the source's very caption is the kind without the edit).
+        let best = kept.map(\.score).max() ?? -.infinity
+        let kindStep = kind.first.map { similarity($0, 2) - similarity($0, 1) } ?? .infinity
+        let readmitted = scored.filter { $0.score > best && similarity($0.id, 2) - similarity($0.id, 1) > kindStep }
+        return (ranked(kept), ranked(readmitted + kept))
     }
 
     /// The thing an edit text asks to take away ("without the hat", "remove the sunglasses", "take off its mask",
