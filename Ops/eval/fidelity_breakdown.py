@@ -9,7 +9,9 @@ retriever's first neighbour is not an asked-for concept (the retriever's misses,
 the numbers over the other prompts, and the numbers by the drawing style of the neighbour that set each sample's shape,
 made from that drawing alone or with partners. Standard library only.
 """
-import json, sys
+import sys
+
+import samples_file
 from collections import defaultdict
 
 KEYS = ("recognised", "near_copy", "faithful_and_new", "warped_copy")
@@ -23,26 +25,7 @@ FIELDS = ("prompt", "concepts", "top1", "used") + KEYS
 
 
 def read(path):
-    """The samples of a `<sheet>.samples.jsonl`, or exit with one sentence saying what is wrong with the file."""
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError as e:
-        sys.exit(f"could not read {path}: {e.strerror}")
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            sys.exit(f"line {n} of {path} is not JSON; give the <sheet>.samples.jsonl that hume eval fidelity wrote")
-        missing = [f for f in FIELDS if not isinstance(row, dict) or f not in row]
-        if missing:
-            sys.exit(f"line {n} of {path} has no {missing[0]!r}; give the <sheet>.samples.jsonl that hume eval fidelity wrote")
-        rows.append(row)
-    if not rows:
-        sys.exit(f"{path} holds no samples")
-    return rows
+    return samples_file.read(path, FIELDS)
 
 
 def main(path):
