@@ -139,7 +139,7 @@ public final class EditStage: Stage, @unchecked Sendable {
             // one goes (the speech balloon's tail, the closed blades), as in a removal.
             editor.keepsDonorBackdrop = true
         }
-        try db.check(ids: sourceIDs + editIDs)
+        try db.check(ids: sourceIDs + editIDs + (donors?.ids ?? []))
         let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs,
                                 image: { try RGBImage(width: editor.side, height: editor.side, rgb8: db.rgb8($0, side: editor.side)) },
                                 seed: p.seed, sourceScores: sourceScores, editScores: editScores, donors: donors)
