@@ -59,6 +59,10 @@ public struct EditEvaluation {
     public var pairs: [EditPair]
     /// The working side (the edit job's `size`).
     public var side = Editor().side
+    /// The side the RMSEs are taken at (box-downsampled), nil: the working side, as the measure is defined. 32 reads the
+    /// result as issue 15's fidelity metrics do, blind to the one-pixel offsets between two drawings' outlines that
+    /// dominate the RMSE at 128².
+    public var compareSide: Int?
     /// The sheet PNG (rows: source, mask, result, target).
     public var sheet = "eval-edit.png"
     /// Whether each job carries its source's caption; without, the editor knows the source by its pixels alone, as it
@@ -121,9 +125,10 @@ public struct EditEvaluation {
         }
     }
 
-    /// RMSE on RGB in [0, 1] of two RGB8 images of the working side.
+    /// RMSE on RGB in [0, 1] of two RGB8 images of the working side, taken at `compareSide` (else the working side).
     func rmse(_ a: [UInt8], _ b: [UInt8]) -> Double {
-        Tiles.rmse(Tiles.downsample(a, side: side, to: side), Tiles.downsample(b, side: side, to: side))
+        let at = compareSide ?? side
+        return Tiles.rmse(Tiles.downsample(a, side: side, to: at), Tiles.downsample(b, side: side, to: at))
     }
 
     /// Runs the pairs, writes the sheet, and returns the numbers and one line per pair.
@@ -187,7 +192,7 @@ public struct EditEvaluation {
             "pairs": pairs.count, "size": side, "edit_success": Double(successes) / Double(pairs.count),
             "by_database": byDatabase.mapValues { Double($0.ok) / Double($0.all) },
             "mean_mask_coverage": coverage.reduce(0, +) / Double(coverage.count), "outside_change": outsideChange,
-            "seconds_per_edit_median": median(seconds), "sheet": sheet, "captions": captions]
+            "seconds_per_edit_median": median(seconds), "sheet": sheet, "captions": captions, "compare_side": compareSide ?? side]
         if named > 0 {
             result["edit_success_named"] = Double(namedSuccesses) / Double(named)
             result["pairs_named"] = named

@@ -233,10 +233,15 @@ struct EvalEdit: ParsableCommand {
     @Option(help: "Sheet PNG (rows: source, mask, result, target).") var sheet = "eval-edit.png"
     @Flag(help: "Send the jobs without the source's caption (the editor then knows each source by its pixels alone).")
     var noCaption = false
+    @Option(help: "Side the RMSEs are compared at, box-downsampled: 32, 64 or 128, at most --size (default: --size, as the measure is defined).")
+    var compareSide: Int?
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard GenerateParameters.sizes.contains(size) else { throw ValidationError("--size must be 32, 64 or 128.") }
+        if let c = compareSide, !GenerateParameters.sizes.contains(c) || c > size {
+            throw ValidationError("--compare-side must be 32, 64 or 128 and at most --size (\(size)).")
+        }
     }
 
     func run() throws {
@@ -245,6 +250,7 @@ struct EvalEdit: ParsableCommand {
         evaluation.sheet = sheet
         evaluation.side = size
         evaluation.captions = !noCaption
+        evaluation.compareSide = compareSide
         let (result, lines) = try evaluation.run()
         if json { return try printJSON(result) }
         lines.forEach { print($0) }

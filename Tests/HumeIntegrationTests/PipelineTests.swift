@@ -253,6 +253,7 @@ struct PipelineTests {
             (["eval", "generate", "--focus", "11"], "Error: The \"focus\" parameter is 11; it must be a number from 0 to 10.", 64),
             (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1", 1),
             (["eval", "edit", "--size", "48"], "Error: --size must be 32, 64 or 128.", 64),
+            (["eval", "edit", "--size", "64", "--compare-side", "128"], "Error: --compare-side must be 32, 64 or 128 and at most --size (64).", 64),
             (["bench", "edit", "--size", "256"], "--size must be 32, 64 or 128", 64),
             (["eval", "edit", "--pairs", "/nonexistent/edits.jsonl"], "Error: Cannot read the edit list /nonexistent/edits.jsonl.", 1),
         ]
@@ -280,6 +281,7 @@ struct PipelineTests {
         let j = try JSON.parse(out)
         #expect(j["pairs"]?.int == 2 && j["pairs_named"]?.int == 2 && j["pairs_named_with_picture"]?.int == 1, "\(out)")
         #expect(j["edit_success_named"]?.double == 0.5 && j["outside_change"]?.int == 0, "\(out)")
+        #expect(j["compare_side"]?.int == 32, "the RMSEs are taken at the working side unless asked: \(out)")
         try (#"{"database": "emoji", "source": "red heart", "edit": "make it blue", "targets": ["a heart nobody drew"]}"# + "\n")
             .write(toFile: list, atomically: true, encoding: .utf8)
         let (rc2, _, err2) = try await onOwnThread { try hume(["eval", "edit", "--pairs", list, "--size", "32", "--json", "--sheet", sheet], timeout: 240) }
