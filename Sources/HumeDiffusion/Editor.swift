@@ -42,6 +42,10 @@ public struct Editor: Sendable {
     /// what it brings, since the white where the hat (or the speech balloon's tail) was is the edit. For additions it is
     /// left out (a hat pasted onto a dog must not erase the dog).
     public var keepsDonorBackdrop = false
+    /// An addition's part also takes the donor's regions away from the mask whose pixels are, this share of them at
+    /// least, of colours the source has nowhere (`partMask`): the sweat drop, the "zzz", the confetti the DiffEdit mask
+    /// (normalised by its largest difference) missed. Nil: only regions that meet the mask.
+    public var newInkShare: Double? = 0.8
 
     public init() {}
 
@@ -126,7 +130,8 @@ public struct Editor: Sendable {
                 let d = Editor.mismatch(candidate, shiftedBy: (dx, dy), from: src, outside: near) * penalty[i]
                 guard d < best?.d ?? .infinity else { continue }
                 let part = Editor.partMask(source: src, donor: StickerPose(dx: dx, dy: dy).apply(candidate), near: near,
-                                           threshold: partThreshold, keepsBackdrop: keepsDonorBackdrop)
+                                           threshold: partThreshold, keepsBackdrop: keepsDonorBackdrop,
+                                           newInkShare: keepsDonorBackdrop ? nil : newInkShare)
                 // A donor that differs from the source nowhere near the mask (the source itself, a twin) brings nothing.
                 if part.contains(true) { best = (i, d, dx, dy, part) }
             } }
@@ -220,7 +225,14 @@ public struct Editor: Sendable {
     /// over channels above `threshold`) that meet `near` (the DiffEdit mask), with their holes filled and dilated by one
     /// pixel. A hat above a head is one region that meets the mask at its brim, so it comes whole; differences far from
     /// what the edit text changes (another drawing's mouth when the mask is on the eyes) stay the source's.
-    static func partMask(source: RGBImage, donor: RGBImage, near: [Bool], threshold: Float, keepsBackdrop: Bool = false) -> [Bool] {
+    ///
+    /// With `newInkShare`, a region away from the mask comes too when at least that share of its pixels (and at least
+    /// `newInkMinimum` of them) are *new ink*: of a colour no source pixel is near (each channel in 16 bins over [-1, 1],
+    /// a colour near when every channel is within one bin). What an edit adds is mostly drawn in colours the source
+    /// lacks (a blue sweat drop on a yellow face, a pink party hat), what another drawing merely draws differently (its
+    /// mouth, its eyes) in the source's own.
+    static func partMask(source: RGBImage, donor: RGBImage, near: [Bool], threshold: Float, keepsBackdrop: Bool = false,
+                         newInkShare: Double? = nil) -> [Bool] {
         let w = source.width, h = source.height, n = w * h
         // The donor's backdrop is not part of what it brings: a hat is pasted onto a dog, not the dog erased. The
         // backdrop is the white that reaches the border (a white surgical mask inside its outline is the donor's).
@@ -232,6 +244,7 @@ public struct Editor: Sendable {
             for c in 0..<3 { d += abs(donor.pixels[c * n + p] - source.pixels[c * n + p]) }
             differs[p] = !backdrop[p] && d / 3 > threshold
         }
+        let isNewInk = newInkShare.map { _ in Editor.newInk(source: source, donor: donor) }
         var part = [Bool](repeating: false, count: n), seen = [Bool](repeating: false, count: n)
         for start in 0..<n where differs[start] && !seen[start] {
             var region = [start], i = 0, meets = false
@@ -245,11 +258,35 @@ public struct Editor: Sendable {
                     if differs[q] && !seen[q] { seen[q] = true; region.append(q) }
                 } }
             }
+            if !meets, let share = newInkShare, let isNewInk, region.count >= Editor.newInkMinimum,
+               Double(region.filter { isNewInk[$0] }.count) >= share * Double(region.count) { meets = true }
             if meets { for p in region { part[p] = true } }
         }
         // Holes: pixels outside the part that the border cannot reach (4-connected) are filled.
         let outside = reachable(width: w, height: h) { !part[$0] }
         return dilated(outside.map { !$0 }, width: w, height: h)
+    }
+
+    /// The fewest pixels a region of new ink needs to come without meeting the mask (a speck of anti-aliasing does not).
+    static let newInkMinimum = 6
+
+    /// Per pixel of `donor`, whether its colour is new ink: no pixel of `source` has a colour near it (16 bins a channel
+    /// over [-1, 1]; near: within one bin in every channel).
+    static func newInk(source: RGBImage, donor: RGBImage) -> [Bool] {
+        let n = source.planeCount
+        func bins(_ im: RGBImage, _ p: Int) -> (Int, Int, Int) {
+            let q = { (v: Float) in min(15, max(0, Int((v + 1) * 8))) }
+            return (q(im.pixels[p]), q(im.pixels[n + p]), q(im.pixels[2 * n + p]))
+        }
+        // Every bin within one of a source colour, marked once.
+        var near = [Bool](repeating: false, count: 16 * 16 * 16)
+        for p in 0..<n {
+            let (r, g, b) = bins(source, p)
+            for rr in max(0, r - 1)...min(15, r + 1) { for gg in max(0, g - 1)...min(15, g + 1) { for bb in max(0, b - 1)...min(15, b + 1) {
+                near[rr << 8 | gg << 4 | bb] = true
+            } } }
+        }
+        return (0..<n).map { p in let (r, g, b) = bins(donor, p); return !near[r << 8 | g << 4 | b] }
     }
 
     /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).

@@ -58,6 +58,23 @@ struct EditorPartTests {
         #expect(Editor.backdrop(donor)[0] && !Editor.backdrop(donor)[23 * Self.side + 15])
     }
 
+    @Test("a region away from the mask comes when it is drawn in colours the source lacks, not when in the source's own")
+    func newInkComes() {
+        let blue: (Float, Float, Float) = (-0.6, 0.2, 1)
+        let source = Self.drawing([Self.face, (12, 22, 20, 24, Self.black)])          // a face with a black mouth
+        // The donor: a blue drop on the forehead, and another (black) mouth; the mask is on the eyes only.
+        let donor = Self.drawing([Self.face, (18, 13, 21, 16, blue), (14, 20, 18, 22, Self.black)])
+        let near = Self.mask([(10, 16, 16, 19)])
+        let with = Editor.partMask(source: source, donor: donor, near: near, threshold: 0.3, newInkShare: 0.8)
+        #expect(Self.count(with, in: (18, 13, 21, 16)) == 9, "the drop, in a colour the face lacks, comes")
+        #expect(Self.count(with, in: (12, 20, 20, 24)) == 0, "the other mouth, black like the source's, stays the source's")
+        let without = Editor.partMask(source: source, donor: donor, near: near, threshold: 0.3)
+        #expect(Self.count(without, in: (18, 13, 21, 16)) == 0, "without the rule only regions that meet the mask come")
+        // Too small a region of new ink (a speck) does not come.
+        let speck = Self.drawing([Self.face, (18, 13, 20, 15, blue)])
+        #expect(Editor.partMask(source: source, donor: speck, near: near, threshold: 0.3, newInkShare: 0.8).filter { $0 }.count == 0)
+    }
+
     @Test("a recolour transplants the whole object, holes filled")
     func recolour() {
         let source = Self.drawing([Self.face])

@@ -480,6 +480,22 @@ struct AdditionEditTests {
         #expect(donor == "see-no-evil monkey", "donor \(donor); neighbours \(neighbours)")
     }
 
+    @Test("grinning face with big eyes, with sweat on the forehead: the blue drop comes, though the mask is on the eyes")
+    func sweatDropComes() throws {
+        let side = 64
+        guard let (source, image, meta) = try editEmoji("grinning face with big eyes",
+                                                        #"{"edit": "with sweat on the forehead", "caption": "grinning face with big eyes", "size": 64}"#,
+                                                        side: side) else { return }
+        let (donor, _) = try captions(meta)
+        #expect(donor == "grinning face with sweat", "donor \(donor)")
+        // The drop is the only blue in the picture (the face is yellow, its eyes and mouth dark and pink).
+        func blue(_ px: [UInt8]) -> Int {
+            (0..<(side * side)).filter { p in Int(px[3 * p + 2]) > Int(px[3 * p]) + 60 && px[3 * p + 2] > 150 }.count
+        }
+        #expect(blue(source) == 0, "the source has no blue: \(blue(source))")
+        #expect(blue(image.pixels) >= 12, "the drop is drawn: \(blue(image.pixels)) blue pixels")
+    }
+
     @Test("without a caption, the picture nearest the source by pixels names its kind: the cat still gets a cat's heart eyes")
     func uncaptioned() throws {
         guard let (_, _, meta) = try editEmoji("grinning cat", #"{"edit": "with heart eyes", "size": 64}"#, side: 64) else { return }
