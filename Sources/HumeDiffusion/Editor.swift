@@ -116,12 +116,17 @@ public struct Editor: Sendable {
         // A candidate's mismatch counts more the weaker its match to the edit text: × e^(margin / temperature), the
         // margin being its similarity's distance below the best one's (the conditioning's weights, inverted).
         let donorIDs = donors?.ids ?? editIDs, donorScores = donors?.scores ?? editScores
-        let donorImages = donors == nil ? editImages : try donorIDs.prefix(min(k, transplantCandidates)).map(image)
+        // A donor that is also an edit neighbour is already loaded.
+        let donorImages = donors == nil ? editImages : try donorIDs.prefix(min(k, transplantCandidates)).map { id in
+            try editIDs.prefix(k).firstIndex(of: id).map { editImages[$0] } ?? image(id)
+        }
         let candidates = donorIDs.prefix(min(k, transplantCandidates)).indices
         let penalty = candidates.map { i -> Float in
             guard let s = donorScores, s.count > i, let top = s.prefix(candidates.count).max() else { return 1 }
             return Float(exp((top - s[i]) / temperature))
         }
+        // The source's colours, for the part's new ink: once per edit, not once per candidate part.
+        let sourceColours = keepsDonorBackdrop || newInkShare == nil ? nil : InkColours(src)
         for i in candidates {
             let candidate = donorImages[i].downsampled(by: g)
             // The source itself (a database picture edited, found again) brings nothing but a shifted copy of itself.
@@ -131,7 +136,7 @@ public struct Editor: Sendable {
                 guard d < best?.d ?? .infinity else { continue }
                 let part = Editor.partMask(source: src, donor: StickerPose(dx: dx, dy: dy).apply(candidate), near: near,
                                            threshold: partThreshold, keepsBackdrop: keepsDonorBackdrop,
-                                           newInkShare: keepsDonorBackdrop ? nil : newInkShare)
+                                           newInkShare: keepsDonorBackdrop ? nil : newInkShare, sourceColours: sourceColours)
                 // A donor that differs from the source nowhere near the mask (the source itself, a twin) brings nothing.
                 if part.contains(true) { best = (i, d, dx, dy, part) }
             } }
@@ -231,8 +236,9 @@ public struct Editor: Sendable {
     /// a colour near when every channel is within one bin). What an edit adds is mostly drawn in colours the source
     /// lacks (a blue sweat drop on a yellow face, a pink party hat), what another drawing merely draws differently (its
     /// mouth, its eyes) in the source's own.
+    /// `sourceColours`: `InkColours(source)` when the caller has it already.
     static func partMask(source: RGBImage, donor: RGBImage, near: [Bool], threshold: Float, keepsBackdrop: Bool = false,
-                         newInkShare: Double? = nil) -> [Bool] {
+                         newInkShare: Double? = nil, sourceColours: InkColours? = nil) -> [Bool] {
         let w = source.width, h = source.height, n = w * h
         // The donor's backdrop is not part of what it brings: a hat is pasted onto a dog, not the dog erased. The
         // backdrop is the white that reaches the border (a white surgical mask inside its outline is the donor's).
@@ -244,7 +250,7 @@ public struct Editor: Sendable {
             for c in 0..<3 { d += abs(donor.pixels[c * n + p] - source.pixels[c * n + p]) }
             differs[p] = !backdrop[p] && d / 3 > threshold
         }
-        let isNewInk = newInkShare.map { _ in Editor.newInk(source: source, donor: donor) }
+        let colours = newInkShare.map { _ in sourceColours ?? InkColours(source) }
         var part = [Bool](repeating: false, count: n), seen = [Bool](repeating: false, count: n)
         for start in 0..<n where differs[start] && !seen[start] {
             var region = [start], i = 0, meets = false
@@ -258,8 +264,8 @@ public struct Editor: Sendable {
                     if differs[q] && !seen[q] { seen[q] = true; region.append(q) }
                 } }
             }
-            if !meets, let share = newInkShare, let isNewInk, region.count >= Editor.newInkMinimum,
-               Double(region.filter { isNewInk[$0] }.count) >= share * Double(region.count) { meets = true }
+            if !meets, let share = newInkShare, let colours, region.count >= Editor.newInkMinimum,
+               Double(region.filter { colours.lacks(donor, at: $0) }.count) >= share * Double(region.count) { meets = true }
             if meets { for p in region { part[p] = true } }
         }
         // Holes: pixels outside the part that the border cannot reach (4-connected) are filled.
@@ -270,23 +276,30 @@ public struct Editor: Sendable {
     /// The fewest pixels a region of new ink needs to come without meeting the mask (a speck of anti-aliasing does not).
     static let newInkMinimum = 6
 
-    /// Per pixel of `donor`, whether its colour is new ink: no pixel of `source` has a colour near it (16 bins a channel
-    /// over [-1, 1]; near: within one bin in every channel).
-    static func newInk(source: RGBImage, donor: RGBImage) -> [Bool] {
-        let n = source.planeCount
-        func bins(_ im: RGBImage, _ p: Int) -> (Int, Int, Int) {
-            let q = { (v: Float) in min(15, max(0, Int((v + 1) * 8))) }
-            return (q(im.pixels[p]), q(im.pixels[n + p]), q(im.pixels[2 * n + p]))
+    /// The colours a picture has, for new ink: each channel in 16 bins over [-1, 1], and every bin within one of a
+    /// colour the picture has (in every channel) marked as near.
+    struct InkColours {
+        private var near = [Bool](repeating: false, count: 16 * 16 * 16)
+
+        init(_ image: RGBImage) {
+            for p in 0..<image.planeCount {
+                let (r, g, b) = InkColours.bins(image, p)
+                for rr in max(0, r - 1)...min(15, r + 1) { for gg in max(0, g - 1)...min(15, g + 1) { for bb in max(0, b - 1)...min(15, b + 1) {
+                    near[rr << 8 | gg << 4 | bb] = true
+                } } }
+            }
         }
-        // Every bin within one of a source colour, marked once.
-        var near = [Bool](repeating: false, count: 16 * 16 * 16)
-        for p in 0..<n {
-            let (r, g, b) = bins(source, p)
-            for rr in max(0, r - 1)...min(15, r + 1) { for gg in max(0, g - 1)...min(15, g + 1) { for bb in max(0, b - 1)...min(15, b + 1) {
-                near[rr << 8 | gg << 4 | bb] = true
-            } } }
+
+        /// Whether pixel `p` of `image` is new ink: of a colour the picture these are of has none near.
+        func lacks(_ image: RGBImage, at p: Int) -> Bool {
+            let (r, g, b) = InkColours.bins(image, p)
+            return !near[r << 8 | g << 4 | b]
         }
-        return (0..<n).map { p in let (r, g, b) = bins(donor, p); return !near[r << 8 | g << 4 | b] }
+
+        static func bins(_ image: RGBImage, _ p: Int) -> (Int, Int, Int) {
+            let n = image.planeCount, q = { (v: Float) in min(15, max(0, Int((v + 1) * 8))) }
+            return (q(image.pixels[p]), q(image.pixels[n + p]), q(image.pixels[2 * n + p]))
+        }
     }
 
     /// Resizes interleaved RGB8 to `side`² by area averaging (box filter over the covered source pixels).

@@ -226,21 +226,23 @@ public final class EditStage: Stage, @unchecked Sendable {
         }
         let kindToEdit = kind.map { similarity($0, 0) }.sorted()
         let sourceToEdit = kindToEdit.isEmpty ? -Double.infinity : kindToEdit[kindToEdit.count / 2]
-        let scored = candidates.map { id -> (id: Int, score: Double, gains: Bool, carries: Bool) in
+        // `step`: how far the step from the caption to the combined text moves a candidate, s(combined) − s(caption).
+        typealias Scored = (id: Int, score: Double, step: Double, carries: Bool)
+        let scored = candidates.map { id -> Scored in
             let toCaption = similarity(id, 1), toCombined = similarity(id, 2)
-            return (id, 2 * toCombined - toCaption, toCombined > toCaption, similarity(id, 0) > sourceToEdit)
+            return (id, 2 * toCombined - toCaption, toCombined - toCaption, similarity(id, 0) > sourceToEdit)
         }
-        var kept = scored.filter { $0.gains && $0.carries }
-        if kept.isEmpty { kept = scored.filter(\.gains) }
+        var kept = scored.filter { $0.step > 0 && $0.carries }
+        if kept.isEmpty { kept = scored.filter { $0.step > 0 } }
         if kept.isEmpty { kept = scored }
-        func ranked(_ list: [(id: Int, score: Double, gains: Bool, carries: Bool)]) -> [(id: Int, score: Double)] {
+        func ranked(_ list: [Scored]) -> [(id: Int, score: Double)] {
             list.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(k).map { ($0.id, $0.score) }
         }
         // Re-admitted: above every kept score, and moved on by the step from the caption to the combined text further than
         // the caption's own first picture is (a picture with the source's very caption is the kind without the edit).
         let best = kept.map(\.score).max() ?? -.infinity
         let kindStep = kind.first.map { similarity($0, 2) - similarity($0, 1) } ?? .infinity
-        let readmitted = scored.filter { $0.score > best && similarity($0.id, 2) - similarity($0.id, 1) > kindStep }
+        let readmitted = scored.filter { $0.score > best && $0.step > kindStep }
         return (ranked(kept), ranked(readmitted + kept))
     }
 
