@@ -6,8 +6,10 @@
 #     counting only 2xx answers, checked against the batch's total in the broker's journal: one job per request at
 #     CONNECTIONS and at MORE connections (each connection waits for its own jobs' journal commit, so throughput grows
 #     with connections until the CPU is full), then PER jobs per request (a "jobs" list) at CONNECTIONS, last, since
-#     the half million jobs it adds to the journal slow what follows. Each wrk line also gives the gateway's CPU time
-#     (user + system, from /proc) per request.
+#     the half million jobs it adds to the journal slow what follows. Each wrk line also gives the CPU time (user +
+#     system) per request of every process on the two cores: the gateway, the broker and the no-op worker (from
+#     /proc) and wrk itself (bash's `time`), so a slow hour can be told from a slower build, and the sum shows how
+#     close the load is to what two cores can give (2,000,000 µs/s divided by it).
 # Each is run RUNS times on a fresh broker, noop worker and gateway (release builds); the medians are printed.
 # Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10] [MORE=128]
 set -euo pipefail
@@ -28,12 +30,12 @@ for run in $(seq 1 "$runs"); do
     d=$work/run$run; mkdir -p "$d"
     "$bin/hume" broker --journal "$d/journal.sqlite" --ready-file "$d/broker.ready" --stages noop \
         --bind-workers tcp://127.0.0.1:0 --bind-clients tcp://127.0.0.1:0 --bind-control tcp://127.0.0.1:0 > "$d/broker.log" 2>&1 &
-    pids+=($!); disown
+    brokerpid=$!; pids+=($brokerpid); disown
     for _ in $(seq 100); do [[ -s $d/broker.ready ]] && break; sleep 0.1; done
     clients=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clients"])' "$d/broker.ready")
     workers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"])' "$d/broker.ready")
     "$bin/hume" worker noop --broker "$workers" --batch 64 > "$d/noop.log" 2>&1 &
-    pids+=($!); disown
+    workerpid=$!; pids+=($workerpid); disown
     "$bin/hume-gateway" --broker "$clients" --bind 127.0.0.1:0 --ready-file "$d/gw.ready" > "$d/gw.log" 2>&1 &
     gwpid=$!; pids+=($gwpid); disown
     for _ in $(seq 100); do [[ -s $d/gw.ready ]] && break; sleep 0.1; done
@@ -46,15 +48,20 @@ for run in $(seq 1 "$runs"); do
     for load in "1 $connections" "1 $more" "$per $connections"; do
         read -r n c <<<"$load"
         b=wrk$run-$n-$c
-        cpu0=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")   # the gateway's user + system time, in clock ticks
-        out=$(wrk -t2 -c"$c" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n")
-        cpu1=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")
+        ticks() { for p in "$gwpid" "$brokerpid" "$workerpid"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done; }  # user + system
+        read -r g0 b0 w0 <<<"$(ticks)"
+        out=$( { TIMEFORMAT='%U %S'; time wrk -t2 -c"$c" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n" > "$d/wrk.out" 2> "$d/wrk.err"; } 2>&1 )
+        wrkcpu=$(awk '{print $1 + $2}' <<<"$out"); out=$(cat "$d/wrk.out")
+        read -r g1 b1 w1 <<<"$(ticks)"
         requests=$(awk '/requests in/ {print $1}' <<<"$out")
         non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
         total=$(curl -s "http://$gw/v1/batches/$b" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total", 0))')
         rate=$(python3 -c "print(round(($requests - $non2xx) * $n / $duration))")
-        cpu=$(python3 -c "print(round(($cpu1 - $cpu0) / $(getconf CLK_TCK) * 1e6 / max($requests, 1), 1))")
-        echo "run $run wrk, $c connections, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s; gateway CPU $cpu µs per request"
+        hz=$(getconf CLK_TCK)
+        per_request() { python3 -c "print(round($1 * 1e6 / max($requests, 1), 1))"; }
+        cpu=$(per_request "($g1 - $g0) / $hz")
+        others="broker $(per_request "($b1 - $b0) / $hz"), worker $(per_request "($w1 - $w0) / $hz"), wrk $(per_request "$wrkcpu")"
+        echo "run $run wrk, $c connections, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s; CPU µs per request: gateway $cpu, $others"
         if [[ $n != 1 ]]; then batched+=("$rate"); elif [[ $c == "$connections" ]]; then rates+=("$rate"); cpus+=("$cpu"); else wider+=("$rate"); fi
     done
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
