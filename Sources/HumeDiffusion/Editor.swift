@@ -46,6 +46,11 @@ public struct Editor: Sendable {
     /// least, of colours the source has nowhere (`partMask`): the sweat drop, the "zzz", the confetti the DiffEdit mask
     /// (normalised by its largest difference) missed. Nil: only regions that meet the mask.
     public var newInkShare: Double? = 0.8
+    /// An addition whose part covers at least this share of the donor's drawing pastes the donor whole: another kind
+    /// of thing (a face with sunglasses onto an apple). Its part is then cut down to what the donor has and its base, a
+    /// picture of the donor's kind without the addition, lacks (`ownEdit`): the sunglasses, not the face. Nil: the part
+    /// is never cut down.
+    public var wholeDonorShare: Double? = 0.6
 
     public init() {}
 
@@ -81,10 +86,13 @@ public struct Editor: Sendable {
     ///   - image: the database image of an id at `side` (the caller has checked the ids).
     ///   - donors: the transplant's candidates and their scores, when not the edit's neighbours (an addition's donors may
     ///     include a picture its neighbours leave out).
+    ///   - bases: for a donor id, pictures of its kind without the addition, best first (the id itself may be among
+    ///     them), for `wholeDonorShare`; nil or none never cuts a part down.
+    /// - Returns: the result, its mask, the donor's id, and the id of the picture the part was cut down by, if it was.
     public func edit(source: RGBImage, sourceIDs: [Int], editIDs: [Int], image: (Int) throws -> RGBImage, seed: UInt64,
                      sourceScores: [Double]? = nil, editScores: [Double]? = nil,
-                     donors: (ids: [Int], scores: [Double])? = nil) throws
-        -> (image: RGBImage, mask: [UInt8], transplantID: Int) {
+                     donors: (ids: [Int], scores: [Double])? = nil, bases: ((Int) throws -> [Int])? = nil) throws
+        -> (image: RGBImage, mask: [UInt8], transplantID: Int, cut: Int?) {
         guard source.width == side, source.height == side else {
             throw DiffusionError(.sizeMismatch, "The source image is \(source.width)x\(source.height) but the editor works at \(side)x\(side).")
         }
@@ -141,7 +149,27 @@ public struct Editor: Sendable {
                 if part.contains(true) { best = (i, d, dx, dy, part) }
             } }
         }
-        let donor = best ?? (0, 0, 0, 0, near)
+        var donor = best ?? (0, 0, 0, 0, near)
+        var cut: Int?
+        if best != nil, !keepsDonorBackdrop, let share = wholeDonorShare, let bases {
+            let moved = StickerPose(dx: donor.dx, dy: donor.dy)
+            let placed = moved.apply(donorImages[donor.index].downsampled(by: g))
+            let ink = Editor.backdrop(placed).map { !$0 }
+            let drawn = ink.filter { $0 }.count
+            let covered = zip(donor.part, ink).filter { $0 && $1 }.count
+            if drawn > 0, Double(covered) >= share * Double(drawn) {
+                let id = donorIDs[donor.index]
+                for baseID in try bases(id).prefix(4) where baseID != id {
+                    let base = try image(baseID).downsampled(by: g)
+                    guard base.pixels != donorImages[donor.index].downsampled(by: g).pixels else { continue }
+                    if let own = Editor.ownEdit(of: placed, base: moved.apply(base), part: donor.part, threshold: partThreshold) {
+                        donor.part = own
+                        cut = baseID
+                    }
+                    break
+                }
+            }
+        }
         var mask = [Bool](repeating: false, count: n)
         for y in 0..<side { for x in 0..<side { mask[y * side + x] = donor.part[(y / g) * ps + x / g] } }
         let donorImage = StickerPose(dx: donor.dx * g, dy: donor.dy * g).apply(donorImages[donor.index])
@@ -153,7 +181,38 @@ public struct Editor: Sendable {
         let start = sampler.noised(composite, rng: &rng)
         var result = try sampler.sample(denoiser: both, from: start, rng: &rng)
         for p in 0..<n where !mask[p] { for c in 0..<3 { result.pixels[c * n + p] = source.pixels[c * n + p] } }
-        return (result, mask.map { $0 ? 255 : 0 }, donorIDs[donor.index])
+        return (result, mask.map { $0 ? 255 : 0 }, donorIDs[donor.index], cut)
+    }
+
+    /// What a donor adds to its base (`base`: the donor's kind without the addition, aligned alike): the pixels of `part`
+    /// where the donor differs from it (mean absolute difference over channels above `threshold`, the donor's backdrop
+    /// left out), in regions of at least `newInkMinimum` pixels, holes filled (the lenses over the base's eyes), grown by
+    /// a pixel where the donor differs from its base by half the threshold. Nil when nothing is left, and the part stays
+    /// whole.
+    static func ownEdit(of donor: RGBImage, base: RGBImage, part: [Bool], threshold: Float) -> [Bool]? {
+        let n = donor.planeCount, w = donor.width, h = donor.height
+        let backdrop = Editor.backdrop(donor)
+        let added = (0..<n).map { p -> Bool in
+            guard part[p], !backdrop[p] else { return false }
+            var d: Float = 0
+            for c in 0..<3 { d += abs(donor.pixels[c * n + p] - base.pixels[c * n + p]) }
+            return d / 3 > threshold
+        }
+        var own = [Bool](repeating: false, count: n)
+        for region in regions(added, width: w, height: h) where region.count >= Editor.newInkMinimum { for p in region { own[p] = true } }
+        guard own.contains(true) else { return nil }
+        let outside = reachable(width: w, height: h) { !own[$0] }
+        // Filled, and grown by a pixel only where the donor does not draw as its base does (around the glasses the
+        // base's body is the donor's kind's, which the source is not).
+        let filled = outside.map { !$0 }
+        let grown = dilated(filled, width: w, height: h)
+        return (0..<n).map { p in
+            if filled[p] { return true }
+            guard grown[p] else { return false }
+            var d: Float = 0
+            for c in 0..<3 { d += abs(donor.pixels[c * n + p] - base.pixels[c * n + p]) }
+            return d / 3 > threshold / 2
+        }
     }
 
     /// The DiffEdit mask at this editor's side: the source noised to t = `maskStrength` `maskDraws` times, the
@@ -185,6 +244,25 @@ public struct Editor: Sendable {
     static func backdrop(_ image: RGBImage) -> [Bool] {
         let n = image.planeCount
         return reachable(width: image.width, height: image.height) { p in (0..<3).allSatisfy { image.pixels[$0 * n + p] >= background } }
+    }
+
+    /// The 8-connected regions of `flags`' true pixels, each as its pixel indices (first found first).
+    static func regions(_ flags: [Bool], width w: Int, height h: Int) -> [[Int]] {
+        var out: [[Int]] = [], seen = [Bool](repeating: false, count: w * h)
+        for start in flags.indices where flags[start] && !seen[start] {
+            var region = [start], i = 0
+            seen[start] = true
+            while i < region.count {
+                let p = region[i]; i += 1
+                let x = p % w, y = p / w
+                for yy in max(0, y - 1)...min(h - 1, y + 1) { for xx in max(0, x - 1)...min(w - 1, x + 1) {
+                    let q = yy * w + xx
+                    if flags[q] && !seen[q] { seen[q] = true; region.append(q) }
+                } }
+            }
+            out.append(region)
+        }
+        return out
     }
 
     /// The pixels 4-connected to the border through pixels for which `passes` holds.
@@ -251,19 +329,9 @@ public struct Editor: Sendable {
             differs[p] = !backdrop[p] && d / 3 > threshold
         }
         let colours = newInkShare.map { _ in sourceColours ?? InkColours(source) }
-        var part = [Bool](repeating: false, count: n), seen = [Bool](repeating: false, count: n)
-        for start in 0..<n where differs[start] && !seen[start] {
-            var region = [start], i = 0, meets = false
-            seen[start] = true
-            while i < region.count {
-                let p = region[i]; i += 1
-                if near[p] { meets = true }
-                let x = p % w, y = p / w
-                for yy in max(0, y - 1)...min(h - 1, y + 1) { for xx in max(0, x - 1)...min(w - 1, x + 1) {
-                    let q = yy * w + xx
-                    if differs[q] && !seen[q] { seen[q] = true; region.append(q) }
-                } }
-            }
+        var part = [Bool](repeating: false, count: n)
+        for region in regions(differs, width: w, height: h) {
+            var meets = region.contains { near[$0] }
             if !meets, let share = newInkShare, let colours, region.count >= Editor.newInkMinimum,
                Double(region.filter { colours.lacks(donor, at: $0) }.count) >= share * Double(region.count) { meets = true }
             if meets { for p in region { part[p] = true } }

@@ -75,6 +75,25 @@ struct EditorPartTests {
         #expect(Editor.partMask(source: source, donor: speck, near: near, threshold: 0.3, newInkShare: 0.8).filter { $0 }.count == 0)
     }
 
+    @Test("a donor of another kind gives only what it adds to its base: the glasses, lenses whole, not its face or mouth")
+    func ownEditIsTheAddition() throws {
+        let face = Self.face   // x 8..<24, y 12..<28
+        let base = Self.drawing([face, (11, 16, 13, 18, Self.black), (19, 16, 21, 18, Self.black), (12, 23, 20, 24, Self.black)])
+        // The donor: the same face with glasses over its eyes (lenses 10..<14 and 18..<22, a bridge) and a wider mouth.
+        let donor = Self.drawing([face, (10, 15, 14, 19, Self.black), (18, 15, 22, 19, Self.black), (14, 16, 18, 17, Self.black),
+                                  (11, 23, 21, 24, Self.black)])
+        let whole = Self.mask([(8, 12, 24, 28)])
+        let own = Editor.ownEdit(of: donor, base: base, part: whole, threshold: 0.3)
+        let cut = try #require(own)
+        #expect(Self.count(cut, in: (10, 15, 14, 19)) == 16 && Self.count(cut, in: (18, 15, 22, 19)) == 16,
+                "each lens whole, though its middle is the base's eye")
+        #expect(Self.count(cut, in: (14, 16, 18, 17)) == 4, "the bridge")
+        #expect(Self.count(cut, in: (8, 25, 24, 28)) == 0 && Self.count(cut, in: (8, 12, 24, 14)) == 0, "the face is not the addition")
+        #expect(Self.count(cut, in: (11, 23, 21, 24)) <= 2, "a mouth drawn a pixel wider is no addition: \(Self.count(cut, in: (11, 23, 21, 24)))")
+        // A base that is the donor itself leaves nothing: no cut.
+        #expect(Editor.ownEdit(of: donor, base: donor, part: whole, threshold: 0.3) == nil)
+    }
+
     @Test("a recolour transplants the whole object, holes filled")
     func recolour() {
         let source = Self.drawing([Self.face])

@@ -496,6 +496,34 @@ struct AdditionEditTests {
         #expect(blue(image.pixels) >= 12, "the drop is drawn: \(blue(image.pixels)) blue pixels")
     }
 
+    @Test("red apple, wearing sunglasses: the apple gets the glasses, not the face that wears them")
+    func appleGetsGlassesOnly() throws {
+        let side = 64
+        guard let (source, image, meta) = try editEmoji("red apple", #"{"edit": "wearing sunglasses", "caption": "red apple", "size": 64}"#,
+                                                        side: side) else { return }
+        let (donor, _) = try captions(meta)
+        #expect(donor == "smiling face with sunglasses", "donor \(donor)")
+        #expect(meta["transplant_cut_by"] is Int, "the part is cut down to what the donor adds: \(meta["transplant_cut_by"] ?? "nil")")
+        // The face's yellow does not come: the apple stays red around dark glasses.
+        func yellow(_ px: [UInt8], _ p: Int) -> Bool { px[3 * p] > 200 && px[3 * p + 1] > 160 && px[3 * p + 2] < 120 }
+        func dark(_ px: [UInt8], _ p: Int) -> Bool { Int(px[3 * p]) + Int(px[3 * p + 1]) + Int(px[3 * p + 2]) < 150 }
+        let n = side * side
+        let yellowBefore = (0..<n).filter { yellow(source, $0) }.count, yellowAfter = (0..<n).filter { yellow(image.pixels, $0) }.count
+        #expect(yellowAfter <= yellowBefore + n / 50, "yellow pixels \(yellowBefore) → \(yellowAfter)")
+        let darkAfter = (0..<n).filter { dark(image.pixels, $0) }.count, darkBefore = (0..<n).filter { dark(source, $0) }.count
+        #expect(darkAfter >= darkBefore + n / 25, "the glasses are drawn: dark pixels \(darkBefore) → \(darkAfter)")
+        let mask = try #require(image.mask?.pixels)
+        #expect(mask.filter { $0 > 0 }.count < n / 3, "the mask is the glasses, not the face: \(mask.filter { $0 > 0 }.count) of \(n)")
+    }
+
+    @Test("the thing an addition names")
+    func addedThing() {
+        #expect(EditStage.addedThing("wearing sunglasses") == "sunglasses")
+        #expect(EditStage.addedThing("With a party hat.") == "party hat")
+        #expect(EditStage.addedThing("holding an Easter egg") == "easter egg")
+        for other in ["make it green", "without the hat", "with no hat", "sunglasses", "with"] { #expect(EditStage.addedThing(other) == nil, "\(other)") }
+    }
+
     @Test("without a caption, the picture nearest the source by pixels names its kind: the cat still gets a cat's heart eyes")
     func uncaptioned() throws {
         guard let (_, _, meta) = try editEmoji("grinning cat", #"{"edit": "with heart eyes", "size": 64}"#, side: 64) else { return }

@@ -140,13 +140,37 @@ public final class EditStage: Stage, @unchecked Sendable {
             editor.keepsDonorBackdrop = true
         }
         try db.check(ids: sourceIDs + editIDs + (donors?.ids ?? []))
+        // A donor's base: its caption without the added thing ("smiling face with sunglasses" → "smiling face"), the
+        // pictures that text finds ranked by their pixels' distance to the donor's (at 32² when the database has it). An
+        // addition that would paste its donor whole keeps only what the donor adds to its base (`Editor.wholeDonorShare`).
+        let thing = Self.addedThing(p.edit)
+        let baseStore = try db.store(side: db.hasStore(side: 32) ? 32 : editor.side)
+        let bases = { (id: Int) throws -> [Int] in
+            guard let thing, let rest = Self.caption(db.database.items[id].caption, without: thing) else { return [] }
+            // The pictures of that text: those within 0.02 of its first neighbour's similarity (its drawings in each
+            // style), so a picture that merely holds its words and draws something else where the addition is (the
+            // heart-eyes face for "smiling face") is no base.
+            let hits = try self.search.neighbours(of: [rest], database: p.database, k: 16, words: false)[0]
+            let top = hits.scores?.first ?? 0
+            let found = zip(hits.ids, hits.scores ?? hits.ids.map { _ in top }).filter { $0.1 >= top - 0.02 }.map(\.0)
+            let donor = try baseStore.image(id: id)
+            let distance = try found.map { f -> Int in
+                let b = try baseStore.image(id: f)
+                var d = 0
+                for j in 0..<donor.count { let t = Int(b[j]) - Int(donor[j]); d += t * t }
+                return d
+            }
+            return found.indices.sorted { distance[$0] != distance[$1] ? distance[$0] < distance[$1] : found[$0] < found[$1] }.map { found[$0] }
+        }
         let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs,
                                 image: { try RGBImage(width: editor.side, height: editor.side, rgb8: db.rgb8($0, side: editor.side)) },
-                                seed: p.seed, sourceScores: sourceScores, editScores: editScores, donors: donors)
+                                seed: p.seed, sourceScores: sourceScores, editScores: editScores, donors: donors,
+                                bases: adds ? bases : nil)
         return try result(pixels: r.image.rgb8(), mask: r.mask, side: editor.side, meta: [
             "edit": p.edit, "caption": p.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
             "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.harmonisingSteps,
             "strength": editor.strength, "source_neighbours": sourceIDs, "neighbours": editIDs, "transplant": r.transplantID,
+            "transplant_cut_by": r.cut.map { $0 as Any } ?? NSNull(),
             "removes": removed.map { $0 as Any } ?? NSNull(), "recolour": NSNull(),
         ])
     }
@@ -249,12 +273,23 @@ public final class EditStage: Stage, @unchecked Sendable {
     /// The thing an edit text asks to take away ("without the hat", "remove the sunglasses", "take off its mask",
     /// "no glasses" → "hat", "sunglasses", "mask", "glasses"), or nil for an edit that adds or changes something.
     public static func removedThing(_ edit: String) -> String? {
+        thing(in: edit, after: ["without ", "with no ", "remove ", "take off ", "take away ", "take out ", "get rid of ",
+                                "no ", "minus ", "lose ", "drop "])
+    }
+
+    /// The thing an addition names: its text after a leading "with", "wearing", "holding", "having" or "add" and an
+    /// article ("wearing sunglasses" → "sunglasses", "with a party hat" → "party hat"); nil for any other edit, a
+    /// removal's "with no …" included.
+    public static func addedThing(_ edit: String) -> String? {
+        removedThing(edit) == nil ? thing(in: edit, after: ["with ", "wearing ", "holding ", "having ", "add "]) : nil
+    }
+
+    /// The lowercased text of `edit` after the first of `openings` it begins with and an article, or nil.
+    static func thing(in edit: String, after openings: [String]) -> String? {
         var text = edit.lowercased().trimmingCharacters(in: .whitespacesAndNewlines.union(.punctuationCharacters))
-        let openings = ["without ", "with no ", "remove ", "take off ", "take away ", "take out ", "get rid of ", "no ",
-                        "minus ", "lose ", "drop "]
         guard let opening = openings.first(where: { text.hasPrefix($0) }) else { return nil }
         text.removeFirst(opening.count)
-        for article in ["the ", "a ", "an ", "its ", "his ", "her ", "their ", "any "] where text.hasPrefix(article) {
+        for article in ["the ", "a ", "an ", "its ", "his ", "her ", "their ", "any ", "some "] where text.hasPrefix(article) {
             text.removeFirst(article.count)
             break
         }
