@@ -242,6 +242,10 @@ public struct Demo {
                 }
                 if let t = metadata["transplant"]?.int, let (db, _) = try? open(job.database), (0..<db.count).contains(t) {
                     entry.details.append(("part from", db.items[t].caption))
+                    // A donor of another kind gave only what it adds to its base (PROTOCOL.md §11.4).
+                    if let b = metadata["transplant_cut_by"]?.int, (0..<db.count).contains(b) {
+                        entry.details.append(("what it adds to", db.items[b].caption))
+                    }
                 }
                 if let sha = o["sha256"]?.string { entry.details.append(("sha256", String(sha.prefix(12)) + "…")) }
                 entries.append(entry)
