@@ -60,7 +60,7 @@ struct EmbedCommand: ParsableCommand {
         guard format == "jsonl" || format == "npy" else { throw CLIFailure("--format \(format) is not supported; use jsonl or npy") }
         let data: Data
         if let file {
-            guard let d = FileManager.default.contents(atPath: file) else { throw CLIFailure("could not read --file \(file)") }
+            let d = try readUserFile(file, what: "--file")
             data = d
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -187,7 +187,7 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Sheet: source, mask, result, transplant neighbour.") var sheet: String?
 
     func run() throws {
-        guard let bytes = FileManager.default.contents(atPath: source) else { throw CLIFailure("could not read the source image \(source)") }
+        let bytes = try readUserFile(source, what: "the source image")
         // The same job a client would submit with route edit: the PNG as data, the edit as params.
         var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
         if let caption { params["caption"] = .string(caption) }

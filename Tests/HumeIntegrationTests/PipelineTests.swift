@@ -288,7 +288,7 @@ struct PipelineTests {
         #expect(rc2 == 1 && err2.contains("has no picture captioned \"a heart nobody drew\""), "rc \(rc2): \(err2)")
     }
 
-    @Test("hume edit: a recolour says what it did (no transplant), an addition names its donor; both write the PNG and sheet",
+    @Test("hume edit: a recolour says what it did (no transplant), an addition names its donor; both write the PNG and sheet; a source that cannot be read is one sentence saying why",
           .timeLimit(.minutes(5)))
     func editCommand() async throws {
         let dir = tempDir("edit")
@@ -308,6 +308,13 @@ struct PipelineTests {
             }
             #expect(rc == 0 && stdout.contains(expected), "\(text): rc \(rc), \(stdout) \(err)")
             #expect(FileManager.default.fileExists(atPath: out) && FileManager.default.fileExists(atPath: sheet), "\(text)")
+        }
+        // A source that is not there, or is a directory: one sentence that says which, and no output.
+        for (path, why) in [(dir + "/missing.png", "there is no such file"), (dir, "it is a directory")] {
+            let (rc, _, err) = try await onOwnThread { try hume(["edit", path, "with sunglasses", "--out", dir + "/none.png"]) }
+            #expect(rc != 0 && err.contains("could not read the source image \(path): \(why)"), "rc \(rc): \(err)")
+            #expect(err.split(separator: "\n").count == 1, "one line: \(err)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/none.png"))
         }
     }
 
