@@ -26,6 +26,10 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm
 trap cleanup EXIT
 
 added=() p50z=() p50h=() rates=() batched=() wider=() cpus=()
+hz=$(getconf CLK_TCK)
+# The user + system clock ticks of the gateway, the broker and the worker; seconds of CPU per wrk request in µs.
+ticks() { for p in "$gwpid" "$brokerpid" "$workerpid"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done; }
+per_request() { python3 -c "print(round($1 * 1e6 / max($requests, 1), 1))"; }
 for run in $(seq 1 "$runs"); do
     d=$work/run$run; mkdir -p "$d"
     "$bin/hume" broker --journal "$d/journal.sqlite" --ready-file "$d/broker.ready" --stages noop \
@@ -48,7 +52,6 @@ for run in $(seq 1 "$runs"); do
     for load in "1 $connections" "1 $more" "$per $connections"; do
         read -r n c <<<"$load"
         b=wrk$run-$n-$c
-        ticks() { for p in "$gwpid" "$brokerpid" "$workerpid"; do awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"; done; }  # user + system
         read -r g0 b0 w0 <<<"$(ticks)"
         out=$( { TIMEFORMAT='%U %S'; time wrk -t2 -c"$c" -d"${duration}s" -s Ops/gateway-post.lua "http://$gw" -- "$b" "$n" > "$d/wrk.out" 2> "$d/wrk.err"; } 2>&1 )
         wrkcpu=$(awk '{print $1 + $2}' <<<"$out"); out=$(cat "$d/wrk.out")
@@ -57,8 +60,6 @@ for run in $(seq 1 "$runs"); do
         non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non2xx=${non2xx:-0}
         total=$(curl -s "http://$gw/v1/batches/$b" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total", 0))')
         rate=$(python3 -c "print(round(($requests - $non2xx) * $n / $duration))")
-        hz=$(getconf CLK_TCK)
-        per_request() { python3 -c "print(round($1 * 1e6 / max($requests, 1), 1))"; }
         cpu=$(per_request "($g1 - $g0) / $hz")
         others="broker $(per_request "($b1 - $b0) / $hz"), worker $(per_request "($w1 - $w0) / $hz"), wrk $(per_request "$wrkcpu")"
         echo "run $run wrk, $c connections, $n job(s) per request: $requests requests, $non2xx refused (429), journal holds $total jobs of batch $b; $rate jobs/s; CPU µs per request: gateway $cpu, $others"

@@ -152,8 +152,8 @@ public struct Editor: Sendable {
         var donor = best ?? (0, 0, 0, 0, near)
         var cut: Int?
         if best != nil, !keepsDonorBackdrop, let share = wholeDonorShare, let bases {
-            let moved = StickerPose(dx: donor.dx, dy: donor.dy)
-            let placed = moved.apply(donorImages[donor.index].downsampled(by: g))
+            let moved = StickerPose(dx: donor.dx, dy: donor.dy), unmoved = donorImages[donor.index].downsampled(by: g)
+            let placed = moved.apply(unmoved)
             let ink = Editor.backdrop(placed).map { !$0 }
             let drawn = ink.filter { $0 }.count
             let covered = zip(donor.part, ink).filter { $0 && $1 }.count
@@ -161,7 +161,7 @@ public struct Editor: Sendable {
                 let id = donorIDs[donor.index]
                 for baseID in try bases(id).prefix(4) where baseID != id {
                     let base = try image(baseID).downsampled(by: g)
-                    guard base.pixels != donorImages[donor.index].downsampled(by: g).pixels else { continue }
+                    guard base.pixels != unmoved.pixels else { continue }
                     if let own = Editor.ownEdit(of: placed, base: moved.apply(base), part: donor.part, threshold: partThreshold) {
                         donor.part = own
                         cut = baseID
@@ -192,27 +192,15 @@ public struct Editor: Sendable {
     static func ownEdit(of donor: RGBImage, base: RGBImage, part: [Bool], threshold: Float) -> [Bool]? {
         let n = donor.planeCount, w = donor.width, h = donor.height
         let backdrop = Editor.backdrop(donor)
-        let added = (0..<n).map { p -> Bool in
-            guard part[p], !backdrop[p] else { return false }
-            var d: Float = 0
-            for c in 0..<3 { d += abs(donor.pixels[c * n + p] - base.pixels[c * n + p]) }
-            return d / 3 > threshold
-        }
+        let added = (0..<n).map { part[$0] && !backdrop[$0] && difference(donor, base, at: $0) > threshold }
         var own = [Bool](repeating: false, count: n)
         for region in regions(added, width: w, height: h) where region.count >= Editor.newInkMinimum { for p in region { own[p] = true } }
         guard own.contains(true) else { return nil }
-        let outside = reachable(width: w, height: h) { !own[$0] }
         // Filled, and grown by a pixel only where the donor does not draw as its base does (around the glasses the
         // base's body is the donor's kind's, which the source is not).
-        let filled = outside.map { !$0 }
-        let grown = dilated(filled, width: w, height: h)
-        return (0..<n).map { p in
-            if filled[p] { return true }
-            guard grown[p] else { return false }
-            var d: Float = 0
-            for c in 0..<3 { d += abs(donor.pixels[c * n + p] - base.pixels[c * n + p]) }
-            return d / 3 > threshold / 2
-        }
+        let whole = filled(own, width: w, height: h)
+        let grown = dilated(whole, width: w, height: h)
+        return (0..<n).map { whole[$0] || (grown[$0] && difference(donor, base, at: $0) > threshold / 2) }
     }
 
     /// The DiffEdit mask at this editor's side: the source noised to t = `maskStrength` `maskDraws` times, the
@@ -322,12 +310,7 @@ public struct Editor: Sendable {
         // backdrop is the white that reaches the border (a white surgical mask inside its outline is the donor's).
         // A removal keeps it: there the white is what replaces the thing removed.
         let backdrop = keepsBackdrop ? [Bool](repeating: false, count: n) : Editor.backdrop(donor)
-        var differs = [Bool](repeating: false, count: n)
-        for p in 0..<n {
-            var d: Float = 0
-            for c in 0..<3 { d += abs(donor.pixels[c * n + p] - source.pixels[c * n + p]) }
-            differs[p] = !backdrop[p] && d / 3 > threshold
-        }
+        let differs = (0..<n).map { !backdrop[$0] && difference(donor, source, at: $0) > threshold }
         let colours = newInkShare.map { _ in sourceColours ?? InkColours(source) }
         var part = [Bool](repeating: false, count: n)
         for region in regions(differs, width: w, height: h) {
@@ -336,9 +319,20 @@ public struct Editor: Sendable {
                Double(region.filter { colours.lacks(donor, at: $0) }.count) >= share * Double(region.count) { meets = true }
             if meets { for p in region { part[p] = true } }
         }
-        // Holes: pixels outside the part that the border cannot reach (4-connected) are filled.
-        let outside = reachable(width: w, height: h) { !part[$0] }
-        return dilated(outside.map { !$0 }, width: w, height: h)
+        return dilated(filled(part, width: w, height: h), width: w, height: h)
+    }
+
+    /// The mean absolute difference over channels between two images' pixel `p`.
+    @inline(__always) static func difference(_ a: RGBImage, _ b: RGBImage, at p: Int) -> Float {
+        let n = a.planeCount
+        var d: Float = 0
+        for c in 0..<3 { d += abs(a.pixels[c * n + p] - b.pixels[c * n + p]) }
+        return d / 3
+    }
+
+    /// `mask` with its holes filled: pixels outside it that the border cannot reach (4-connected).
+    static func filled(_ mask: [Bool], width w: Int, height h: Int) -> [Bool] {
+        reachable(width: w, height: h) { !mask[$0] }.map { !$0 }
     }
 
     /// The fewest pixels a region of new ink needs to come without meeting the mask (a speck of anti-aliasing does not).
@@ -386,6 +380,13 @@ public struct Editor: Sendable {
         return out
     }
 
+    /// The squared L2 distance between two equally long runs of RGB8 bytes.
+    public static func squaredDistance(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Int {
+        var d = 0
+        for j in 0..<b.count { let t = Int(a[j]) - Int(b[j]); d += t * t }
+        return d
+    }
+
     /// The `k` database ids nearest to `image` in pixels (L2 at the working side).
     /// - Parameters:
     ///   - count: the database's size (ids 0..<count).
@@ -397,11 +398,8 @@ public struct Editor: Sendable {
         }
         var scored: [(Int, Int)] = []
         scored.reserveCapacity(count)
-        for i in 0..<count {
-            let r = try rgb8(i)
-            var d = 0
-            for j in 0..<q.count { let t = Int(r[j]) - Int(q[j]); d += t * t }
-            scored.append((i, d))
+        try q.withUnsafeBufferPointer { q in
+            for i in 0..<count { scored.append((i, Editor.squaredDistance(try rgb8(i), q))) }
         }
         return scored.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k).map(\.0)
     }

@@ -141,25 +141,19 @@ public final class EditStage: Stage, @unchecked Sendable {
         }
         try db.check(ids: sourceIDs + editIDs + (donors?.ids ?? []))
         // A donor's base: its caption without the added thing ("smiling face with sunglasses" → "smiling face"), the
-        // pictures that text finds ranked by their pixels' distance to the donor's (at 32² when the database has it). An
-        // addition that would paste its donor whole keeps only what the donor adds to its base (`Editor.wholeDonorShare`).
+        // pictures that text finds ranked by their pixels' distance to the donor's at 32². An addition that would paste
+        // its donor whole keeps only what the donor adds to its base (`Editor.wholeDonorShare`).
         let thing = Self.addedThing(p.edit)
-        let baseStore = try db.store(side: db.hasStore(side: 32) ? 32 : editor.side)
         let bases = { (id: Int) throws -> [Int] in
             guard let thing, let rest = Self.caption(db.database.items[id].caption, without: thing) else { return [] }
             // The pictures of that text: those within 0.02 of its first neighbour's similarity (its drawings in each
             // style), so a picture that merely holds its words and draws something else where the addition is (the
             // heart-eyes face for "smiling face") is no base.
             let hits = try self.search.neighbours(of: [rest], database: p.database, k: 16, words: false)[0]
-            let top = hits.scores?.first ?? 0
-            let found = zip(hits.ids, hits.scores ?? hits.ids.map { _ in top }).filter { $0.1 >= top - 0.02 }.map(\.0)
-            let donor = try baseStore.image(id: id)
-            let distance = try found.map { f -> Int in
-                let b = try baseStore.image(id: f)
-                var d = 0
-                for j in 0..<donor.count { let t = Int(b[j]) - Int(donor[j]); d += t * t }
-                return d
-            }
+            let scores = hits.scores ?? [], top = scores.first ?? 0
+            let found = hits.ids.indices.filter { $0 >= scores.count || scores[$0] >= top - 0.02 }.map { hits.ids[$0] }
+            let store = try db.store(side: 32), donor = try store.image(id: id)
+            let distance = try found.map { Editor.squaredDistance(try store.image(id: $0), donor) }
             return found.indices.sorted { distance[$0] != distance[$1] ? distance[$0] < distance[$1] : found[$0] < found[$1] }.map { found[$0] }
         }
         let r = try editor.edit(source: source, sourceIDs: sourceIDs, editIDs: editIDs,
