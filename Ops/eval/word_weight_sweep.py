@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The sweeps behind CaptionWords.weight and CaptionWords.thingWeight: how often the first neighbour is an asked-for
 concept, on the development lists (fidelity-emoji-dev.jsonl + fidelity-emoji-dev2.jsonl) and the main list, for word
-weights 0 ... 0.2 (the thing's words counting 2) and for thing weights 1 ... 5 (word weight 0.1).
+weights 0 ... 0.2 (the thing's words counting 2) and for thing weights 1 ... 5 (word weight 0.1); with --caption-side,
+also for a penalty tried and not kept: less w2 x the share of the caption's words (by rarity) that the prompt lacks,
+w2 = 0 ... 0.08, on top of the kept rule.
 
 It re-implements the rule of PROTOCOL.md 11.2 over every concept (not only the index's first 64, which on these
 lists finds the same first neighbours) with embeddings from `hume embed`, so a weight can be tried without a build:
@@ -63,6 +65,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hume", default=".build/release/hume")
     ap.add_argument("--database", default="emoji-styles")
+    ap.add_argument("--caption-side", action="store_true", help="also sweep the caption-side penalty (not kept)")
     a = ap.parse_args()
     home = os.environ.get("HUME_HOME", os.path.expanduser("~/.cache/hume"))
     items = [json.loads(l) for l in open(os.path.join(home, "db", a.database, "manifest.jsonl"))]
@@ -116,6 +119,18 @@ def main():
         report(f"weight {weight}, thing weight 2", chosen, weight)
     for thing_weight in (1, 1.5, 3, 5):
         report(f"weight 0.1, thing weight {thing_weight}", coverage(thing_weight), 0.1)
+    if a.caption_side:
+        # Per concept, the least share of a caption's words (weighed by rarity) that the prompt lacks.
+        lacks = np.full((len(prompts), len(concepts)), 9.0)
+        for i, pw in enumerate(prompt_words):
+            for c, cap, _ in docs:
+                cw = caption_words[cap]
+                total = sum(rarity(w) for w in cw)
+                share = sum(rarity(w) for w in cw - pw) / total if total > 0 else 0
+                lacks[i, col[c]] = min(lacks[i, col[c]], share)
+        for w2 in (0, 0.01, 0.02, 0.03, 0.05, 0.08):
+            # report() subtracts weight x (1 - cover); folding w2 x lacks into cover keeps one ranking rule.
+            report(f"weight 0.1, caption-side {w2}", chosen - (w2 / 0.1) * lacks, 0.1)
 
 
 if __name__ == "__main__":
