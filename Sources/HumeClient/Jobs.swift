@@ -54,7 +54,7 @@ public enum JobLines {
             }
             let full = path.hasPrefix("/") || baseDirectory == nil ? path : baseDirectory! + "/" + path
             guard let bytes = FileManager.default.contents(atPath: full) else {
-                throw HumeError(.badRequest, "Line \(line): cannot read \"data_file\" \(full).")
+                throw HumeError(.badRequest, "Line \(line): cannot read \"data_file\" \(full): \(UserFile.whyUnreadable(full)).")
             }
             guard bytes.count <= maxDataFileBytes else {
                 throw HumeError(.tooLarge, "Line \(line): \"data_file\" \(full) is \(bytes.count) bytes; at most \(maxDataFileBytes) are allowed.")

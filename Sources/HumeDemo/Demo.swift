@@ -80,6 +80,12 @@ public struct Demo {
     ///   file, a fleet that does not start, or a batch that does not finish within the timeout.
     public func run() throws -> Report {
         let fm = FileManager.default
+        // What can fail on the user's input or a missing set-up fails before the last run's gallery is touched.
+        let data = try UserFile.read(options.prompts, what: "the prompt file")
+        let available = Set(Database.available(root: options.databases))
+        for name in [Database.defaultName, "emoji"] where !available.contains(name) {
+            throw HumeError(.invalidInput, "The \(name) image database is not built in \(options.databases.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
+        }
         try fm.createDirectory(atPath: options.out, withIntermediateDirectories: true)
         let out = URL(fileURLWithPath: options.out).standardizedFileURL.path
         for d in ["images", "neighbours", "sources"] {
@@ -90,17 +96,10 @@ public struct Demo {
         var report = Report()
 
         // The jobs: every line of the prompt file, then the edits.
-        guard let data = fm.contents(atPath: options.prompts) else {
-            throw HumeError(.invalidInput, "Cannot read the prompt file \(options.prompts).")
-        }
         let (jobs, invalid) = try makeJobs(text: String(decoding: data, as: UTF8.self), dest: dest, out: out)
         report.invalid = invalid.count
         for (line, message) in invalid { onNews?("line \(line) of \(options.prompts) is skipped: \(message)") }
         let needed = Set(jobs.map(\.database)).union([Database.defaultName, "emoji"])
-        let available = Set(Database.available(root: options.databases))
-        for name in [Database.defaultName, "emoji"] where !available.contains(name) {
-            throw HumeError(.invalidInput, "The \(name) image database is not built in \(options.databases.path); run Ops/prepare-data.sh (or Ops/demo.sh, which does).")
-        }
         // A line naming a database that does not exist fails on its own, with the retrieve stage's sentence.
         for name in needed.subtracting(available).sorted() {
             onNews?("no image database \"\(name)\" in \(options.databases.path): the jobs naming it will fail")

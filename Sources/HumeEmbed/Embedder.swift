@@ -19,6 +19,16 @@ public final class Embedder: Sendable {
     /// Length of each output vector (384 for all-MiniLM-L6-v2).
     public var dimension: Int { encoder.config.hiddenSize }
 
+    /// Checks that a model folder holds `config.json`, `vocab.txt` and `model.safetensors` (not that they are well formed).
+    /// - Throws: `EmbedError(.modelNotFound)` naming the first missing file and `Ops/fetch-model.sh`.
+    public static func checkFiles(_ modelDirectory: URL) throws {
+        for name in ["config.json", "vocab.txt", "model.safetensors"]
+        where !FileManager.default.fileExists(atPath: modelDirectory.appendingPathComponent(name).path) {
+            throw EmbedError(code: .modelNotFound,
+                             message: "The model folder \(modelDirectory.path) has no \(name); run Ops/fetch-model.sh to install all-MiniLM-L6-v2.")
+        }
+    }
+
     /// Loads a model folder holding `config.json`, `vocab.txt` and `model.safetensors`, as
     /// installed by `Ops/fetch-model.sh`.
     /// - Parameters:
@@ -32,11 +42,7 @@ public final class Embedder: Sendable {
     ///   otherwise the error of the file that is malformed.
     public init(modelDirectory: URL, maxSequenceLength: Int = 256, maxBatch: Int = 256,
                 maxTokensPerPass: Int = 2048) throws {
-        let files = ["config.json", "vocab.txt", "model.safetensors"]
-        for name in files where !FileManager.default.fileExists(atPath: modelDirectory.appendingPathComponent(name).path) {
-            throw EmbedError(code: .modelNotFound,
-                             message: "The model folder \(modelDirectory.path) has no \(name); run Ops/fetch-model.sh to install all-MiniLM-L6-v2.")
-        }
+        try Embedder.checkFiles(modelDirectory)
         let config = try BertConfig.load(from: modelDirectory.appendingPathComponent("config.json"))
         guard maxSequenceLength >= 2, maxSequenceLength <= config.maxPositionEmbeddings else {
             throw EmbedError(code: .invalidConfig,

@@ -87,9 +87,7 @@ public struct EditEvaluation {
 
     /// Reads a pair list.
     public static func load(_ path: String) throws -> [EditPair] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw HumeError(.invalidInput, "Cannot read the edit list \(path).")
-        }
+        let text = try UserFile.text(path, what: "the edit list")
         return try EditPair.parseList(text, file: path)
     }
 

@@ -129,9 +129,7 @@ public struct FidelityEvaluation {
     public func run() throws -> [String: Any] {
         guard (1...20).contains(seeds) else { throw HumeError(.invalidInput, "--seeds must be a whole number from 1 to 20.") }
         guard copyThreshold > 0, copyThreshold.isFinite else { throw HumeError(.invalidInput, "--copy-threshold must be a number greater than 0.") }
-        guard let text = try? String(contentsOfFile: promptList, encoding: .utf8) else {
-            throw HumeError(.invalidInput, "could not read the prompt list \(promptList)")
-        }
+        let text = try UserFile.text(promptList, what: "the prompt list")
         var list = try FidelityPrompt.parseList(text, file: promptList)
         if let count {
             guard count >= 1 else { throw HumeError(.invalidInput, "--count must be at least 1.") }

@@ -56,9 +56,7 @@ public struct CaptionTable: Sendable {
     /// Reads a table; CSV when the file name ends in `.csv`, else JSON Lines.
     /// - Throws: `HumeError(.invalidInput)` with one sentence naming the file and line.
     public static func load(path: String) throws -> CaptionTable {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw HumeError(.invalidInput, "The captions file \(path) cannot be read.")
-        }
+        let data = try UserFile.read(path, what: "the captions file")
         guard let text = String(data: data, encoding: .utf8) else {
             throw HumeError(.invalidInput, "The captions file \(path) is not UTF-8.")
         }

@@ -10,18 +10,11 @@ import HumeWorker
 
 // MARK: Shared helpers
 
-/// The MiniLM embedder from the default model folder, with BLAS capped to `threads`.
-func loadEmbedder(threads: Int = 2) throws -> Embedder {
-    Embedder.setBLASThreads(threads)
-    do { return try Embedder(modelDirectory: humePaths.model) } catch {
-        throw HumeError(.unknown, "Cannot load all-MiniLM-L6-v2 from \(humePaths.model.path): \(error) Run Ops/prepare-data.sh.")
-    }
-}
-
 /// What identifies the text model's weights and vocabulary: `model=<16 hex> vocab=<16 hex>` of their SHA-256, the
 /// part of the index stamp and of a `hume db` generation that says which model embedded the captions.
 func modelFingerprint() throws -> String {
     let model = humePaths.model
+    do { try Embedder.checkFiles(model) } catch { throw modelUnavailable(error) }
     let weights = try SHA256.hex(file: model.appendingPathComponent("model.safetensors").path)
     let vocab = try SHA256.hex(file: model.appendingPathComponent("vocab.txt").path)
     return "model=\(weights.prefix(16)) vocab=\(vocab.prefix(16))"

@@ -35,17 +35,9 @@ struct CLIFailure: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// The bytes of a file the user named, or one sentence saying why they cannot be read ("no such file or directory").
+/// The bytes of a file the user named, or one sentence saying why they cannot be read (`UserFile.read`).
 func readUserFile(_ path: String, what: String) throws -> Data {
-    if let data = FileManager.default.contents(atPath: path) { return data }
-    var isDirectory: ObjCBool = false
-    let why: String
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-        why = isDirectory.boolValue ? "it is a directory" : "it is not readable (permissions?)"
-    } else {
-        why = "there is no such file"
-    }
-    throw CLIFailure("could not read \(what) \(path): \(why)")
+    try UserFile.read(path, what: what)
 }
 
 func stderrLine(_ s: String) {

@@ -13,12 +13,10 @@ import HumeEvaluation
 import HumeSearch
 import HumeWorker
 
-/// Loads the embedder, or one sentence saying how to get it.
-func loadEmbedder() throws -> Embedder {
-    Embedder.setBLASThreads(1)
-    do { return try Embedder(modelDirectory: humePaths.model) } catch {
-        throw CLIFailure("the MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh")
-    }
+/// Loads the embedder with BLAS capped to `threads`, or one sentence saying how to get it (`modelUnavailable`).
+func loadEmbedder(threads: Int = 1) throws -> Embedder {
+    Embedder.setBLASThreads(threads)
+    do { return try Embedder(modelDirectory: humePaths.model) } catch { throw modelUnavailable(error) }
 }
 
 /// A database's manifest and image stores.
@@ -116,9 +114,7 @@ struct GenerateCommand: ParsableCommand {
         p.seed = UInt64(seed)
         let database = p.database, size = p.size
         let embed: EmbedStage
-        do { embed = try EmbedStage(modelDirectory: humePaths.model, batchSize: 1) } catch {
-            throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
-        }
+        do { embed = try EmbedStage(modelDirectory: humePaths.model, batchSize: 1) } catch { throw modelUnavailable(error) }
         let retrieve = RetrieveStage(root: humePaths.databases, batchSize: 1), denoise = DenoiseStage(root: humePaths.databases)
         let body = try runStages([embed, retrieve, denoise], params: p.object.bytes, data: Array(prompt.utf8))
         let image = try StageImage(decoding: body)
@@ -193,9 +189,7 @@ struct EditCommand: ParsableCommand {
         if let caption { params["caption"] = .string(caption) }
         if let size { params["size"] = JSON(size) }
         let stage: EditStage
-        do { stage = try EditStage(modelDirectory: humePaths.model, root: humePaths.databases) } catch {
-            throw HumeError(.unknown, "The MiniLM model could not be loaded from \(humePaths.model.path) (\(error)); run Ops/fetch-model.sh.")
-        }
+        do { stage = try EditStage(modelDirectory: humePaths.model, root: humePaths.databases) } catch { throw modelUnavailable(error) }
         let body = try runStages([stage], params: JSON.object(params).bytes, data: [UInt8](bytes))
         let image = try StageImage(decoding: body)
         let side = image.width

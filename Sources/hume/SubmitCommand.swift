@@ -21,10 +21,10 @@ struct SubmitCommand: ParsableCommand {
     func run() throws {
         // The file is read twice, a line at a time: once to count the jobs for the progress bar, once to submit
         // them as the window opens. Memory holds what is unfinished, never the file or its results.
-        guard let counter = LineReader(path: file) else { throw CLIFailure("Cannot read \(file).") }
+        guard let counter = LineReader(path: file) else { throw CLIFailure("Cannot read the job file \(file): \(UserFile.whyUnreadable(file)).") }
         var total = 0
         while let line = counter.next() { if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { total += 1 } }
-        guard let reader = LineReader(path: file) else { throw CLIFailure("Cannot read \(file).") }
+        guard let reader = LineReader(path: file) else { throw CLIFailure("Cannot read the job file \(file): \(UserFile.whyUnreadable(file)).") }
         let batchName = batch ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let stages = route.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         let baseDirectory = (file as NSString).deletingLastPathComponent.isEmpty ? nil : (file as NSString).deletingLastPathComponent

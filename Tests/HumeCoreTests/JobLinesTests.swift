@@ -32,7 +32,7 @@ struct JobLinesTests {
 
     @Test("bad payload fields are refused with one sentence naming the line")
     func badPayloads() {
-        for (line, needle) in [(#"{"data_b64": "***"}"#, "base64"), (#"{"data_file": "/nonexistent/x.png"}"#, "cannot read"),
+        for (line, needle) in [(#"{"data_b64": "***"}"#, "base64"), (#"{"data_file": "/nonexistent/x.png"}"#, "cannot read \"data_file\" /nonexistent/x.png: there is no such file"),
                                (#"{"data_file": 3}"#, "file path"), (#"{"data": 3}"#, "must be a string")] {
             do {
                 _ = try JobLines.parse(line, batch: "b", line: 4)

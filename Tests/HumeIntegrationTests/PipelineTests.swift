@@ -255,7 +255,7 @@ struct PipelineTests {
             (["eval", "edit", "--size", "48"], "Error: --size must be 32, 64 or 128.", 64),
             (["eval", "edit", "--size", "64", "--compare-side", "128"], "Error: --compare-side must be 32, 64 or 128 and at most --size (64).", 64),
             (["bench", "edit", "--size", "256"], "--size must be 32, 64 or 128", 64),
-            (["eval", "edit", "--pairs", "/nonexistent/edits.jsonl"], "Error: Cannot read the edit list /nonexistent/edits.jsonl.", 1),
+            (["eval", "edit", "--pairs", "/nonexistent/edits.jsonl"], "Error: Cannot read the edit list /nonexistent/edits.jsonl: there is no such file.", 1),
         ]
         for (args, expected, code) in bad {
             let (rc, _, err) = try await onOwnThread { try hume(args, timeout: 120) }
@@ -312,7 +312,7 @@ struct PipelineTests {
         // A source that is not there, or is a directory: one sentence that says which, and no output.
         for (path, why) in [(dir + "/missing.png", "there is no such file"), (dir, "it is a directory")] {
             let (rc, _, err) = try await onOwnThread { try hume(["edit", path, "with sunglasses", "--out", dir + "/none.png"]) }
-            #expect(rc != 0 && err.contains("could not read the source image \(path): \(why)"), "rc \(rc): \(err)")
+            #expect(rc != 0 && err.contains("Cannot read the source image \(path): \(why)."), "rc \(rc): \(err)")
             #expect(err.split(separator: "\n").count == 1, "one line: \(err)")
             #expect(!FileManager.default.fileExists(atPath: dir + "/none.png"))
         }
