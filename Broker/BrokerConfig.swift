@@ -26,6 +26,12 @@ public struct BrokerConfig: Sendable {
     public var maxBlobBytes: Int = 32 << 20
     /// Most jobs in one SUBMIT message (default 10,000).
     public var maxJobsPerSubmit: Int = 10_000
+    /// How long an ended job (done, failed, cancelled or expired) is kept after it ended, in ms; nil keeps every job
+    /// forever. Default 7 days. A forgotten job's result, status and key are gone: its id is unknown, and its key
+    /// submitted again makes a new job.
+    public var keepEndedMs: UInt64? = 7 * 24 * 3_600_000
+    /// Most ended jobs forgotten in one loop round (a round with more to forget is followed by another at once).
+    public var forgetPerRound: Int = 2_000
 
     public static let defaultStages = ["embed", "retrieve", "denoise", "edit", "upload", "noop", "noop1", "noop2", "noop3",
                                        "noop4", "noop5"]

@@ -215,6 +215,11 @@ public final class BrokerCore {
     var nextLease: UInt64
     var seq: UInt64 = 0
     var lastWorkerScan: UInt64 = 0
+    /// When ended jobs were last looked for to forget (`keepEndedMs`), and whether that round left more.
+    var lastForget: UInt64 = 0
+    var moreToForget = false
+    /// Ended jobs forgotten since the start.
+    public private(set) var forgotten: UInt64 = 0
     var supervisor: [UInt8]?
     /// When the supervisor last sent SUPERVISE (it does every second); one silent for `supervisorSilenceMs` is gone,
     /// and SCALE is refused rather than forwarded into nothing.
@@ -250,6 +255,7 @@ public final class BrokerCore {
     public init(config: BrokerConfig, journal: any Journal, now: UInt64, logger: Logger = Logger(label: "hume.broker")) throws {
         self.config = config
         self.journal = journal
+        journal.now = now
         self.logger = logger
         stages = config.stages.map { StageState(name: $0) }
         var idx: [String: Int] = [:]
@@ -805,6 +811,25 @@ public final class BrokerCore {
             for p in silent { try removeWorker(p, now: now, reason: "no heartbeat for \(config.workerTimeoutMs) ms") }
             clients = clients.filter { $0.value.outstanding > 0 || now < $0.value.lastSeen + 600_000 }
         }
+        if let keep = config.keepEndedMs, moreToForget || now >= lastForget + 1_000 {
+            lastForget = now
+            try forgetEnded(before: now > keep ? now - keep : 0)
+        }
+    }
+
+    /// Forgets up to `forgetPerRound` jobs that ended before `cutoff` and takes them out of their batches' counts; a
+    /// batch with no job left is no longer listed.
+    func forgetEnded(before cutoff: UInt64) throws {
+        let gone = try journal.forget(endedBefore: cutoff, limit: config.forgetPerRound)
+        var n = 0
+        for b in gone {
+            let t = tally(b.batch)
+            for (st, k) in b.counts { t.counts[Int(st.rawValue)] -= k }
+            if t.counts.allSatisfy({ $0 <= 0 }) { batchCounts[b.batch] = nil }
+            n += b.total
+        }
+        forgotten += UInt64(n)
+        moreToForget = n >= config.forgetPerRound
     }
 
     /// The earliest time `tick` has something to do.
@@ -960,6 +985,8 @@ public final class BrokerCore {
         return .object(["req": req ?? .null, "stages": .array(stageList), "workers": .array(workerList),
                         "batches": .array(batches), "submitted": .number(Double(submitted)), "finished": .object(fin),
                         "active_jobs": JSON(jobs.count), "bad_messages": .number(Double(badMessages)),
+                        "forgotten": .number(Double(forgotten)),
+                        "keep_ended_ms": config.keepEndedMs.map { .number(Double($0)) } ?? .null,
                         "uptime_ms": .number(Double(clock &- startedAt)), "now_ms": .number(Double(clock)),
                         "fleet": fleet])
     }
@@ -970,6 +997,7 @@ public final class BrokerCore {
     /// dispatches, commits, and only then returns what to send. The socket loop, `hume bench core` and the tests all
     /// run rounds through here.
     public func round(now: UInt64, _ feed: () throws -> Void) throws -> [Outgoing] {
+        journal.now = now
         try journal.begin()
         try feed()
         try tick(now: now)

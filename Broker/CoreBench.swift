@@ -17,6 +17,8 @@ public struct CoreBench {
     public var payloadBytes = 16
     /// DONE records per message (a worker's batch; smaller than the noop stage's 1024, so per-message costs count).
     public var doneBatch = 256
+    /// Then also time forgetting every ended job (`BrokerConfig.keepEndedMs`), with the clock moved past the limit.
+    public var forget = false
 
     public init() {}
 
@@ -117,11 +119,31 @@ public struct CoreBench {
                 }
             }
             let wall = Double(DispatchTime.now().uptimeNanoseconds - wallStart) / 1e9
-            return .object([
+            var out: [String: JSON] = [
                 "stages": JSON(stages), "tasks": JSON(tasks), "chunk": JSON(chunk), "rounds": JSON(rounds),
                 "broker_cpu_us_per_job": .number((Double(cpu) / 1000 / Double(tasks) * 100).rounded() / 100),
                 "elapsed_s": .number((wall * 1000).rounded() / 1000),
-            ])
+            ]
+            if forget {
+                // Empty rounds a second apart, past the limit, until every ended job but the newest is forgotten.
+                let later = wallMillis() + (config.keepEndedMs ?? 0) + 1_000
+                var forgetCPU: UInt64 = 0, longest: UInt64 = 0, forgetRounds: UInt64 = 0
+                while core.forgotten < UInt64(tasks - 1) {
+                    guard forgetRounds < UInt64(tasks) else {
+                        throw HumeError(.system, "The core benchmark forgot \(core.forgotten) of \(tasks - 1) jobs and then stopped.")
+                    }
+                    let t0 = Self.threadCPUNanos()
+                    _ = try Self.brokerRound(core: core, now: later + forgetRounds * 1_000) {}
+                    let d = Self.threadCPUNanos() - t0
+                    forgetCPU += d
+                    longest = max(longest, d)
+                    forgetRounds += 1
+                }
+                out["forget_cpu_us_per_job"] = .number((Double(forgetCPU) / 1000 / Double(tasks - 1) * 100).rounded() / 100)
+                out["forget_round_ms_max"] = .number((Double(longest) / 1e6 * 100).rounded() / 100)
+                out["forget_rounds"] = JSON(Int(forgetRounds))
+            }
+            return .object(out)
         }
     }
 }

@@ -52,6 +52,8 @@ public struct BatchCounts: Sendable, Equatable {
 /// Durable storage of jobs. The broker calls it on its own thread, between `begin` and `commit` once per loop
 /// iteration (group commit): nothing it was told is acknowledged before `commit` returns.
 public protocol Journal: AnyObject {
+    /// The time (ms since the epoch) recorded with the jobs that end from now on: the broker sets it each round.
+    var now: UInt64 { get set }
     func begin() throws
     func commit() throws
     /// The largest job id ever stored (0 when empty).
@@ -73,8 +75,12 @@ public protocol Journal: AnyObject {
     func batchCounts() throws -> [BatchCounts]
     /// The errors recorded for a job, oldest first.
     func failures(job: UInt64) throws -> [String]
-    /// One job by id, finished or not (nil: never stored).
+    /// One job by id, finished or not (nil: never stored, or forgotten).
     func job(id: UInt64) throws -> JournalJob?
+    /// Forgets, of the first `limit` ended jobs by id, those that ended before `endedBefore` (ms since the epoch): their
+    /// rows, results and failure records go, and their keys are free again. The job with the largest id is always
+    /// kept, so ids are never handed out twice. Returns how many were forgotten per batch and status.
+    func forget(endedBefore: UInt64, limit: Int) throws -> [BatchCounts]
 }
 
 extension Journal {
@@ -93,6 +99,9 @@ public final class MemoryJournal: Journal {
     public private(set) var failureLog: [UInt64: [String]] = [:]
     public private(set) var commits = 0
     public init() {}
+    public var now: UInt64 = 0
+    /// When each ended job ended (`now` at its `finish`).
+    public private(set) var endedAt: [UInt64: UInt64] = [:]
     public func begin() throws {}
     public func commit() throws { commits += 1 }
     public func maxJobID() throws -> UInt64 { jobs.keys.max() ?? 0 }
@@ -113,6 +122,20 @@ public final class MemoryJournal: Journal {
         jobs[job]?.status = status
         jobs[job]?.output = body
         jobs[job]?.error = error
+        if jobs[job] != nil { endedAt[job] = now }
+    }
+    public func forget(endedBefore: UInt64, limit: Int) throws -> [BatchCounts] {
+        let newest = jobs.keys.max()
+        let old = endedAt.sorted { $0.key < $1.key }.prefix(limit).filter { $0.value < endedBefore && $0.key != newest }
+        var out: [String: [JobStatus: Int]] = [:]
+        for (id, _) in old {
+            guard let j = jobs.removeValue(forKey: id) else { continue }
+            byKey[j.key] = nil
+            endedAt[id] = nil
+            failureLog[id] = nil
+            out[j.batch, default: [:]][j.status, default: 0] += 1
+        }
+        return out.keys.sorted().map { BatchCounts(batch: $0, counts: out[$0]!) }
     }
     public func recordFailure(job: UInt64, stage: String, attempt: Int, error: String) throws {
         failureLog[job, default: []].append("\(stage) attempt \(attempt): \(error)")

@@ -22,6 +22,8 @@ struct BrokerCommand: ParsableCommand {
     @Option(help: "Most unfinished jobs per client connection.") var window = 10_000
     @Option(help: "Most jobs per second one client connection may submit, on average (0: unlimited).") var clientRate = 0.0
     @Option(help: "Failed attempts before a job is dead-lettered.") var maxAttempts = 5
+    @Option(help: "How long an ended job's result, status and key are kept after it ended: a number with s, m, h or d (e.g. 90s, 12h, 30d), or forever. A forgotten key submitted again is a new job.")
+    var keepEnded = "7d"
     @Option(help: "Worker heartbeat interval, ms.") var heartbeatMs = 1000
     @Option(help: "Worker silence that expires its leases, ms.") var workerTimeoutMs = 5000
     @Option(help: "Serve Prometheus metrics (/metrics) and a status page (/) over HTTP here, e.g. 127.0.0.1:9464 (port 0: any).")
@@ -47,6 +49,7 @@ struct BrokerCommand: ParsableCommand {
         guard clientRate >= 0, clientRate.isFinite else { throw CLIFailure("--client-rate must be 0 (unlimited) or a positive number of jobs per second.") }
         config.clientRate = clientRate
         config.maxAttempts = max(1, maxAttempts)
+        config.keepEndedMs = try parseKeep(keepEnded)
         config.heartbeatMs = UInt64(max(50, heartbeatMs))
         config.workerTimeoutMs = UInt64(max(200, workerTimeoutMs))
         let dir = (journal as NSString).deletingLastPathComponent
@@ -70,6 +73,17 @@ struct BrokerCommand: ParsableCommand {
         onTerminationSignal { stop.wake() }
         try server.run()
     }
+}
+
+/// `--keep-ended`: "forever" (nil), or a whole number of seconds, minutes, hours or days ("90s", "12h", "30d") in ms.
+func parseKeep(_ text: String) throws -> UInt64? {
+    let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    if t == "forever" { return nil }
+    let units: [Character: UInt64] = ["s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
+    guard let unit = t.last.flatMap({ units[$0] }), let n = UInt64(t.dropLast()), n > 0, n <= 36_500 * 86_400_000 / unit else {
+        throw CLIFailure("--keep-ended must be a whole number of s, m, h or d greater than 0 (e.g. 90s, 12h, 30d), or forever; got \"\(text)\".")
+    }
+    return n * unit
 }
 
 /// The broker's CURVE set-up from its flags. Fails closed: a key without an allow list (or the reverse), an empty

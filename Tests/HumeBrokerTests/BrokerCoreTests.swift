@@ -728,4 +728,54 @@ struct LifecycleTests {
         #expect(batch["done"] == JSON(1))
         #expect(st["workers"]?.array?.first?["name"]?.string == "w1")
     }
+
+    @Test("an ended job is forgotten once keepEndedMs has passed: its batch's counts drop, its key runs again; active jobs and younger ones stay")
+    func forgetsEndedJobs() throws {
+        let r = try Rig {
+            $0.keepEndedMs = 60_000
+            $0.workerTimeoutMs = 1_000_000  // the hand-moved clock skips heartbeats
+        }
+        try r.ready("w1", credit: 10)
+        let out = try r.submit([job("k1"), job("k2"), job("k3")])
+        let tasks = try out.tasks("w1")
+        try r.ok("w1", tasks[0], "one")
+        try r.ok("w1", tasks[1], "two")
+        try r.wait(30_000)
+        let late = try r.submit([job("k4")], batch: "b2")
+        try r.ok("w1", try #require(try late.tasks("w1").first), "four")
+        // 59 s after the first two ended: nothing is forgotten yet.
+        try r.wait(29_000)
+        let before = try r.status()
+        #expect(r.journal.jobs.count == 4 && before["forgotten"] == JSON(0))
+        // Past 60 s: both go; job 3 is still running, job 4 ended 31 s ago.
+        try r.wait(2_000)
+        #expect(r.journal.jobs.keys.sorted() == [3, 4])
+        let st = try r.status()
+        #expect(st["forgotten"] == JSON(2) && st["keep_ended_ms"] == JSON(60_000))
+        let b1 = try #require(st["batches"]?.array?.first { $0["batch"]?.string == "b1" })
+        #expect(b1["total"] == JSON(1) && b1["done"] == JSON(0) && b1["active"] == JSON(1))
+        // A forgotten key is a new job: it runs again, under a new id.
+        let again = try r.submit([job("k1")], client: "c2")
+        let ack = try #require(try again.acks("c2").first)
+        #expect(!ack.duplicate && ack.jobID == 5)
+        #expect(try again.tasks("w1").count == 1)
+        // The last job of batch b2 forgotten (job 4, no longer the newest): b2 is no longer listed.
+        try r.ok("w1", tasks[2], "three")
+        try r.wait(61_000)
+        let batches = try #require(try r.status()["batches"]?.array).map { $0["batch"]?.string ?? "" }
+        #expect(!batches.contains("b2") && r.journal.jobs[4] == nil)
+    }
+
+    @Test("with keepEndedMs nil nothing is ever forgotten")
+    func keepsForever() throws {
+        let r = try Rig {
+            $0.keepEndedMs = nil
+            $0.workerTimeoutMs = 1_000_000
+        }
+        try r.ready("w1", credit: 10)
+        try r.ok("w1", try #require(try r.submit([job("k1"), job("k2")]).tasks("w1").first), "x")
+        try r.wait(400 * 86_400_000)
+        let st = try r.status()
+        #expect(r.journal.jobs.count == 2 && st["keep_ended_ms"] == JSON.null)
+    }
 }

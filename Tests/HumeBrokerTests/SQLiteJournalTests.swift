@@ -160,4 +160,85 @@ struct SQLiteJournalTests {
             #expect(try j.batchCounts().first?.counts[.done] == 2)
         }
     }
+
+    @Test("Ended jobs are forgotten by age: rows, results and failures go, keys are free again, active and recent jobs stay, the largest id is never forgotten")
+    func forgetsEndedJobs() throws {
+        defer { cleanUp() }
+        try withJournal { j, db throws in
+            try j.begin()
+            for i in 1...10 { _ = try j.insert(row(i, batch: i <= 6 ? "old" : "new")) }
+            j.now = 1_000
+            for i in 1...5 { try j.finish(job: UInt64(i), status: i == 5 ? .failed : .done, body: [UInt8(i)], error: i == 5 ? "No." : "") }
+            try j.recordFailure(job: 5, stage: "a", attempt: 1, error: "No.")
+            j.now = 5_000
+            for i in [7, 10] { try j.finish(job: UInt64(i), status: .done, body: [7], error: "") }
+            try j.commit()
+            // Ended before 2,000: jobs 1–5. At most 3 at a time, first by id.
+            try j.begin()
+            let first = try j.forget(endedBefore: 2_000, limit: 3)
+            #expect(first == [BatchCounts(batch: "old", counts: [.done: 3])])
+            let second = try j.forget(endedBefore: 2_000, limit: 3)
+            #expect(second == [BatchCounts(batch: "old", counts: [.done: 1, .failed: 1])])
+            #expect(try j.forget(endedBefore: 2_000, limit: 3).isEmpty)
+            try j.commit()
+            let three = try j.job(id: 3), failures = try j.failures(job: 5)
+            #expect(three == nil && failures.isEmpty)
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM results") == 2)
+            #expect(try j.activeJobs().map(\.id) == [6, 8, 9])
+            // Everything ended is old now: job 7 goes, job 10 (the largest id) stays, so the next id is still 11.
+            try j.begin()
+            #expect(try j.forget(endedBefore: 9_000, limit: 100) == [BatchCounts(batch: "new", counts: [.done: 1])])
+            try j.commit()
+            #expect(try j.maxJobID() == 10)
+            // A forgotten key is free: the same key is a new job.
+            try j.begin()
+            var again = row(2)
+            again.id = 11
+            guard case .inserted = try j.insert(again) else { Issue.record("a forgotten key was still known"); return }
+            try j.commit()
+        }
+        // The end times were stored: a fresh connection forgets by them.
+        try withJournal { j, _ throws in
+            try j.begin()
+            // Job 10 is no longer the newest (11 is), and it ended at 5,000.
+            #expect(try j.forget(endedBefore: 9_000, limit: 100) == [BatchCounts(batch: "new", counts: [.done: 1])])
+            #expect(try j.activeJobs().map(\.id) == [6, 8, 9, 11])
+            try j.commit()
+        }
+    }
+
+    @Test("A version 3 journal gains end times on open: its ended jobs are dated to the upgrade, not forgotten at once")
+    func migratesVersion3EndTimes() throws {
+        defer { cleanUp() }
+        let old = try DatabaseQueue(path: path)
+        try old.write { db in
+            try db.execute(sql: """
+                CREATE TABLE groups(id INTEGER PRIMARY KEY, batch TEXT NOT NULL, route TEXT NOT NULL, UNIQUE(batch, route));
+                CREATE TABLE progress(id INTEGER PRIMARY KEY, stage INTEGER NOT NULL, output BLOB NOT NULL);
+                CREATE TABLE results(id INTEGER PRIMARY KEY, status INTEGER NOT NULL, output BLOB NOT NULL, error TEXT NOT NULL);
+                CREATE TABLE failures(job INTEGER NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL, error TEXT NOT NULL);
+                CREATE TABLE jobs(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, grp INTEGER NOT NULL, priority INTEGER NOT NULL,
+                  deadline INTEGER NOT NULL, params BLOB NOT NULL, data BLOB NOT NULL);
+                INSERT INTO groups VALUES(1, 'b', 'a');
+                INSERT INTO jobs VALUES(1, 'k1', 1, 0, 0, x'', x'01');
+                INSERT INTO jobs VALUES(2, 'k2', 1, 0, 0, x'', x'02');
+                INSERT INTO jobs VALUES(3, 'k3', 1, 0, 0, x'', x'03');
+                INSERT INTO results VALUES(1, 1, x'07', '');
+                INSERT INTO results VALUES(2, 1, x'08', '');
+                PRAGMA user_version = 3;
+                """)
+        }
+        try old.close()
+        let before = wallMillis()
+        try withJournal { j, db throws in
+            #expect(try Int.fetchOne(db, sql: "PRAGMA user_version") == SQLiteJournal.schemaVersion)
+            let at = try Int64.fetchAll(db, sql: "SELECT at FROM results ORDER BY id")
+            #expect(at.count == 2 && at.allSatisfy { $0 >= Int64(before) && $0 <= Int64(wallMillis()) }, "\(at)")
+            try j.begin()
+            #expect(try j.forget(endedBefore: before, limit: 100).isEmpty)
+            #expect(try j.forget(endedBefore: wallMillis() + 1, limit: 100) == [BatchCounts(batch: "b", counts: [.done: 2])])
+            try j.commit()
+            #expect(try j.activeJobs().map(\.id) == [3])
+        }
+    }
 }

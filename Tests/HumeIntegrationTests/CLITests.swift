@@ -63,6 +63,38 @@ struct CLITests {
         #expect(results.contains { $0["status"]?.string == "invalid" && $0["line"]?.int == 3 })
     }
 
+    @Test("hume broker --keep-ended forgets ended jobs in a real journal: the batch leaves it, and submitting it again runs it again; a bad value is one sentence",
+          .timeLimit(.minutes(2)))
+    func brokerForgetsEndedJobs() throws {
+        let dir = tempDir("cli-keep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fleet = try LocalFleet(directory: dir, brokerArguments: ["--keep-ended", "2s"])
+        defer { fleet.stop() }
+        try fleet.startWorker("noop1")
+        try fleet.waitForWorkers(1)
+        try (1...200).map { "job \($0)" }.joined(separator: "\n").write(toFile: dir + "/jobs.txt", atomically: true, encoding: .utf8)
+        let submit = ["submit", dir + "/jobs.txt", "--batch", "old", "--route", "noop1", "--broker", fleet.endpoints.clients, "--quiet"]
+        let (rc, _, err) = try hume(submit + ["--out", dir + "/out1"])
+        #expect(rc == 0 && err.contains("200 done"), "\(err)")
+        #expect(try journalCounts(dir, batch: "old").rows == 200)
+        // A newer job, so that none of the batch is the journal's newest (which is always kept, so ids never repeat).
+        let (rcNew, _, _) = try hume(["stream", "--route", "noop1", "--batch", "new", "--broker", fleet.endpoints.clients], stdin: "x\n")
+        #expect(rcNew == 0)
+        let deadline = Date().addingTimeInterval(20)
+        while try journalCounts(dir, batch: "old").rows > 0, Date() < deadline { usleep(200_000) }
+        #expect(try journalCounts(dir, batch: "old").rows == 0, "forgotten within 20 s of ending, 2 s asked")
+        // Submitting the batch again is new work: it runs, and every line is done again.
+        let (rc2, _, err2) = try hume(submit + ["--out", dir + "/out2"])
+        #expect(rc2 == 0 && err2.contains("200 done"), "\(err2)")
+        let again = try String(contentsOfFile: dir + "/out2/manifest.jsonl", encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
+        #expect(again.count == 200 && again.allSatisfy { $0["status"]?.string == "done" })
+        #expect(try journalCounts(dir, batch: "old").rows == 200)
+        for bad in ["0s", "12", "forever-ish", "-5m", "3w"] {
+            let (rcBad, _, errBad) = try hume(["broker", "--keep-ended=\(bad)", "--journal", dir + "/bad.sqlite"], timeout: 20)
+            #expect(rcBad == 1 && errBad.contains("--keep-ended must be a whole number of s, m, h or d greater than 0"), "\(bad): \(errBad)")
+        }
+    }
+
     @Test("submit holds what is unfinished, not the file: ten times the jobs costs the client almost no more memory",
           // Under AddressSanitizer freed memory sits in a 256 MiB quarantine, so peaks measure ASan, not the client.
           .enabled(if: ProcessInfo.processInfo.environment["HUME_SANITIZER"] == nil), .timeLimit(.minutes(3)))
