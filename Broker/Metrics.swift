@@ -128,6 +128,8 @@ extension BrokerCore {
         p.histogram("hume_job_duration_seconds", [], jobDuration)
         p.family("hume_bad_messages_total", "counter", "Messages refused with an ERROR.")
         p.sample("hume_bad_messages_total", [], Double(badMessages))
+        p.family("hume_jobs_forgotten_total", "counter", "Ended jobs forgotten (--keep-ended) since the broker started.")
+        p.sample("hume_jobs_forgotten_total", [], Double(forgotten))
 
         typealias Figure = (name: String, type: String, help: String, value: (StageState, [Worker]) -> Double)
         let stageFigures: [Figure] = [

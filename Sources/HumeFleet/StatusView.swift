@@ -27,7 +27,11 @@ public struct StatusView {
         let fin = s["finished"]
         out += "hume status — broker up \(duration(d(s["uptime_ms"]) / 1000)) · \(i(s["submitted"])) submitted · "
             + "\(i(s["active_jobs"])) active · \(i(fin?["done"])) done · \(i(fin?["failed"])) failed · "
-            + "\(i(fin?["dead_letter"])) dead-lettered · \(i(s["bad_messages"])) bad messages\n\n"
+            + "\(i(fin?["dead_letter"])) dead-lettered · \(i(s["bad_messages"])) bad messages"
+        if let keep = s["keep_ended_ms"]?.double {
+            out += " · ended jobs kept \(duration(keep / 1000)), \(i(s["forgotten"])) forgotten"
+        }
+        out += "\n\n"
 
         var fleet: [String: JSON] = [:]
         for f in s["fleet"]?["stages"]?.array ?? [] { if let n = f["stage"]?.string { fleet[n] = f } }
@@ -156,13 +160,14 @@ func fmt1(_ x: Double) -> String {
     return r == r.rounded() ? String(Int(r)) : String(r)
 }
 
-/// 75 → "1m15s", 4000 → "1h06m".
+/// 75 → "1m15s", 4000 → "1h06m", 604800 → "7d00h" (two days and more in days).
 func duration(_ seconds: Double) -> String {
     guard seconds.isFinite else { return "—" }
     let s = Int(seconds.rounded())
     if s < 60 { return "\(s)s" }
     if s < 3600 { return "\(s / 60)m\(String(format2: s % 60))s" }
-    return "\(s / 3600)h\(String(format2: (s / 60) % 60))m"
+    if s < 172_800 { return "\(s / 3600)h\(String(format2: (s / 60) % 60))m" }
+    return "\(s / 86_400)d\(String(format2: (s / 3600) % 24))h"
 }
 
 extension String {

@@ -752,6 +752,7 @@ struct LifecycleTests {
         #expect(r.journal.jobs.keys.sorted() == [3, 4])
         let st = try r.status()
         #expect(st["forgotten"] == JSON(2) && st["keep_ended_ms"] == JSON(60_000))
+        #expect(samples(r.core.metricsText())["hume_jobs_forgotten_total"] == 2)
         let b1 = try #require(st["batches"]?.array?.first { $0["batch"]?.string == "b1" })
         #expect(b1["total"] == JSON(1) && b1["done"] == JSON(0) && b1["active"] == JSON(1))
         // A forgotten key is a new job: it runs again, under a new id.

@@ -5,7 +5,7 @@ import Testing
 func snapshot(nowMs: Double, completed: Int, active: Int, done: Int, leases: Int = 1) -> JSON {
     .object([
         "uptime_ms": .number(nowMs - 1_000_000), "now_ms": .number(nowMs), "submitted": JSON(active + done), "active_jobs": JSON(active),
-        "bad_messages": JSON(0), "finished": .object(["done": JSON(done), "failed": JSON(0), "dead_letter": JSON(0)]),
+        "bad_messages": JSON(0), "keep_ended_ms": JSON(604_800_000), "forgotten": JSON(12), "finished": .object(["done": JSON(done), "failed": JSON(0), "dead_letter": JSON(0)]),
         "stages": .array([
             .object(["name": .string("noop"), "queued": JSON(active - leases), "occupancy": JSON(active), "in_flight": JSON(leases),
                      "workers": JSON(2), "queue_capacity": JSON(100), "arrived": JSON(active + done), "completed": JSON(completed),
@@ -37,6 +37,7 @@ struct StatusViewTests {
         let text = v.render(snapshot(nowMs: 2_000_000, completed: 40, active: 50, done: 50))
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines[0].contains("50 active") && lines[0].contains("50 done"))
+        #expect(lines[0].hasSuffix("ended jobs kept 7d00h, 12 forgotten"), "\(lines[0])")
         let noop = lines.first { $0.hasPrefix("noop ") }
         #expect(noop?.contains("[########........]") == true, "occupancy 50 of 100: \(noop ?? "")")
         #expect(noop?.contains("2/3 (1..8) -1") == true, "live/target, range, draining: \(noop ?? "")")
