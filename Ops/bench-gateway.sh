@@ -12,6 +12,7 @@
 #     close the load is to what two cores can give (2,000,000 µs/s divided by it).
 # Each is run RUNS times on a fresh broker, noop worker and gateway (release builds); the medians are printed.
 # Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10] [MORE=128]
+# GATEWAY_ARGS (environment) adds hume-gateway flags to compare settings, e.g. GATEWAY_ARGS="--event-loops 1".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3} duration=${2:-10} connections=${3:-64} per=${4:-10} more=${5:-128}
@@ -40,7 +41,8 @@ for run in $(seq 1 "$runs"); do
     workers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"])' "$d/broker.ready")
     "$bin/hume" worker noop --broker "$workers" --batch 64 > "$d/noop.log" 2>&1 &
     workerpid=$!; pids+=($workerpid); disown
-    "$bin/hume-gateway" --broker "$clients" --bind 127.0.0.1:0 --ready-file "$d/gw.ready" > "$d/gw.log" 2>&1 &
+    # shellcheck disable=SC2086 # GATEWAY_ARGS is a list of flags
+    "$bin/hume-gateway" --broker "$clients" --bind 127.0.0.1:0 --ready-file "$d/gw.ready" ${GATEWAY_ARGS:-} > "$d/gw.log" 2>&1 &
     gwpid=$!; pids+=($gwpid); disown
     for _ in $(seq 100); do [[ -s $d/gw.ready ]] && break; sleep 0.1; done
     gw=$(cat "$d/gw.ready")
