@@ -146,7 +146,7 @@ struct Gateway: Sendable {
             throw Problem(.badGateway, "system", "The broker's answer to LOOKUP could not be read.")
         }
         guard rec.status != JobRecord.unknownStatus else {
-            throw Problem(.notFound, "not_found", "There is no job \(id).")
+            throw Problem(.notFound, "not_found", "There is no job \(id): never made, or ended longer ago than the broker keeps ended jobs (--keep-ended).")
         }
         return rec
     }
@@ -207,7 +207,7 @@ struct Gateway: Sendable {
         let name = raw.removingPercentEncoding ?? raw
         let status = try await brokerStatus()
         guard let b = status["batches"]?.array?.first(where: { $0["batch"]?.string == name }), var o = b.object else {
-            throw Problem(.notFound, "not_found", "There is no batch named \"\(name)\".")
+            throw Problem(.notFound, "not_found", "There is no batch named \"\(name)\": never submitted, or every job of it ended longer ago than the broker keeps ended jobs (--keep-ended).")
         }
         let total = o["total"]?.int ?? 0, active = o["active"]?.int ?? 0
         o["finished"] = JSON(total - active)

@@ -68,7 +68,7 @@ struct GatewayTests {
 
         // Refusals, each one sentence in a problem document.
         let cases: [(String, String, [String: String], String?, Int, String)] = [
-            ("GET", "/v1/jobs/999999", [:], nil, 404, "There is no job 999999."),
+            ("GET", "/v1/jobs/999999", [:], nil, 404, "There is no job 999999: never made, or ended longer ago than the broker keeps ended jobs (--keep-ended)."),
             ("GET", "/v1/jobs/abc", [:], nil, 400, "A job id is a whole number"),
             ("POST", "/v1/jobs", jsonType, "{not json", 400, "not valid JSON"),
             ("POST", "/v1/jobs", jsonType, "[1,2]", 400, "must be a JSON object"),
