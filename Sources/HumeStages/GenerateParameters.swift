@@ -95,10 +95,12 @@ public struct GenerateParameters: Sendable {
     /// is recoloured as the edit stage's "make it blue" recolours, one of a neighbouring colour (an orange fox for "a red
     /// fox") is left as drawn. The metadata says `prompt_colour` and `recoloured`.
     public var promptColour = true
-    /// The shape-setter is drawn with weight e^(−(s_best − sᵢ)/0.005): neighbours that match equally well (one thing in
-    /// several styles) take turns, and one 0.03 less similar (a shipwreck beside "a sailing ship") sets the shape for
-    /// fewer than 1 sample in 400. With the similarity temperature (0.02) it did for about 1 in 6.
-    public static let shapeTemperature = 0.005
+    /// The shape-setter is drawn with weight e^(−(s_best − sᵢ)/0.001): neighbours that match equally well (one thing in
+    /// several styles) take turns, and one even 0.003 less similar ("globe with meridians" beside "globe showing
+    /// Americas" for "the earth globe") sets the shape about 1 time in 20 at most; the best match sets the layout. With
+    /// 0.005 such a near match took its turn up to 1 time in 3 (the fondue for "swiss cheese", a frowning face for "an
+    /// ugly troll"); with the similarity temperature (0.02), even a shipwreck 0.028 below "a sailing ship" did 1 in 6.
+    public static let shapeTemperature = 0.001
 
     public init() {}
 
