@@ -47,6 +47,11 @@ public struct BatchCounts: Sendable, Equatable {
     public var batch: String
     public var counts: [JobStatus: Int]
     public var total: Int { counts.values.reduce(0, +) }
+
+    /// Counts by batch and status as a list, batches in name order.
+    public static func list(_ byBatch: [String: [JobStatus: Int]]) -> [BatchCounts] {
+        byBatch.keys.sorted().map { BatchCounts(batch: $0, counts: byBatch[$0]!) }
+    }
 }
 
 /// Durable storage of jobs. The broker calls it on its own thread, between `begin` and `commit` once per loop
@@ -135,7 +140,7 @@ public final class MemoryJournal: Journal {
             failureLog[id] = nil
             out[j.batch, default: [:]][j.status, default: 0] += 1
         }
-        return out.keys.sorted().map { BatchCounts(batch: $0, counts: out[$0]!) }
+        return BatchCounts.list(out)
     }
     public func recordFailure(job: UInt64, stage: String, attempt: Int, error: String) throws {
         failureLog[job, default: []].append("\(stage) attempt \(attempt): \(error)")
@@ -144,7 +149,7 @@ public final class MemoryJournal: Journal {
     public func batchCounts() throws -> [BatchCounts] {
         var out: [String: [JobStatus: Int]] = [:]
         for j in jobs.values { out[j.batch, default: [:]][j.status, default: 0] += 1 }
-        return out.keys.sorted().map { BatchCounts(batch: $0, counts: out[$0]!) }
+        return BatchCounts.list(out)
     }
     public func failures(job: UInt64) throws -> [String] { failureLog[job] ?? [] }
     public func job(id: UInt64) throws -> JournalJob? { jobs[id] }

@@ -153,6 +153,9 @@ public final class SQLiteJournal: Journal {
     /// Wraps a connection the caller holds for the broker's lifetime.
     public init(_ db: Database) throws {
         self.db = db
+        // `forget`'s list of ids, in memory (`temp_store`), made once: a schema change makes SQLite prepare every
+        // statement again, so it is not made on a hot path.
+        try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS forgotten(id INTEGER PRIMARY KEY)")
         findStmt = try db.makeStatement(sql: Self.selectJobs + " WHERE j.key = ?")
         keyByIDStmt = try db.makeStatement(sql: "SELECT key FROM jobs WHERE id = ?")
         maxIDStmt = try db.makeStatement(sql: "SELECT max(id) FROM jobs")
@@ -437,16 +440,21 @@ public final class SQLiteJournal: Journal {
     public func batchCounts() throws -> [BatchCounts] {
         try flush()
         return try wrap("count batches") {
-            var out: [String: [JobStatus: Int]] = [:]
-            for row in try Row.fetchAll(db, sql: """
+            try countsByBatch("""
                 SELECT g.batch, COALESCE(r.status, 0), COUNT(*)
                 FROM jobs j JOIN groups g ON g.id = j.grp LEFT JOIN results r ON r.id = j.id GROUP BY 1, 2
-                """) {
-                let st = JobStatus(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) ?? .failed
-                out[row[0] as String, default: [:]][st] = Int(row[2] as Int64)
-            }
-            return out.keys.sorted().map { BatchCounts(batch: $0, counts: out[$0]!) }
+                """)
         }
+    }
+
+    /// The rows of a `batch, status, count` query as counts per batch.
+    func countsByBatch(_ sql: String) throws -> [BatchCounts] {
+        var out: [String: [JobStatus: Int]] = [:]
+        for row in try Row.fetchAll(db, sql: sql) {
+            let st = JobStatus(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) ?? .failed
+            out[row[0] as String, default: [:]][st] = Int(row[2] as Int64)
+        }
+        return BatchCounts.list(out)
     }
 
     public func job(id: UInt64) throws -> JournalJob? {
@@ -459,10 +467,6 @@ public final class SQLiteJournal: Journal {
     public func forget(endedBefore: UInt64, limit: Int) throws -> [BatchCounts] {
         try flush()
         return try wrap("forget ended jobs") {
-            try db.execute(sql: """
-                CREATE TEMP TABLE IF NOT EXISTS forgotten(id INTEGER PRIMARY KEY);
-                DELETE FROM forgotten;
-                """)
             // The first `limit` ended jobs by id (the primary key: no index on `at`, which cost 0.2–0.3 µs per ended job
             // in `hume bench core`), of them those that ended before the cutoff. Jobs end roughly in id order; one
             // that ended late keeps the jobs after it a little longer, never shorter than asked.
@@ -471,14 +475,10 @@ public final class SQLiteJournal: Journal {
                   WHERE at < ? AND id < (SELECT MAX(id) FROM jobs)
                 """, arguments: [limit, Int64(bitPattern: endedBefore)])
             guard db.changesCount > 0 else { return [] }
-            var out: [String: [JobStatus: Int]] = [:]
-            for row in try Row.fetchAll(db, sql: """
+            let gone = try countsByBatch("""
                 SELECT g.batch, r.status, COUNT(*) FROM forgotten f JOIN results r ON r.id = f.id JOIN jobs j ON j.id = f.id
                   JOIN groups g ON g.id = j.grp GROUP BY 1, 2
-                """) {
-                let st = JobStatus(rawValue: UInt8(truncatingIfNeeded: row[1] as Int64)) ?? .failed
-                out[row[0] as String, default: [:]][st] = Int(row[2] as Int64)
-            }
+                """)
             try db.execute(sql: """
                 DELETE FROM jobs WHERE id IN (SELECT id FROM forgotten);
                 DELETE FROM results WHERE id IN (SELECT id FROM forgotten);
@@ -486,7 +486,7 @@ public final class SQLiteJournal: Journal {
                 DELETE FROM failures WHERE job IN (SELECT id FROM forgotten);
                 DELETE FROM forgotten;
                 """)
-            return out.keys.sorted().map { BatchCounts(batch: $0, counts: out[$0]!) }
+            return gone
         }
     }
 

@@ -226,16 +226,26 @@ public struct DatabaseBuilder: Sendable {
         var tiles: [[UInt8]]
     }
 
+    /// Checks that `images` is a folder, so a caller can say so before loading anything.
+    /// - Throws: `HumeError(.invalidInput)`: "The images folder … cannot be used: there is no such folder" (or "it is a
+    ///   file, not a folder").
+    public static func checkImagesFolder(_ images: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: images, isDirectory: &isDirectory) else {
+            throw HumeError(.invalidInput, "The images folder \(images) cannot be used: there is no such folder.")
+        }
+        guard isDirectory.boolValue else {
+            throw HumeError(.invalidInput, "The images folder \(images) cannot be used: it is a file, not a folder.")
+        }
+    }
+
     /// Lists, decodes, checks and resizes the pictures under `images`, in path order, and appends the tiles of those
     /// accepted to the stores of `sides` in `dir` (past whatever they hold; the caller commits them, or cuts them off);
     /// returns their items, with ids from `firstID`. Refusals go to `report` (or throw, when strict).
     func prepare(images: String, captions: CaptionTable?, existing: [String: String], firstID: Int, sides: [Int], storesIn dir: URL,
                  report: inout Report) throws -> [DatabaseItem] {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: images, isDirectory: &isDir), isDir.boolValue else {
-            throw HumeError(.invalidInput, "The images folder \(images) does not exist or is not a folder.")
-        }
+        try Self.checkImagesFolder(images)
         let listing = try Self.listFiles(images)
         var refused = listing.badNames.map { "A file name in \(images) is not UTF-8 (\($0)); rename it to add it." }
         let pngs = listing.files.filter { $0.lowercased().hasSuffix(".png") }

@@ -39,14 +39,9 @@ struct DbImportOptions: ParsableArguments {
     }
 
     func builder() throws -> DatabaseBuilder {
-        // The user's own inputs are checked before the model is loaded, so a mistyped folder is what they hear of.
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: images, isDirectory: &isDirectory) {
-            throw HumeError(.invalidInput, "The images folder \(images) cannot be used: there is no such folder.")
-        } else if !isDirectory.boolValue {
-            throw HumeError(.invalidInput, "The images folder \(images) cannot be used: it is a file, not a folder.")
-        }
-        if let captions { _ = try UserFile.read(captions, what: "the captions file") }
+        // The folder is checked before the model is loaded, so a mistyped folder is what the user hears of (the captions
+        // file has been read already: `captionTable()`, first in `run`).
+        try DatabaseBuilder.checkImagesFolder(images)
         let embedder = try loadEmbedder(threads: 2)  // first: a missing model is one sentence saying how to install it
         let stamp = "all-MiniLM-L6-v2 " + (try modelFingerprint())
         var b = DatabaseBuilder(root: humePaths.databases, model: stamp) { try embedder.embedFlat($0) }

@@ -64,7 +64,7 @@ struct BenchE2E: ParsableCommand {
     func loadPrompts() throws -> [String] {
         var pool: [String]
         if let promptsFile {
-            let data = try readUserFile(promptsFile, what: "--prompts-file")
+            let data = try UserFile.read(promptsFile, what: "--prompts-file")
             pool = String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }
             guard !pool.isEmpty else { throw CLIFailure("--prompts-file \(promptsFile) has no non-blank line") }

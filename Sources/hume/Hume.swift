@@ -35,11 +35,6 @@ struct CLIFailure: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// The bytes of a file the user named, or one sentence saying why they cannot be read (`UserFile.read`).
-func readUserFile(_ path: String, what: String) throws -> Data {
-    try UserFile.read(path, what: what)
-}
-
 func stderrLine(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }

@@ -58,7 +58,7 @@ struct EmbedCommand: ParsableCommand {
         guard format == "jsonl" || format == "npy" else { throw CLIFailure("--format \(format) is not supported; use jsonl or npy") }
         let data: Data
         if let file {
-            let d = try readUserFile(file, what: "--file")
+            let d = try UserFile.read(file, what: "--file")
             data = d
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -183,7 +183,7 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Sheet: source, mask, result, transplant neighbour.") var sheet: String?
 
     func run() throws {
-        let bytes = try readUserFile(source, what: "the source image")
+        let bytes = try UserFile.read(source, what: "the source image")
         // The same job a client would submit with route edit: the PNG as data, the edit as params.
         var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
         if let caption { params["caption"] = .string(caption) }
