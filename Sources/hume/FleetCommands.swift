@@ -306,6 +306,7 @@ struct BenchCore: ParsableCommand {
         b.chunk = chunk
         b.forget = forget
         guard stages >= 1, stages <= 5, tasks > 0, chunk > 0, runs > 0 else { throw CLIFailure("Give --stages 1 to 5 and positive --tasks, --chunk and --runs.") }
+        guard !forget || tasks >= 2 else { throw CLIFailure("--forget needs --tasks 2 or more: the newest job is never forgotten.") }
         var perJob: [Double] = [], forgetPerJob: [Double] = [], forgetRound: [Double] = []
         for i in 0..<runs {
             let r = try b.run(directory: NSTemporaryDirectory())

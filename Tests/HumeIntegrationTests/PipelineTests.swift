@@ -252,6 +252,7 @@ struct PipelineTests {
             (["eval", "generate", "--copy-shift=-1", "--size", "32"], "--copy-shift must be from 0 to 31", 1),
             (["eval", "generate", "--focus", "11"], "Error: The \"focus\" parameter is 11; it must be a number from 0 to 10.", 64),
             (["bench", "denoise", "--repeats", "0"], "--repeats must be at least 1", 1),
+            (["bench", "core", "--forget", "--tasks", "1"], "Error: --forget needs --tasks 2 or more: the newest job is never forgotten.", 1),
             (["eval", "edit", "--size", "48"], "Error: --size must be 32, 64 or 128.", 64),
             (["eval", "edit", "--size", "64", "--compare-side", "128"], "Error: --compare-side must be 32, 64 or 128 and at most --size (64).", 64),
             (["bench", "edit", "--size", "256"], "--size must be 32, 64 or 128", 64),
