@@ -12,7 +12,8 @@
 #     close the load is to what two cores can give (2,000,000 µs/s divided by it).
 # Each is run RUNS times on a fresh broker, noop worker and gateway (release builds); the medians are printed.
 # Usage: bash Ops/bench-gateway.sh [RUNS=3] [DURATION=10] [CONNECTIONS=64] [PER=10] [MORE=128]
-# GATEWAY_ARGS (environment) adds hume-gateway flags to compare settings, e.g. GATEWAY_ARGS="--event-loops 1".
+# GATEWAY_ARGS (environment) adds hume-gateway flags to compare settings, e.g. GATEWAY_ARGS="--event-loops 1";
+# GATEWAY_BIN runs another hume-gateway binary (a copy of an earlier build) in place of this checkout's, to compare builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3} duration=${2:-10} connections=${3:-64} per=${4:-10} more=${5:-128}
@@ -42,11 +43,11 @@ for run in $(seq 1 "$runs"); do
     "$bin/hume" worker noop --broker "$workers" --batch 64 > "$d/noop.log" 2>&1 &
     workerpid=$!; pids+=($workerpid); disown
     # shellcheck disable=SC2086 # GATEWAY_ARGS is a list of flags
-    "$bin/hume-gateway" --broker "$clients" --bind 127.0.0.1:0 --ready-file "$d/gw.ready" ${GATEWAY_ARGS:-} > "$d/gw.log" 2>&1 &
+    "${GATEWAY_BIN:-$bin/hume-gateway}" --broker "$clients" --bind 127.0.0.1:0 --ready-file "$d/gw.ready" ${GATEWAY_ARGS:-} > "$d/gw.log" 2>&1 &
     gwpid=$!; pids+=($gwpid); disown
     for _ in $(seq 100); do [[ -s $d/gw.ready ]] && break; sleep 0.1; done
     gw=$(cat "$d/gw.ready")
-    line=$("$bin/hume-gateway" bench --broker "$clients" --gateway "$gw" --json)
+    line=$("${GATEWAY_BIN:-$bin/hume-gateway}" bench --broker "$clients" --gateway "$gw" --json)
     echo "run $run latency: $line"
     added+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["added_p50_ms"])' "$line")")
     p50z+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["zmq_p50_ms"])' "$line")")
