@@ -54,6 +54,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // FAISS is C++; this target is an extern "C" shim so no Swift module needs C++ interop.
         .target(name: "CFaiss", path: "Sources/CFaiss", exclude: ["omp"], cxxSettings: [.headerSearchPath("omp")],
@@ -97,7 +98,7 @@ let package = Package(
         .target(name: "HumeDiffusion", dependencies: ["HumeCore", "HumeLaneMath"], path: "Sources/HumeDiffusion", swiftSettings: numericsSettings + hostVectorSettings),
         // Image databases (manifest, memory-mapped image stores, PNG) and the FAISS index wrapper.
         // Optimised in debug too: `hume db` resizes every picture it imports (20x slower unoptimised).
-        .target(name: "HumeData", dependencies: ["HumeCore", "HumeStages", "CPNG"], path: "Sources/HumeData",
+        .target(name: "HumeData", dependencies: ["HumeCore", "HumeStages", "CPNG", "CJPEG"], path: "Sources/HumeData",
                 swiftSettings: numericsSettings),
         .target(name: "HumeIndex", dependencies: ["CFaiss", "HumeCore"], path: "Sources/HumeIndex"),
         // Texts to neighbours: the indexed databases (what the retrieve stage serves) and, given an embedding

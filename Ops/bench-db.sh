@@ -3,6 +3,7 @@
 # 796, RGBA at 72–2,000 px a side) with their captions, as a user's folder and captions file would give them.
 #
 #   Ops/bench-db.sh [path/to/hume] [COPIES]    # prints the create, add and rebuild reports as JSON lines
+#   FORMAT=jpeg Ops/bench-db.sh …               # the same pictures as JPEG files (on white, quality 90), as photos come
 #
 # Measures: create of all of them; add of 1,000 more to that database (tuxpaint stamps mirrored or flipped, so new
 # pictures), against creating the whole database again. COPIES (default 1) > 1 adds COPIES-1 variants of every
@@ -14,11 +15,24 @@ COPIES=${2:-1}
 HOME_DB=${HUME_HOME:-$HOME/.cache/hume}/db
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"; "$HUME" db remove bench-db-create >/dev/null 2>&1 || true; "$HUME" db remove bench-db-rebuild >/dev/null 2>&1 || true' EXIT
-/usr/bin/python3 - "$HOME_DB" "$WORK" "$COPIES" <<'PY'
+/usr/bin/python3 - "$HOME_DB" "$WORK" "$COPIES" "${FORMAT:-png}" <<'PY'
 import json, os, sys
 from multiprocessing import Pool
 from PIL import Image, ImageOps
-db, work, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db, work, copies, fmt = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ext = ".jpg" if fmt == "jpeg" else ".png"
+
+def save(im, dst):
+    if fmt == "jpeg":
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        Image.alpha_composite(white, im).convert("RGB").save(dst, quality=90)
+    else:
+        im.save(dst)
+
+def convert(job):
+    src, dst = job
+    save(Image.open(src), dst)
 
 def variant(job):
     src, dst, c = job
@@ -28,33 +42,37 @@ def variant(job):
     r, g, b, a = im.split()
     tint = [(40 * c) % 96, (70 * c) % 96, (110 * c) % 96]
     im = Image.merge("RGBA", [ch.point(lambda v, t=t: min(255, v + t)) for ch, t in zip((r, g, b), tint)] + [a])
-    im.save(dst)
-jobs = []
+    save(im, dst)
+jobs, converts = [], []
 os.makedirs(f"{work}/base"); os.makedirs(f"{work}/more")
 caps, more = open(f"{work}/base.jsonl", "w"), open(f"{work}/more.jsonl", "w")
 for name in ("emoji-styles", "tuxpaint"):
     for line in open(f"{db}/{name}/manifest.jsonl"):
         it = json.loads(line)
         src = f"{db}/{name}/originals/{it['id']}.png"
-        rel = f"{name}/{it['id']}.png"
+        rel = f"{name}/{it['id']}{ext}"
         os.makedirs(os.path.dirname(f"{work}/base/{rel}"), exist_ok=True)
-        os.symlink(src, f"{work}/base/{rel}")
+        if fmt == "jpeg":
+            converts.append((src, f"{work}/base/{rel}"))
+        else:
+            os.symlink(src, f"{work}/base/{rel}")
         caps.write(json.dumps({"file": rel, "caption": it["caption"], "keywords": it.get("keywords", [])}) + "\n")
         for c in range(1, copies):
-            vrel = f"{name}-v{c}/{it['id']}.png"
+            vrel = f"{name}-v{c}/{it['id']}{ext}"
             os.makedirs(os.path.dirname(f"{work}/base/{vrel}"), exist_ok=True)
             jobs.append((src, f"{work}/base/{vrel}", c))
             caps.write(json.dumps({"file": vrel, "caption": f"{it['caption']}, variant {c}"}) + "\n")
 with Pool(2) as pool:
     pool.map(variant, jobs, chunksize=64)
+    pool.map(convert, converts, chunksize=64)
 n = 0
 for line in open(f"{db}/tuxpaint/manifest.jsonl"):
     if n == 1000: break
     it = json.loads(line)
     for flip in (ImageOps.mirror, ImageOps.flip):
         if n == 1000: break
-        rel = f"{flip.__name__}-{it['id']}.png"
-        flip(Image.open(f"{db}/tuxpaint/originals/{it['id']}.png")).save(f"{work}/more/{rel}")
+        rel = f"{flip.__name__}-{it['id']}{ext}"
+        save(flip(Image.open(f"{db}/tuxpaint/originals/{it['id']}.png")), f"{work}/more/{rel}")
         more.write(json.dumps({"file": rel, "caption": it["caption"] + (" mirrored" if flip is ImageOps.mirror else " upside down")}) + "\n")
         n += 1
 PY

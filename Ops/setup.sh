@@ -10,7 +10,7 @@ set -euo pipefail
 # transitional packages that depend on it. chromium-headless-shell renders the broker's status page in
 # a test (a screenshot check).
 packages=(
-    libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libcurl4-openssl-dev libfaiss-dev
+    libzmq3-dev libopenblas-dev liblapack-dev libpng-dev libturbojpeg0-dev libcurl4-openssl-dev libfaiss-dev
     libsqlite3-dev pkg-config sqlite3
     python3-fonttools python3-pil python3-numpy python3-pytest python3-yaml systemd iproute2 unzip fonts-noto-color-emoji unicode-cldr-core unicode-data
     tuxpaint-stamps-default ruby-gemojione librsvg2-bin

@@ -46,7 +46,7 @@ public struct DatabaseBuilder: Sendable {
         public var added = 0
         /// One sentence per picture refused (corrupt, too large, duplicate, no caption, a name that is not UTF-8).
         public var refused: [String] = []
-        /// Files that are not PNGs, left alone.
+        /// Files that are not pictures (PNG or JPEG by name), left alone.
         public var ignored: [String] = []
         /// Items in the database afterwards, and its generation.
         public var count = 0
@@ -71,7 +71,7 @@ public struct DatabaseBuilder: Sendable {
 
     // MARK: Create
 
-    /// Creates database `name` from the PNGs under `images` (recursively; a first-level folder's name becomes the
+    /// Creates database `name` from the PNG and JPEG pictures under `images` (recursively; a first-level folder's name becomes the
     /// group of the pictures in it unless the captions give one).
     /// - Throws: `HumeError` with one sentence: a bad name, an existing database, an unreadable folder, no picture
     ///   accepted, or (strict) the first refusal.
@@ -124,7 +124,7 @@ public struct DatabaseBuilder: Sendable {
 
     // MARK: Add
 
-    /// Adds the PNGs under `images` to database `name` (made by `create`): new images and vectors are appended, the
+    /// Adds the PNG and JPEG pictures under `images` to database `name` (made by `create`): new images and vectors are appended, the
     /// index is extended (rebuilt from the stored vectors only when the database outgrows its index type), and the
     /// new generation is committed by one rename. Pictures already in the database are refused as duplicates.
     public func add(name: String, images: String, captions: CaptionTable?, source: Source?) throws -> Report {
@@ -248,13 +248,13 @@ public struct DatabaseBuilder: Sendable {
         try Self.checkImagesFolder(images)
         let listing = try Self.listFiles(images)
         var refused = listing.badNames.map { "A file name in \(images) is not UTF-8 (\($0)); rename it to add it." }
-        let pngs = listing.files.filter { $0.lowercased().hasSuffix(".png") }
-        report.ignored = listing.files.filter { !$0.lowercased().hasSuffix(".png") }
+        let pictures = listing.files.filter(Self.isPicture)
+        report.ignored = listing.files.filter { !Self.isPicture($0) }
         let stores = sides.map { dir.appendingPathComponent("images\($0).rgb") }
         var batch: [DatabaseItem] = []
         var seen = existing
-        for start in stride(from: 0, to: pngs.count, by: max(1, chunk)) {
-            let paths = Array(pngs[start..<min(pngs.count, start + max(1, chunk))])
+        for start in stride(from: 0, to: pictures.count, by: max(1, chunk)) {
+            let paths = Array(pictures[start..<min(pictures.count, start + max(1, chunk))])
             // Decode and resize on `threads` threads; results keep path order.
             let results = Slots<Result<Prepared, HumeError>>(paths.count)
             let workers = max(1, min(threads, paths.count))
@@ -294,7 +294,7 @@ public struct DatabaseBuilder: Sendable {
         }
         guard !batch.isEmpty else {
             let why = refused.first.map { " The first refusal: \($0)" } ?? ""
-            throw HumeError(.invalidInput, "No picture under \(images) could be added (\(pngs.count) PNG files, \(refused.count) refused).\(why)")
+            throw HumeError(.invalidInput, "No picture under \(images) could be added (\(pictures.count) PNG or JPEG files, \(refused.count) refused).\(why)")
         }
         return batch
     }
@@ -312,8 +312,9 @@ public struct DatabaseBuilder: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw HumeError(.invalidInput, "\(relative) cannot be read.") }
         let image: PixelImage
         do {
-            image = try PNGCodec.decode([UInt8](data), alpha: false,
-                                        limits: PNGCodec.Limits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels))
+            let bytes = [UInt8](data), limits = PNGCodec.Limits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels)
+            // By content, not by name: a JPEG named .png is read as the JPEG it is.
+            image = JPEGCodec.isJPEG(bytes) ? try JPEGCodec.decode(bytes, limits: limits) : try PNGCodec.decode(bytes, alpha: false, limits: limits)
         } catch let e as HumeError {
             throw HumeError(.invalidInput, "\(relative) is not a picture Hume can read: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
         }
@@ -338,6 +339,12 @@ public struct DatabaseBuilder: Sendable {
         let item = DatabaseItem(id: 0, caption: t.caption, keywords: t.keywords, group: t.group, subgroup: t.subgroup,
                                 concept: t.caption, split: "train", source: relative, digest: SHA256.hex(SHA256.hash(digestInput)))
         return Prepared(item: item, tiles: ImageResize.lanczos(square.pixels, side: square.side, to: sides))
+    }
+
+    /// Whether a file is taken as a picture: PNG and JPEG, by name (`.png`, `.jpg`, `.jpeg`, any case).
+    static func isPicture(_ path: String) -> Bool {
+        let lower = path.lowercased()
+        return lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg")
     }
 
     /// Regular files under `dir`, relative, sorted; hidden entries skipped; names that are not UTF-8 reported with

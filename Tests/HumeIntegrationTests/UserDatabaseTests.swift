@@ -89,6 +89,14 @@ struct PictureFolder {
         try put("grey-moon.png", handPNG(width: 10, height: 10, colorType: 4, bitDepth: 8, rows: ga)); good.append("grey-moon.png")
         // RGB 8-bit at exactly 128×128: stored at 128² as it is.
         try put("pattern-tile.png", handPNG(width: 128, height: 128, colorType: 2, bitDepth: 8, rows: patternRows(1))); good.append("pattern-tile.png")
+        // JPEGs (Tests/Fixtures/jpeg): a photo as it is, and one stored sideways with an EXIF orientation; a JPEG cut
+        // short and a CMYK one are refused.
+        let jpegs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/jpeg").standardizedFileURL
+        func fixture(_ name: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: jpegs.appendingPathComponent(name))) }
+        try put("red-blue-flag.jpg", try fixture("baseline.jpg")); good.append("red-blue-flag.jpg")
+        try put("sideways-flag.JPEG", try fixture("orientation6.jpg")); good.append("sideways-flag.JPEG")
+        try put("cut-flag.jpg", try fixture("truncated.jpg")); bad.append("cut-flag.jpg")
+        try put("print-flag.jpg", try fixture("cmyk.jpg")); bad.append("print-flag.jpg")
         // Bad: corrupt, truncated, enormous, hostile, duplicate, no caption from the name, non-UTF-8 name; a text file.
         try put("corrupt.png", Array("this is not a png at all, just text".utf8)); bad.append("corrupt.png")
         let whole = discPNG(side: 40, colour: [10, 10, 200], radius: 12)
@@ -129,7 +137,7 @@ func fileSizes(_ dir: String) -> [String: Int] {
 
 @Suite("hume db: databases of the user's own pictures", .serialized)
 struct UserDatabaseTests {
-    @Test("create from a folder of every PNG colour type: bad files get one sentence each and nothing else; info, list, remove",
+    @Test("create from a folder of every PNG colour type and JPEGs (upright by their EXIF orientation): bad files get one sentence each and nothing else; info, list, remove",
           .timeLimit(.minutes(3)))
     func createAndInspect() throws {
         let (home, env) = try isolatedHome("db-create")
@@ -163,7 +171,17 @@ struct UserDatabaseTests {
         #expect(lines.contains { $0.contains("not PNG") && $0.contains("notes.txt") }, "\(lines)")
         // What was stored: captions from file names, groups from folders, white background and square padding.
         let mine = try Database(named: "mine", root: URL(fileURLWithPath: home + "/db"))
-        #expect(Set(mine.items.map(\.caption)) == ["checkerboard", "red apple", "orange", "green leaf", "grey moon", "pattern tile"])
+        #expect(Set(mine.items.map(\.caption)) == ["checkerboard", "red apple", "orange", "green leaf", "grey moon", "pattern tile",
+                                                   "red blue flag", "sideways flag"])
+        // Both JPEGs stored upright: the green corner top left, red below it, blue on the right.
+        for caption in ["red blue flag", "sideways flag"] {
+            let flag = try mine.images(side: 64).copy(id: try #require(mine.items.first { $0.caption == caption }).id)
+            func at(_ x: Int, _ y: Int) -> [Int] { flag[(y * 64 + x) * 3 ..< (y * 64 + x) * 3 + 3].map(Int.init) }
+            #expect(at(8, 20)[1] > 150 && at(8, 20)[0] < 100, "\(caption): green top left, \(at(8, 20))")
+            #expect(at(8, 42)[0] > 150 && at(8, 42)[2] < 100, "\(caption): red below it, \(at(8, 42))")
+            #expect(at(53, 20)[2] > 150 && at(53, 20)[0] < 100, "\(caption): blue on the right, \(at(53, 20))")
+        }
+        #expect(lines.contains { $0.contains("print-flag.jpg") && $0.contains("CMYK") }, "\(lines)")
         #expect(mine.items.first { $0.caption == "orange" }?.group == "fruit" && mine.items.first { $0.caption == "green leaf" }?.group == "")
         let orange = try #require(mine.items.first { $0.caption == "orange" })
         let px = try mine.images(side: 64).copy(id: orange.id)
