@@ -1,5 +1,6 @@
 import Foundation
 import HumeCore
+import HumeData
 
 /// What one gateway takes, set once at start.
 struct GatewayLimits: Sendable {
@@ -124,7 +125,7 @@ struct JobRequest {
             throw Problem.badRequest("\(which)a generate job needs a \"prompt\": the text to make a sticker of.")
         }
         if kind == "edit" || route.first == "edit" {
-            try checkPNG(data, which: which, limits: limits)
+            try checkSource(data, which: which, limits: limits)
             guard let e = params["edit"]?.string, !e.isEmpty else {
                 throw Problem.badRequest("\(which)an edit job needs \"edit\": what to change, e.g. \"wearing sunglasses\".")
             }
@@ -140,24 +141,32 @@ struct JobRequest {
         return JobSpec(priority: UInt8(priority), deadlineMs: UInt64(deadline), key: key, params: paramBytes, data: data)
     }
 
-    /// A PNG's signature and IHDR size, so a picture that could never be edited is refused here in one sentence.
-    static func checkPNG(_ b: [UInt8], which: String, limits: GatewayLimits) throws {
+    /// A source picture's kind and size from its first bytes (a PNG's signature and IHDR, a JPEG's header), so a picture
+    /// that could never be edited is refused here in one sentence.
+    static func checkSource(_ b: [UInt8], which: String, limits: GatewayLimits) throws {
         guard !b.isEmpty else {
-            throw Problem.badRequest("\(which)an edit job needs its source picture: a PNG in \"source_base64\" or a form file \"source\".")
+            throw Problem.badRequest("\(which)an edit job needs its source picture: a PNG or JPEG in \"source_base64\" or a form file \"source\".")
         }
         guard b.count <= limits.maxSourceBytes else {
-            throw Problem(.contentTooLarge, "too_large", "\(which)the source PNG is \(b.count) bytes; at most \(limits.maxSourceBytes).")
+            throw Problem(.contentTooLarge, "too_large", "\(which)the source picture is \(b.count) bytes; at most \(limits.maxSourceBytes).")
         }
+        let w: Int, h: Int, kind: String
         let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
-        guard b.count >= 33, b.prefix(8).elementsEqual(signature), b[12..<16].elementsEqual("IHDR".utf8) else {
-            throw Problem.badRequest("\(which)the source is not a PNG file (no PNG signature and header).")
+        if b.count >= 33, b.prefix(8).elementsEqual(signature), b[12..<16].elementsEqual("IHDR".utf8) {
+            func be32(_ at: Int) -> Int { (at..<at + 4).reduce(0) { $0 << 8 | Int(b[$1]) } }
+            (w, h, kind) = (be32(16), be32(20), "PNG")
+        } else if JPEGCodec.isJPEG(b) {
+            guard let size = JPEGCodec.storedSize(b) else {
+                throw Problem.badRequest("\(which)the source JPEG's header cannot be read.")
+            }
+            (w, h, kind) = (size.width, size.height, "JPEG")
+        } else {
+            throw Problem.badRequest("\(which)the source is not a PNG or JPEG file (no PNG signature and header, no JPEG start marker).")
         }
-        func be32(_ at: Int) -> Int { (at..<at + 4).reduce(0) { $0 << 8 | Int(b[$1]) } }
-        let w = be32(16), h = be32(20)
-        guard w > 0, h > 0 else { throw Problem.badRequest("\(which)the source PNG says it is \(w)×\(h) pixels.") }
+        guard w > 0, h > 0 else { throw Problem.badRequest("\(which)the source \(kind) says it is \(w)×\(h) pixels.") }
         guard w <= limits.maxSourceSide, h <= limits.maxSourceSide else {
             throw Problem(.contentTooLarge, "too_large",
-                          "\(which)the source PNG is \(w)×\(h) pixels; at most \(limits.maxSourceSide) a side.")
+                          "\(which)the source \(kind) is \(w)×\(h) pixels; at most \(limits.maxSourceSide) a side.")
         }
     }
 

@@ -103,8 +103,7 @@ enum OpenAPIDocument {
         "properties": {
          "source": {
           "type": "string",
-          "contentMediaType": "image/png",
-          "description": "The PNG to edit."
+          "description": "The PNG or JPEG to edit."
          },
          "edit": {
           "type": "string"
@@ -221,7 +220,7 @@ enum OpenAPIDocument {
       "$ref": "#/components/responses/Unauthorized"
      },
      "413": {
-      "description": "Over a limit: body size, source PNG bytes or pixels, or more jobs than the broker's window could ever hold.",
+      "description": "Over a limit: body size, source picture bytes or pixels, or more jobs than the broker's window could ever hold.",
       "content": {
        "application/problem+json": {
         "schema": {
@@ -768,7 +767,7 @@ enum OpenAPIDocument {
      "source_base64": {
       "type": "string",
       "contentEncoding": "base64",
-      "description": "An edit's source PNG."
+      "description": "An edit's source picture, PNG or JPEG."
      },
      "key": {
       "type": "string",

@@ -14,6 +14,17 @@ public enum JPEGCodec {
         bytes.count >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF
     }
 
+    /// The width and height a JPEG's header gives (as stored, before any EXIF turn), or nil when it cannot be read.
+    public static func storedSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+        guard isJPEG(bytes), let handle = tjInitDecompress() else { return nil }
+        defer { tjDestroy(handle) }
+        var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colourspace: Int32 = 0
+        let ok = bytes.withUnsafeBufferPointer {
+            tjDecompressHeader3(handle, $0.baseAddress, UInt($0.count), &w, &h, &subsampling, &colourspace)
+        }
+        return ok == 0 ? (Int(w), Int(h)) : nil
+    }
+
     /// Decodes JPEG bytes to upright 8-bit RGB.
     /// - Throws: `HumeError(.invalidInput)` for data that is not a JPEG, or is corrupt, truncated or CMYK;
     ///   `.tooLarge` beyond `limits`.

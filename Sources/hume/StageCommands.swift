@@ -171,7 +171,7 @@ struct EditCommand: ParsableCommand {
         commandName: "edit",
         abstract: "Edit a sticker by text in one process (the edit stage's own code): DiffEdit-style mask, transplant, harmonise.")
 
-    @Argument(help: "Source PNG.") var source: String
+    @Argument(help: "Source picture, PNG or JPEG.") var source: String
     @Argument(help: "The edit text, e.g. \"with sunglasses\".") var text: String
     @Option(help: "Database name.") var database = "emoji"
     @Option(help: "The source's caption (else its neighbours are the nearest images by pixels).") var caption: String?
@@ -184,7 +184,7 @@ struct EditCommand: ParsableCommand {
 
     func run() throws {
         let bytes = try UserFile.read(source, what: "the source image")
-        // The same job a client would submit with route edit: the PNG as data, the edit as params.
+        // The same job a client would submit with route edit: the picture as data, the edit as params.
         var params: [String: JSON] = ["edit": .string(text), "database": .string(database), "k": JSON(k), "seed": JSON(seed)]
         if let caption { params["caption"] = .string(caption) }
         if let size { params["size"] = JSON(size) }
@@ -207,7 +207,7 @@ struct EditCommand: ParsableCommand {
             print(String(format: "mask covers %.0f%%; recoloured %@, nothing transplanted", 100 * covered, (meta["recolour"] as? String) ?? "?"))
         }
         if let sheet {
-            let decoded = try PNGCodec.decode([UInt8](bytes), limits: EditStage.sourceLimits)
+            let decoded = try EditStage.decodeSource([UInt8](bytes))
             let src = Editor.resize(decoded.pixels, width: decoded.width, height: decoded.height, to: side)
             // The last column is the transplanted neighbour, or the source again for a recolour.
             try saveSheet(sheet, rows: [[src, maskPixels.flatMap { [$0, $0, $0] }, image.pixels, try transplant.map { try db.rgb8($0, side: side) } ?? src]],

@@ -78,7 +78,7 @@ struct GatewayTests {
             ("POST", "/v1/jobs", jsonType, #"{"route":["noop"],"data_base64":"***"}"#, 400, "not valid base64"),
             ("POST", "/v1/jobs", jsonType, #"{"route":["noop"],"data":"x","priority":300}"#, 400, "\"priority\" must be a whole number from 0 to 255"),
             ("POST", "/v1/jobs", jsonType, #"{"kind":"generate"}"#, 400, "needs a \"prompt\""),
-            ("POST", "/v1/jobs", jsonType, #"{"kind":"edit","source_base64":"aGVsbG8=","edit":"x"}"#, 400, "not a PNG file"),
+            ("POST", "/v1/jobs", jsonType, #"{"kind":"edit","source_base64":"aGVsbG8=","edit":"x"}"#, 400, "not a PNG or JPEG file"),
             ("POST", "/v1/jobs", ["Content-Type": "text/plain"], "hi", 415, "application/json or multipart/form-data"),
             ("PUT", "/v1/jobs", [:], nil, 405, "/v1/jobs takes POST"),
             ("GET", "/v2/anything", [:], nil, 404, "There is no GET /v2/anything here"),
@@ -102,7 +102,7 @@ struct GatewayTests {
         #expect(try http("GET", b + "/v1/health").json["status"]?.string == "ok")
     }
 
-    @Test("Real stages: a generate job's PNG, then a multipart edit of it with its PNG and mask; bad PNGs refused in one sentence",
+    @Test("Real stages: a generate job's PNG, then a multipart edit of it (and of a JPEG) with its PNG and mask; bad pictures refused in one sentence",
           .timeLimit(.minutes(4)))
     func generateAndEdit() throws {
         let stages = ["embed", "retrieve", "denoise", "edit"]
@@ -137,10 +137,24 @@ struct GatewayTests {
         #expect(mask.status == 200 && pngSize(mask.body).map { "\($0.0)x\($0.1)" } == "32x32")
         #expect(edited.status == 200 && pngSize(edited.body).map { "\($0.0)x\($0.1)" } == "32x32")
 
+        // A JPEG source (a photo, stored sideways with an EXIF orientation: Tests/Fixtures/jpeg) is edited like a PNG.
+        let jpeg = repositoryRoot() + "/Tests/Fixtures/jpeg/orientation6.jpg"
+        let photo = try http("POST", gw.base + "/v1/jobs", headers: ["Prefer": "wait=60"],
+                             form: ["source=@\(jpeg);type=image/jpeg", "edit=wearing sunglasses", "params={\"size\":32}"], maxTime: 90)
+        #expect(photo.status == 200 && photo.json["status"]?.string == "done", "\(photo.text)")
+        // A JPEG too large is refused from its header, as a PNG is.
+        var wideJPEG = Array(try Data(contentsOf: URL(fileURLWithPath: jpeg)))
+        let sof = try #require((0 ..< wideJPEG.count - 9).first { wideJPEG[$0] == 0xFF && wideJPEG[$0 + 1] == 0xC0 })
+        wideJPEG.replaceSubrange(sof + 5 ..< sof + 9, with: [0, 16, 0x13, 0x88] as [UInt8])  // 16 high, 5000 wide
+        try Data(wideJPEG).write(to: URL(fileURLWithPath: dir + "/wide.jpg"))
+        let wide = try http("POST", gw.base + "/v1/jobs", form: ["source=@\(dir)/wide.jpg", "edit=x"])
+        #expect(wide.status == 413 && wide.detail == "The source JPEG is 5000×16 pixels; at most 2048 a side.", "\(wide.text)")
+
         // Bad PNGs: not one, too many pixels (refused at the gateway), and a corrupt one (refused by the edit stage).
         try Data("not a picture".utf8).write(to: URL(fileURLWithPath: dir + "/text.png"))
         let notPNG = try http("POST", gw.base + "/v1/jobs", form: ["source=@\(dir)/text.png", "edit=x"])
-        #expect(notPNG.status == 400 && notPNG.detail == "The source is not a PNG file (no PNG signature and header).", "\(notPNG.text)")
+        #expect(notPNG.status == 400 && notPNG.detail == "The source is not a PNG or JPEG file (no PNG signature and header, no JPEG start marker).",
+                "\(notPNG.text)")
         var huge = Array(png.body)
         huge.replaceSubrange(16..<24, with: [0, 0, 0x13, 0x88, 0, 0, 0, 10] as [UInt8])  // 5000 × 10
         try Data(huge).write(to: URL(fileURLWithPath: dir + "/huge.png"))

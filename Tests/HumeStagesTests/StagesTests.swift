@@ -313,7 +313,7 @@ struct EditorTests {
 
 @Suite("edit stage")
 struct EditStageTests {
-    @Test("a non-PNG source and a missing edit text fail permanently; a PNG source gives an image with a mask")
+    @Test("a source that is neither PNG nor JPEG and a missing edit text fail permanently; a PNG or JPEG source gives an image with a mask")
     func editStage() throws {
         let have = try requireData()
         guard have.db, have.model else {
@@ -325,12 +325,16 @@ struct EditStageTests {
         let side = Editor().side   // the default size
         let source = try db.rgb8(0, side: side)
         let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: source))
+        // A JPEG made for the tests, stored sideways with an EXIF orientation.
+        let jpeg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fixtures/jpeg/orientation6.jpg").standardizedFileURL))
         let out = try stage.run([task(#"{"edit": "face with sunglasses", "caption": "grinning face"}"#, input: png),
                                  task(#"{"edit": "with sunglasses"}"#, input: Array("GIF89a".utf8)),
                                  task(#"{"prompt": "x"}"#, input: png),
                                  task(#"{"edit": "with sunglasses", "database": "nope"}"#, input: png),
                                  task(#"{"edit": "with sunglasses", "k": 0}"#, input: png),
-                                 task(#"{"edit": "with sunglasses", "seed": 2}"#, input: png)])
+                                 task(#"{"edit": "with sunglasses", "seed": 2}"#, input: png),
+                                 task(#"{"edit": "with sunglasses", "size": 32}"#, input: jpeg)])
         guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
         let image = try StageImage(decoding: bytes)
         #expect(image.width == side && image.mask?.pixels.count == side * side)
@@ -357,6 +361,10 @@ struct EditStageTests {
         #expect(meta2?["source_neighbours_by"] as? String == "pixels")
         #expect((meta2?["source_neighbours"] as? [Int])?.first == 0)
         #expect(meta2?["caption"] is NSNull)
+        // A JPEG source is edited as a PNG is.
+        guard case .ok(let fromJPEG) = out[6] else { Issue.record("edit of a JPEG failed: \(out[6])"); return }
+        let photo = try StageImage(decoding: fromJPEG)
+        #expect(photo.width == 32 && photo.mask?.pixels.count == 32 * 32)
     }
 }
 

@@ -19,6 +19,12 @@ public final class EditStage: Stage, @unchecked Sendable {
     /// Largest source accepted: 2048 pixels a side and 32 MiB (the broker's blob limit).
     public static let sourceLimits = PNGCodec.Limits(maxDimension: 2048, maxBytes: 32 << 20)
 
+    /// A source picture as RGB: a PNG (transparency on white) or a JPEG (upright by its EXIF orientation), told apart by
+    /// their first bytes, within `sourceLimits`.
+    public static func decodeSource(_ bytes: [UInt8]) throws -> PixelImage {
+        JPEGCodec.isJPEG(bytes) ? try JPEGCodec.decode(bytes, limits: sourceLimits) : try PNGCodec.decode(bytes, limits: sourceLimits)
+    }
+
     public let name: String
     public let batchSize = 1
     public let concurrency = 1
@@ -56,8 +62,8 @@ public final class EditStage: Stage, @unchecked Sendable {
         if let s = p.size { editor.side = s }
         if let s = p.steps { editor.steps = s; editor.fineSteps = s }
         let decoded: PixelImage
-        do { decoded = try PNGCodec.decode(png, limits: EditStage.sourceLimits) } catch let e as HumeError {
-            throw StageInputError("The source image could not be read as a PNG: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
+        do { decoded = try EditStage.decodeSource(png) } catch let e as HumeError {
+            throw StageInputError("The source image could not be read as a PNG or JPEG: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
         }
         let db = try database(p.database)
         // A job that names no size gets 64² from a database built before 128² stores; one that asks for 128 is refused.

@@ -10,13 +10,16 @@ from typing import Any, Iterator, Tuple
 
 import pytest
 
-from hume_client import Client, Job, JobFailed, StageImage
+from hume_client import BadInput, Client, Job, JobFailed, StageImage
 from hume_client.fleet import LocalFleet
 
 from conftest import hume_bin
 from pngcheck import png_structure
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-pil from Ops/setup.sh
+# A 24x16 JPEG made for the tests, stored sideways with an EXIF orientation (Tests/Fixtures/jpeg).
+SIDEWAYS_JPEG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "Tests", "Fixtures", "jpeg",
+                             "orientation6.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +85,14 @@ def test_generate_and_edit_with_real_stages(stages: LocalFleet, tmp_path: Any) -
         assert (size, mode, pixels) == ([32, 32], "L", mask)
         size, mode, pixels, _ = read_with_pil(out.png(), tmp_path, "edited.png")
         assert (size, mode, pixels) == ([32, 32], "RGB", out.rgb)
+
+        # A JPEG source is edited as a PNG is; bytes that are neither are refused before anything is sent.
+        with open(SIDEWAYS_JPEG, "rb") as f:
+            photo = c.edit(f.read(), "wearing sunglasses", database="emoji", size=32, seed=1).image()
+        assert (photo.width, photo.height) == (32, 32) and photo.mask is not None
+        with pytest.raises(BadInput) as refused:
+            c.edit(b"GIF89a and so on", "wearing sunglasses")
+        assert "must be a PNG or JPEG file" in str(refused.value)
 
         # Several prompts: a run, results as they finish.
         many = list(c.generate(["a red apple", "a cat"], database="emoji", size=32, steps=2, k=4))

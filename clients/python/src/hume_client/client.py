@@ -166,12 +166,13 @@ def edit_params(edit: str, caption: Optional[str], params: Mapping[str, Any]) ->
 
 
 def as_png(png: Any) -> bytes:
+    """An edit's source as bytes: a PNG or JPEG file's (the edit stage tells them apart by their first bytes)."""
     if isinstance(png, (bytearray, memoryview)):
         png = bytes(png)
     if not isinstance(png, bytes):
-        raise BadInput("An edit's source is the PNG file's bytes, not %s." % type(png).__name__)
-    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise BadInput("An edit's source must be a PNG file; these %d bytes do not start with the PNG signature."
+        raise BadInput("An edit's source is the PNG or JPEG file's bytes, not %s." % type(png).__name__)
+    if not png.startswith(b"\x89PNG\r\n\x1a\n") and not png.startswith(b"\xff\xd8\xff"):
+        raise BadInput("An edit's source must be a PNG or JPEG file; these %d bytes start with neither's signature."
                        % len(png))
     return png
 
@@ -555,7 +556,7 @@ class Client(_Base):
 
     def edit(self, png: bytes, edit: str, caption: Optional[str] = None, *, batch: str = "edit",
              timeout: Optional[float] = None, **params: Any) -> Result:
-        """Edits a picture (the bytes of a PNG file) through the ``edit`` stage: ``edit`` says what to change
+        """Edits a picture (the bytes of a PNG or JPEG file) through the ``edit`` stage: ``edit`` says what to change
         (``"wearing sunglasses"``), ``caption`` what the picture shows (else its neighbours are found by pixels).
         Other keyword arguments are stage parameters (``database``, ``size``, ``seed``, ``steps``, ``k``; 11.4).
         Returns the :class:`Result` (``.image().png()`` and ``.image().mask_png()``) or raises :class:`JobFailed`.
