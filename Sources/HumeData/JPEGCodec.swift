@@ -18,11 +18,17 @@ public enum JPEGCodec {
     public static func storedSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
         guard isJPEG(bytes), let handle = tjInitDecompress() else { return nil }
         defer { tjDestroy(handle) }
+        return header(handle, bytes).map { ($0.width, $0.height) }
+    }
+
+    /// The header's width, height and colour space (a `TJCS` value), or nil when libjpeg-turbo cannot read it (the reason
+    /// is then `handle`'s error).
+    static func header(_ handle: tjhandle, _ bytes: [UInt8]) -> (width: Int, height: Int, colourspace: Int32)? {
         var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colourspace: Int32 = 0
         let ok = bytes.withUnsafeBufferPointer {
             tjDecompressHeader3(handle, $0.baseAddress, UInt($0.count), &w, &h, &subsampling, &colourspace)
         }
-        return ok == 0 ? (Int(w), Int(h)) : nil
+        return ok == 0 ? (Int(w), Int(h), colourspace) : nil
     }
 
     /// Decodes JPEG bytes to upright 8-bit RGB.
@@ -37,12 +43,7 @@ public enum JPEGCodec {
         }
         guard let handle = tjInitDecompress() else { throw HumeError(.system, "libjpeg-turbo could not make a decompressor.") }
         defer { tjDestroy(handle) }
-        var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colourspace: Int32 = 0
-        let header = bytes.withUnsafeBufferPointer {
-            tjDecompressHeader3(handle, $0.baseAddress, UInt($0.count), &w, &h, &subsampling, &colourspace)
-        }
-        guard header == 0 else { throw failure(handle, "read the JPEG header") }
-        let width = Int(w), height = Int(h)
+        guard let (width, height, colourspace) = header(handle, bytes) else { throw failure(handle, "read the JPEG header") }
         guard width > 0, height > 0, width <= limits.maxDimension, height <= limits.maxDimension else {
             throw HumeError(.tooLarge, "The JPEG is \(width)×\(height) pixels; each side must be 1…\(limits.maxDimension).")
         }
@@ -55,7 +56,7 @@ public enum JPEGCodec {
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         let decoded = bytes.withUnsafeBufferPointer { src in
             pixels.withUnsafeMutableBufferPointer { dst in
-                tjDecompress2(handle, src.baseAddress, UInt(src.count), dst.baseAddress, w, 0, h, Int32(TJPF_RGB.rawValue),
+                tjDecompress2(handle, src.baseAddress, UInt(src.count), dst.baseAddress, Int32(width), 0, Int32(height), Int32(TJPF_RGB.rawValue),
                               TJFLAG_LIMITSCANS)
             }
         }
@@ -146,5 +147,14 @@ public enum JPEGCodec {
             }
         }
         return PixelImage(width: ow, height: oh, channels: c, pixels: out)
+    }
+}
+
+/// Pictures people bring, PNG or JPEG, told apart by their first bytes (not by a file name or a Content-Type).
+public enum PictureCodec {
+    /// Decodes a PNG (transparency composited on white) or a JPEG (turned upright by its EXIF orientation) to 8-bit RGB.
+    /// - Throws: what `PNGCodec.decode` or `JPEGCodec.decode` throws; bytes that are neither get PNG's "not a PNG".
+    public static func decode(_ bytes: [UInt8], limits: PNGCodec.Limits) throws -> PixelImage {
+        JPEGCodec.isJPEG(bytes) ? try JPEGCodec.decode(bytes, limits: limits) : try PNGCodec.decode(bytes, alpha: false, limits: limits)
     }
 }

@@ -312,9 +312,8 @@ public struct DatabaseBuilder: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw HumeError(.invalidInput, "\(relative) cannot be read.") }
         let image: PixelImage
         do {
-            let bytes = [UInt8](data), limits = PNGCodec.Limits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels)
             // By content, not by name: a JPEG named .png is read as the JPEG it is.
-            image = JPEGCodec.isJPEG(bytes) ? try JPEGCodec.decode(bytes, limits: limits) : try PNGCodec.decode(bytes, alpha: false, limits: limits)
+            image = try PictureCodec.decode([UInt8](data), limits: PNGCodec.Limits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels))
         } catch let e as HumeError {
             throw HumeError(.invalidInput, "\(relative) is not a picture Hume can read: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
         }

@@ -19,10 +19,9 @@ public final class EditStage: Stage, @unchecked Sendable {
     /// Largest source accepted: 2048 pixels a side and 32 MiB (the broker's blob limit).
     public static let sourceLimits = PNGCodec.Limits(maxDimension: 2048, maxBytes: 32 << 20)
 
-    /// A source picture as RGB: a PNG (transparency on white) or a JPEG (upright by its EXIF orientation), told apart by
-    /// their first bytes, within `sourceLimits`.
+    /// A source picture (`PictureCodec`: PNG or JPEG) as RGB, within `sourceLimits`.
     public static func decodeSource(_ bytes: [UInt8]) throws -> PixelImage {
-        JPEGCodec.isJPEG(bytes) ? try JPEGCodec.decode(bytes, limits: sourceLimits) : try PNGCodec.decode(bytes, limits: sourceLimits)
+        try PictureCodec.decode(bytes, limits: sourceLimits)
     }
 
     public let name: String
