@@ -34,7 +34,7 @@ public enum JPEGCodec {
     /// Decodes JPEG bytes to upright 8-bit RGB.
     /// - Throws: `HumeError(.invalidInput)` for data that is not a JPEG, or is corrupt, truncated or CMYK;
     ///   `.tooLarge` beyond `limits`.
-    public static func decode(_ bytes: [UInt8], limits: PNGCodec.Limits = PNGCodec.Limits()) throws -> PixelImage {
+    public static func decode(_ bytes: [UInt8], limits: PictureLimits = PictureLimits()) throws -> PixelImage {
         guard bytes.count <= limits.maxBytes else {
             throw HumeError(.tooLarge, "The JPEG is \(bytes.count) bytes; the limit is \(limits.maxBytes).")
         }
@@ -154,7 +154,7 @@ public enum JPEGCodec {
 public enum PictureCodec {
     /// Decodes a PNG (transparency composited on white) or a JPEG (turned upright by its EXIF orientation) to 8-bit RGB.
     /// - Throws: what `PNGCodec.decode` or `JPEGCodec.decode` throws; bytes that are neither get PNG's "not a PNG".
-    public static func decode(_ bytes: [UInt8], limits: PNGCodec.Limits) throws -> PixelImage {
+    public static func decode(_ bytes: [UInt8], limits: PictureLimits) throws -> PixelImage {
         JPEGCodec.isJPEG(bytes) ? try JPEGCodec.decode(bytes, limits: limits) : try PNGCodec.decode(bytes, alpha: false, limits: limits)
     }
 }

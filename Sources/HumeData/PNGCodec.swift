@@ -19,26 +19,27 @@ public struct PixelImage: Sendable, Equatable {
     }
 }
 
+/// Limits applied when decoding untrusted picture bytes, PNG or JPEG (`PNGCodec`, `JPEGCodec`, `PictureCodec`): checked
+/// on the header, before any pixel buffer is allocated.
+public struct PictureLimits: Sendable {
+    /// Largest accepted width or height (default 8192).
+    public var maxDimension: Int = 8192
+    /// Largest accepted input (default 64 MiB).
+    public var maxBytes: Int = 64 << 20
+    /// Largest accepted width × height (default: only the side limit applies).
+    public var maxPixels: Int = .max
+    public init(maxDimension: Int = 8192, maxBytes: Int = 64 << 20, maxPixels: Int = .max) {
+        self.maxDimension = maxDimension
+        self.maxBytes = maxBytes
+        self.maxPixels = maxPixels
+    }
+}
+
 /// PNG encoding and decoding through libpng's simplified API, with `tEXt` metadata chunks.
 ///
 /// The simplified API writes no text chunks, so `encode` inserts `tEXt` chunks (with their CRC-32) into the
 /// byte stream right after `IHDR`; `textChunks` reads them back. libpng's classic API (longjmp) is never used.
 public enum PNGCodec {
-    /// Limits applied when decoding untrusted bytes.
-    public struct Limits: Sendable {
-        /// Largest accepted width or height (default 8192).
-        public var maxDimension: Int = 8192
-        /// Largest accepted input (default 64 MiB).
-        public var maxBytes: Int = 64 << 20
-        /// Largest accepted width × height (default: only the side limit applies).
-        public var maxPixels: Int = .max
-        public init(maxDimension: Int = 8192, maxBytes: Int = 64 << 20, maxPixels: Int = .max) {
-            self.maxDimension = maxDimension
-            self.maxBytes = maxBytes
-            self.maxPixels = maxPixels
-        }
-    }
-
     static let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
 
     /// Encodes 8-bit RGB or RGBA pixels as PNG, with `metadata` as `tEXt` chunks (keys: 1–79 Latin-1 characters).
@@ -157,7 +158,7 @@ public enum PNGCodec {
     /// Decodes PNG bytes (any colour type libpng handles: gray, palette, RGB, with or without alpha, 8 or 16 bit)
     /// to 8-bit RGB, or RGBA when `alpha` is true.
     /// - Throws: `HumeError(.invalidInput)` for non-PNG, corrupt or truncated data, and `.tooLarge` beyond `limits`.
-    public static func decode(_ bytes: [UInt8], alpha: Bool = false, limits: Limits = Limits()) throws -> PixelImage {
+    public static func decode(_ bytes: [UInt8], alpha: Bool = false, limits: PictureLimits = PictureLimits()) throws -> PixelImage {
         guard bytes.count <= limits.maxBytes else {
             throw HumeError(.tooLarge, "The PNG is \(bytes.count) bytes; the limit is \(limits.maxBytes).")
         }

@@ -99,10 +99,10 @@ public enum FuzzTargets {
     /// The picture decoders: PNG (libpng behind limits) and its text-chunk reader, and JPEG (libjpeg-turbo behind
     /// limits, and the EXIF orientation reader).
     public static func png(_ data: [UInt8]) {
-        expectHumeErrors("JPEGCodec.decode") { try JPEGCodec.decode(data, limits: PNGCodec.Limits(maxDimension: 1024, maxBytes: 16 << 20)) }
+        expectHumeErrors("JPEGCodec.decode") { try JPEGCodec.decode(data, limits: PictureLimits(maxDimension: 1024, maxBytes: 16 << 20)) }
         _ = JPEGCodec.orientation(data)
-        expectHumeErrors("PNGCodec.decode") { try PNGCodec.decode(data, limits: PNGCodec.Limits(maxDimension: 1024, maxBytes: 16 << 20)) }
-        expectHumeErrors("PNGCodec.decode alpha") { try PNGCodec.decode(data, alpha: true, limits: PNGCodec.Limits(maxDimension: 1024, maxBytes: 16 << 20)) }
+        expectHumeErrors("PNGCodec.decode") { try PNGCodec.decode(data, limits: PictureLimits(maxDimension: 1024, maxBytes: 16 << 20)) }
+        expectHumeErrors("PNGCodec.decode alpha") { try PNGCodec.decode(data, alpha: true, limits: PictureLimits(maxDimension: 1024, maxBytes: 16 << 20)) }
         expectHumeErrors("PNGCodec.textChunks") { try PNGCodec.textChunks(data) }
         expectHumeErrors("StageImage.metadata") { try StageImage.metadata(fromPNG: data) }
     }

@@ -313,7 +313,7 @@ public struct DatabaseBuilder: Sendable {
         let image: PixelImage
         do {
             // By content, not by name: a JPEG named .png is read as the JPEG it is.
-            image = try PictureCodec.decode([UInt8](data), limits: PNGCodec.Limits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels))
+            image = try PictureCodec.decode([UInt8](data), limits: PictureLimits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels))
         } catch let e as HumeError {
             throw HumeError(.invalidInput, "\(relative) is not a picture Hume can read: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
         }

@@ -39,7 +39,7 @@ struct JPEGCodecTests {
 
     @Test("not a JPEG, truncated, CMYK or over the limits: one sentence each, before any pixel buffer for the limits")
     func refuses() throws {
-        func message(_ bytes: [UInt8], limits: PNGCodec.Limits = PNGCodec.Limits()) -> (HumeError.Code, String)? {
+        func message(_ bytes: [UInt8], limits: PictureLimits = PictureLimits()) -> (HumeError.Code, String)? {
             do {
                 _ = try JPEGCodec.decode(bytes, limits: limits)
                 return nil
@@ -57,15 +57,15 @@ struct JPEGCodecTests {
         let cmyk = message(try JPEGFixtures.bytes("cmyk.jpg"))
         #expect(cmyk?.0 == .invalidInput && cmyk?.1.contains("CMYK") == true, "\(String(describing: cmyk))")
         let baseline = try JPEGFixtures.bytes("baseline.jpg")
-        let wide = message(baseline, limits: PNGCodec.Limits(maxDimension: 20))
+        let wide = message(baseline, limits: PictureLimits(maxDimension: 20))
         #expect(wide?.0 == .tooLarge && wide?.1 == "The JPEG is 24×16 pixels; each side must be 1…20.", "\(String(describing: wide))")
-        let many = message(baseline, limits: PNGCodec.Limits(maxPixels: 300))
+        let many = message(baseline, limits: PictureLimits(maxPixels: 300))
         #expect(many?.0 == .tooLarge && many?.1.contains("24×16 = 384 pixels") == true, "\(String(describing: many))")
         // A header claiming 60000×60000 (SOF0's height and width) is refused from the header alone.
         var huge = baseline
         let sof = try #require((0 ..< huge.count - 9).first { huge[$0] == 0xFF && huge[$0 + 1] == 0xC0 })
         huge.replaceSubrange(sof + 5 ..< sof + 9, with: [0xEA, 0x60, 0xEA, 0x60])
-        let claimed = message(huge, limits: PNGCodec.Limits(maxDimension: 1 << 16, maxPixels: 40_000_000))
+        let claimed = message(huge, limits: PictureLimits(maxDimension: 1 << 16, maxPixels: 40_000_000))
         #expect(claimed?.0 == .tooLarge && claimed?.1.contains("60000×60000") == true, "\(String(describing: claimed))")
     }
 

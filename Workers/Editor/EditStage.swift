@@ -17,7 +17,7 @@ import HumeStages
 /// `@unchecked Sendable`: the image cache is guarded by `lock`; everything else is immutable or thread-safe.
 public final class EditStage: Stage, @unchecked Sendable {
     /// Largest source accepted: 2048 pixels a side and 32 MiB (the broker's blob limit).
-    public static let sourceLimits = PNGCodec.Limits(maxDimension: 2048, maxBytes: 32 << 20)
+    public static let sourceLimits = PictureLimits(maxDimension: 2048, maxBytes: 32 << 20)
 
     /// A source picture (`PictureCodec`: PNG or JPEG) as RGB, within `sourceLimits`.
     public static func decodeSource(_ bytes: [UInt8]) throws -> PixelImage {

@@ -87,7 +87,7 @@ public final class UploadStage: Stage {
     let statisticsBox = StatisticsBox()
 
     /// Limits on a PNG input (the broker already caps a blob at 32 MiB).
-    static let pngLimits = PNGCodec.Limits(maxDimension: 8192, maxBytes: 32 << 20)
+    static let pngLimits = PictureLimits(maxDimension: 8192, maxBytes: 32 << 20)
 
     /// - Throws: `UploadError(.permanent)` when the configuration is invalid.
     public init(name: String = "upload", configuration: UploadConfiguration, concurrency: Int = 1) throws {
