@@ -118,7 +118,10 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
     /// - Throws: `HumeError(.timeout)` when the broker does not reply within `timeoutMs`.
     func request(_ command: Command, header: [String: JSON], records: [[UInt8]] = [], keys: [String] = [],
                  timeoutMs: UInt64 = 10_000, waitMs: UInt64 = 0) async throws -> SubmitAnswer {
-        try await withCheckedThrowingContinuation { (c: Continuation) in
+        // The other half of `handOver`: what the link thread wrote before resuming this caller is visible to
+        // ThreadSanitizer here too.
+        defer { lock.withLock {} }
+        return try await withCheckedThrowingContinuation { (c: Continuation) in
             let batch = command == .submit ? header["batch"]?.string : nil
             let out = Outgoing(message: Message(command, header: .object(header), records: records), continuation: c,
                                timeoutMs: timeoutMs, batch: batch, waitMs: waitMs, keys: keys)
@@ -172,8 +175,8 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
             let isStopped = stopped
             lock.unlock()
             if isStopped {
-                for p in pending.values { p.continuation.resume(throwing: HumeError(.system, "The gateway is shutting down.")) }
-                for o in taken { o.continuation.resume(throwing: HumeError(.system, "The gateway is shutting down.")) }
+                for p in pending.values { handOver(p.continuation, .failure(HumeError(.system, "The gateway is shutting down."))) }
+                for o in taken { handOver(o.continuation, .failure(HumeError(.system, "The gateway is shutting down."))) }
                 pending.removeAll()
                 return
             }
@@ -271,7 +274,7 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
                 guard var p = pending[call] else { continue }  // timed out meanwhile
                 guard p.command == .submit, m.command == .ack, range.upperBound <= m.records.count else {
                     pending.removeValue(forKey: call)
-                    p.continuation.resume(returning: SubmitAnswer(reply: m, results: [:]))
+                    handOver(p.continuation, .success(SubmitAnswer(reply: m, results: [:])))
                     continue
                 }
                 // The caller's part of the ACK: its records, and counts of its own.
@@ -329,11 +332,21 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
         }
     }
 
+    /// Resumes a caller from the link thread. The lock released just before carries what this thread wrote (the parsed
+    /// reply) to the caller, which takes the lock once its await returns (`request`). Swift's continuation already
+    /// orders the two, but when the reply comes before the caller's task has suspended, the runtime hands it over on a
+    /// path ThreadSanitizer does not see, and `Ops/sanitize.sh thread` reported a race on the reply that is not one
+    /// (`Ops/repro/tsan-continuation.swift` reproduces it; the gateway's tests hit it under load, one run in three).
+    private func handOver(_ c: Continuation, _ result: Result<SubmitAnswer, any Error>) {
+        lock.withLock {}
+        c.resume(with: result)
+    }
+
     /// Resumes a SUBMIT's caller with its ACK and the results gathered so far.
     private func finish(_ call: Int) {
         guard let p = pending.removeValue(forKey: call), let ack = p.ack else { return }
         for id in p.awaiting { waiters[id]?.removeAll { $0 == call } }
-        p.continuation.resume(returning: SubmitAnswer(reply: ack, results: p.results))
+        handOver(p.continuation, .success(SubmitAnswer(reply: ack, results: p.results)))
     }
 
     private func expire(now: UInt64) {
@@ -345,8 +358,8 @@ final class BrokerLink: @unchecked Sendable {  // mutable state below is guarded
                 finish(call)  // acknowledged; the wait for results is over
             } else {
                 pending.removeValue(forKey: call)
-                p.continuation.resume(throwing: HumeError(
-                    .timeout, "The broker at \(endpoint) did not answer \(p.command.rawValue) in time; is it running?"))
+                handOver(p.continuation, .failure(HumeError(
+                    .timeout, "The broker at \(endpoint) did not answer \(p.command.rawValue) in time; is it running?")))
             }
         }
     }
