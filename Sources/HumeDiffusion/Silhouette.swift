@@ -166,8 +166,12 @@ public enum CoherentSources {
     /// and every index whose silhouette overlaps that drawing's by at least `minimumOverlap` (the chosen one included),
     /// in their original order, each with the pose that registers it to the chosen one (identity unless `register`).
     /// With `styles` (one per silhouette), an index is kept only if its style agrees with the chosen one's (`agreement`).
+    /// With `captions` (one per silhouette), when another index shares the chosen one's caption (the thing drawn in
+    /// several styles), only such indexes are kept: a pig's nose, round like the pig's face, does not lend the face a
+    /// second snout. Captions that are all different (a user's pictures, one caption each) change nothing.
     public static func choose(silhouettes: [Silhouette], weights: [Double], minimumOverlap: Double, register: Bool = false,
                               styles: [InkStyle] = [], agreement: StyleAgreement = StyleAgreement(),
+                              captions: [String] = [],
                               u: Double) -> (base: Int, kept: [(index: Int, pose: StickerPose)]) {
         precondition(!silhouettes.isEmpty && silhouettes.count == weights.count, "one weight per silhouette")
         let total = weights.reduce(0, +)
@@ -183,9 +187,11 @@ public enum CoherentSources {
         }
         let factor = max(1, silhouettes[base].width / 32)
         let target = silhouettes[base].downsampled(by: factor)
+        let sameThing = captions.count == silhouettes.count && captions.indices.contains { $0 != base && captions[$0] == captions[base] }
         var kept: [(index: Int, pose: StickerPose)] = []
         for i in silhouettes.indices {
             if i == base { kept.append((i, StickerPose())); continue }
+            if sameThing, captions[i] != captions[base] { continue }
             if styles.count == silhouettes.count, !agreement.agrees(styles[i], styles[base]) { continue }
             if register {
                 let (pose, o) = StickerPose.register(silhouettes[i].downsampled(by: factor), to: target, maxShift: 4)

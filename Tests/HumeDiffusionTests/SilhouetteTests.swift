@@ -81,6 +81,26 @@ struct SilhouetteTests {
         }
     }
 
+    @Test("when the shape-setter's thing is drawn more than once, another thing of the same shape does not lend; unique captions change nothing")
+    func sameThingLends() {
+        // Three bars of one shape: two drawings of "pig face" and a "pig nose" whose silhouette agrees with theirs.
+        let masks = (0..<3).map { _ in Silhouette(rectangleSticker(6, 26, 58, 38)) }
+        for u in [0.1, 0.5] {
+            let all = CoherentSources.choose(silhouettes: masks, weights: [1, 1, 1], minimumOverlap: 0.8, u: u)
+            #expect(all.kept.count == 3, "no captions: every agreeing shape lends")
+            let things = CoherentSources.choose(silhouettes: masks, weights: [1, 1, 1], minimumOverlap: 0.8,
+                                                captions: ["pig face", "pig face", "pig nose"], u: u)
+            #expect(things.kept.map(\.index) == [0, 1], "u \(u): \(things.kept)")
+            let unique = CoherentSources.choose(silhouettes: masks, weights: [1, 1, 1], minimumOverlap: 0.8,
+                                                captions: ["my dog", "my dog on the beach", "my dog asleep"], u: u)
+            #expect(unique.kept.count == 3, "one caption each: as without captions")
+        }
+        // The nose setting the shape is drawn once: the faces may lend to it, as before.
+        let nose = CoherentSources.choose(silhouettes: masks, weights: [1, 1, 1], minimumOverlap: 0.8,
+                                          captions: ["pig face", "pig face", "pig nose"], u: 0.9)
+        #expect(nose.base == 2 && nose.kept.count == 3, "\(nose.kept)")
+    }
+
     @Test("a black-outlined drawing has a dark rim, an unoutlined one has none, and the two do not lend to each other")
     func outlines() {
         // The same bar, once filled in one colour (Noto's way) and once with a 2-pixel black outline (OpenMoji's).

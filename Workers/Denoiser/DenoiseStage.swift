@@ -62,7 +62,8 @@ public final class Generator: Sendable {
     /// Which neighbours a sample uses, and their images at the job's size, posed: the first `k` ids, best first with
     /// ties broken by id (so the order of equally similar ids changes nothing), without those more than `margin`
     /// below the best; then, with `coherence`, one of them sets the shape (`CoherentSources`) and only those whose
-    /// silhouettes agree with it, registered to it, remain.
+    /// silhouettes agree with it, registered to it, remain (and, when the shape-setter's caption is shared among them,
+    /// only those with that caption).
     /// - Throws: `StageInputError` for bad ids.
     public func sources(ids: [Int], scores: [Double]?, parameters p: GenerateParameters) throws -> (SampleSources, [RGBImage]) {
         guard !ids.isEmpty else {
@@ -84,6 +85,7 @@ public final class Generator: Sendable {
             let chosen = CoherentSources.choose(silhouettes: silhouettes, weights: weights, minimumOverlap: coherence, register: p.register,
                                                 styles: agreement.checks ? zip(silhouettes, prompt).map { InkStyle($0, of: $1) } : [],
                                                 agreement: agreement,
+                                                captions: used.ids.map { images.database.items[$0].caption },
                                                 u: CoherentSources.point(seed: p.seed, key: used.ids))
             prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
             used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
