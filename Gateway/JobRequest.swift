@@ -151,10 +151,8 @@ struct JobRequest {
             throw Problem(.contentTooLarge, "too_large", "\(which)the source picture is \(b.count) bytes; at most \(limits.maxSourceBytes).")
         }
         let w: Int, h: Int, kind: String
-        let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
-        if b.count >= 33, b.prefix(8).elementsEqual(signature), b[12..<16].elementsEqual("IHDR".utf8) {
-            func be32(_ at: Int) -> Int { (at..<at + 4).reduce(0) { $0 << 8 | Int(b[$1]) } }
-            (w, h, kind) = (be32(16), be32(20), "PNG")
+        if let size = PNGCodec.storedSize(b) {
+            (w, h, kind) = (size.width, size.height, "PNG")
         } else if JPEGCodec.isJPEG(b) {
             guard let size = JPEGCodec.storedSize(b) else {
                 throw Problem.badRequest("\(which)the source JPEG's header cannot be read.")

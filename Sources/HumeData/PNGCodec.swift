@@ -42,6 +42,16 @@ public struct PictureLimits: Sendable {
 public enum PNGCodec {
     static let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
 
+    /// Whether `bytes` begin with the PNG signature.
+    public static func isPNG(_ bytes: [UInt8]) -> Bool { bytes.starts(with: signature) }
+
+    /// The width and height a PNG's `IHDR` gives (signature, then the whole `IHDR` chunk), or nil when it has none.
+    public static func storedSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+        guard bytes.count >= 33, isPNG(bytes), bytes[12..<16].elementsEqual("IHDR".utf8) else { return nil }
+        func be32(_ at: Int) -> Int { (at..<at + 4).reduce(0) { $0 << 8 | Int(bytes[$1]) } }
+        return (be32(16), be32(20))
+    }
+
     /// Encodes 8-bit RGB or RGBA pixels as PNG, with `metadata` as `tEXt` chunks (keys: 1–79 Latin-1 characters).
     /// - Throws: `HumeError(.invalidInput)` for a bad shape or key; `.system` when libpng fails.
     public static func encode(_ image: PixelImage, metadata: [(String, String)] = []) throws -> [UInt8] {

@@ -169,13 +169,11 @@ public final class UploadStage: Stage {
         public var height: Int
     }
 
-    static let pngSignature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
-
     /// PNG-encodes a stage image (its metadata fields as text chunks, its mask as a second PNG), or checks that a
     /// PNG input decodes and passes it through unchanged.
     /// - Throws: `UploadError(.permanent)` with one sentence when the input is neither, or is corrupt.
     public static func encode(_ input: [UInt8]) throws -> Encoded {
-        if input.starts(with: pngSignature) {
+        if PNGCodec.isPNG(input) {
             do {
                 _ = try PNGCodec.textChunks(input)  // chunk structure and CRCs
                 let image = try PNGCodec.decode(input, limits: pngLimits)  // pixels
