@@ -24,9 +24,12 @@ public struct DatabaseItem: Sendable, Equatable {
     public var source: String
     /// SHA-256 of the decoded picture (`hume db` databases), for refusing duplicates.
     public var digest: String?
+    /// The longer side of the source picture in pixels (`hume db` databases), or nil when not recorded: a picture
+    /// smaller than the sample is enlarged, and blurred, to be stored at the sample's side.
+    public var side: Int?
 
     public init(id: Int, caption: String, keywords: [String], group: String, subgroup: String, concept: String, split: String,
-                style: String = "", source: String = "", digest: String? = nil) {
+                style: String = "", source: String = "", digest: String? = nil, side: Int? = nil) {
         self.id = id
         self.caption = caption
         self.keywords = keywords
@@ -37,6 +40,7 @@ public struct DatabaseItem: Sendable, Equatable {
         self.style = style
         self.source = source
         self.digest = digest
+        self.side = side
     }
 
     /// The manifest line (without its newline), as `hume db` writes it; labels that are empty are left out.
@@ -47,6 +51,7 @@ public struct DatabaseItem: Sendable, Equatable {
         if !subgroup.isEmpty { o["subgroup"] = .string(subgroup) }
         if !style.isEmpty { o["style"] = .string(style) }
         if let digest { o["sha256"] = .string(digest) }
+        if let side { o["side"] = JSON(side) }
         return .object(o)
     }
 
@@ -142,7 +147,8 @@ public final class Database: Sendable {
             items.append(DatabaseItem(id: id, caption: caption, keywords: kws, group: try optional("group", ""),
                                       subgroup: try optional("subgroup", ""), concept: try optional("concept", caption),
                                       split: try optional("split", "train"), style: try optional("style", ""),
-                                      source: j["source"]?.string ?? "", digest: j["sha256"]?.string))
+                                      source: j["source"]?.string ?? "", digest: j["sha256"]?.string,
+                                      side: j["side"]?.int.flatMap { $0 > 0 ? $0 : nil }))
         }
         if let generation, items.count < generation.count {
             throw HumeError(.invalidInput, "\(path) lists \(items.count) items but generation \(generation.number) commits \(generation.count).")

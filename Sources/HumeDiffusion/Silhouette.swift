@@ -161,6 +161,22 @@ public enum CoherentSources {
         return (start + step).truncatingRemainder(dividingBy: 1)
     }
 
+    /// The indexes of the pictures worth drawing from at `outputSide` (in order): of pictures that share a caption (the
+    /// same thing, often the very same picture at several sizes, as an icon theme ships it at 16 to 512 pixels), those
+    /// whose source (`sides`: the longer side in pixels, nil when unknown) is smaller than both half the output side and
+    /// the largest of their caption are left out. A 16-pixel printer enlarged eightfold lends the sample its blur, and
+    /// the 512-pixel one draws it sharp. A picture that is the only one of its caption, or whose size is not known,
+    /// is always kept.
+    public static func sharpest(captions: [String], sides: [Int?], outputSide: Int) -> [Int] {
+        precondition(captions.count == sides.count, "one side per caption")
+        var largest: [String: Int] = [:]
+        for (c, side) in zip(captions, sides) { largest[c] = max(largest[c] ?? 0, side ?? 0) }
+        return captions.indices.filter { i in
+            guard let side = sides[i] else { return true }
+            return side >= min(outputSide / 2, largest[captions[i]]!)
+        }
+    }
+
     /// The index of the shape-setting drawing, the one whose share of the total weight (`weights`, all ≥ 0, some > 0, in
     /// order) covers the point `u` in [0, 1),
     /// and every index whose silhouette overlaps that drawing's by at least `minimumOverlap` (the chosen one included),

@@ -336,7 +336,8 @@ public struct DatabaseBuilder: Sendable {
         for v in [image.width, image.height] { withUnsafeBytes(of: UInt32(v).littleEndian) { digestInput.append(contentsOf: $0) } }
         digestInput.append(contentsOf: image.pixels)
         let item = DatabaseItem(id: 0, caption: t.caption, keywords: t.keywords, group: t.group, subgroup: t.subgroup,
-                                concept: t.caption, split: "train", source: relative, digest: SHA256.hex(SHA256.hash(digestInput)))
+                                concept: t.caption, split: "train", source: relative, digest: SHA256.hex(SHA256.hash(digestInput)),
+                                side: max(image.width, image.height))
         return Prepared(item: item, tiles: ImageResize.lanczos(square.pixels, side: square.side, to: sides))
     }
 

@@ -101,6 +101,22 @@ struct SilhouetteTests {
         #expect(nose.base == 2 && nose.kept.count == 3, "\(nose.kept)")
     }
 
+    @Test("of one thing at several sizes, the pictures enlarged more than twice give way to a larger one; alone or of unknown size, each is kept")
+    func sharpestOfAThing() {
+        let captions = ["printer", "printer", "printer", "printer network", "printer"]
+        // 16 and 48 pixels are enlarged more than twice to reach 128² and a 512-pixel printer is there: they go.
+        // The network printer is the only one of its caption, so its 16 pixels are all there is of it.
+        #expect(CoherentSources.sharpest(captions: captions, sides: [16, 48, 512, 16, 64], outputSide: 128) == [2, 3, 4])
+        // At 64² the 48-pixel printer is enlarged less than twice: it stays.
+        #expect(CoherentSources.sharpest(captions: captions, sides: [16, 48, 512, 16, 64], outputSide: 64) == [1, 2, 3, 4])
+        // Without a picture of 64 pixels or more, the largest of the thing is kept, the smaller left out.
+        #expect(CoherentSources.sharpest(captions: ["dog", "dog", "cat"], sides: [40, 50, 20], outputSide: 128) == [1, 2])
+        // A size that is not known (a built-in database) is never left out, nor does it remove another.
+        #expect(CoherentSources.sharpest(captions: ["dog", "dog", "dog"], sides: [nil, 16, 500], outputSide: 128) == [0, 2])
+        #expect(CoherentSources.sharpest(captions: ["dog", "dog"], sides: [nil, nil], outputSide: 128) == [0, 1])
+        #expect(CoherentSources.sharpest(captions: ["dog", "dog"], sides: [nil, 16], outputSide: 128) == [0, 1])
+    }
+
     @Test("a black-outlined drawing has a dark rim, an unoutlined one has none, and the two do not lend to each other")
     func outlines() {
         // The same bar, once filled in one colour (Noto's way) and once with a 2-pixel black outline (OpenMoji's).

@@ -249,6 +249,39 @@ struct UserDatabaseTests {
         #expect(!list2.contains("mine"))
     }
 
+    @Test("the same thing at 16 and 256 pixels (an icon theme's sizes): the database records each size and a sample is drawn from the large one",
+          .timeLimit(.minutes(3)))
+    func largestOfAThing() throws {
+        let (home, env) = try isolatedHome("db-sizes")
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        for (folder, side) in [("16x16", 16), ("256x256", 256)] {
+            try FileManager.default.createDirectory(atPath: home + "/icons/" + folder, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: home + "/icons/\(folder)/green-ball.png",
+                                               contents: Data(discPNG(side: side, colour: [20, 160, 40], radius: Double(side) * 0.4)))
+        }
+        _ = FileManager.default.createFile(atPath: home + "/icons/16x16/red-box.png",
+                                           contents: Data(handPNG(width: 16, height: 16, colorType: 2, bitDepth: 8,
+                                                                  rows: (0..<16).map { _ in (0..<16).flatMap { _ in [200, 20, 20] } })))
+        let (rc, _, err) = try runProcess(humeExecutable(), ["db", "create", "icons", "--images", home + "/icons"], environment: env, timeout: 120)
+        #expect(rc == 0, "\(err)")
+        let db = try Database(named: "icons", root: URL(fileURLWithPath: home + "/db"))
+        let side = Dictionary(uniqueKeysWithValues: db.items.map { ($0.source, $0.side) })
+        #expect(side == ["16x16/green-ball.png": 16, "256x256/green-ball.png": 256, "16x16/red-box.png": 16])
+        let large = try #require(db.items.first { $0.source == "256x256/green-ball.png" }?.id)
+        let small = try #require(db.items.first { $0.source == "16x16/green-ball.png" }?.id)
+        for seed in 1...3 {
+            let out = home + "/ball-\(seed).png"
+            let (g, _, gerr) = try runProcess(humeExecutable(), ["generate", "a green ball", "--database", "icons", "--seed", "\(seed)",
+                                                                "--steps", "4", "--out", out], environment: env, timeout: 120)
+            #expect(g == 0, "\(gerr)")
+            let text = Dictionary(try PNGCodec.textChunks([UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))), uniquingKeysWith: { a, _ in a })
+            let meta = try JSON.parse(Array(try #require(text["hume"]).utf8), what: "metadata")
+            let neighbours = meta["neighbours"]?.array?.compactMap(\.int) ?? []
+            #expect(neighbours.prefix(2).sorted() == [small, large].sorted(), "both balls are found: \(neighbours)")
+            #expect(meta["used"]?.array?.compactMap(\.int) == [large], "seed \(seed): drawn from the 256-pixel ball alone: \(meta)")
+        }
+    }
+
     @Test("a running fleet generates from a database made with hume db, and sees a picture added to it without a restart",
           .timeLimit(.minutes(4)))
     func liveGrowth() throws {

@@ -61,11 +61,15 @@ public final class Generator: Sendable {
 
     /// Which neighbours a sample uses, and their images at the job's size, posed: the first `k` ids, best first with
     /// ties broken by id (so the order of equally similar ids changes nothing), without those more than `margin`
-    /// below the best; then, with `coherence`, one of them sets the shape (`CoherentSources`) and only those whose
+    /// below the best, and pictures enlarged more than twice when a larger one of their caption is there; then, with
+    /// `coherence`, one of them sets the shape (`CoherentSources`) and only those whose
     /// silhouettes agree with it, registered to it, remain (and, when the shape-setter's caption is shared among them,
     /// only those with that caption).
     /// - Throws: `StageInputError` for bad ids.
-    public func sources(ids: [Int], scores: [Double]?, parameters p: GenerateParameters) throws -> (SampleSources, [RGBImage]) {
+    /// - Parameter outputSide: the side of the finished sample (the job's, when this is its coarse level): of the
+    ///   pictures that share a caption, those enlarged more than twice to reach it are left out when a larger one is
+    ///   there (`CoherentSources.sharpest`).
+    public func sources(ids: [Int], scores: [Double]?, parameters p: GenerateParameters, outputSide: Int? = nil) throws -> (SampleSources, [RGBImage]) {
         guard !ids.isEmpty else {
             throw StageInputError("The neighbour list is empty; the denoiser needs at least one neighbour image.")
         }
@@ -73,6 +77,9 @@ public final class Generator: Sendable {
         var order = Array(ids.prefix(p.k).indices)
         if let s = scores { order.sort { s[$0] != s[$1] ? s[$0] > s[$1] : ids[$0] < ids[$1] } }
         if let margin = p.margin, let s = scores, let best = s.max() { order.removeAll { s[$0] < best - margin } }
+        let items = images.database.items
+        order = CoherentSources.sharpest(captions: order.map { items[ids[$0]].caption }, sides: order.map { items[ids[$0]].side },
+                                         outputSide: outputSide ?? p.size).map { order[$0] }
         var used = SampleSources(ids: order.map { ids[$0] }, scores: scores.map { s in order.map { s[$0] } },
                                  poses: order.map { _ in StickerPose() }, shapeFrom: nil)
         var prompt = try used.ids.map { try image($0, side: p.size) }
@@ -103,14 +110,15 @@ public final class Generator: Sendable {
     /// Generates one image and says which neighbours made it. Sides above 64 are made coarse to fine: the image is
     /// generated at half the side (recursively), then refined (`refine`).
     public func generateWithSources(ids: [Int], scores: [Double]?, parameters p: GenerateParameters,
-                                    background: [Int] = []) throws -> (RGBImage, SampleSources) {
+                                    background: [Int] = [], outputSide: Int? = nil) throws -> (RGBImage, SampleSources) {
         if let coarse = Generator.coarseSide(for: p.size) {
             var below = p
             below.size = coarse
-            let (image, used) = try generateWithSources(ids: ids, scores: scores, parameters: below, background: background)
+            let (image, used) = try generateWithSources(ids: ids, scores: scores, parameters: below, background: background,
+                                                        outputSide: outputSide ?? p.size)
             return try refine(image, sources: used, parameters: p, background: background)
         }
-        let (used, prompt) = try sources(ids: ids, scores: scores, parameters: p)
+        let (used, prompt) = try sources(ids: ids, scores: scores, parameters: p, outputSide: outputSide)
         let denoiser = try self.denoiser(prompt: prompt, sources: used, parameters: p, background: background)
         let sampler = try DDIMSampler(steps: p.steps)
         return (try sampler.sample(denoiser: denoiser, seed: p.seed), used)
