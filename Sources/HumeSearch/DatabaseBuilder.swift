@@ -4,7 +4,7 @@ import HumeData
 import HumeIndex
 
 /// Builds and grows the databases users bring (`hume db create` / `add` / `remove`, Ops/DATABASES.md "User
-/// databases"): PNGs composited on white, padded square, stored at 32², 64² and 128², captions embedded, the index
+/// databases"): PNGs, JPEGs and SVGs (drawn by `SVGRaster`) composited on white, padded square, stored at 32², 64² and 128², captions embedded, the index
 /// built or extended.
 ///
 /// **Atomicity.** `create` writes a hidden folder and renames it into place. `add` appends to the stores past the
@@ -26,6 +26,8 @@ public struct DatabaseBuilder: Sendable {
     public var strict = false
     /// Threads that decode and resize (default 2).
     public var threads = 2
+    /// What draws SVG pictures (default: `rsvg-convert` if installed; without it each SVG is refused in one sentence).
+    public var svg = SVGRaster.installed()
     /// Pictures decoded at a time (default 512): their tiles are appended to the stores before the next ones are read,
     /// so memory holds one chunk's pixels however many pictures there are (a picture's three tiles are 63 KiB).
     var chunk = 512
@@ -46,7 +48,7 @@ public struct DatabaseBuilder: Sendable {
         public var added = 0
         /// One sentence per picture refused (corrupt, too large, duplicate, no caption, a name that is not UTF-8).
         public var refused: [String] = []
-        /// Files that are not pictures (PNG or JPEG by name), left alone.
+        /// Files that are not pictures (PNG, JPEG or SVG by name), left alone.
         public var ignored: [String] = []
         /// Items in the database afterwards, and its generation.
         public var count = 0
@@ -294,7 +296,7 @@ public struct DatabaseBuilder: Sendable {
         }
         guard !batch.isEmpty else {
             let why = refused.first.map { " The first refusal: \($0)" } ?? ""
-            throw HumeError(.invalidInput, "No picture under \(images) could be added (\(pictures.count) PNG or JPEG files, \(refused.count) refused).\(why)")
+            throw HumeError(.invalidInput, "No picture under \(images) could be added (\(pictures.count) PNG, JPEG or SVG files, \(refused.count) refused).\(why)")
         }
         return batch
     }
@@ -310,10 +312,13 @@ public struct DatabaseBuilder: Sendable {
             throw HumeError(.invalidInput, "\(relative) is \(size) bytes; pictures up to \(maxFileBytes >> 20) MiB are accepted.")
         }
         guard let data = FileManager.default.contents(atPath: path) else { throw HumeError(.invalidInput, "\(relative) cannot be read.") }
+        var bytes = [UInt8](data)
+        // An SVG is drawn first; a PNG or JPEG named .svg is read as what it is.
+        if SVGRaster.isSVG(relative), !PNGCodec.isPNG(bytes), !JPEGCodec.isJPEG(bytes) { bytes = try svg.draw(path, relative: relative) }
         let image: PixelImage
         do {
             // By content, not by name: a JPEG named .png is read as the JPEG it is.
-            image = try PictureCodec.decode([UInt8](data), limits: PictureLimits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels))
+            image = try PictureCodec.decode(bytes, limits: PictureLimits(maxDimension: 1 << 16, maxBytes: maxFileBytes, maxPixels: maxPixels))
         } catch let e as HumeError {
             throw HumeError(.invalidInput, "\(relative) is not a picture Hume can read: " + e.message.prefix(1).lowercased() + e.message.dropFirst())
         }
@@ -341,10 +346,11 @@ public struct DatabaseBuilder: Sendable {
         return Prepared(item: item, tiles: ImageResize.lanczos(square.pixels, side: square.side, to: sides))
     }
 
-    /// Whether a file is taken as a picture: PNG and JPEG, by name (`.png`, `.jpg`, `.jpeg`, any case).
+    /// Whether a file is taken as a picture: PNG, JPEG and SVG, by name (`.png`, `.jpg`, `.jpeg`, `.svg`, `.svgz`, any
+    /// case).
     static func isPicture(_ path: String) -> Bool {
         let lower = path.lowercased()
-        return lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg")
+        return lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg") || SVGRaster.isSVG(lower)
     }
 
     /// Regular files under `dir`, relative, sorted; hidden entries skipped; names that are not UTF-8 reported with

@@ -10,7 +10,8 @@ struct DbCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db", abstract: "Databases of your own pictures: create, grow, list, inspect, remove.",
         discussion: """
-            Pictures are PNG or JPEG files (.png, .jpg, .jpeg) in a folder (and its subfolders: a first-level folder names the group of the \
+            Pictures are PNG, JPEG or SVG files (.png, .jpg, .jpeg, .svg, .svgz; SVGs drawn by rsvg-convert into a 256-pixel \
+            box) in a folder (and its subfolders: a first-level folder names the group of the \
             pictures in it). Captions come from --captions (JSON Lines or CSV: file, caption, and optionally keywords, \
             group, subgroup), else from the file name ("red-fox_2.png" is "red fox"). A running fleet uses a grown \
             database for every job that reaches a stage after the add returns, without a restart.
@@ -19,7 +20,7 @@ struct DbCommand: ParsableCommand {
 }
 
 struct DbImportOptions: ParsableArguments {
-    @Option(help: "The folder of PNG and JPEG pictures (read recursively).") var images: String
+    @Option(help: "The folder of PNG, JPEG and SVG pictures (read recursively).") var images: String
     @Option(help: "Captions: a .jsonl or .csv file naming each picture's file and caption.") var captions: String?
     @Option(help: "Where the pictures come from (recorded and shown in the gallery), e.g. \"Oxygen icons\".") var sourceName: String?
     @Option(help: "Their licence, an SPDX id, e.g. LGPL-3.0-or-later.") var licence: String?
@@ -52,7 +53,7 @@ struct DbImportOptions: ParsableArguments {
     func report(_ r: DatabaseBuilder.Report, verb: String) {
         for s in r.refused { stderrLine("hume db: \(s)") }  // every one, on stderr, also with --json
         if !r.ignored.isEmpty {
-            stderrLine("hume db: left alone \(r.ignored.count) file(s) that are not PNG or JPEG (\(r.ignored.prefix(3).joined(separator: ", "))\(r.ignored.count > 3 ? ", …" : "")).")
+            stderrLine("hume db: left alone \(r.ignored.count) file(s) that are not PNG, JPEG or SVG (\(r.ignored.prefix(3).joined(separator: ", "))\(r.ignored.count > 3 ? ", …" : "")).")
         }
         let rate = Double(r.added) / max(r.totalSeconds, 1e-9)
         if json {

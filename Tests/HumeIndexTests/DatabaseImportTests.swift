@@ -196,4 +196,60 @@ struct DatabaseImportTests {
         #expect(try db.images(side: 32).count == 5 && db.images(side: 64).count == 5)
         #expect(db.info?["sizes"]?.array?.compactMap(\.int) == [32, 64])
     }
+
+    @Test("SVG pictures are drawn by rsvg-convert into a 256-pixel box; a broken one, or any without the renderer, is one sentence",
+          .timeLimit(.minutes(2)))
+    func svgPictures() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory() + "hume-svg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fm = FileManager.default
+        let dir = root.path + "/in"
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func put(_ name: String, _ bytes: [UInt8]) { #expect(fm.createFile(atPath: dir + "/" + name, contents: Data(bytes))) }
+        // Twice as wide as tall: a red disc on the left half, a blue bar on the right.
+        let wide = """
+            <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 50" width="100" height="50">
+              <circle cx="25" cy="25" r="20" fill="#dd1111"/><rect x="60" y="5" width="30" height="40" fill="#1111dd"/>
+            </svg>
+            """
+        put("red-disc-blue-bar.svg", Array(wide.utf8))
+        put("cut-short.svg", Array(wide.utf8.prefix(60)))
+        put("not-really.svg", try PNGCodec.encode(PixelImage(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 90, count: 192))))
+        // The same drawing gzipped (.svgz), made by gzip(1) since Foundation has no zlib API on Linux.
+        let gz = Process()
+        gz.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gz.arguments = ["-c", dir + "/red-disc-blue-bar.svg"]
+        let pipe = Pipe()
+        gz.standardOutput = pipe
+        try gz.run()
+        let zipped = pipe.fileHandleForReading.readDataToEndOfFile()
+        gz.waitUntilExit()
+        put("green-square.svgz", [UInt8](zipped))
+        var builder = DatabaseBuilder(root: root.appendingPathComponent("db"), model: "test") { texts in
+            texts.flatMap { t in
+                var v = [Float](repeating: 0, count: Database.dimension)
+                v[t.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xffff } % Database.dimension] = 1
+                return v
+            }
+        }
+        #expect(builder.svg.executable != nil, "rsvg-convert (librsvg2-bin, installed by Ops/setup.sh) is needed")
+        let r = try builder.create(name: "svgs", images: dir, captions: nil, source: nil)
+        #expect(r.added == 2, "the SVG and the PNG named .svg: \(r.refused)")
+        #expect(r.refused.count == 2 && r.refused.allSatisfy { $0.hasSuffix(".") }, "\(r.refused)")
+        #expect(r.refused.contains { $0.hasPrefix("cut-short.svg is not an SVG picture Hume can draw: rsvg-convert says") }, "\(r.refused)")
+        #expect(r.refused.contains { $0.hasPrefix("red-disc-blue-bar.svg is the same picture as green-square.svgz") }, "\(r.refused)")
+        let db = try Database(named: "svgs", root: root.appendingPathComponent("db"))
+        #expect(db.items.map(\.caption) == ["green square", "not really"])
+        #expect(db.items.map(\.side) == [256, 8], "an SVG is drawn 256 pixels on its longer side")
+        let tile = try db.images(side: 64).copy(id: 0)
+        func at(_ x: Int, _ y: Int) -> [UInt8] { Array(tile[(y * 64 + x) * 3 ..< (y * 64 + x) * 3 + 3]) }
+        // Drawn 256 × 128, padded to a square: white above and below, the disc at the left, the bar at the right.
+        #expect(at(16, 32)[0] > 200 && at(16, 32)[1] < 60, "the disc is red: \(at(16, 32))")
+        #expect(at(48, 32)[2] > 200 && at(48, 32)[0] < 60, "the bar is blue: \(at(48, 32))")
+        #expect(at(32, 4) == [255, 255, 255] && at(32, 60) == [255, 255, 255], "transparency and padding are white")
+
+        builder.svg = SVGRaster(executable: nil)
+        let none = try builder.create(name: "svgs-without", images: dir, captions: nil, source: nil)
+        #expect(none.added == 1 && none.refused.filter { $0.contains("install librsvg2-bin") }.count == 3, "\(none.refused)")
+    }
 }
