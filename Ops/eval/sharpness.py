@@ -15,6 +15,15 @@ and reports:
   sample: a blurred picture has less of it. It compares two runs on the same prompts and database; across databases
   it says little (a flat drawing has little of it however sharp it is).
 
+To compare with a build that did not look at sizes, copy the database and take the sizes out of the copy's manifest
+(a database made before they were recorded looks the same), then run both:
+
+    sudo apt-get install -y oxygen-icon-theme
+    hume db create oxy --images /usr/share/icons/oxygen/base
+    D=${HUME_HOME:-~/.cache/hume}/db; cp -r $D/oxy $D/oxy-old; sed -i 's/,"side":[0-9]*//' $D/oxy-old/manifest.jsonl
+    python3 Ops/eval/sharpness.py --database oxy --prompts Ops/eval/prompts-icons.txt
+    python3 Ops/eval/sharpness.py --database oxy-old --sides-from oxy --prompts Ops/eval/prompts-icons.txt
+
 `--sheet` writes the samples, one prompt per row, to look at. Needs python3-pil (Ops/setup.sh installs it).
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
