@@ -26,6 +26,8 @@ public struct DatabaseBuilder: Sendable {
     public var strict = false
     /// Threads that decode and resize (default 2).
     public var threads = 2
+    /// Told, after each chunk is read, how many of the pictures have been read and how many there are (a progress bar).
+    public var progress: (@Sendable (_ read: Int, _ total: Int) -> Void)?
     /// What draws SVG pictures (default: `rsvg-convert` if installed; without it each SVG is refused in one sentence).
     public var svg = SVGRaster.installed()
     /// Pictures decoded at a time (default 512): their tiles are appended to the stores before the next ones are read,
@@ -287,6 +289,7 @@ public struct DatabaseBuilder: Sendable {
             }
             // Synced once, below, rather than per chunk.
             for (k, store) in stores.enumerated() { try appendBytes(accepted.flatMap { $0.tiles[k] }, to: store, sync: false) }
+            progress?(start + paths.count, pictures.count)
         }
         for store in stores { try syncFile(store) }
         report.refused = refused

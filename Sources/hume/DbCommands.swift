@@ -47,6 +47,8 @@ struct DbImportOptions: ParsableArguments {
         let stamp = "all-MiniLM-L6-v2 " + (try modelFingerprint())
         var b = DatabaseBuilder(root: humePaths.databases, model: stamp) { try embedder.embedFlat($0) }
         b.strict = strict
+        let bar = ReadProgress()
+        b.progress = { bar.update($0, of: $1) }
         return b
     }
 
@@ -75,7 +77,7 @@ struct DbImportOptions: ParsableArguments {
 }
 
 struct DbCreate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create", abstract: "Makes a database from a folder of PNG and JPEG pictures.")
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Makes a database from a folder of PNG, JPEG and SVG pictures.")
     @Argument(help: "The new database's name (a–z, 0–9, '-', '_').") var name: String
     @OptionGroup var options: DbImportOptions
 
@@ -91,7 +93,7 @@ struct DbCreate: ParsableCommand {
 }
 
 struct DbAdd: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add", abstract: "Adds a folder of PNG and JPEG pictures to a database made with create.")
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Adds a folder of PNG, JPEG and SVG pictures to a database made with create.")
     @Argument(help: "The database's name.") var name: String
     @OptionGroup var options: DbImportOptions
 
@@ -103,6 +105,21 @@ struct DbAdd: ParsableCommand {
         if !r.sides.contains(128) {
             stderrLine("hume db: \(name) was made before databases held 128×128 images, so it has 32² and 64² only; to generate from it at 128, remove it and create it again from its pictures.")
         }
+    }
+}
+
+/// The pictures read so far, as a progress bar on stderr (`ProgressBar`: in place on a terminal, a line every few seconds
+/// otherwise), shown only for imports of more than one chunk.
+final class ReadProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bar: ProgressBar?
+    private let start = Date()
+
+    func update(_ read: Int, of total: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if bar == nil { bar = ProgressBar(total: total, enabled: read < total, label: "hume db: reading ", start: start) }
+        if read < total { bar?.update(read) } else { bar?.finish(read) }
     }
 }
 

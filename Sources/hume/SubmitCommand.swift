@@ -126,13 +126,17 @@ final class WakeFlag: @unchecked Sendable {  // guarded by the lock.
 final class ProgressBar {
     let total: Int
     let enabled: Bool
+    /// Written before the bar ("hume db: reading ").
+    let label: String
     let tty = isatty(2) != 0
-    let start = Date()
+    let start: Date
     var lastDraw = Date.distantPast
 
-    init(total: Int, enabled: Bool) {
+    init(total: Int, enabled: Bool, label: String = "", start: Date = Date()) {
         self.total = total
         self.enabled = enabled
+        self.label = label
+        self.start = start
     }
 
     func line(_ done: Int) -> String {
@@ -140,7 +144,7 @@ final class ProgressBar {
         let rate = Double(done) / el
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let pct = total > 0 ? Double(done) / Double(total) * 100 : 100
-        return "\(bar(Double(done) / Double(max(1, total)), width: 30)) \(done)/\(total) \(String(format: "%.1f", pct))% "
+        return label + "\(bar(Double(done) / Double(max(1, total)), width: 30)) \(done)/\(total) \(String(format: "%.1f", pct))% "
             + "\(Int(rate.rounded()))/s ETA \(Int(eta) / 60):\(String(format: "%02d", Int(eta) % 60))"
     }
 

@@ -135,8 +135,17 @@ struct DatabaseImportTests {
             }
         }
         builder.chunk = 1   // every picture its own chunk: the duplicate is found across chunks
+        final class Calls: @unchecked Sendable {
+            let lock = NSLock()
+            var seen: [[Int]] = []
+            func add(_ read: Int, _ total: Int) { lock.lock(); seen.append([read, total]); lock.unlock() }
+        }
+        let calls = Calls()
+        builder.progress = { calls.add($0, $1) }
         let r = try builder.create(name: "mine", images: root.path + "/in", captions: nil, source: nil)
         #expect(r.added == 3 && r.refused.count == 1 && r.refused[0].contains("same picture as a-pattern.png") && r.sides == [32, 64, 128])
+        #expect(calls.seen == [[1, 4], [2, 4], [3, 4], [4, 4]], "progress after every chunk, refused pictures counted as read")
+        builder.progress = nil
         let dbRoot = root.appendingPathComponent("db")
         var db = try Database(named: "mine", root: dbRoot)
         #expect(db.items.map(\.caption) == ["a pattern", "c wide", "d small"])
