@@ -16,17 +16,43 @@ public struct PictureText: Sendable, Equatable {
     }
 
     /// The caption a file name gives: the name without its extension and a trailing copy number, with `-` and `_`
-    /// as spaces ("red-fox_2.png" → "red fox"); nil when nothing is left ("0001.png").
+    /// as spaces ("red-fox_2.png" → "red fox"); nil when no word in it says what the picture shows: nothing but
+    /// numbers ("0001.png"), single letters, hexadecimal codes ("1F600.svg", "1F468-200D-1F4BB.svg": an emoji set's
+    /// code points) or a camera's or a screenshot's name ("IMG_1234.jpg", "DSC01234.JPG", "PXL_20231005_123456.jpg",
+    /// "Screenshot 2023-10-05 at 12.34.56.png"). Such a caption would give hundreds of pictures one meaningless
+    /// caption ("1F", "IMG") that no prompt can find them by.
     public static func caption(fromFileName name: String) -> String? {
         var stem = (name as NSString).lastPathComponent
         if let dot = stem.lastIndex(of: "."), dot != stem.startIndex { stem = String(stem[..<dot]) }
+        func words(_ s: String) -> [Substring] { s.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " || $0 == "." }) }
+        guard words(stem).contains(where: describes) else { return nil }
         // A trailing copy number: "fox_2", "fox-02", "fox 3", "fox (3)".
         if let r = stem.range(of: #"[\s_\-]*(\(\d+\)|\d+)$"#, options: .regularExpression), r.lowerBound != stem.startIndex {
             stem = String(stem[..<r.lowerBound])
         }
-        let words = stem.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " || $0 == "." })
-        let caption = words.joined(separator: " ")
-        return caption.contains(where: { $0.isLetter }) ? caption : nil
+        let kept = words(stem)
+        return kept.contains(where: describes) ? kept.joined(separator: " ") : nil
+    }
+
+    /// Names cameras, phones and screenshot tools give files, which say nothing of what the picture shows.
+    static let devicePrefixes: Set<String> = ["img", "image", "imag", "dsc", "dscn", "dscf", "dcim", "pxl", "mvimg", "gopr", "dji",
+                                              "screenshot", "scan", "untitled", "unnamed"]
+    /// Words that describe nothing alone ("Screenshot 2023-10-05 at 12.34.56").
+    static let functionWords: Set<String> = ["at", "of", "on", "in", "the", "and", "to", "by"]
+
+    /// Whether a word of a file name can say what its picture shows: two letters or more, not a hexadecimal code with
+    /// digits in it ("1F600", "200D"), not a camera's or screenshot's name.
+    static func describes(_ word: Substring) -> Bool {
+        guard word.filter(\.isLetter).count >= 2 else { return false }
+        if word.contains(where: \.isNumber), word.allSatisfy(\.isHexDigit) { return false }
+        let lower = word.lowercased()
+        if devicePrefixes.contains(lower) || functionWords.contains(lower) { return false }
+        // "IMG1234", "DSC01234", "P1000123": a prefix glued to its number.
+        if let firstDigit = lower.firstIndex(where: \.isNumber), lower[firstDigit...].allSatisfy(\.isNumber),
+           devicePrefixes.contains(String(lower[..<firstDigit])) || lower[..<firstDigit].count == 1 {
+            return false
+        }
+        return true
     }
 }
 

@@ -331,7 +331,7 @@ public struct DatabaseBuilder: Sendable {
         }
         if text == nil {
             guard let c = PictureText.caption(fromFileName: relative) else {
-                throw HumeError(.invalidInput, "\(relative) has no caption: its name gives none and no captions file was given.")
+                throw HumeError(.invalidInput, "\(relative) has no caption: its name has no word that says what it shows (a number, a code, a camera's name), and no captions file was given (--captions).")
             }
             text = PictureText(caption: c)
         }

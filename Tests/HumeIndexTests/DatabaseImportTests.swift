@@ -16,6 +16,19 @@ struct DatabaseImportTests {
         #expect(PictureText.caption(fromFileName: "4x4-truck.png") == "4x4 truck")
         #expect(PictureText.caption(fromFileName: "0042.png") == nil)
         #expect(PictureText.caption(fromFileName: "___.png") == nil)
+        // Names that say nothing of what the picture shows: code points, a camera's, a phone's, a screenshot's.
+        for name in ["1F600.svg", "1F468-200D-1F4BB.svg", "E000.png", "IMG_1234.jpg", "IMG1234.JPG", "DSC01234.JPG", "DSCN0042.jpg",
+                     "PXL_20231005_123456789.jpg", "P1000123.JPG", "Screenshot 2023-10-05 at 12.34.56.png", "x.png", "a-b-c.png", "untitled-3.png"] {
+            #expect(PictureText.caption(fromFileName: name) == nil, "\(name)")
+        }
+        // Words that look like codes or cameras' names but say something, or stand beside a word that does.
+        #expect(PictureText.caption(fromFileName: "bee.png") == "bee")
+        #expect(PictureText.caption(fromFileName: "face_2.png") == "face")
+        #expect(PictureText.caption(fromFileName: "1F600_grinning_face.svg") == "1F600 grinning face")
+        #expect(PictureText.caption(fromFileName: "b2-bomber.png") == "b2 bomber")
+        #expect(PictureText.caption(fromFileName: "IMG_1234 red fox.jpg") == "IMG 1234 red fox")
+        #expect(PictureText.caption(fromFileName: "photo-camera.png") == "photo camera")
+        #expect(PictureText.caption(fromFileName: "the-end.png") == "the end")
     }
 
     @Test("CSV captions: header by name, quoted commas and quotes, keywords split on ';', labels optional")
