@@ -12,11 +12,17 @@ import HumeStages
 /// asks to change, and optionally `targets`: the captions of the pictures in that database a person would accept as the
 /// edit done (named by hand when the list was written, as the fidelity lists name their concepts; empty when the
 /// database holds no picture of the result, "a grinning face with a bow tie").
+///
+/// A pair may take its source from another database (`source_database`, and `source_style` to pick one drawing among
+/// several of that caption in `emoji-styles`): a picture from elsewhere, edited with the pair's database, as a user's
+/// own sticker is. Its caption is still named, for `--no-caption` runs to leave out.
 public struct EditPair: Sendable, Equatable {
     public var database: String
     public var source: String
     public var edit: String
     public var targets: [String]? = nil
+    public var sourceDatabase: String? = nil
+    public var sourceStyle: String? = nil
 
     /// Parses a JSON Lines list; a bad line is one sentence naming the file and line.
     public static func parseList(_ text: String, file: String) throws -> [EditPair] {
@@ -35,7 +41,11 @@ public struct EditPair: Sendable, Equatable {
                 }
                 targets = list.compactMap(\.string)
             }
-            out.append(EditPair(database: d, source: src, edit: e, targets: targets))
+            for key in ["source_database", "source_style"] where o[key] != nil && o[key]?.string?.isEmpty != false {
+                throw HumeError(.invalidInput, "\(file) line \(n + 1): \"\(key)\" must be a non-empty string.")
+            }
+            out.append(EditPair(database: d, source: src, edit: e, targets: targets, sourceDatabase: o["source_database"]?.string,
+                                sourceStyle: o["source_style"]?.string))
         }
         guard !out.isEmpty else { throw HumeError(.invalidInput, "\(file) holds no edit pairs.") }
         return out
@@ -100,26 +110,33 @@ public struct EditEvaluation {
     /// The edit jobs of `pairs`: params, the source as a PNG at `side`, the source's id, the named targets' ids (nil
     /// when the pair names none), and its database (each opened once). Every caption is checked before any edit runs.
     /// `captions`: whether the params carry the source's caption.
+    /// A pair's source is `source` when it comes from the pair's own database (its id there), else nil.
     static func jobs(_ pairs: [EditPair], side: Int, root: URL, captions: Bool = true) throws
-        -> [(params: [UInt8], png: [UInt8], source: Int, targets: [Int]?, images: DatabaseImages)] {
+        -> [(params: [UInt8], png: [UInt8], source: Int?, sourcePixels: [UInt8], targets: [Int]?, images: DatabaseImages)] {
         var opened: [String: DatabaseImages] = [:]
+        func open(_ name: String) throws -> DatabaseImages {
+            let db = try opened[name] ?? DatabaseImages(named: name, root: root)
+            opened[name] = db
+            return db
+        }
         return try pairs.enumerated().map { n, pair in
-            let db = try opened[pair.database] ?? DatabaseImages(named: pair.database, root: root)
-            opened[pair.database] = db
-            func id(_ caption: String, _ role: String) throws -> Int {
-                guard let id = db.database.items.firstIndex(where: { $0.caption == caption }) else {
-                    throw HumeError(.invalidInput, "the \(pair.database) database has no picture captioned \"\(caption)\"\(role)")
+            let db = try open(pair.database)
+            func id(_ caption: String, _ role: String, in db: DatabaseImages, style: String? = nil) throws -> Int {
+                guard let id = db.database.items.firstIndex(where: { $0.caption == caption && (style == nil || $0.style == style) }) else {
+                    throw HumeError(.invalidInput, "the \(db.name) database has no picture captioned \"\(caption)\"\(style.map { " in the style \($0)" } ?? "")\(role)")
                 }
                 return id
             }
-            let sourceID = try id(pair.source, "")
-            let targets = try pair.targets?.map { try id($0, " (a target of \"\(pair.source)\" + \"\(pair.edit)\")") }
-            let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: try db.rgb8(sourceID, side: side)))
+            let sourceDB = try open(pair.sourceDatabase ?? pair.database)
+            let sourceID = try id(pair.source, "", in: sourceDB, style: pair.sourceStyle)
+            let sourcePixels = try sourceDB.rgb8(sourceID, side: side)
+            let targets = try pair.targets?.map { try id($0, " (a target of \"\(pair.source)\" + \"\(pair.edit)\")", in: db) }
+            let png = try PNGCodec.encode(PixelImage(width: side, height: side, channels: 3, pixels: sourcePixels))
             var fields: [String: JSON] = ["edit": .string(pair.edit), "database": .string(pair.database), "seed": JSON(n + 1),
                                           "size": JSON(side)]
             if captions { fields["caption"] = .string(pair.source) }
             let params = JSON.object(fields).bytes
-            return (params, png, sourceID, targets, db)
+            return (params, png, sourceDB.name == db.name ? sourceID : nil, sourcePixels, targets, db)
         }
     }
 
@@ -140,7 +157,7 @@ public struct EditEvaluation {
         var byDatabase: [String: (ok: Int, all: Int)] = [:]
         for (job, pair) in zip(jobs, pairs) {
             let db = job.images
-            let source = try db.rgb8(job.source, side: side)
+            let source = job.sourcePixels
             // The target: the first picture other than the source (and not a copy of it) for "caption + edit".
             let text = pair.source + " " + pair.edit
             let params = JSON.object(["database": .string(pair.database), "k": JSON(8)]).bytes

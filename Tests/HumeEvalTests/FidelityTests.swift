@@ -202,10 +202,33 @@ struct EditListTests {
         }
     }
 
+    @Test("the foreign-source lists take each source from another set's drawing, which exists, and name targets in the edit database",
+          arguments: ["edits-foreign.jsonl", "edits-foreign-dev.jsonl"])
+    func foreign(file: String) throws {
+        let url = FidelityPromptTests.evalFolder.appendingPathComponent(file)
+        let pairs = try EditPair.parseList(try String(contentsOf: url, encoding: .utf8), file: file)
+        #expect(pairs.count >= 40 && pairs.allSatisfy { $0.database == "emoji" && $0.sourceDatabase == "emoji-styles" && $0.targets != nil })
+        #expect(Set(pairs.compactMap(\.sourceStyle)) == ["emojione", "openmoji"] && pairs.allSatisfy { $0.sourceStyle != nil })
+        let styles: Database, emoji: Database
+        do {
+            styles = try Database(named: "emoji-styles", root: testPaths.databases)
+            emoji = try Database(named: "emoji", root: testPaths.databases)
+        } catch {
+            Issue.record("The emoji databases are not built; run Ops/prepare-data.sh. \(error)")
+            return
+        }
+        let drawings = Set(styles.items.map { $0.caption + "/" + $0.style }), captions = Set(emoji.items.map(\.caption))
+        for p in pairs {
+            #expect(drawings.contains(p.source + "/" + (p.sourceStyle ?? "")), "no \(p.sourceStyle ?? "") drawing of \(p.source)")
+            #expect((p.targets ?? []).allSatisfy(captions.contains), "\(p.source) + \(p.edit): \(p.targets ?? [])")
+        }
+    }
+
     @Test("a bad line is one sentence naming the file and line")
     func bad() {
         for text in ["{\"database\": \"emoji\", \"source\": \"x\"}", "not json", "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"  \"}", "",
-                     "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"y\", \"targets\": \"z\"}"] {
+                     "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"y\", \"targets\": \"z\"}",
+                     "{\"database\": \"emoji\", \"source\": \"x\", \"edit\": \"y\", \"source_style\": 3}"] {
             do {
                 _ = try EditPair.parseList(text, file: "e.jsonl")
                 Issue.record("\(text) was accepted")

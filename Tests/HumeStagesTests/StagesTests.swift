@@ -538,6 +538,27 @@ struct AdditionEditTests {
         let (donor, neighbours) = try captions(meta)
         #expect(meta["caption"] is NSNull && meta["source_neighbours_by"] as? String == "pixels")
         #expect(donor == "smiling cat with heart-eyes", "donor \(donor); neighbours \(neighbours)")
+        #expect(meta["kind_caption"] as? String == "grinning cat", "the source itself is in the database: its own caption")
+    }
+
+    @Test("without a caption, a sticker from another set is read as the kind the edit makes sense on, not the plain shape nearest in pixels")
+    func uncaptionedForeign() throws {
+        let have = try requireData()
+        guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return }
+        // EmojiOne's neutral face, edited with the Noto-only database: its nearest Noto picture by pixels is the full moon face.
+        let styles = try DatabaseImages(named: "emoji-styles", root: testPaths.databases)
+        let id = try #require(styles.database.items.firstIndex { $0.caption == "neutral face" && $0.style == "emojione" })
+        let png = try PNGCodec.encode(PixelImage(width: 64, height: 64, channels: 3, pixels: try styles.rgb8(id, side: 64)))
+        let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
+        let out = try stage.run([task(#"{"edit": "wearing a cowboy hat", "database": "emoji", "size": 64}"#, input: png)])
+        guard case .ok(let bytes) = out[0] else { Issue.record("edit failed: \(out[0])"); return }
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(try StageImage(decoding: bytes).metadata)) as? [String: Any])
+        let (donor, neighbours) = try captions(meta)
+        let emoji = try DatabaseImages(named: "emoji", root: testPaths.databases)
+        let first = try #require((meta["source_neighbours"] as? [Int])?.first.map { emoji.database.items[$0].caption })
+        let kind = meta["kind_caption"] as? String ?? ""
+        #expect(first == "full moon face" && kind != first && kind.contains("face"), "kind \(kind), nearest by pixels \(first)")
+        #expect(donor == "cowboy hat face", "donor \(donor); neighbours \(neighbours)")
     }
 }
 

@@ -92,9 +92,10 @@ public final class EditStage: Stage, @unchecked Sendable {
         }
         let removed = Self.removedThing(p.edit)
         let adds = removed == nil && !Self.replaces(p.edit)
-        // An addition also searches with the source's caption and the edit as one text. Without a caption, the caption
-        // of the database picture nearest the source by pixels stands in for it (the source itself, when it is there).
-        let kindCaption = try p.caption ?? (adds ? try nearestByPixels().first.map { db.database.items[$0].caption } : nil)
+        // An addition also searches with the source's caption and the edit as one text. Without a caption, a caption
+        // read from the source's pixels stands in for it (`readKind`).
+        let kindCaption = try p.caption ?? (adds ? try readKind(source: sourceBytes, ranked: try nearestByPixels(), edit: p.edit, database: db,
+                                                                  store: store) : nil)
         let combined = adds ? kindCaption.map { Self.combined(caption: $0, edit: p.edit) } : nil
         let texts = [p.edit] + (kindCaption.map { [$0] } ?? []) + (combined.map { [$0] } ?? [])
         let loaded = try search.databases.database(p.database)
@@ -171,7 +172,32 @@ public final class EditStage: Stage, @unchecked Sendable {
             "strength": editor.strength, "source_neighbours": sourceIDs, "neighbours": editIDs, "transplant": r.transplantID,
             "transplant_cut_by": r.cut.map { $0 as Any } ?? NSNull(),
             "removes": removed.map { $0 as Any } ?? NSNull(), "recolour": NSNull(),
+            "kind_caption": (p.caption == nil ? kindCaption : nil).map { $0 as Any } ?? NSNull(),
         ])
+    }
+
+    /// The caption an addition to a source that came without one is read with. The source's own, when it is in the
+    /// database: its nearest picture by pixels within RMSE 0.02. A picture from elsewhere (a user's sticker, another
+    /// set's drawing) is nearest in colour to whatever plain shape shares its colours, which is often not its kind:
+    /// an orange smiley's nearest Noto picture is the yellow circle, and "yellow circle with heart eyes" found the
+    /// yellow heart, pasted over the face. So of the captions of its first 4 pictures by pixels, the one that, with the
+    /// edit added ("slightly smiling face with heart eyes"), the database answers best (the highest first similarity,
+    /// the first in pixel order on a tie) is taken: the source is read as the kind of thing the edit makes sense on.
+    func readKind(source: [UInt8], ranked: [Int], edit: String, database db: DatabaseImages, store: ImageStore) throws -> String? {
+        let items = db.database.items
+        guard let first = ranked.first else { return nil }
+        let d = try source.withUnsafeBufferPointer { Editor.squaredDistance(try store.image(id: first), $0) }
+        if (Double(d) / Double(max(1, source.count))).squareRoot() / 255 < 0.02 { return items[first].caption }
+        var captions: [String] = []
+        for id in ranked.prefix(4) where !captions.contains(items[id].caption) { captions.append(items[id].caption) }
+        guard captions.count > 1 else { return captions.first }
+        let hits = try search.neighbours(of: captions.map { Self.combined(caption: $0, edit: edit) }, database: db.name, k: 1, words: false)
+        var best = 0, bestScore = -Double.infinity
+        for (i, h) in hits.enumerated() {
+            let score = h.scores?.first ?? -Double.infinity
+            if score > bestScore { best = i; bestScore = score }
+        }
+        return captions[best]
     }
 
     /// The stage image of an edit: its pixels, its `MASK`, and the metadata given plus `mask_fraction` and `version`.
