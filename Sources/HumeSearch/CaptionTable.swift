@@ -34,6 +34,26 @@ public struct PictureText: Sendable, Equatable {
         return kept.contains(where: describes) ? kept.joined(separator: " ") : nil
     }
 
+    /// The caption a picture's path gives: its file name's (`caption(fromFileName:)`), else the nearest enclosing
+    /// folder's whose name says what it holds ("dogs/IMG_1234.jpg" → "dogs", "trips/beach 2019/DSC01234.JPG" →
+    /// "beach"): people sort photos by what they show, and a phone names the files. Folders that phones, cameras and
+    /// desktops make ("DCIM", "Camera", "100APPLE", "Screenshots", "Pictures", "Downloads") say nothing and are passed
+    /// over. Nil when no part of the path says anything.
+    public static func caption(fromPath path: String) -> String? {
+        if let c = caption(fromFileName: path) { return c }
+        for folder in path.split(separator: "/").dropLast().reversed() {
+            let lower = folder.lowercased()
+            if storageFolders.contains(lower) || lower.range(of: #"^\d{3}[a-z0-9_]{5}$"#, options: .regularExpression) != nil { continue }
+            // A folder has no extension to strip: "beach 2019" would otherwise lose " 2019" as an extension-less stem.
+            if let c = caption(fromFileName: String(folder) + ".d") { return c }
+        }
+        return nil
+    }
+
+    /// Folders that phones, cameras, screenshot tools and desktops name, whatever they hold.
+    static let storageFolders: Set<String> = ["dcim", "camera", "screenshots", "pictures", "photos", "images", "downloads", "download",
+                                              "desktop", "documents", "whatsapp images", "media", "tmp", "temp"]
+
     /// Names cameras, phones and screenshot tools give files, which say nothing of what the picture shows.
     static let devicePrefixes: Set<String> = ["img", "image", "imag", "dsc", "dscn", "dscf", "dcim", "pxl", "mvimg", "gopr", "dji",
                                               "screenshot", "scan", "untitled", "unnamed"]

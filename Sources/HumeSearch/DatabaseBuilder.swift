@@ -330,8 +330,8 @@ public struct DatabaseBuilder: Sendable {
             throw HumeError(.invalidInput, "\(relative) has no caption in \(captions.source); add a line for it.")
         }
         if text == nil {
-            guard let c = PictureText.caption(fromFileName: relative) else {
-                throw HumeError(.invalidInput, "\(relative) has no caption: its name has no word that says what it shows (a number, a code, a camera's name), and no captions file was given (--captions).")
+            guard let c = PictureText.caption(fromPath: relative) else {
+                throw HumeError(.invalidInput, "\(relative) has no caption: neither its name nor its folders' have a word that says what it shows (a number, a code, a camera's name), and no captions file was given (--captions).")
             }
             text = PictureText(caption: c)
         }

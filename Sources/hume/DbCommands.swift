@@ -13,7 +13,7 @@ struct DbCommand: ParsableCommand {
             Pictures are PNG, JPEG or SVG files (.png, .jpg, .jpeg, .svg, .svgz; SVGs drawn by rsvg-convert into a 256-pixel \
             box) in a folder (and its subfolders: a first-level folder names the group of the \
             pictures in it). Captions come from --captions (JSON Lines or CSV: file, caption, and optionally keywords, \
-            group, subgroup), else from the file name ("red-fox_2.png" is "red fox"). A running fleet uses a grown \
+            group, subgroup), else from the file name ("red-fox_2.png" is "red fox"), else from the nearest folder whose name says what it holds ("dogs/IMG_1234.jpg" is "dogs"). A running fleet uses a grown \
             database for every job that reaches a stage after the add returns, without a restart.
             """,
         subcommands: [DbCreate.self, DbAdd.self, DbList.self, DbInfo.self, DbRemove.self])

@@ -29,6 +29,13 @@ struct DatabaseImportTests {
         #expect(PictureText.caption(fromFileName: "IMG_1234 red fox.jpg") == "IMG 1234 red fox")
         #expect(PictureText.caption(fromFileName: "photo-camera.png") == "photo camera")
         #expect(PictureText.caption(fromFileName: "the-end.png") == "the end")
+        // A file name that says nothing: the nearest folder that does.
+        #expect(PictureText.caption(fromPath: "dogs/IMG_1234.jpg") == "dogs")
+        #expect(PictureText.caption(fromPath: "trips/beach 2019/DSC01234.JPG") == "beach")
+        #expect(PictureText.caption(fromPath: "red-fox/fox_2.png") == "fox", "the file name first")
+        #expect(PictureText.caption(fromPath: "garden/DCIM/100APPLE/IMG_0001.JPG") == "garden", "storage folders are passed over")
+        #expect(PictureText.caption(fromPath: "DCIM/Camera/PXL_20231005_123456789.jpg") == nil)
+        #expect(PictureText.caption(fromPath: "1F600.svg") == nil)
     }
 
     @Test("CSV captions: header by name, quoted commas and quotes, keywords split on ';', labels optional")
