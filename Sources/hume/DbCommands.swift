@@ -139,6 +139,9 @@ func databaseFacts(_ db: Database) -> JSON {
     let groups = Set(db.items.map(\.group).filter { !$0.isEmpty })
     o["groups"] = JSON(groups.count)
     o["sizes"] = .array(Database.sides.filter { db.hasImages(side: $0) }.map { JSON($0) })
+    // Pictures whose source is under 64 px a side: enlarged more than twice in a 128² sticker (nil: sizes not recorded).
+    let sides = db.items.compactMap(\.side)
+    if !sides.isEmpty { o["pictures_under_64"] = JSON(sides.filter { $0 < 64 }.count) }
     var bytes = 0
     for f in (try? FileManager.default.contentsOfDirectory(atPath: db.directory.path)) ?? [] {
         bytes += ((try? FileManager.default.attributesOfItem(atPath: db.directory.appendingPathComponent(f).path))?[.size] as? Int) ?? 0
@@ -184,6 +187,9 @@ struct DbInfo: ParsableCommand {
         if let c = f["created_at"]?.string { print("  created     \(c)" + (f["updated_at"]?.string.map { ", updated \($0)" } ?? "")) }
         print("  groups      \(f["groups"]?.int ?? 0)")
         print("  sizes       " + (f["sizes"]?.array ?? []).compactMap(\.int).map { "\($0)²" }.joined(separator: ", "))
+        if let small = f["pictures_under_64"]?.int, small > 0 {
+            print("  small       \(small) pictures under 64 px: blurred in 128² stickers; of a thing also drawn larger, the larger is used")
+        }
         for a in db.attribution { print("  source      \(a.line)") }
         if db.attribution.isEmpty { print("  source      (none recorded)") }
         for item in db.items.prefix(5) { print("  e.g.        #\(item.id) \(item.caption)" + (item.group.isEmpty ? "" : "  [\(item.group)]")) }

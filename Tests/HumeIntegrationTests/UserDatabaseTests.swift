@@ -267,6 +267,8 @@ struct UserDatabaseTests {
         let db = try Database(named: "icons", root: URL(fileURLWithPath: home + "/db"))
         let side = Dictionary(uniqueKeysWithValues: db.items.map { ($0.source, $0.side) })
         #expect(side == ["16x16/green-ball.png": 16, "256x256/green-ball.png": 256, "16x16/red-box.png": 16])
+        let (irc, info, ierr) = try runProcess(humeExecutable(), ["db", "info", "icons", "--json"], environment: env, timeout: 60)
+        #expect(irc == 0 && (try? JSON.parse(info))?["pictures_under_64"]?.int == 2, "\(info) \(ierr)")
         let large = try #require(db.items.first { $0.source == "256x256/green-ball.png" }?.id)
         let small = try #require(db.items.first { $0.source == "16x16/green-ball.png" }?.id)
         for seed in 1...3 {
