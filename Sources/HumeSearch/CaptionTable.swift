@@ -24,6 +24,12 @@ public struct PictureText: Sendable, Equatable {
     public static func caption(fromFileName name: String) -> String? {
         var stem = (name as NSString).lastPathComponent
         if let dot = stem.lastIndex(of: "."), dot != stem.startIndex { stem = String(stem[..<dot]) }
+        return caption(fromStem: stem)
+    }
+
+    /// The caption a name without an extension gives (a file's stem, a folder's name): `caption(fromFileName:)`.
+    static func caption(fromStem name: String) -> String? {
+        var stem = name
         func words(_ s: String) -> [Substring] { s.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " || $0 == "." }) }
         guard words(stem).contains(where: describes) else { return nil }
         // A trailing copy number: "fox_2", "fox-02", "fox 3", "fox (3)".
@@ -44,8 +50,7 @@ public struct PictureText: Sendable, Equatable {
         for folder in path.split(separator: "/").dropLast().reversed() {
             let lower = folder.lowercased()
             if storageFolders.contains(lower) || lower.range(of: #"^\d{3}[a-z0-9_]{5}$"#, options: .regularExpression) != nil { continue }
-            // A folder has no extension to strip: "beach 2019" would otherwise lose " 2019" as an extension-less stem.
-            if let c = caption(fromFileName: String(folder) + ".d") { return c }
+            if let c = caption(fromStem: String(folder)) { return c }
         }
         return nil
     }

@@ -36,41 +36,21 @@ public struct SVGRaster: Sendable {
         guard let executable else {
             throw HumeError(.invalidInput, "\(relative) is an SVG picture, and SVG pictures are drawn by rsvg-convert, which is not installed; install librsvg2-bin (Ops/setup.sh does) to add it.")
         }
-        let base = NSTemporaryDirectory() + "hume-svg-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        let outPath = base + ".png", errPath = base + ".err"
-        guard FileManager.default.createFile(atPath: outPath, contents: nil), FileManager.default.createFile(atPath: errPath, contents: nil),
-              let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
-            throw HumeError(.system, "Cannot write a temporary file in \(NSTemporaryDirectory()) to draw \(relative).")
-        }
-        defer {
-            try? out.close()
-            try? err.close()
-            try? FileManager.default.removeItem(atPath: outPath)
-            try? FileManager.default.removeItem(atPath: errPath)
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = ["--keep-aspect-ratio", "-w", "\(Self.side)", "-h", "\(Self.side)", "-f", "png", path]
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch {
+        let r: ProgramRun
+        do {
+            r = try runProgram(executable, ["--keep-aspect-ratio", "-w", "\(Self.side)", "-h", "\(Self.side)", "-f", "png", path],
+                               timeout: timeout, stopSignal: SIGKILL)
+        } catch {
             throw HumeError(.system, "Cannot run \(executable) to draw \(relative): \(error).")
         }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(2_000) }
-        let late = p.isRunning
-        if late { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        if late {
+        if r.timedOut {
             throw HumeError(.invalidInput, "\(relative) took longer than \(Int(timeout)) s to draw; it is not added.")
         }
-        guard p.terminationReason == .exit, p.terminationStatus == 0 else {
-            let said = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
-                .split(separator: "\n").first.map { String($0.prefix(200)) } ?? ""
-            let why = said.isEmpty ? "rsvg-convert stopped with status \(p.terminationStatus)" : "rsvg-convert says \"\(said)\""
+        guard r.exited, r.status == 0 else {
+            let said = String(decoding: r.stderr, as: UTF8.self).split(separator: "\n").first.map { String($0.prefix(200)) } ?? ""
+            let why = said.isEmpty ? "rsvg-convert stopped with status \(r.status)" : "rsvg-convert says \"\(said)\""
             throw HumeError(.invalidInput, "\(relative) is not an SVG picture Hume can draw: \(why).")
         }
-        return [UInt8](FileManager.default.contents(atPath: outPath) ?? Data())
+        return [UInt8](r.stdout)
     }
 }

@@ -92,7 +92,7 @@ public final class Generator: Sendable {
             let chosen = CoherentSources.choose(silhouettes: silhouettes, weights: weights, minimumOverlap: coherence, register: p.register,
                                                 styles: agreement.checks ? zip(silhouettes, prompt).map { InkStyle($0, of: $1) } : [],
                                                 agreement: agreement,
-                                                captions: used.ids.map { images.database.items[$0].caption },
+                                                captions: used.ids.map { items[$0].caption },
                                                 u: CoherentSources.point(seed: p.seed, key: used.ids))
             prompt = chosen.kept.map { $0.pose.apply(prompt[$0.index]) }
             used = SampleSources(ids: chosen.kept.map { used.ids[$0.index] }, scores: used.scores.map { s in chosen.kept.map { s[$0.index] } },
