@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The sweeps behind CaptionWords.weight and CaptionWords.thingWeight: how often the first neighbour is an asked-for
 concept, on the development lists (fidelity-emoji-dev.jsonl + fidelity-emoji-dev2.jsonl) and the main list, for word
-weights 0 ... 0.2 (the thing's words counting 2) and for thing weights 1 ... 5 (word weight 0.1); with --caption-side,
+weights 0 ... 0.2 (the thing's words counting 2) and for thing weights 1 ... 5 (word weight 0.1), and the kept rule
+with the exact-caption bonus (CaptionWords.form) as the first row; with --caption-side,
 also for a penalty tried and not kept: less w2 x the share of the caption's words (by rarity) that the prompt lacks,
 w2 = 0 ... 0.08, on top of the kept rule.
 
@@ -105,8 +106,8 @@ def main():
                 cover[i, col[c]] = max(cover[i, col[c]], v)
         return cover
 
-    def report(label, cover, weight):
-        first = (best_cos - weight * (1 - cover)).argmax(1)
+    def report(label, cover, weight, exact_bonus=0.0):
+        first = (best_cos - weight * (1 - cover) + exact_bonus * exact).argmax(1)
         hits = Counter()
         for i, (name, p) in enumerate(prompts):
             hits[name] += concepts[first[i]] in p["concepts"]
@@ -114,7 +115,18 @@ def main():
         print(f"{label:<32} dev {hits['dev'] / sizes['dev']:.3f} ({hits['dev']}/{sizes['dev']})  "
               f"main {hits['main'] / sizes['main']:.3f} ({hits['main']}/{sizes['main']})")
 
+    # CaptionWords.form: a caption that is the prompt (lowercased letter/digit runs, no leading article) gains the weight.
+    def form(text):
+        runs = re.findall(r"[^\W_]+", text.lower())
+        while len(runs) > 1 and runs[0] in ("a", "an", "the"): runs = runs[1:]
+        return " ".join(runs)
+    exact = np.zeros((len(prompts), len(concepts)))
+    for i, (_, p) in enumerate(prompts):
+        for c, cap, _ in docs:
+            if form(cap) == form(p["prompt"]): exact[i, col[c]] = 1
+
     chosen = coverage(2)
+    report("weight 0.1, thing 2, exact caption +0.1", chosen, 0.1, 0.1)
     for weight in (0, 0.05, 0.08, 0.1, 0.15, 0.2):
         report(f"weight {weight}, thing weight 2", chosen, weight)
     for thing_weight in (1, 1.5, 3, 5):

@@ -16,7 +16,7 @@ public struct PictureText: Sendable, Equatable {
     }
 
     /// The caption a file name gives: the name without its extension and a trailing copy number, with `-` and `_`
-    /// as spaces ("red-fox_2.png" → "red fox"); nil when no word in it says what the picture shows: nothing but
+    /// as spaces ("red-fox_2.png" → "red fox") and emoji as their names ("🐱.png" → "cat face"); nil when no word in it says what the picture shows: nothing but
     /// numbers ("0001.png"), single letters, hexadecimal codes ("1F600.svg", "1F468-200D-1F4BB.svg": an emoji set's
     /// code points) or a camera's or a screenshot's name ("IMG_1234.jpg", "DSC01234.JPG", "PXL_20231005_123456.jpg",
     /// "Screenshot 2023-10-05 at 12.34.56.png"). Such a caption would give hundreds of pictures one meaningless
@@ -29,7 +29,7 @@ public struct PictureText: Sendable, Equatable {
 
     /// The caption a name without an extension gives (a file's stem, a folder's name): `caption(fromFileName:)`.
     static func caption(fromStem name: String) -> String? {
-        var stem = name
+        var stem = EmojiNames.shared.spell(name)   // "🐱.png" → "cat face"
         func words(_ s: String) -> [Substring] { s.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " || $0 == "." }) }
         guard words(stem).contains(where: describes) else { return nil }
         // A trailing copy number: "fox_2", "fox-02", "fox 3", "fox (3)".
@@ -137,7 +137,7 @@ public struct CaptionTable: Sendable {
             guard let caption = j["caption"]?.string?.trimmingCharacters(in: .whitespaces), !caption.isEmpty else {
                 throw HumeError(.invalidInput, "\(at) gives \(file) no caption (a non-empty \"caption\" string).")
             }
-            table.byFile[file] = PictureText(caption: caption, keywords: try keywords(j["keywords"], at),
+            table.byFile[file] = PictureText(caption: EmojiNames.shared.spell(caption), keywords: try keywords(j["keywords"], at),
                                              group: j["group"]?.string ?? "", subgroup: j["subgroup"]?.string ?? "")
         }
         return table
@@ -183,7 +183,7 @@ public struct CaptionTable: Sendable {
             guard !file.isEmpty else { throw HumeError(.invalidInput, "\(at) has no file name.") }
             let caption = value(captionCol)
             guard !caption.isEmpty else { throw HumeError(.invalidInput, "\(at) gives \(file) no caption.") }
-            table.byFile[file] = PictureText(caption: caption, keywords: try keywords(.string(value(col("keywords"))), at),
+            table.byFile[file] = PictureText(caption: EmojiNames.shared.spell(caption), keywords: try keywords(.string(value(col("keywords"))), at),
                                              group: value(col("group")), subgroup: value(col("subgroup")))
         }
         return table

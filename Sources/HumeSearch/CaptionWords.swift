@@ -68,6 +68,8 @@ public struct CaptionWords: Sendable {
         let total: Double
         /// Whether the prompt has any words at all (else every caption covers it alike).
         public var isEmpty: Bool { total == 0 }
+        /// The prompt as `form` writes it, to be compared with a caption's.
+        let form: String
     }
 
     /// A prompt's words, each weighed by its rarity, and the thing's words (`thingWords`) `thingWeight` times more.
@@ -84,7 +86,7 @@ public struct CaptionWords: Sendable {
                 total += factor * unseenRarity
             }
         }
-        return Prompt(known: known, weights: weights, total: total)
+        return Prompt(known: known, weights: weights, total: total, form: Self.form(text))
     }
 
     /// How much more a word of the prompt's thing counts than a word of a phrase about its parts, garments or setting
@@ -113,9 +115,26 @@ public struct CaptionWords: Sendable {
     }
 
     /// The score a search ranks by: the similarity less `weight` × the share of the prompt's words the caption lacks,
-    /// kept within −1…1 (the range the denoise stage accepts).
-    public func score(similarity: Double, _ prompt: Prompt, item id: Int) -> Double {
-        max(-1, min(1, similarity - Self.weight * (1 - coverage(prompt, item: id))))
+    /// plus `weight` when the caption is the prompt itself (`form`), kept within −1…1 (the range the denoise stage
+    /// accepts). `caption` is asked for only when the caption holds every word of the prompt.
+    public func score(similarity: Double, _ prompt: Prompt, item id: Int, caption: () -> String) -> Double {
+        let held = coverage(prompt, item: id)
+        var s = similarity - Self.weight * (1 - held)
+        if held > 1 - 1e-9, Self.form(caption()) == prompt.form { s += Self.weight }
+        return max(-1, min(1, s))
+    }
+
+    /// A text as its exact words: lowercased runs of letters and digits, one space apart, without a leading article.
+    /// A prompt and a caption of the same form are the same words: "Bell with slash" and "bell with slash", "a knight's
+    /// helmet" and "A knight’s helmet.", "👋🏽" (spelled by `EmojiNames`) and "waving hand: medium skin tone". The
+    /// index embeds a caption with its keywords, and that text can lie farther from the prompt than another item's:
+    /// "bell with slash" found the bell (0.733) before the bell with slash (0.692), "person in tuxedo" the man in
+    /// tuxedo, "sparkles" the sparkle. A person who types a caption means that picture, so an item whose caption is
+    /// the prompt gains `weight`.
+    public static func form(_ text: String) -> String {
+        var runs = text.lowercased().split(whereSeparator: { !($0.isLetter || $0.isNumber) })
+        while let first = runs.first, runs.count > 1, ["a", "an", "the"].contains(first) { runs.removeFirst() }
+        return runs.joined(separator: " ")
     }
 
     /// English function words a prompt carries without naming anything ("a cat with a hat": cat, hat).

@@ -88,7 +88,7 @@ public final class LoadedDatabase: @unchecked Sendable {
 
     /// The `k` best items of each query, best first, with their scores: with `words` (the default), the embedding's
     /// first `pool(k:)` re-ranked by `CaptionWords.score` (the cosine less the weighed share of the prompt's words the
-    /// caption lacks); without, or for a prompt without words, FAISS's first `k` and their cosines. Ties go to the
+    /// caption lacks, plus the same weight for a caption that is the prompt); without, or for a prompt without words, FAISS's first `k` and their cosines. Ties go to the
     /// lower id.
     func ranked(_ queries: [Float], k: Int, prompts: [String], words useWords: Bool) throws -> [(ids: [Int], scores: [Double])] {
         let words = useWords && prompts.contains { !$0.isEmpty } ? self.words : nil
@@ -98,7 +98,7 @@ public final class LoadedDatabase: @unchecked Sendable {
         return prompts.indices.map { q in
             let (ids, scores) = found(r, query: q)
             guard let words, let prompt = parsed[q], !prompt.isEmpty else { return (Array(ids.prefix(k)), Array(scores.prefix(k))) }
-            let best = zip(ids, scores).map { ($0, words.score(similarity: $1, prompt, item: $0)) }
+            let best = zip(ids, scores).map { id, s in (id, words.score(similarity: s, prompt, item: id) { database.items[id].caption }) }
                 .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(k)
             return (best.map(\.0), best.map(\.1))
         }

@@ -27,7 +27,9 @@ public struct EditParameters: Sendable, Equatable {
         guard let text = o["edit"]?.string, !text.allSatisfy(\.isWhitespace) else {
             throw StageInputError("The job has no non-empty \"edit\" text; an edit job needs one, e.g. \"with sunglasses\".")
         }
-        edit = text
+        // Emoji read as their names, as the embed stage reads them, and a face emoji as what it has ("with 😎" adds
+        // sunglasses, not the smiling face with sunglasses).
+        edit = EmojiNames.shared.spell(text, facesAsWhatTheyHave: true)
         for (key, value) in [("edit", text), ("caption", o["caption"]?.string ?? "")] where value.utf8.count > EmbedInput.maxTextBytes {
             throw StageInputError("The \"\(key)\" text is \(value.utf8.count) bytes long; at most \(EmbedInput.maxTextBytes) bytes are allowed.")
         }
@@ -35,7 +37,7 @@ public struct EditParameters: Sendable, Equatable {
             guard let s = c.string, !s.allSatisfy(\.isWhitespace) else {
                 throw StageInputError("The \"caption\" parameter must be a non-empty string describing the source image, or absent.")
             }
-            caption = s
+            caption = EmojiNames.shared.spell(s)
         }
         // The shared keys are validated the same way as for generation.
         let p = try GenerateParameters(object: o)

@@ -103,6 +103,7 @@ struct SearchCommand: ParsableCommand {
             }
             let stage = RetrieveStage(root: humePaths.databases, batchSize: 1)
             let loaded = try stage.databases.database(database)
+            let query = EmojiNames.shared.spell(query)   // as the embed stage reads it
             let q = try loadEmbedder().embed(query)
             let bytes: [UInt8]
             if cosine {

@@ -67,7 +67,8 @@ struct EmbedCommand: ParsableCommand {
             .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
         let texts = lines.last == "" ? Array(lines.dropLast()) : lines
         let embedder = try loadEmbedder()
-        let flat = try embedder.embedFlat(texts)
+        // Emoji read as their names, as the embed stage reads them (PROTOCOL.md §11.1).
+        let flat = try embedder.embedFlat(texts.map { EmojiNames.shared.spell($0) })
         let d = embedder.dimension
         var bytes: [UInt8]
         if format == "npy" {

@@ -14,6 +14,8 @@ struct DatabaseImportTests {
         #expect(PictureText.caption(fromFileName: "cat (3).png") == "cat")
         #expect(PictureText.caption(fromFileName: "rocket-02.png") == "rocket")
         #expect(PictureText.caption(fromFileName: "4x4-truck.png") == "4x4 truck")
+        #expect(PictureText.caption(fromFileName: "🐱.png") == "cat face")          // emoji read as their names
+        #expect(PictureText.caption(fromFileName: "my_🐶_2.jpg") == "my dog face")
         #expect(PictureText.caption(fromFileName: "0042.png") == nil)
         #expect(PictureText.caption(fromFileName: "___.png") == nil)
         // Names that say nothing of what the picture shows: code points, a camera's, a phone's, a screenshot's.

@@ -88,6 +88,33 @@ struct EmbedStageTests {
         #expect(permanentMessage(out[4])?.contains("data is empty") == true, "\(out[4])")
     }
 
+    @Test("an emoji in a prompt is read as its name: its vector and its text are the name's, and the retriever finds its picture")
+    func emojiPrompts() throws {
+        let have = try requireData()
+        guard have.db, have.model else {
+            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
+            return
+        }
+        let stage = try EmbedStage(modelDirectory: testPaths.model)
+        let prompts = ["🍓", "a 🐸", "a 🐱 wearing 👓", "🚀 flying to space"]
+        let spelled = ["strawberry", "a frog", "a cat face wearing glasses", "rocket flying to space"]
+        let out = try stage.run(prompts.map { task("", input: Array($0.utf8)) })
+        let named = try stage.run(spelled.map { task("", input: Array($0.utf8)) })
+        let retrieve = RetrieveStage(root: testPaths.databases)
+        for i in prompts.indices {
+            let c = cosine(out[i], named[i])
+            #expect(c != nil && c! > 0.99999, "\(prompts[i]) against \(spelled[i]): cosine \(String(describing: c))")
+            guard case .ok(let bytes) = out[i] else { Issue.record("\(prompts[i]): \(out[i])"); continue }
+            // The text passed on is the spelled one, so the retriever's word rule reads the name's words.
+            #expect((try? EmbedOutput(decoding: bytes))?.text == spelled[i])
+            guard case .ok(let json) = try retrieve.run([task(#"{"database": "emoji", "k": 1}"#, input: bytes)])[0] else {
+                Issue.record("retrieve failed for \(prompts[i])"); continue
+            }
+            let first = try Neighbours(decoding: json).captions.first
+            #expect(first == ["strawberry", "frog", "cat face", "rocket"][i], "\(prompts[i]) found \(String(describing: first))")
+        }
+    }
+
     @Test("parameter validation names the problem")
     func badParams() {
         if case .failure(let e) = EmbedInput.text(fromParams: Array("not json".utf8)) { #expect(e.message.contains("JSON object")) } else { Issue.record("accepted non-JSON") }
@@ -840,5 +867,33 @@ struct SimilarityTests {
             let meta = try #require(try JSONSerialization.jsonObject(with: Data(image.metadata)) as? [String: Any])
             #expect(meta["consensus_label"] == nil)
         }
+    }
+}
+
+@Suite("emoji names")
+struct EmojiNameListTests {
+    @Test("the list Debian's unicode-data installs names every picture of the emoji database by its caption")
+    func everyCaption() throws {
+        let path = ProcessInfo.processInfo.environment["HUME_EMOJI_TEST"] ?? EmojiNames.defaultPath
+        guard FileManager.default.fileExists(atPath: path) else {
+            Issue.record("\(path) is missing; Ops/setup.sh installs it (Debian's unicode-data).")
+            return
+        }
+        guard try requireData().db else { Issue.record("The emoji database is missing; run Ops/prepare-data.sh."); return }
+        let names = EmojiNames.shared
+        #expect(names.spell("a 🐱 wearing 👓") == "a cat face wearing glasses")
+        #expect(names.spell("☺") == "smiling face")
+        let manifest = try String(contentsOf: testPaths.databases.appendingPathComponent("emoji/manifest.jsonl"), encoding: .utf8)
+        var checked = 0, wrong: [String] = []
+        for line in manifest.split(separator: "\n") {
+            let item = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let caption = try #require(item["caption"] as? String), source = try #require(item["source"] as? String)
+            var emoji = String.UnicodeScalarView()
+            for hex in source.split(separator: "-") { emoji.append(try #require(UInt32(hex, radix: 16).flatMap(Unicode.Scalar.init))) }
+            checked += 1
+            if names.spell(String(emoji)) != caption { wrong.append("\(source) \(caption): \(names.spell(String(emoji)))") }
+        }
+        #expect(checked > 3000)
+        #expect(wrong.isEmpty, "\(wrong.count) of \(checked): \(wrong.prefix(5))")
     }
 }

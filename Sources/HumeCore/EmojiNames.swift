@@ -1,0 +1,90 @@
+import Foundation
+
+/// Emoji in a text read as their names: "a 🐸" is "a frog", "🍓🍌" "strawberry banana", "I ❤️ NY" "I red heart NY".
+///
+/// The text model reads an emoji as an unknown token, so a prompt that is an emoji, or holds one, used to find whatever
+/// the unknown token lies nearest ("🍓" found the check mark). The names are the CLDR short names Unicode lists in
+/// `emoji-test.txt` (Debian's `unicode-data`, which Ops/setup.sh installs and from which the emoji databases take their
+/// captions), so an emoji's name is the caption of its picture. The embed stage and the edit stage spell their texts
+/// with it before anything reads their words (as do `hume db` for captions, `hume embed` and `hume search`); `Embedder`
+/// itself embeds a text as sent, as sentence-transformers does.
+public struct EmojiNames: Sendable {
+    /// Where Debian's `unicode-data` puts the list.
+    public static let defaultPath = "/usr/share/unicode/emoji/emoji-test.txt"
+
+    /// The table read once from `HUME_EMOJI_TEST` or `defaultPath`; empty (texts pass unchanged) when neither can be
+    /// read.
+    public static let shared: EmojiNames = {
+        let path = ProcessInfo.processInfo.environment["HUME_EMOJI_TEST"] ?? defaultPath
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else { return EmojiNames(names: [:]) }
+        return EmojiNames(emojiTest: text)
+    }()
+
+    /// Names by the emoji's scalars with every variation selector-16 (U+FE0F) left out.
+    let names: [String: String]
+
+    /// How many emoji the table names.
+    public var count: Int { names.count }
+
+    init(names: [String: String]) { self.names = names }
+
+    /// Reads `emoji-test.txt`'s lines, `1F438 ; fully-qualified # 🐸 E0.6 frog`: the code points, then after the
+    /// emoji and its version, the name. Lines that are not of that form (comments, headers) are passed over.
+    public init(emojiTest text: String) {
+        var names: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let semicolon = line.firstIndex(of: ";"), let hash = line.firstIndex(of: "#") else { continue }
+            let scalars = line[..<semicolon].split(separator: " ").compactMap { UInt32($0, radix: 16) }.compactMap(Unicode.Scalar.init)
+            let comment = line[line.index(after: hash)...].split(separator: " ", maxSplits: 2)
+            guard !scalars.isEmpty, comment.count == 3, comment[1].hasPrefix("E") else { continue }
+            let key = Self.key(scalars)
+            if names[key] == nil { names[key] = String(comment[2]) }
+        }
+        self.names = names
+    }
+
+    static func key<S: Sequence>(_ scalars: S) -> String where S.Element == Unicode.Scalar {
+        var s = String.UnicodeScalarView()
+        for scalar in scalars where scalar.value != 0xFE0F { s.append(scalar) }
+        return String(s)
+    }
+
+    /// The name of one emoji (a grapheme cluster), or nil when it is not one the table knows. A sequence the table
+    /// lacks (a newer emoji, a skin tone on one that takes none) is named by its first scalar.
+    public func name(_ character: Character) -> String? {
+        let scalars = character.unicodeScalars
+        guard scalars.contains(where: { $0.value >= 0xA9 }) else { return nil }
+        if let n = names[Self.key(scalars)] { return n }
+        guard scalars.count > 1, let first = scalars.first else { return nil }
+        return names[Self.key([first])]
+    }
+
+    /// The text with each emoji it holds replaced by its name, set off by spaces from the words around it. A text with
+    /// no emoji comes back as it was.
+    ///
+    /// With `facesAsWhatTheyHave` (an edit's text), a face emoji named "… face with T" or "… cat with T" is read as T:
+    /// "with 😎" asks for sunglasses ("smiling face with sunglasses"), "with 😷" for a medical mask, "with 😍" for
+    /// heart-eyes; the face's whole name would ask the editor to paste another face.
+    public func spell(_ text: String, facesAsWhatTheyHave: Bool = false) -> String {
+        guard !names.isEmpty, text.unicodeScalars.contains(where: { $0.value >= 0xA9 }) else { return text }
+        var out = ""
+        var afterName = false
+        for character in text {
+            if var n = name(character) {
+                if facesAsWhatTheyHave, let with = n.range(of: " with "),
+                   n[..<with.lowerBound].hasSuffix("face") || n[..<with.lowerBound].hasSuffix("cat") {
+                    n = String(n[with.upperBound...])
+                }
+                if let last = out.last, !last.isWhitespace { out.append(" ") }
+                out += n
+                afterName = true
+            } else {
+                if afterName, !character.isWhitespace, !character.isPunctuation { out.append(" ") }
+                out.append(character)
+                afterName = false
+            }
+        }
+        return out
+    }
+}
