@@ -112,7 +112,7 @@ let package = Package(
         // Each depends on the contracts and the libraries it computes with, never on another stage or on the runtime
         // (the executable hands a stage to `WorkerRuntime`).
         .target(name: "HumeNoop", dependencies: ["HumeStages"], path: "Workers/Noop"),
-        .target(name: "HumeEmbedStage", dependencies: ["HumeStages", "HumeEmbed"], path: "Workers/Embedder"),
+        .target(name: "HumeEmbedStage", dependencies: ["HumeStages", "HumeEmbed", "HumeCore"], path: "Workers/Embedder"),
         .target(name: "HumeDenoiseStage",
                 dependencies: ["HumeStages", "HumeDiffusion", "HumeData", "HumeCore"], path: "Workers/Denoiser"),
         .target(name: "HumeEditStage",

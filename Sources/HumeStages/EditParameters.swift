@@ -2,11 +2,15 @@ import HumeCore
 
 /// What an edit job asks for, from its parameters (keys, types and defaults listed here, where they are read).
 public struct EditParameters: Sendable, Equatable {
-    /// `edit` (string, required, non-empty): what to change, e.g. "with sunglasses".
+    /// `edit` (string, required, non-empty): what to change, e.g. "with sunglasses"; its emoji read as their names, a
+    /// face emoji as what the face has (`EmojiNames`: "with 😎" is "with sunglasses").
     public var edit: String
     /// `caption` (string, optional): what the source shows; its neighbours condition the editor. Absent: the
-    /// source's neighbours are the database images nearest to it in pixels.
+    /// source's neighbours are the database images nearest to it in pixels. Its emoji read as their names.
     public var caption: String?
+    /// `edit` and `caption` as the job sent them, which the image records.
+    public var sent: (edit: String, caption: String?) { (sentEdit, sentCaption) }
+    var sentEdit = "", sentCaption: String?
     /// `database` (string, default "emoji").
     public var database = "emoji"
     /// `k` (int 1…256, default 8, `Editor().k`): neighbours per side (source and edit text).
@@ -30,6 +34,7 @@ public struct EditParameters: Sendable, Equatable {
         // Emoji read as their names, as the embed stage reads them, and a face emoji as what it has ("with 😎" adds
         // sunglasses, not the smiling face with sunglasses).
         edit = EmojiNames.shared.spell(text, facesAsWhatTheyHave: true)
+        sentEdit = text
         for (key, value) in [("edit", text), ("caption", o["caption"]?.string ?? "")] where value.utf8.count > EmbedInput.maxTextBytes {
             throw StageInputError("The \"\(key)\" text is \(value.utf8.count) bytes long; at most \(EmbedInput.maxTextBytes) bytes are allowed.")
         }
@@ -38,6 +43,7 @@ public struct EditParameters: Sendable, Equatable {
                 throw StageInputError("The \"caption\" parameter must be a non-empty string describing the source image, or absent.")
             }
             caption = EmojiNames.shared.spell(s)
+            sentCaption = s
         }
         // The shared keys are validated the same way as for generation.
         let p = try GenerateParameters(object: o)

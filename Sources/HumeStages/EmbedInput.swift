@@ -13,8 +13,8 @@ public enum EmbedInput {
     }
 
     /// The text a job asks to embed: the `edit` parameter when present (edit jobs embed their edit text), else the
-    /// job's data as UTF-8 text when it is not empty, else the `prompt` parameter; its emoji read as their names
-    /// (`EmojiNames`: "a 🐸" is "a frog"), so the words the later stages read are the ones embedded.
+    /// job's data as UTF-8 text when it is not empty, else the `prompt` parameter, as sent (the embed stage embeds it
+    /// with its emoji read as their names, `EmojiNames`).
     /// - Returns: the text, or the sentence explaining why the job is unusable.
     public static func text(params: [UInt8], data: [UInt8]) -> Result<String, StageInputError> {
         let object: [String: JSON]
@@ -51,6 +51,6 @@ public enum EmbedInput {
         guard text.utf8.count <= maxTextBytes else {
             return .failure(StageInputError("\(what) is \(text.utf8.count) bytes long; at most \(maxTextBytes) bytes are allowed."))
         }
-        return .success(EmojiNames.shared.spell(text))
+        return .success(text)
     }
 }

@@ -103,8 +103,7 @@ struct SearchCommand: ParsableCommand {
             }
             let stage = RetrieveStage(root: humePaths.databases, batchSize: 1)
             let loaded = try stage.databases.database(database)
-            let query = EmojiNames.shared.spell(query)   // as the embed stage reads it
-            let q = try loadEmbedder().embed(query)
+            let q = try loadEmbedder().embed(EmojiNames.shared.spell(query))   // as the embed stage embeds it
             let bytes: [UInt8]
             if cosine {
                 bytes = try loaded.search(q, k: k, prompts: [query], words: false)[0].encoded()

@@ -88,7 +88,7 @@ struct EmbedStageTests {
         #expect(permanentMessage(out[4])?.contains("data is empty") == true, "\(out[4])")
     }
 
-    @Test("an emoji in a prompt is read as its name: its vector and its text are the name's, and the retriever finds its picture")
+    @Test("an emoji in a prompt is read as its name: its vector is the name's, the retriever finds its picture, the text passed on is as sent")
     func emojiPrompts() throws {
         let have = try requireData()
         guard have.db, have.model else {
@@ -105,8 +105,8 @@ struct EmbedStageTests {
             let c = cosine(out[i], named[i])
             #expect(c != nil && c! > 0.99999, "\(prompts[i]) against \(spelled[i]): cosine \(String(describing: c))")
             guard case .ok(let bytes) = out[i] else { Issue.record("\(prompts[i]): \(out[i])"); continue }
-            // The text passed on is the spelled one, so the retriever's word rule reads the name's words.
-            #expect((try? EmbedOutput(decoding: bytes))?.text == spelled[i])
+            // The text passed on is the one sent (the image records it); the retrieve stage spells it for its words.
+            #expect((try? EmbedOutput(decoding: bytes))?.text == prompts[i])
             guard case .ok(let json) = try retrieve.run([task(#"{"database": "emoji", "k": 1}"#, input: bytes)])[0] else {
                 Issue.record("retrieve failed for \(prompts[i])"); continue
             }

@@ -1,4 +1,5 @@
 import Foundation
+import HumeCore
 import HumeEmbed
 import HumeStages
 
@@ -43,7 +44,9 @@ public struct EmbedStage: Stage {
             }
         }
         if !texts.isEmpty {
-            let flat = try embedder.embedFlat(texts)
+            // Emoji read as their names ("a 🐸" is embedded as "a frog"); the text passed on is the one sent, which
+            // the retrieve stage spells again for its words and the image records.
+            let flat = try embedder.embedFlat(texts.map { EmojiNames.shared.spell($0) })
             let d = embedder.dimension
             for (j, slot) in slots.enumerated() {
                 outcomes[slot] = .ok(EmbedOutput(vector: Array(flat[(j * d)..<((j + 1) * d)]), text: texts[j]).encoded())
