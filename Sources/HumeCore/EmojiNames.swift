@@ -60,6 +60,28 @@ public struct EmojiNames: Sendable {
         return names[Self.key([first])]
     }
 
+    /// The name of the emoji a file name spells in code points, as emoji sets name their files: "1F600" (OpenMoji,
+    /// Twemoji), "1f468-200d-1f4bb", "emoji_u1f431" (Noto's PNGs), "2764-FE0F". Groups of 4 to 6 hexadecimal digits,
+    /// split by "-", "_" or spaces, after an optional "emoji_u" or "u". Nil when the name is not of that form or no
+    /// emoji has those code points, and for a lone four-digit decimal number ("2600", "2764"): a numbered file is
+    /// far likelier than the sun or the red heart.
+    public func name(codePointsIn stem: String) -> String? {
+        var s = Substring(stem.lowercased())
+        var prefixed = false
+        for prefix in ["emoji_u", "u+", "u"] where s.hasPrefix(prefix) {
+            s = s.dropFirst(prefix.count)
+            prefixed = true
+            break
+        }
+        let groups = s.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " })
+        guard !groups.isEmpty, groups.allSatisfy({ (4...6).contains($0.count) && $0.allSatisfy(\.isHexDigit) }) else { return nil }
+        if !prefixed, groups.count == 1, groups[0].count == 4, groups[0].allSatisfy(\.isNumber) { return nil }
+        let scalars = groups.compactMap { UInt32($0, radix: 16).flatMap(Unicode.Scalar.init) }
+        guard scalars.count == groups.count else { return nil }
+        if let n = names[Self.key(scalars)] { return n }
+        return scalars.count > 1 ? names[Self.key([scalars[0]])] : nil
+    }
+
     /// The text with each emoji it holds replaced by its name, set off by spaces from the words around it. A text with
     /// no emoji comes back as it was.
     ///

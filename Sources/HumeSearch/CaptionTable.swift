@@ -16,11 +16,12 @@ public struct PictureText: Sendable, Equatable {
     }
 
     /// The caption a file name gives: the name without its extension and a trailing copy number, with `-` and `_`
-    /// as spaces ("red-fox_2.png" → "red fox") and emoji as their names ("🐱.png" → "cat face"); nil when no word in it says what the picture shows: nothing but
-    /// numbers ("0001.png"), single letters, hexadecimal codes ("1F600.svg", "1F468-200D-1F4BB.svg": an emoji set's
-    /// code points) or a camera's or a screenshot's name ("IMG_1234.jpg", "DSC01234.JPG", "PXL_20231005_123456.jpg",
-    /// "Screenshot 2023-10-05 at 12.34.56.png"). Such a caption would give hundreds of pictures one meaningless
-    /// caption ("1F", "IMG") that no prompt can find them by.
+    /// as spaces ("red-fox_2.png" → "red fox"), and emoji as their names ("🐱.png" → "cat face"). An emoji set's
+    /// code-point name is its emoji's name ("1F431.svg", "emoji_u1f431.png", "1F468-200D-1F4BB.svg": `EmojiNames`).
+    /// Nil when no word in it says what the picture shows: nothing but numbers ("0001.png"), single letters,
+    /// hexadecimal codes that name no emoji ("E000.svg"), or a camera's or a screenshot's name ("IMG_1234.jpg",
+    /// "DSC01234.JPG", "PXL_20231005_123456.jpg", "Screenshot 2023-10-05 at 12.34.56.png"). Such a caption would give
+    /// hundreds of pictures one meaningless caption ("1F", "IMG") that no prompt can find them by.
     public static func caption(fromFileName name: String) -> String? {
         var stem = (name as NSString).lastPathComponent
         if let dot = stem.lastIndex(of: "."), dot != stem.startIndex { stem = String(stem[..<dot]) }
@@ -29,6 +30,8 @@ public struct PictureText: Sendable, Equatable {
 
     /// The caption a name without an extension gives (a file's stem, a folder's name): `caption(fromFileName:)`.
     static func caption(fromStem name: String) -> String? {
+        // An emoji set's file: "1F431.svg", "emoji_u1f431.png" → "cat face".
+        if let emoji = EmojiNames.shared.name(codePointsIn: name) { return emoji }
         var stem = EmojiNames.shared.spell(name)   // "🐱.png" → "cat face"
         func words(_ s: String) -> [Substring] { s.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == " " || $0 == "." }) }
         guard words(stem).contains(where: describes) else { return nil }
@@ -55,9 +58,11 @@ public struct PictureText: Sendable, Equatable {
         return nil
     }
 
-    /// Folders that phones, cameras, screenshot tools and desktops name, whatever they hold.
+    /// Folders that phones, cameras, screenshot tools and desktops name, whatever they hold, and folders named for a
+    /// file format (an emoji set's `svg/`, `png/`).
     static let storageFolders: Set<String> = ["dcim", "camera", "screenshots", "pictures", "photos", "images", "downloads", "download",
-                                              "desktop", "documents", "whatsapp images", "media", "tmp", "temp"]
+                                              "desktop", "documents", "whatsapp images", "media", "tmp", "temp",
+                                              "svg", "svgz", "png", "jpg", "jpeg"]
 
     /// Names cameras, phones and screenshot tools give files, which say nothing of what the picture shows.
     static let devicePrefixes: Set<String> = ["img", "image", "imag", "dsc", "dscn", "dscf", "dcim", "pxl", "mvimg", "gopr", "dji",

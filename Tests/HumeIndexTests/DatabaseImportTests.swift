@@ -16,10 +16,19 @@ struct DatabaseImportTests {
         #expect(PictureText.caption(fromFileName: "4x4-truck.png") == "4x4 truck")
         #expect(PictureText.caption(fromFileName: "🐱.png") == "cat face")          // emoji read as their names
         #expect(PictureText.caption(fromFileName: "my_🐶_2.jpg") == "my dog face")
+        // An emoji set's code-point names (OpenMoji, Twemoji, Noto's PNGs) are their emoji's names.
+        #expect(PictureText.caption(fromFileName: "openmoji/svg/1F431.svg") == "cat face")
+        #expect(PictureText.caption(fromFileName: "1f468-200d-1f4bb.svg") == "man technologist")
+        #expect(PictureText.caption(fromFileName: "emoji_u1f44b_1f3fd.png") == "waving hand: medium skin tone")
+        #expect(PictureText.caption(fromFileName: "2764-FE0F.svg") == "red heart")
+        #expect(PictureText.caption(fromFileName: "2B50.svg") == "star")
+        #expect(PictureText.caption(fromFileName: "2764.svg") == nil)       // a four-digit number is a number
+        #expect(PictureText.caption(fromFileName: "E000.svg") == nil)       // no emoji has it
+        #expect(PictureText.caption(fromFileName: "ufo.png") == "ufo")
         #expect(PictureText.caption(fromFileName: "0042.png") == nil)
         #expect(PictureText.caption(fromFileName: "___.png") == nil)
-        // Names that say nothing of what the picture shows: code points, a camera's, a phone's, a screenshot's.
-        for name in ["1F600.svg", "1F468-200D-1F4BB.svg", "E000.png", "IMG_1234.jpg", "IMG1234.JPG", "DSC01234.JPG", "DSCN0042.jpg",
+        // Names that say nothing of what the picture shows: code points of no emoji, a camera's, a phone's, a screenshot's.
+        for name in ["E000.png", "F8FF-E001.svg", "IMG_1234.jpg", "IMG1234.JPG", "DSC01234.JPG", "DSCN0042.jpg",
                      "PXL_20231005_123456789.jpg", "P1000123.JPG", "Screenshot 2023-10-05 at 12.34.56.png", "x.png", "a-b-c.png", "untitled-3.png"] {
             #expect(PictureText.caption(fromFileName: name) == nil, "\(name)")
         }
@@ -37,7 +46,8 @@ struct DatabaseImportTests {
         #expect(PictureText.caption(fromPath: "red-fox/fox_2.png") == "fox", "the file name first")
         #expect(PictureText.caption(fromPath: "garden/DCIM/100APPLE/IMG_0001.JPG") == "garden", "storage folders are passed over")
         #expect(PictureText.caption(fromPath: "DCIM/Camera/PXL_20231005_123456789.jpg") == nil)
-        #expect(PictureText.caption(fromPath: "1F600.svg") == nil)
+        #expect(PictureText.caption(fromPath: "E000.svg") == nil)
+        #expect(PictureText.caption(fromPath: "1F600.svg") == "grinning face")
     }
 
     @Test("CSV captions: header by name, quoted commas and quotes, keywords split on ';', labels optional")
@@ -282,5 +292,34 @@ struct DatabaseImportTests {
         builder.svg = SVGRaster(executable: nil)
         let none = try builder.create(name: "svgs-without", images: dir, captions: nil, source: nil)
         #expect(none.added == 1 && none.refused.filter { $0.contains("install librsvg2-bin") }.count == 3, "\(none.refused)")
+    }
+
+    @Test("an emoji set's folder needs no captions file: code-point file names are their emoji's names")
+    func codePointNames() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory() + "hume-cp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = root.path + "/openmoji/svg"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func svg(_ fill: String) -> Data {
+            Data("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><rect x=\"1\" y=\"1\" width=\"8\" height=\"8\" fill=\"\(fill)\"/></svg>".utf8)
+        }
+        for (name, fill) in [("1F7E5.svg", "#d00"), ("1F468-200D-1F4BB.svg", "#0d0"), ("E000.svg", "#00d")] {
+            #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: svg(fill)))
+        }
+        #expect(FileManager.default.createFile(atPath: dir + "/emoji_u2b50.png",
+                                               contents: Data(try PNGCodec.encode(PixelImage(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 200, count: 192))))))
+        let builder = DatabaseBuilder(root: root.appendingPathComponent("db"), model: "test") { texts in
+            texts.flatMap { t in
+                var v = [Float](repeating: 0, count: Database.dimension)
+                v[t.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xffff } % Database.dimension] = 1
+                return v
+            }
+        }
+        let r = try builder.create(name: "emoji-set", images: root.path + "/openmoji", captions: nil, source: nil)
+        #expect(r.added == 3, "\(r.refused)")
+        // A code point no emoji has (OpenMoji's own pictures live in the private-use area) still says nothing.
+        #expect(r.refused.count == 1 && r.refused[0].hasPrefix("svg/E000.svg has no caption"), "\(r.refused)")
+        let db = try Database(named: "emoji-set", root: root.appendingPathComponent("db"))
+        #expect(Set(db.items.map(\.caption)) == ["red square", "man technologist", "star"])
     }
 }
