@@ -5,9 +5,10 @@ import Foundation
 /// The text model reads an emoji as an unknown token, so a prompt that is an emoji, or holds one, used to find whatever
 /// the unknown token lies nearest ("🍓" found the check mark). The names are the CLDR short names Unicode lists in
 /// `emoji-test.txt` (Debian's `unicode-data`, which Ops/setup.sh installs and from which the emoji databases take their
-/// captions), so an emoji's name is the caption of its picture. The embed stage and the edit stage spell their texts
-/// with it before anything reads their words (as do `hume db` for captions, `hume embed` and `hume search`); `Embedder`
-/// itself embeds a text as sent, as sentence-transformers does.
+/// captions), so an emoji's name is the caption of its picture. What reads a prompt's words spells it first: the embed
+/// stage before embedding, the retriever's word rule (`CaptionWords.prompt`), the prompt's colour (`PromptColour.parse`),
+/// the edit stage's parameters, `hume db`'s captions, `hume embed` and `hume search`; the image records the text as
+/// sent, and `Embedder` itself embeds a text as sent, as sentence-transformers does.
 public struct EmojiNames: Sendable {
     /// Where Debian's `unicode-data` puts the list.
     public static let defaultPath = "/usr/share/unicode/emoji/emoji-test.txt"

@@ -24,8 +24,9 @@ public enum PromptColour {
     /// container), with at most one modifier before it (light, pale, dark, deep), that is followed by another word, as
     /// an adjective is by its noun. Nil when the prompt names no colour of the thing, two ("a black and white cat", "a
     /// red-blue ball"), or ends with the colour ("an orange" is the fruit, "the sky is blue" names no colour of a thing).
+    /// Emoji are read as their names first (`EmojiNames`: "a 🍏" asks for a green apple).
     public static func parse(_ prompt: String) -> Recolour? {
-        var words = prompt.lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
+        var words = EmojiNames.shared.spell(prompt).lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
         // "a black and white cat" names two colours: "and" ends the thing's words only after a word that is not one.
         // "of" ends them after a container ("a glass of red wine" is not a red glass), not after a number of things
         // ("a bunch of purple grapes").

@@ -72,8 +72,10 @@ public struct CaptionWords: Sendable {
         let form: String
     }
 
-    /// A prompt's words, each weighed by its rarity, and the thing's words (`thingWords`) `thingWeight` times more.
-    public func prompt(_ text: String) -> Prompt {
+    /// A prompt's words, each weighed by its rarity, and the thing's words (`thingWords`) `thingWeight` times more; its
+    /// emoji read as their names, as the embed stage embedded them (`EmojiNames`: "a 🐸" is "a frog").
+    public func prompt(_ sent: String) -> Prompt {
+        let text = EmojiNames.shared.spell(sent)
         var known: [Int32] = [], weights: [Double] = [], total = 0.0
         let thing = Set(Self.thingWords(text))
         for w in Self.words(text) {

@@ -92,8 +92,7 @@ public final class LoadedDatabase: @unchecked Sendable {
     /// lower id.
     func ranked(_ queries: [Float], k: Int, prompts: [String], words useWords: Bool) throws -> [(ids: [Int], scores: [Double])] {
         let words = useWords && prompts.contains { !$0.isEmpty } ? self.words : nil
-        // Emoji read as their names, as the embed stage embedded them (`EmojiNames`).
-        let parsed = prompts.map { words?.prompt(EmojiNames.shared.spell($0)) }
+        let parsed = prompts.map { words?.prompt($0) }
         let wide = parsed.contains { $0.map { !$0.isEmpty } ?? false }
         let r = try rawSearch(queries, k: wide ? pool(k: k) : k)
         return prompts.indices.map { q in

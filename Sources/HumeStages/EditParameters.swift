@@ -9,8 +9,7 @@ public struct EditParameters: Sendable, Equatable {
     /// source's neighbours are the database images nearest to it in pixels. Its emoji read as their names.
     public var caption: String?
     /// `edit` and `caption` as the job sent them, which the image records.
-    public var sent: (edit: String, caption: String?) { (sentEdit, sentCaption) }
-    var sentEdit = "", sentCaption: String?
+    public var sentEdit: String, sentCaption: String?
     /// `database` (string, default "emoji").
     public var database = "emoji"
     /// `k` (int 1…256, default 8, `Editor().k`): neighbours per side (source and edit text).

@@ -18,6 +18,13 @@ func requireData() throws -> (model: Bool, db: Bool) {
     return (model, db)
 }
 
+/// Whether both the model and the emoji database are there; records the issue (a failure, never a skip) when not.
+func haveModelAndDatabase() throws -> Bool {
+    let have = try requireData()
+    if !(have.db && have.model) { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.") }
+    return have.db && have.model
+}
+
 func task(_ params: String, input: [UInt8] = []) -> StageTask {
     StageTask(lease: 1, jobID: 1, attempt: 1, key: "k", params: Array(params.utf8), input: input)
 }
@@ -90,11 +97,7 @@ struct EmbedStageTests {
 
     @Test("an emoji in a prompt is read as its name: its vector is the name's, the retriever finds its picture, the text passed on is as sent")
     func emojiPrompts() throws {
-        let have = try requireData()
-        guard have.db, have.model else {
-            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
-            return
-        }
+        guard try haveModelAndDatabase() else { return }
         let stage = try EmbedStage(modelDirectory: testPaths.model)
         let prompts = ["🍓", "a 🐸", "a 🐱 wearing 👓", "🚀 flying to space"]
         let spelled = ["strawberry", "a frog", "a cat face wearing glasses", "rocket flying to space"]
@@ -342,11 +345,7 @@ struct EditorTests {
 struct EditStageTests {
     @Test("a source that is neither PNG nor JPEG and a missing edit text fail permanently; a PNG or JPEG source gives an image with a mask")
     func editStage() throws {
-        let have = try requireData()
-        guard have.db, have.model else {
-            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
-            return
-        }
+        guard try haveModelAndDatabase() else { return }
         let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
         let db = try DatabaseImages(named: "emoji", root: testPaths.databases)
         let side = Editor().side   // the default size
@@ -399,8 +398,7 @@ struct EditStageTests {
 /// result and its metadata; nil (with the issue recorded) when the data is missing or the edit fails.
 func editEmoji(_ caption: String, _ params: String, side: Int, database: String = "emoji") throws
     -> (source: [UInt8], image: StageImage, meta: [String: Any])? {
-    let have = try requireData()
-    guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return nil }
+    guard try haveModelAndDatabase() else { return nil }
     let stage = try EditStage(modelDirectory: testPaths.model, root: testPaths.databases)
     let db = try DatabaseImages(named: database, root: testPaths.databases)
     let id = try #require(db.database.items.firstIndex { $0.caption == caption })
@@ -570,8 +568,7 @@ struct AdditionEditTests {
 
     @Test("without a caption, a sticker from another set is read as the kind the edit makes sense on, not the plain shape nearest in pixels")
     func uncaptionedForeign() throws {
-        let have = try requireData()
-        guard have.db, have.model else { Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh."); return }
+        guard try haveModelAndDatabase() else { return }
         // EmojiOne's neutral face, edited with the Noto-only database: its nearest Noto picture by pixels is the full moon face.
         let styles = try DatabaseImages(named: "emoji-styles", root: testPaths.databases)
         let id = try #require(styles.database.items.firstIndex { $0.caption == "neutral face" && $0.style == "emojione" })
@@ -651,11 +648,7 @@ struct ChainTests {
     @Test("embed → retrieve → denoise: the prompt sent as data reaches the image's metadata with the retrieved ids",
           .timeLimit(.minutes(5)))
     func chain() throws {
-        let have = try requireData()
-        guard have.db, have.model else {
-            Issue.record("The model or the emoji database is missing; run Ops/prepare-data.sh.")
-            return
-        }
+        guard try haveModelAndDatabase() else { return }
         let params = #"{"database": "tuxpaint", "k": 5, "seed": 3, "steps": 3}"#
         let prompt = "a cat"
         let embedded = try EmbedStage(modelDirectory: testPaths.model).run([task(params, input: Array(prompt.utf8))])

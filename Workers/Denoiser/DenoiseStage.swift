@@ -1,5 +1,4 @@
 import Foundation
-import HumeCore
 import HumeData
 import HumeDiffusion
 import HumeStages
@@ -177,7 +176,7 @@ public final class Generator: Sendable {
         let background = p.guidance == nil ? [] : backgroundIDs(count: p.k, seed: p.seed, excluding: used)
         let (image, sources) = try generateWithSources(ids: used, scores: usedScores, parameters: p, background: background)
         var pixels = image.rgb8()
-        let colour = p.promptColour ? PromptColour.parse(EmojiNames.shared.spell(p.prompt)) : nil
+        let colour = p.promptColour ? PromptColour.parse(p.prompt) : nil
         var recoloured = false
         if let colour { (pixels, recoloured) = PromptColour.follow(colour, rgb8: pixels, width: p.size, height: p.size) }
         var meta: [String: Any] = ["prompt": p.prompt, "database": images.name, "k": p.k, "seed": p.seed,

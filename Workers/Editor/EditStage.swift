@@ -74,7 +74,7 @@ public final class EditStage: Stage, @unchecked Sendable {
         if let colour = Recolour.parse(p.edit),
            let r = colour.apply(rgb8: sourceBytes, width: editor.side, height: editor.side) {
             return try result(pixels: r.pixels, mask: r.mask, side: editor.side, meta: [
-                "edit": p.sent.edit, "caption": p.sent.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": NSNull(),
+                "edit": p.sentEdit, "caption": p.sentCaption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": NSNull(),
                 "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": 0, "strength": 0,
                 "source_neighbours": [Int](), "neighbours": [Int](), "transplant": NSNull(), "removes": NSNull(),
                 "recolour": colour.name,
@@ -167,7 +167,7 @@ public final class EditStage: Stage, @unchecked Sendable {
                                 seed: p.seed, sourceScores: sourceScores, editScores: editScores, donors: donors,
                                 bases: adds ? bases : nil)
         return try result(pixels: r.image.rgb8(), mask: r.mask, side: editor.side, meta: [
-            "edit": p.sent.edit, "caption": p.sent.caption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
+            "edit": p.sentEdit, "caption": p.sentCaption.map { $0 as Any } ?? NSNull(), "source_neighbours_by": p.caption != nil ? "caption" : "pixels",
             "database": db.name, "k": editor.k, "seed": p.seed, "size": editor.side, "steps": editor.harmonisingSteps,
             "strength": editor.strength, "source_neighbours": sourceIDs, "neighbours": editIDs, "transplant": r.transplantID,
             "transplant_cut_by": r.cut.map { $0 as Any } ?? NSNull(),
